@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on this machine, installing first what it needs:
+# Debian's fuse3, attr, rsync and curl; a Python virtual environment with moto[server]
+# and the Python startifact peer. The build folder and the environment live outside the
+# clone (under ~/.cache/startifact-fs) so that later runs reuse them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cache="${STARTIFACT_CACHE:-$HOME/.cache/startifact-fs}"
+mkdir -p "$cache"
+
+missing=()
+for tool in fusermount3:fuse3 getfattr:attr rsync:rsync curl:curl; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+venv="${STARTIFACT_TEST_VENV:-$cache/venv}"
+if ! "$venv/bin/python" -c 'import moto, startifact' >/dev/null 2>&1 \
+   || [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/startifact" ]; then
+  echo "creating the Python environment in $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]' 'startifact==1.0a10'
+fi
+export STARTIFACT_TEST_VENV="$venv"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
+
+cargo test --locked -- --test-threads="${TEST_THREADS:-4}" "$@"

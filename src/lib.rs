@@ -1,0 +1,14 @@
+//! Startifact in Rust: a multi-region artifact store on Amazon S3 and SSM Parameter
+//! Store, byte-compatible with the Python `startifact` tool.
+//!
+//! Layers, bottom up:
+//! - `storage`: one region's S3-and-SSM operations behind the `RegionStore` trait, with
+//!   the AWS implementation and the local-folder one.
+//! - `protocol`: the Startifact format over that seam (`Session`, `Artifact`, staging).
+//! - `cli`: the `startifact` command line, a thin layer over `protocol`.
+
+pub mod cli;
+pub mod protocol;
+pub mod storage;
+
+pub use protocol::{Artifact, Error, Metadata, Session, SessionBuilder};

@@ -1,0 +1,101 @@
+//! The errors of the Startifact protocol, with messages at least as clear as the
+//! Python tool's (several repeat its wording, which scripts may match).
+
+use crate::storage::StorageError;
+
+use super::stage::StageReport;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("STARTIFACT_REGIONS is empty or not set.")]
+    NoRegionsConfigured,
+
+    #[error("None of the configured regions are available: {regions:?}{}", reasons_suffix(.reasons))]
+    NoRegionsAvailable {
+        regions: Vec<String>,
+        reasons: Vec<String>,
+    },
+
+    #[error("The organisation configuration key \"{key}\" is empty. Have you run \"startifact --setup\"?")]
+    NoConfiguration { key: String },
+
+    #[error("Project name {name:?} does not satisfy \"^[a-zA-Z0-9_\\-\\.]+$\" (and may not be \".\" or \"..\")")]
+    ProjectName { name: String },
+
+    #[error("{text:?} is not a valid Semantic Versioning 2.0 version: {reason}")]
+    Version { text: String, reason: String },
+
+    #[error(
+        "Metadata key {key:?} is reserved: keys starting \"startifact:\" belong to Startifact"
+    )]
+    ReservedMetadataKey { key: String },
+
+    #[error("Metadata of {what} is not a JSON object of strings: {reason}")]
+    BadMetadata { what: String, reason: String },
+
+    #[error("Could not stage {}@{} to enough regions ({}): {}", .0.project, .0.version, .0.summary(), .0.failures())]
+    CannotStage(Box<StageReport>),
+
+    #[error("{project}@{version} was not found in any region{}", reasons_suffix(.reasons))]
+    ArtifactNotFound {
+        project: String,
+        version: String,
+        reasons: Vec<String>,
+    },
+
+    #[error("Fewer than {needed} of the regions could say the latest version of {project}{}", reasons_suffix(.reasons))]
+    NoQuorum {
+        project: String,
+        needed: usize,
+        reasons: Vec<String>,
+    },
+
+    #[error("Failed to interact with parameter {name} in {region}: {source}")]
+    Parameter {
+        name: String,
+        region: String,
+        #[source]
+        source: StorageError,
+    },
+
+    #[error("{what} from {region} does not match: expected {expected}, got {actual}")]
+    Integrity {
+        what: String,
+        region: String,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("this session is read-only")]
+    ReadOnly,
+
+    #[error("{0}")]
+    Setup(String),
+
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+fn reasons_suffix(reasons: &[String]) -> String {
+    if reasons.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", reasons.join("; "))
+    }
+}
+
+impl Error {
+    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}

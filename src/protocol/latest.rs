@@ -1,0 +1,104 @@
+//! The quorum read of a project's latest version.
+//!
+//! Of n regions, ceil(n/2) must answer (a missing, denied or unparseable parameter is
+//! no answer); the latest version is the highest answer by semver precedence. The
+//! format asks the regions one at a time; we keep ceil(n/2) requests in flight and start
+//! the next region in order whenever one fails, which gives the same answers sooner.
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use semver::Version;
+
+use super::error::Error;
+use super::names::{latest_parameter_name, validate_project_name};
+use super::session::Session;
+
+/// The quorum's answer, with what each answering region claimed.
+#[derive(Debug, Clone)]
+pub struct LatestVersion {
+    pub version: Version,
+    /// (region, version) for every region that answered, in the order they answered.
+    pub claims: Vec<(String, Version)>,
+}
+
+/// How many of `regions` must answer a quorum read.
+pub fn quorum(regions: usize) -> usize {
+    regions.div_ceil(2).max(1)
+}
+
+/// Reads the latest version of `project` from a quorum of the session's regions.
+pub async fn read_latest(session: &Session, project: &str) -> Result<LatestVersion, Error> {
+    validate_project_name(project)?;
+    let configuration = session.ready_configuration().await?;
+    let name = latest_parameter_name(&configuration.parameter_name_prefix, project);
+    let stores = session.stores();
+    let needed = quorum(stores.len());
+
+    let ask = |index: usize| {
+        let store = stores[index].clone();
+        let name = name.clone();
+        async move {
+            let region = store.region().to_string();
+            let answer = match store.get_parameter(&name).await {
+                Ok(text) => Version::parse(text.trim())
+                    .map_err(|e| format!("{name} holds {text:?}, not a version: {e}")),
+                Err(e) => Err(e.to_string()),
+            };
+            (region, answer)
+        }
+    };
+
+    let mut next = 0;
+    let mut in_flight = FuturesUnordered::new();
+    while next < stores.len() && in_flight.len() < needed {
+        in_flight.push(ask(next));
+        next += 1;
+    }
+    let mut claims: Vec<(String, Version)> = Vec::new();
+    let mut reasons = Vec::new();
+    while let Some((region, answer)) = in_flight.next().await {
+        match answer {
+            Ok(version) => {
+                tracing::debug!(region, %version, project, "region claims latest");
+                claims.push((region, version));
+                if claims.len() >= needed {
+                    break;
+                }
+            }
+            Err(reason) => {
+                tracing::warn!(region, project, "failed to read latest version: {reason}");
+                reasons.push(format!("{region}: {reason}"));
+                if next < stores.len() {
+                    in_flight.push(ask(next));
+                    next += 1;
+                }
+            }
+        }
+    }
+    let highest = claims
+        .iter()
+        .map(|(_, v)| v)
+        .max_by(|a, b| a.cmp_precedence(b))
+        .cloned();
+    match highest {
+        Some(version) if claims.len() >= needed => Ok(LatestVersion { version, claims }),
+        _ => Err(Error::NoQuorum {
+            project: project.to_string(),
+            needed,
+            reasons,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quorum_is_half_rounded_up() {
+        assert_eq!(quorum(1), 1);
+        assert_eq!(quorum(2), 1);
+        assert_eq!(quorum(3), 2);
+        assert_eq!(quorum(4), 2);
+        assert_eq!(quorum(5), 3);
+    }
+}

@@ -1,0 +1,27 @@
+//! The Startifact protocol over the storage seam: configuration, bucket names, keys,
+//! quorum reads of `latest`, metadata, downloads with failover, and multi-region
+//! staging. Nothing here knows whether a region is AWS or a local folder.
+
+pub mod artifact;
+pub mod configuration;
+pub mod error;
+mod json;
+pub mod latest;
+mod listing;
+pub mod metadata;
+pub mod names;
+pub mod regions;
+pub mod session;
+pub mod setup;
+pub mod stage;
+
+pub use artifact::{Artifact, Download, Location, Verification};
+pub use configuration::{Configuration, DEFAULT_CONFIGURATION_PARAMETER};
+pub use error::Error;
+pub use json::python_dumps;
+pub use latest::{read_latest, LatestVersion};
+pub use listing::sort_versions;
+pub use metadata::Metadata;
+pub use names::{parse_version, validate_project_name};
+pub use session::{LoadedConfiguration, Session, SessionBuilder};
+pub use stage::{LatestChange, RegionOutcome, StageOptions, StageReport};

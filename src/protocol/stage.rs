@@ -1,0 +1,611 @@
+//! Staging: one artifact to every region at once.
+//!
+//! The file is read once up front to hash it (and each multipart part). Then, in every
+//! region concurrently: look up the bucket; `HeadObject` the key (an existing artifact
+//! with the same MD5 and metadata counts as held, so a retry after a partial failure
+//! succeeds; other bytes fail the region); put the metadata object, then the artifact,
+//! both with Content-MD5 and `If-None-Match: *` (so two stagers of one version cannot
+//! both win in a region); then move the latest-version parameter, only forward when it
+//! can be read first, else written as the Python tool writes it.
+//!
+//! The contract: the stage succeeds when more than half of the regions hold the
+//! artifact, so every quorum read of `latest` sees it. `require_all_regions` restores the
+//! Python tool's rule that any failed region fails the stage. The report names every
+//! region's outcome either way.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use bytes::Bytes;
+use futures::future::join_all;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use md5::{Digest, Md5};
+use semver::Version;
+
+use crate::storage::{CompletedPart, PutOptions, RegionStore, StorageError, MD5_METADATA_KEY};
+
+use super::error::Error;
+use super::metadata::{self, validate_user_metadata, Metadata, FILENAME_KEY};
+use super::names::{artifact_key, latest_parameter_name, metadata_key, validate_project_name};
+use super::session::Session;
+
+/// S3's smallest part (but the last) and its most parts.
+pub const MIN_PART_SIZE: u64 = 5 << 20;
+pub const MAX_PARTS: u64 = 10_000;
+
+/// How a stage runs beyond what the format fixes.
+#[derive(Debug, Clone)]
+pub struct StageOptions {
+    /// Fail when any region fails (the Python tool's rule) rather than on no majority.
+    pub require_all_regions: bool,
+    /// Files larger than this are uploaded in parts.
+    pub multipart_threshold: u64,
+    /// Size of each part (at least 5 MiB; raised when 10,000 parts would not do).
+    pub part_size: u64,
+    /// Parts in flight per region.
+    pub part_concurrency: usize,
+}
+
+impl Default for StageOptions {
+    fn default() -> Self {
+        StageOptions {
+            require_all_regions: false,
+            multipart_threshold: 16 << 20,
+            part_size: 8 << 20,
+            part_concurrency: 2,
+        }
+    }
+}
+
+/// What happened to `latest` in one region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LatestChange {
+    /// Set to this version (it was lower, missing or unreadable).
+    Moved,
+    /// Left at a version at least as high.
+    Kept(Version),
+    /// Written without reading it first (reading was refused).
+    WrittenBlind,
+}
+
+/// One region's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegionOutcome {
+    /// Uploaded here by this stage.
+    Staged(LatestChange),
+    /// Already here with the same bytes and metadata.
+    AlreadyHeld(LatestChange),
+    /// A dry run found nothing in the way.
+    WouldStage,
+    Failed(String),
+}
+
+impl RegionOutcome {
+    pub fn holds(&self) -> bool {
+        matches!(
+            self,
+            RegionOutcome::Staged(_) | RegionOutcome::AlreadyHeld(_)
+        )
+    }
+}
+
+impl fmt::Display for RegionOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let latest = |change: &LatestChange| match change {
+            LatestChange::Moved | LatestChange::WrittenBlind => "latest moved to it".to_string(),
+            LatestChange::Kept(v) => format!("latest kept at {v}"),
+        };
+        match self {
+            RegionOutcome::Staged(c) => write!(f, "staged, {}", latest(c)),
+            RegionOutcome::AlreadyHeld(c) => write!(f, "already held, {}", latest(c)),
+            RegionOutcome::WouldStage => write!(f, "would stage (dry run)"),
+            RegionOutcome::Failed(reason) => write!(f, "failed: {reason}"),
+        }
+    }
+}
+
+/// Every region's outcome of one stage.
+#[derive(Debug, Clone)]
+pub struct StageReport {
+    pub project: String,
+    pub version: Version,
+    pub key: String,
+    pub md5: String,
+    pub size: u64,
+    pub dry_run: bool,
+    pub regions: Vec<(String, RegionOutcome)>,
+}
+
+impl StageReport {
+    pub fn held(&self) -> usize {
+        self.regions.iter().filter(|(_, o)| o.holds()).count()
+    }
+
+    pub fn failed(&self) -> Vec<&(String, RegionOutcome)> {
+        self.regions
+            .iter()
+            .filter(|(_, o)| matches!(o, RegionOutcome::Failed(_)))
+            .collect()
+    }
+
+    /// "2 of 3 regions hold it".
+    pub fn summary(&self) -> String {
+        if self.dry_run {
+            let ok = self.regions.len() - self.failed().len();
+            return format!("{ok} of {} regions would take it", self.regions.len());
+        }
+        format!("{} of {} regions hold it", self.held(), self.regions.len())
+    }
+
+    /// "eu-west-2: reason; ..." for the regions that failed.
+    pub fn failures(&self) -> String {
+        self.failed()
+            .iter()
+            .map(|(region, outcome)| format!("{region}: {outcome}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn succeeded(&self, require_all: bool) -> bool {
+        let n = self.regions.len();
+        let ok = if self.dry_run {
+            n - self.failed().len()
+        } else {
+            self.held()
+        };
+        if require_all {
+            ok == n
+        } else {
+            ok * 2 > n
+        }
+    }
+}
+
+/// The file to stage, hashed once.
+struct Prepared {
+    path: PathBuf,
+    size: u64,
+    md5_hex: String,
+    md5_base64: String,
+    /// The whole body, for files staged in one request.
+    whole: Option<Bytes>,
+    /// (offset, length, Content-MD5) of each part, for files staged in parts.
+    parts: Vec<(u64, u64, String)>,
+}
+
+fn base64_of(digest: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(digest)
+}
+
+/// The part size for a file: at least the asked size and 5 MiB, raised to fit 10,000.
+pub fn part_size_for(size: u64, asked: u64) -> u64 {
+    let at_least = size.div_ceil(MAX_PARTS).next_multiple_of(1 << 20);
+    asked.max(MIN_PART_SIZE).max(at_least)
+}
+
+fn prepare(path: &Path, options: &StageOptions) -> Result<Prepared, Error> {
+    use std::io::Read;
+    let what = format!("reading {}", path.display());
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(what.clone(), e))?;
+    let size = file
+        .metadata()
+        .map_err(|e| Error::io(what.clone(), e))?
+        .len();
+    let multipart = size > options.multipart_threshold;
+    let part_size = part_size_for(size, options.part_size);
+    let mut whole_hasher = Md5::new();
+    let mut whole = Vec::new();
+    let mut parts = Vec::new();
+    let mut part_hasher = Md5::new();
+    let mut part_start = 0u64;
+    let mut part_len = 0u64;
+    let mut offset = 0u64;
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let want = if multipart {
+            buffer.len().min((part_size - part_len) as usize)
+        } else {
+            buffer.len()
+        };
+        let n = file
+            .read(&mut buffer[..want])
+            .map_err(|e| Error::io(what.clone(), e))?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buffer[..n];
+        whole_hasher.update(chunk);
+        offset += n as u64;
+        if multipart {
+            part_hasher.update(chunk);
+            part_len += n as u64;
+            if part_len == part_size {
+                parts.push((
+                    part_start,
+                    part_len,
+                    base64_of(&part_hasher.finalize_reset()),
+                ));
+                part_start = offset;
+                part_len = 0;
+            }
+        } else {
+            whole.extend_from_slice(chunk);
+        }
+    }
+    if multipart && part_len > 0 {
+        parts.push((part_start, part_len, base64_of(&part_hasher.finalize())));
+    }
+    if offset != size {
+        return Err(Error::io(
+            what,
+            std::io::Error::other(format!(
+                "the file changed size while read ({size} then {offset} bytes)"
+            )),
+        ));
+    }
+    let digest = whole_hasher.finalize();
+    Ok(Prepared {
+        path: path.to_path_buf(),
+        size,
+        md5_hex: hex::encode(digest),
+        md5_base64: base64_of(&digest),
+        whole: (!multipart).then(|| Bytes::from(whole)),
+        parts,
+    })
+}
+
+impl Session {
+    /// Stages `path` as `project` at `version` with the default options (see the
+    /// module's comment for the contract).
+    pub async fn stage(
+        &self,
+        project: &str,
+        version: &Version,
+        path: &Path,
+        metadata: Metadata,
+        save_filename: bool,
+    ) -> Result<StageReport, Error> {
+        self.stage_with(
+            project,
+            version,
+            path,
+            metadata,
+            save_filename,
+            &StageOptions::default(),
+        )
+        .await
+    }
+
+    /// Stages with explicit options. A read-only session runs a dry run: the heads and
+    /// the read of the file, no writes.
+    pub async fn stage_with(
+        &self,
+        project: &str,
+        version: &Version,
+        path: &Path,
+        mut metadata: Metadata,
+        save_filename: bool,
+        options: &StageOptions,
+    ) -> Result<StageReport, Error> {
+        validate_project_name(project)?;
+        validate_user_metadata(&metadata)?;
+        if save_filename {
+            let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+                Error::io(
+                    format!("staging {}", path.display()),
+                    std::io::Error::other("the path has no usable file name"),
+                )
+            })?;
+            metadata.insert(FILENAME_KEY.to_string(), name.to_string());
+        }
+        let prepared = {
+            let path = path.to_path_buf();
+            let options = options.clone();
+            tokio::task::spawn_blocking(move || prepare(&path, &options))
+                .await
+                .map_err(|e| Error::Setup(format!("hashing task failed: {e}")))??
+        };
+        let configuration = self.ready_configuration().await?.clone();
+        let key = artifact_key(&configuration.bucket_key_prefix, project, version);
+        let plan = RegionPlan {
+            session: self,
+            key: &key,
+            metadata_bytes: metadata::encode(&metadata).map(Bytes::from),
+            metadata: &metadata,
+            latest_parameter: latest_parameter_name(&configuration.parameter_name_prefix, project),
+            version,
+            prepared: &prepared,
+            options,
+            dry_run: self.read_only(),
+        };
+        let outcomes = join_all(self.stores().iter().map(|store| plan.run(store.as_ref()))).await;
+        let report = StageReport {
+            project: project.to_string(),
+            version: version.clone(),
+            key: key.clone(),
+            md5: prepared.md5_hex.clone(),
+            size: prepared.size,
+            dry_run: self.read_only(),
+            regions: self.regions().into_iter().zip(outcomes).collect(),
+        };
+        for (region, outcome) in &report.regions {
+            match outcome {
+                RegionOutcome::Failed(_) => tracing::warn!(region, project, %version, "{outcome}"),
+                _ => tracing::info!(region, project, %version, "{outcome}"),
+            }
+        }
+        if report.succeeded(options.require_all_regions) {
+            Ok(report)
+        } else {
+            Err(Error::CannotStage(Box::new(report)))
+        }
+    }
+}
+
+/// Everything one region's stage needs.
+struct RegionPlan<'a> {
+    session: &'a Session,
+    key: &'a str,
+    metadata: &'a Metadata,
+    metadata_bytes: Option<Bytes>,
+    latest_parameter: String,
+    version: &'a Version,
+    prepared: &'a Prepared,
+    options: &'a StageOptions,
+    dry_run: bool,
+}
+
+impl RegionPlan<'_> {
+    async fn run(&self, store: &dyn RegionStore) -> RegionOutcome {
+        match self.try_run(store).await {
+            Ok(outcome) => outcome,
+            Err(reason) => RegionOutcome::Failed(reason),
+        }
+    }
+
+    async fn try_run(&self, store: &dyn RegionStore) -> Result<RegionOutcome, String> {
+        let region = store.region();
+        let bucket = self
+            .session
+            .bucket(store)
+            .await
+            .map_err(|e| e.to_string())?;
+        match store.head_object(&bucket, self.key).await {
+            Ok(_) if self.dry_run => {
+                return Err(format!("{} exists in {bucket} in {region}", self.key))
+            }
+            Ok(_) => {
+                self.check_existing(store, &bucket).await?;
+                let latest = self.move_latest(store).await?;
+                return Ok(RegionOutcome::AlreadyHeld(latest));
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => {
+                return Err(format!(
+                    "Failed to discover if s3:/{bucket}/{} exists in {region}: {e}",
+                    self.key
+                ))
+            }
+        }
+        if self.dry_run {
+            return Ok(RegionOutcome::WouldStage);
+        }
+        if let Some(body) = &self.metadata_bytes {
+            let options = PutOptions {
+                content_md5: Some(base64_of(&Md5::digest(body))),
+                if_none_match: true,
+                user_metadata: HashMap::new(),
+            };
+            let metadata_key = metadata_key(self.key);
+            match store
+                .put_object(&bucket, &metadata_key, body.clone(), &options)
+                .await
+            {
+                Ok(()) => {}
+                // Left by an earlier attempt, or another stager's: fine if it is ours.
+                Err(e) if e.is_precondition_failed() => {
+                    self.check_existing_metadata(store, &bucket).await?
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        match self.upload(store, &bucket).await {
+            Ok(()) => {}
+            Err(e) if e.is_precondition_failed() => {
+                // Another stager won the race in this region.
+                self.check_existing(store, &bucket).await?;
+                let latest = self.move_latest(store).await?;
+                return Ok(RegionOutcome::AlreadyHeld(latest));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        let latest = self.move_latest(store).await?;
+        Ok(RegionOutcome::Staged(latest))
+    }
+
+    fn user_metadata(&self) -> HashMap<String, String> {
+        HashMap::from([(MD5_METADATA_KEY.to_string(), self.prepared.md5_hex.clone())])
+    }
+
+    async fn upload(&self, store: &dyn RegionStore, bucket: &str) -> Result<(), StorageError> {
+        if let Some(body) = &self.prepared.whole {
+            let options = PutOptions {
+                content_md5: Some(self.prepared.md5_base64.clone()),
+                if_none_match: true,
+                user_metadata: self.user_metadata(),
+            };
+            return store
+                .put_object(bucket, self.key, body.clone(), &options)
+                .await;
+        }
+        let upload_id = store
+            .create_multipart_upload(bucket, self.key, &self.user_metadata())
+            .await?;
+        let result = self.upload_parts(store, bucket, &upload_id).await;
+        let parts = match result {
+            Ok(parts) => parts,
+            Err(e) => {
+                self.abandon(store, bucket, &upload_id).await;
+                return Err(e);
+            }
+        };
+        let completed = store
+            .complete_multipart_upload(bucket, self.key, &upload_id, &parts, true)
+            .await;
+        if completed.is_err() {
+            self.abandon(store, bucket, &upload_id).await;
+        }
+        completed
+    }
+
+    async fn upload_parts(
+        &self,
+        store: &dyn RegionStore,
+        bucket: &str,
+        upload_id: &str,
+    ) -> Result<Vec<CompletedPart>, StorageError> {
+        let path = &self.prepared.path;
+        let mut parts: Vec<CompletedPart> = stream::iter(self.prepared.parts.iter().enumerate())
+            .map(|(index, (offset, length, md5))| async move {
+                let body = read_part(path, *offset, *length).await?;
+                store
+                    .upload_part(bucket, self.key, upload_id, index as i32 + 1, body, md5)
+                    .await
+            })
+            .buffer_unordered(self.options.part_concurrency.max(1))
+            .try_collect()
+            .await?;
+        parts.sort_by_key(|p| p.part_number);
+        Ok(parts)
+    }
+
+    /// Best effort: stagers are usually not granted `s3:AbortMultipartUpload`, and a
+    /// bucket lifecycle rule should clean up what is left.
+    async fn abandon(&self, store: &dyn RegionStore, bucket: &str, upload_id: &str) {
+        if let Err(e) = store
+            .abort_multipart_upload(bucket, self.key, upload_id)
+            .await
+        {
+            tracing::debug!(
+                region = store.region(),
+                "could not abort upload {upload_id}: {e}"
+            );
+        }
+    }
+
+    /// An artifact already in the region counts as held only with our MD5 and metadata.
+    async fn check_existing(&self, store: &dyn RegionStore, bucket: &str) -> Result<(), String> {
+        let region = store.region();
+        let info = store
+            .head_object(bucket, self.key)
+            .await
+            .map_err(|e| e.to_string())?;
+        match info.known_md5() {
+            Some(md5) if md5 == self.prepared.md5_hex => {}
+            Some(md5) => {
+                return Err(format!(
+                    "{} exists in {bucket} in {region} with other content (MD5 {md5}, ours {})",
+                    self.key, self.prepared.md5_hex
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "{} exists in {bucket} in {region} and its MD5 cannot be known to compare",
+                    self.key
+                ))
+            }
+        }
+        self.check_existing_metadata(store, bucket).await
+    }
+
+    async fn check_existing_metadata(
+        &self,
+        store: &dyn RegionStore,
+        bucket: &str,
+    ) -> Result<(), String> {
+        let region = store.region();
+        let metadata_key = metadata_key(self.key);
+        let existing = match store.get_object(bucket, &metadata_key, None, None).await {
+            Ok(mut object) => {
+                let mut bytes = Vec::new();
+                while let Some(chunk) = object.body.next().await {
+                    bytes.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
+                }
+                metadata::decode(&metadata_key, &bytes).map_err(|e| e.to_string())?
+            }
+            Err(e) if e.is_not_found() => Metadata::new(),
+            Err(e) => return Err(e.to_string()),
+        };
+        if &existing != self.metadata {
+            return Err(format!(
+                "{} exists in {bucket} in {region} with other metadata",
+                self.key
+            ));
+        }
+        Ok(())
+    }
+
+    /// Moves `latest` forward only: read it first; when reading is refused, write it as
+    /// the Python tool does.
+    async fn move_latest(&self, store: &dyn RegionStore) -> Result<LatestChange, String> {
+        let name = &self.latest_parameter;
+        let change = match store.get_parameter(name).await {
+            Ok(text) => match Version::parse(text.trim()) {
+                Ok(current) if current.cmp_precedence(self.version).is_ge() => {
+                    return Ok(LatestChange::Kept(current))
+                }
+                _ => LatestChange::Moved,
+            },
+            Err(e) if e.is_not_found() => LatestChange::Moved,
+            Err(e) if e.is_access_denied() => LatestChange::WrittenBlind,
+            Err(e) => {
+                tracing::warn!(
+                    region = store.region(),
+                    "could not read {name} before moving it: {e}"
+                );
+                LatestChange::WrittenBlind
+            }
+        };
+        store
+            .put_parameter(name, &self.version.to_string())
+            .await
+            .map_err(|e| {
+                format!(
+                    "Failed to interact with parameter {name} in {}: {e}",
+                    store.region()
+                )
+            })?;
+        Ok(change)
+    }
+}
+
+async fn read_part(path: &Path, offset: u64, length: u64) -> Result<Bytes, StorageError> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(&path)
+            .map_err(|e| StorageError::Other(format!("reading {}: {e}", path.display())))?;
+        let mut body = vec![0u8; length as usize];
+        file.read_exact_at(&mut body, offset)
+            .map_err(|e| StorageError::Other(format!("reading {}: {e}", path.display())))?;
+        Ok(Bytes::from(body))
+    })
+    .await
+    .map_err(|e| StorageError::Other(format!("read task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_size_respects_s3_limits() {
+        assert_eq!(part_size_for(100 << 20, 1 << 20), MIN_PART_SIZE);
+        assert_eq!(part_size_for(100 << 20, 8 << 20), 8 << 20);
+        let huge = 200u64 << 30;
+        let size = part_size_for(huge, 8 << 20);
+        assert!(huge.div_ceil(size) <= MAX_PARTS);
+    }
+}

@@ -1,0 +1,536 @@
+//! The AWS implementation of the storage seam: one S3 client and one SSM client per
+//! region, built from one shared `aws-config` chain (profiles, `AWS_*` variables,
+//! instance roles, refreshed credentials).
+//!
+//! Endpoints: `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL_SSM` are read
+//! by `aws-config` itself; `StorageOptions::region_endpoints` overrides both services of
+//! one region. With any custom endpoint S3 is addressed path-style, since
+//! S3-compatible servers rarely resolve bucket subdomains.
+//!
+//! Every request carries the timeouts of `StorageOptions`; the SDK's own answers are
+//! classified into `StorageError` in `classify`, and nowhere else.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use aws_config::retry::RetryConfig;
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as S3CompletedPart};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use bytes::Bytes;
+use futures::StreamExt;
+
+use super::{
+    CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore, StorageError,
+    StorageOptions,
+};
+
+/// Loads the shared AWS configuration once; regions are then cheap to add.
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// True when the environment points the SDK at a custom endpoint.
+fn env_has_custom_endpoint() -> bool {
+    ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
+        .iter()
+        .any(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()))
+}
+
+/// One region of Amazon S3 and SSM Parameter Store.
+pub struct AwsRegion {
+    region: String,
+    s3: aws_sdk_s3::Client,
+    ssm: aws_sdk_ssm::Client,
+    options: StorageOptions,
+}
+
+impl fmt::Debug for AwsRegion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AwsRegion")
+            .field("region", &self.region)
+            .finish()
+    }
+}
+
+impl AwsRegion {
+    pub fn new(sdk_config: &SdkConfig, region: &str, options: &StorageOptions) -> Self {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(options.connect_timeout)
+            .operation_timeout(options.short_operation_timeout)
+            .operation_attempt_timeout(options.short_operation_timeout)
+            .build();
+        let retries = RetryConfig::standard().with_max_attempts(options.max_attempts);
+        let stalls = StalledStreamProtectionConfig::enabled()
+            .grace_period(options.stall_grace_period)
+            .build();
+        let endpoint = options.region_endpoints.get(region);
+
+        let mut s3 = aws_sdk_s3::config::Builder::from(sdk_config)
+            .region(Region::new(region.to_string()))
+            .timeout_config(timeouts.clone())
+            .retry_config(retries.clone())
+            .stalled_stream_protection(stalls.clone())
+            // We send Content-MD5 ourselves; no aws-chunked trailer is needed.
+            .request_checksum_calculation(
+                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+            )
+            .response_checksum_validation(
+                aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
+            );
+        if endpoint.is_some() || sdk_config.endpoint_url().is_some() || env_has_custom_endpoint() {
+            s3 = s3.force_path_style(true);
+        }
+        if let Some(url) = endpoint {
+            s3 = s3.endpoint_url(url);
+        }
+
+        let mut ssm = aws_sdk_ssm::config::Builder::from(sdk_config)
+            .region(Region::new(region.to_string()))
+            .timeout_config(timeouts)
+            .retry_config(retries)
+            .stalled_stream_protection(stalls);
+        if let Some(url) = endpoint {
+            ssm = ssm.endpoint_url(url);
+        }
+
+        AwsRegion {
+            region: region.to_string(),
+            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            ssm: aws_sdk_ssm::Client::from_conf(ssm.build()),
+            options: options.clone(),
+        }
+    }
+
+    /// Per-request override for a transfer of `size` bytes.
+    fn transfer_config(&self, size: u64) -> aws_sdk_s3::config::Builder {
+        let timeout = self.options.transfer_timeout(size);
+        aws_sdk_s3::config::Builder::default().timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(self.options.connect_timeout)
+                .operation_timeout(timeout)
+                .operation_attempt_timeout(timeout)
+                .build(),
+        )
+    }
+
+    fn what(&self, verb: &str, target: &str) -> String {
+        format!("{verb} {target} in {}", self.region)
+    }
+}
+
+/// Sorts an SDK failure into the protocol's terms.
+fn classify<E>(what: String, err: SdkError<E, HttpResponse>) -> StorageError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match &err {
+        SdkError::TimeoutError(_) => StorageError::Timeout(what),
+        SdkError::DispatchFailure(failure) => {
+            if failure.is_timeout() {
+                StorageError::Timeout(what)
+            } else {
+                StorageError::Unavailable(format!("{what}: {}", describe(&err)))
+            }
+        }
+        SdkError::ConstructionFailure(_) => {
+            StorageError::Invalid(format!("{what}: {}", describe(&err)))
+        }
+        SdkError::ResponseError(_) => {
+            StorageError::Unavailable(format!("{what}: {}", describe(&err)))
+        }
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = service.err().code().unwrap_or("");
+            let message = service.err().message().unwrap_or("");
+            let detail = format!("{what}: {code} {message} (HTTP {status})");
+            match (status, code) {
+                (_, "ParameterNotFound" | "NoSuchKey" | "NoSuchBucket" | "NotFound") | (404, _) => {
+                    StorageError::NotFound(detail)
+                }
+                (_, "AccessDeniedException" | "AccessDenied") | (403, _) => {
+                    StorageError::AccessDenied(detail)
+                }
+                (_, "PreconditionFailed" | "ConditionalRequestConflict") | (412, _) => {
+                    StorageError::PreconditionFailed(detail)
+                }
+                (_, "BadDigest" | "InvalidDigest") => StorageError::BadDigest(detail),
+                (500..=599, _) => StorageError::Unavailable(detail),
+                _ => StorageError::Other(detail),
+            }
+        }
+        _ => StorageError::Other(format!("{what}: {}", describe(&err))),
+    }
+}
+
+/// The whole chain of an error, since the SDK's top-level messages are terse.
+fn describe(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+fn to_system_time(time: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<SystemTime> {
+    time.and_then(|t| SystemTime::try_from(*t).ok())
+}
+
+fn bytes_len(body: &Bytes) -> u64 {
+    body.len() as u64
+}
+
+#[async_trait]
+impl RegionStore for AwsRegion {
+    fn region(&self) -> &str {
+        &self.region
+    }
+
+    async fn get_parameter(&self, name: &str) -> Result<String, StorageError> {
+        let out = self
+            .ssm
+            .get_parameter()
+            .name(name)
+            .send()
+            .await
+            .map_err(|e| classify(self.what("GetParameter", name), e))?;
+        out.parameter.and_then(|p| p.value).ok_or_else(|| {
+            StorageError::Other(self.what("GetParameter answered no value for", name))
+        })
+    }
+
+    async fn put_parameter(&self, name: &str, value: &str) -> Result<(), StorageError> {
+        self.ssm
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+            .map_err(|e| classify(self.what("PutParameter", name), e))?;
+        Ok(())
+    }
+
+    async fn delete_parameter(&self, name: &str) -> Result<(), StorageError> {
+        match self.ssm.delete_parameter().name(name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match classify(self.what("DeleteParameter", name), e) {
+                StorageError::NotFound(_) => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn list_parameters(&self, path: &str) -> Result<Vec<(String, String)>, StorageError> {
+        let mut pages = self
+            .ssm
+            .get_parameters_by_path()
+            .path(path)
+            .recursive(true)
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(self.what("GetParametersByPath", path), e))?;
+            for parameter in page.parameters.unwrap_or_default() {
+                if let (Some(name), Some(value)) = (parameter.name, parameter.value) {
+                    found.push((name, value));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectInfo, StorageError> {
+        let out = self
+            .s3
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify(self.what("HeadObject", &format!("s3://{bucket}/{key}")), e))?;
+        Ok(ObjectInfo {
+            size: out.content_length.unwrap_or(0).max(0) as u64,
+            etag: out.e_tag,
+            last_modified: to_system_time(out.last_modified.as_ref()),
+            user_metadata: out.metadata.unwrap_or_default(),
+            server_side_encryption: out.server_side_encryption.map(|s| s.as_str().to_string()),
+            customer_key_encrypted: out.sse_customer_algorithm.is_some(),
+        })
+    }
+
+    async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Option<Range<u64>>,
+        if_match: Option<&str>,
+    ) -> Result<ObjectStream, StorageError> {
+        let what = self.what("GetObject", &format!("s3://{bucket}/{key}"));
+        let mut request = self.s3.get_object().bucket(bucket).key(key);
+        let mut expected = None;
+        if let Some(range) = &range {
+            if range.is_empty() {
+                return Err(StorageError::Invalid(format!(
+                    "{what}: empty range {range:?}"
+                )));
+            }
+            request = request.range(format!("bytes={}-{}", range.start, range.end - 1));
+            expected = Some(range.end - range.start);
+        }
+        if let Some(etag) = if_match {
+            request = request.if_match(etag);
+        }
+        let out = request
+            .customize()
+            .config_override(self.transfer_config(expected.unwrap_or(64 << 20)))
+            .send()
+            .await
+            .map_err(|e| classify(what.clone(), e))?;
+        let info = ObjectInfo {
+            size: out.content_length.unwrap_or(0).max(0) as u64,
+            etag: out.e_tag,
+            last_modified: to_system_time(out.last_modified.as_ref()),
+            user_metadata: out.metadata.unwrap_or_default(),
+            server_side_encryption: out.server_side_encryption.map(|s| s.as_str().to_string()),
+            customer_key_encrypted: out.sse_customer_algorithm.is_some(),
+        };
+        let body = futures::stream::unfold(Some(out.body), move |body| {
+            let what = what.clone();
+            async move {
+                let mut body = body?;
+                match body.next().await? {
+                    Ok(chunk) => Some((Ok(chunk), Some(body))),
+                    Err(e) => Some((
+                        Err(StorageError::Unavailable(format!(
+                            "{what}: {}",
+                            describe(&e)
+                        ))),
+                        None,
+                    )),
+                }
+            }
+        });
+        Ok(ObjectStream {
+            info,
+            body: body.boxed(),
+        })
+    }
+
+    async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        options: &PutOptions,
+    ) -> Result<(), StorageError> {
+        let size = bytes_len(&body);
+        let mut request = self
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body));
+        if let Some(md5) = &options.content_md5 {
+            request = request.content_md5(md5);
+        }
+        if options.if_none_match {
+            request = request.if_none_match("*");
+        }
+        for (name, value) in &options.user_metadata {
+            request = request.metadata(name, value);
+        }
+        request
+            .customize()
+            .config_override(self.transfer_config(size))
+            .send()
+            .await
+            .map_err(|e| classify(self.what("PutObject", &format!("s3://{bucket}/{key}")), e))?;
+        Ok(())
+    }
+
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<ObjectSummary>, StorageError> {
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                classify(
+                    self.what("ListObjectsV2", &format!("s3://{bucket}/{prefix}")),
+                    e,
+                )
+            })?;
+            for object in page.contents.unwrap_or_default() {
+                if let Some(key) = object.key {
+                    found.push(ObjectSummary {
+                        key,
+                        size: object.size.unwrap_or(0).max(0) as u64,
+                        etag: object.e_tag,
+                        last_modified: to_system_time(object.last_modified.as_ref()),
+                    });
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+        self.s3
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    self.what("DeleteObject", &format!("s3://{bucket}/{key}")),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        user_metadata: &HashMap<String, String>,
+    ) -> Result<String, StorageError> {
+        let what = self.what("CreateMultipartUpload", &format!("s3://{bucket}/{key}"));
+        let mut request = self.s3.create_multipart_upload().bucket(bucket).key(key);
+        for (name, value) in user_metadata {
+            request = request.metadata(name, value);
+        }
+        let out = request
+            .send()
+            .await
+            .map_err(|e| classify(what.clone(), e))?;
+        out.upload_id
+            .ok_or_else(|| StorageError::Other(format!("{what}: no upload id in the answer")))
+    }
+
+    async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: i32,
+        body: Bytes,
+        content_md5: &str,
+    ) -> Result<CompletedPart, StorageError> {
+        let what = self.what(
+            &format!("UploadPart {part_number} of"),
+            &format!("s3://{bucket}/{key}"),
+        );
+        let size = bytes_len(&body);
+        let out = self
+            .s3
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part_number)
+            .content_md5(content_md5)
+            .body(ByteStream::from(body))
+            .customize()
+            .config_override(self.transfer_config(size))
+            .send()
+            .await
+            .map_err(|e| classify(what.clone(), e))?;
+        let etag = out
+            .e_tag
+            .ok_or_else(|| StorageError::Other(format!("{what}: no ETag in the answer")))?;
+        Ok(CompletedPart { part_number, etag })
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+        if_none_match: bool,
+    ) -> Result<(), StorageError> {
+        let completed = CompletedMultipartUpload::builder()
+            .set_parts(Some(
+                parts
+                    .iter()
+                    .map(|p| {
+                        S3CompletedPart::builder()
+                            .part_number(p.part_number)
+                            .e_tag(&p.etag)
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .build();
+        let mut request = self
+            .s3
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(completed);
+        if if_none_match {
+            request = request.if_none_match("*");
+        }
+        // Completing assembles the parts server-side: allow it the time of a transfer.
+        let size = parts.len() as u64 * (8 << 20);
+        request
+            .customize()
+            .config_override(self.transfer_config(size))
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    self.what("CompleteMultipartUpload", &format!("s3://{bucket}/{key}")),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), StorageError> {
+        self.s3
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    self.what("AbortMultipartUpload", &format!("s3://{bucket}/{key}")),
+                    e,
+                )
+            })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,26 @@
+//! What the integration tests stand on: a real `moto_server` (S3 and SSM for several
+//! regions), a fault-injecting proxy, the local store, and "worlds": a configured
+//! Startifact organisation over three regions, isolated from every other test by its
+//! own configuration parameter, bucket-name parameter and buckets.
+
+pub mod moto;
+pub mod proxy;
+pub mod world;
+
+use std::path::PathBuf;
+
+/// The Python virtual environment `scripts/test.sh` made (moto_server, startifact).
+pub fn venv() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STARTIFACT_TEST_VENV") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/root".into());
+    home.join(".cache/startifact-fs/venv")
+}
+
+/// A short random id for names that must not collide between tests.
+pub fn unique_id() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}

@@ -1,0 +1,437 @@
+//! A loopback HTTP/1.1 reverse proxy between the AWS SDK and `moto_server`.
+//!
+//! moto is a faithful enough S3 + SSM emulator for most things, but not for
+//! the ones these tests care most about: it accepts a wrong `Content-MD5`
+//! without complaint, and it answers 404 for a missing object where real AWS
+//! answers 403 to a caller without `s3:ListBucket`. So the tests put this
+//! proxy on the wire: it records every request (method, path, headers, body
+//! length and, on request, body MD5; the status answered) and rewrites the
+//! answers AWS would give differently. `Mode::Hang` and `Mode::Refuse`
+//! simulate a region that is hung or down. The proxy owns its own thread and
+//! tokio runtime, so plain `#[test]` functions can use it; it stops when
+//! dropped.
+#![allow(dead_code)]
+
+use std::error::Error as StdError;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{ready, Context, Poll};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use md5::{Digest, Md5};
+use tokio::sync::{oneshot, watch};
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+type ProxyBody = BoxBody<Bytes, BoxError>;
+type Upstream = Client<HttpConnector, ProxyBody>;
+
+const S3_ACCESS_DENIED: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
+const XML: &str = "application/xml";
+const SSM_JSON: &str = "application/x-amz-json-1.1";
+/// Query parameters of ListObjects(V2); any other one on a bucket GET names a
+/// sub-resource (`?location`, `?versioning`, `?uploads`, ...) that stays allowed.
+const LISTING_PARAMS: &str = "list-type prefix delimiter marker max-keys encoding-type continuation-token fetch-owner start-after x-id";
+/// Connection-level headers, not forwarded in either direction (the proxy
+/// itself answers `Expect: 100-continue` by reading the body).
+const HOP_BY_HOP: &str = "connection keep-alive proxy-connection te trailer upgrade expect";
+
+/// What the proxy does with new requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Forward to upstream (with the deny rules applied).
+    Forward,
+    /// Read the request, never answer; when the mode changes or the proxy is
+    /// dropped, the held connection is closed without an answer.
+    Hang,
+    /// Close the connection without answering.
+    Refuse,
+}
+
+#[derive(Clone, Debug)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// As received, e.g. "/bucket/key?partNumber=1&uploadId=...".
+    pub path_and_query: String,
+    /// Lower-case names, in the order received.
+    pub headers: Vec<(String, String)>,
+    /// Bytes of body received so far (possibly aws-chunked encoded).
+    pub body_len: usize,
+    /// Base64 MD5 of the body as received; None until the body has ended, or
+    /// when hashing is off (see `FaultProxy::set_hash_bodies`).
+    pub body_md5: Option<String>,
+    /// Status returned to the client; None if never answered.
+    pub status: Option<u16>,
+}
+
+impl RecordedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// "x-amz-target: AmazonSSM.GetParameter" -> "GetParameter".
+    pub fn ssm_action(&self) -> Option<&str> {
+        self.header("x-amz-target")?.strip_prefix("AmazonSSM.")
+    }
+
+    /// Whether `Content-MD5` matches the body as received; None without the
+    /// header or `body_md5`. (Meaningless for aws-chunked bodies.)
+    pub fn content_md5_matches(&self) -> Option<bool> {
+        Some(self.header("content-md5")? == self.body_md5.as_deref()?)
+    }
+}
+
+struct Shared {
+    upstream: String,
+    mode: watch::Sender<Mode>,
+    deny_listing: AtomicBool,
+    hash_bodies: AtomicBool,
+    denied_ssm: Mutex<Vec<String>>,
+    log: Mutex<Vec<Arc<Mutex<RecordedRequest>>>>,
+}
+
+pub struct FaultProxy {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FaultProxy {
+    /// Starts listening on 127.0.0.1:0, forwarding to `upstream` (e.g. "http://127.0.0.1:5000").
+    pub fn start(upstream: &str) -> FaultProxy {
+        let uri: hyper::Uri = upstream.parse().expect("upstream URL");
+        let shared = Arc::new(Shared {
+            upstream: format!("http://{}", uri.authority().expect("upstream host:port")),
+            mode: watch::Sender::new(Mode::Forward),
+            deny_listing: AtomicBool::new(false),
+            hash_bodies: AtomicBool::new(false),
+            denied_ssm: Mutex::new(Vec::new()),
+            log: Mutex::new(Vec::new()),
+        });
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let addr = listener.local_addr().expect("proxy address");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("proxy runtime");
+        let (tx, rx) = oneshot::channel();
+        let sh = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("fault-proxy".into())
+            .spawn(move || {
+                runtime.block_on(serve(listener, sh, rx));
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })
+            .expect("spawn proxy thread");
+        FaultProxy {
+            addr,
+            shared,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request seen so far, in order of arrival.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.log)
+            .iter()
+            .map(|r| lock(r).clone())
+            .collect()
+    }
+
+    pub fn clear(&self) {
+        lock(&self.shared.log).clear();
+    }
+
+    /// Takes effect for new requests (and releases held ones when leaving Hang).
+    pub fn set_mode(&self, mode: Mode) {
+        self.shared.mode.send_replace(mode);
+    }
+
+    pub fn set_deny_listing(&self, deny: bool) {
+        self.shared.deny_listing.store(deny, Ordering::SeqCst);
+    }
+
+    /// Record `body_md5` for new requests. Off by default: md-5 runs at about
+    /// 50 MB/s in an unoptimised test crate, which would throttle big uploads.
+    pub fn set_hash_bodies(&self, on: bool) {
+        self.shared.hash_bodies.store(on, Ordering::SeqCst);
+    }
+
+    /// E.g. `["GetParametersByPath", "GetParameter"]`; empty to allow all.
+    pub fn set_denied_ssm_actions(&self, actions: &[&str]) {
+        *lock(&self.shared.denied_ssm) = actions.iter().map(|a| a.to_string()).collect();
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The error a service returns to make hyper drop the connection on purpose.
+const DROPPED: &str = "connection dropped on purpose by the fault proxy";
+
+fn dropped() -> Answer {
+    Err(DROPPED.into())
+}
+
+async fn serve(listener: std::net::TcpListener, sh: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => return eprintln!("fault proxy: cannot listen: {e}"),
+    };
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: Upstream = Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build(connector);
+    // Keep-alive on both sides is hyper's default; each connection is a task,
+    // so a held request blocks nothing else.
+    loop {
+        let stream = tokio::select! {
+            _ = &mut stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    eprintln!("fault proxy: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let (sh, client) = (sh.clone(), client.clone());
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| handle(sh.clone(), client.clone(), req));
+            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+            if let Err(e) = conn.await {
+                let on_purpose = e.source().is_some_and(|s| s.to_string() == DROPPED);
+                if !on_purpose && !e.is_incomplete_message() {
+                    eprintln!("fault proxy: connection ended: {e}");
+                }
+            }
+        });
+    }
+}
+
+type Answer = Result<Response<ProxyBody>, BoxError>;
+
+async fn handle(sh: Arc<Shared>, client: Upstream, req: Request<Incoming>) -> Answer {
+    let (mut parts, incoming) = req.into_parts();
+    let target = parts.uri.to_string(); // origin-form: path and query
+    let headers = parts.headers.iter();
+    let rec = Arc::new(Mutex::new(RecordedRequest {
+        method: parts.method.to_string(),
+        path_and_query: target.clone(),
+        headers: headers
+            .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+            .collect(),
+        body_len: 0,
+        body_md5: None,
+        status: None,
+    }));
+    lock(&sh.log).push(rec.clone());
+    let mut body = Tap::new(incoming, rec.clone(), sh.hash_bodies.load(Ordering::SeqCst));
+
+    let mode = *sh.mode.borrow();
+    match mode {
+        Mode::Forward => {}
+        Mode::Refuse => return dropped(),
+        Mode::Hang => {
+            body.drain().await?;
+            let _ = sh.mode.subscribe().wait_for(|m| *m != Mode::Hang).await;
+            return dropped();
+        }
+    }
+
+    let action = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok());
+    let action = action.and_then(|t| t.strip_prefix("AmazonSSM."));
+    if let Some(action) = action.filter(|a| lock(&sh.denied_ssm).iter().any(|d| d == a)) {
+        let json = format!("{{\"__type\":\"AccessDeniedException\",\"message\":\"User is not authorized to perform: ssm:{action}\"}}");
+        body.drain().await?;
+        return Ok(answer(&rec, StatusCode::BAD_REQUEST, SSM_JSON, json));
+    }
+
+    // Path-style S3: "/bucket", "/bucket/", "/bucket/key...".
+    let deny = sh.deny_listing.load(Ordering::SeqCst);
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let path = path.trim_start_matches('/');
+    let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
+    let params = || query.split('&').map(|p| p.split('=').next().unwrap_or(p));
+    let listing = || params().all(|p| p.is_empty() || LISTING_PARAMS.split(' ').any(|l| l == p));
+    if deny && parts.method == Method::GET && !bucket.is_empty() && key.is_empty() && listing() {
+        body.drain().await?;
+        return Ok(answer(&rec, StatusCode::FORBIDDEN, XML, S3_ACCESS_DENIED));
+    }
+    let is_head = parts.method == Method::HEAD;
+    let object_read = deny
+        && (parts.method == Method::GET || is_head)
+        && !key.is_empty()
+        && !params().any(|p| p == "uploadId");
+
+    let client_version = parts.version;
+    parts.uri = match format!("{}{}", sh.upstream, target).parse() {
+        Ok(uri) => uri,
+        Err(e) => {
+            eprintln!("fault proxy: bad request target {target:?}: {e}");
+            return dropped();
+        }
+    };
+    parts.version = Version::HTTP_11;
+    strip_hop_by_hop(&mut parts.headers);
+    let forwarded = Request::from_parts(parts, body.boxed());
+    let resp = match client.request(forwarded).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            eprintln!("fault proxy: upstream request for {target:?} failed: {e:?}");
+            return dropped();
+        }
+    };
+    if object_read && resp.status() == StatusCode::NOT_FOUND {
+        let xml = if is_head { "" } else { S3_ACCESS_DENIED };
+        return Ok(answer(&rec, StatusCode::FORBIDDEN, XML, xml));
+    }
+    let (mut rparts, rbody) = resp.into_parts();
+    rparts.version = client_version;
+    strip_hop_by_hop(&mut rparts.headers);
+    lock(&rec).status = Some(rparts.status.as_u16());
+    let rbody = rbody.map_err(BoxError::from).boxed();
+    Ok(Response::from_parts(rparts, rbody))
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for name in HOP_BY_HOP.split(' ') {
+        headers.remove(name);
+    }
+}
+
+/// A locally made answer (no body on the wire for HEAD), recorded as returned.
+fn answer(
+    rec: &Mutex<RecordedRequest>,
+    status: StatusCode,
+    ctype: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<ProxyBody> {
+    let body = Full::new(body.into()).map_err(|never| match never {});
+    let mut resp = Response::new(body.boxed());
+    *resp.status_mut() = status;
+    let ctype = HeaderValue::from_static(ctype);
+    resp.headers_mut().insert(CONTENT_TYPE, ctype);
+    lock(rec).status = Some(status.as_u16());
+    resp
+}
+
+/// The request body on its way through: counts (and maybe hashes) its bytes
+/// into the record as they pass, without buffering.
+struct Tap {
+    inner: Incoming,
+    rec: Arc<Mutex<RecordedRequest>>,
+    md5: Option<Md5>,
+}
+
+impl Tap {
+    fn new(inner: Incoming, rec: Arc<Mutex<RecordedRequest>>, hash: bool) -> Tap {
+        let mut tap = Tap {
+            inner,
+            rec,
+            md5: hash.then(Md5::new),
+        };
+        if tap.inner.is_end_stream() {
+            tap.finish();
+        }
+        tap
+    }
+
+    fn finish(&mut self) {
+        if let Some(md5) = self.md5.take() {
+            let digest = base64::engine::general_purpose::STANDARD.encode(md5.finalize());
+            lock(&self.rec).body_md5 = Some(digest);
+        }
+    }
+
+    /// Reads (and records) the rest of the body, for requests answered locally.
+    async fn drain(&mut self) -> Result<(), BoxError> {
+        while let Some(frame) = self.frame().await {
+            frame?;
+        }
+        Ok(())
+    }
+}
+
+impl Body for Tap {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let polled = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &polled {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    if let Some(md5) = this.md5.as_mut() {
+                        md5.update(data);
+                    }
+                    lock(&this.rec).body_len += data.len();
+                }
+                if this.inner.is_end_stream() {
+                    this.finish();
+                }
+            }
+            None => this.finish(),
+            Some(Err(_)) => {}
+        }
+        Poll::Ready(polled.map(|frame| frame.map_err(BoxError::from)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
