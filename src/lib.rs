@@ -8,6 +8,8 @@
 //! - `cli`: the `startifact` command line, a thin layer over `protocol`.
 
 pub mod cli;
+pub mod fs;
+pub mod mount;
 pub mod protocol;
 pub mod storage;
 

@@ -150,27 +150,31 @@ impl Artifact {
 
     /// The first region, in session order, whose bucket has the artifact.
     pub async fn locate(&self) -> Result<Location, Error> {
-        let mut reasons = Vec::new();
+        let mut failures = Vec::new();
         for store in self.session.stores() {
             match self.locate_in(store.as_ref()).await {
                 Ok(location) => return Ok(location),
-                Err(reason) => reasons.push(reason),
+                Err(failure) => failures.push(failure),
             }
         }
-        Err(self.not_found(reasons))
+        Err(self.not_found(failures))
     }
 
-    async fn locate_in(&self, store: &dyn RegionStore) -> Result<Location, String> {
+    /// The artifact's head in one region; on failure, whether the region said it is
+    /// absent (rather than failing), and why.
+    async fn locate_in(&self, store: &dyn RegionStore) -> Result<Location, (bool, String)> {
         let region = store.region();
         let bucket = self
             .session
             .bucket(store)
             .await
-            .map_err(|e| format!("{region}: {e}"))?;
-        let info = store
-            .head_object(&bucket, &self.key)
-            .await
-            .map_err(|e| format!("{region}: {e}"))?;
+            .map_err(|e| (false, format!("{region}: {e}")))?;
+        let info = store.head_object(&bucket, &self.key).await.map_err(|e| {
+            (
+                e.is_not_found() || e.is_access_denied(),
+                format!("{region}: {e}"),
+            )
+        })?;
         Ok(Location {
             region: region.to_string(),
             bucket,
@@ -179,11 +183,12 @@ impl Artifact {
         })
     }
 
-    fn not_found(&self, reasons: Vec<String>) -> Error {
+    fn not_found(&self, failures: Vec<(bool, String)>) -> Error {
         Error::ArtifactNotFound {
             project: self.project.clone(),
             version: self.version.to_string(),
-            reasons,
+            absent: !failures.is_empty() && failures.iter().all(|(absent, _)| *absent),
+            reasons: failures.into_iter().map(|(_, reason)| reason).collect(),
         }
     }
 
@@ -223,12 +228,12 @@ impl Artifact {
             ".{file_name}.startifact-{:08x}",
             rand::random::<u32>()
         ));
-        let mut reasons = Vec::new();
+        let mut failures = Vec::new();
         for store in self.session.stores() {
             let location = match self.locate_in(store.as_ref()).await {
                 Ok(location) => location,
-                Err(reason) => {
-                    reasons.push(reason);
+                Err(failure) => {
+                    failures.push(failure);
                     continue;
                 }
             };
@@ -263,12 +268,12 @@ impl Artifact {
                 }
                 Err(e) => {
                     tracing::warn!(region = %location.region, "download failed: {e}");
-                    reasons.push(format!("{}: {e}", location.region));
+                    failures.push((false, format!("{}: {e}", location.region)));
                 }
             }
         }
         let _ = tokio::fs::remove_file(&temporary).await;
-        Err(self.not_found(reasons))
+        Err(self.not_found(failures))
     }
 
     /// Streams the artifact into `writer` (standard output, say). Fails over to the
@@ -277,12 +282,12 @@ impl Artifact {
         &self,
         writer: &mut W,
     ) -> Result<Download, Error> {
-        let mut reasons = Vec::new();
+        let mut failures = Vec::new();
         for store in self.session.stores() {
             let location = match self.locate_in(store.as_ref()).await {
                 Ok(location) => location,
-                Err(reason) => {
-                    reasons.push(reason);
+                Err(failure) => {
+                    failures.push(failure);
                     continue;
                 }
             };
@@ -300,10 +305,10 @@ impl Artifact {
                     })
                 }
                 Err(e) if counting.written > 0 => return Err(e),
-                Err(e) => reasons.push(format!("{}: {e}", location.region)),
+                Err(e) => failures.push((false, format!("{}: {e}", location.region))),
             }
         }
-        Err(self.not_found(reasons))
+        Err(self.not_found(failures))
     }
 }
 

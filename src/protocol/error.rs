@@ -40,6 +40,9 @@ pub enum Error {
     ArtifactNotFound {
         project: String,
         version: String,
+        /// Every region answered that the object is not there (404, or 403 to a
+        /// caller without `s3:ListBucket`), rather than failing.
+        absent: bool,
         reasons: Vec<String>,
     },
 
@@ -47,6 +50,8 @@ pub enum Error {
     NoQuorum {
         project: String,
         needed: usize,
+        /// Regions that answered that the parameter does not exist.
+        missing: usize,
         reasons: Vec<String>,
     },
 
@@ -92,6 +97,17 @@ fn reasons_suffix(reasons: &[String]) -> String {
 }
 
 impl Error {
+    /// Every region refused (IAM), rather than failing or lacking what was asked: a
+    /// caller without `s3:ListBucket` asking for a listing, say.
+    pub fn is_denied_everywhere(&self) -> bool {
+        match self {
+            Error::NoRegionsAvailable { reasons, .. } => {
+                !reasons.is_empty() && reasons.iter().all(|r| r.contains("access denied"))
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             what: what.into(),

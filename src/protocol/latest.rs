@@ -40,8 +40,8 @@ pub async fn read_latest(session: &Session, project: &str) -> Result<LatestVersi
             let region = store.region().to_string();
             let answer = match store.get_parameter(&name).await {
                 Ok(text) => Version::parse(text.trim())
-                    .map_err(|e| format!("{name} holds {text:?}, not a version: {e}")),
-                Err(e) => Err(e.to_string()),
+                    .map_err(|e| (false, format!("{name} holds {text:?}, not a version: {e}"))),
+                Err(e) => Err((e.is_not_found(), e.to_string())),
             };
             (region, answer)
         }
@@ -55,6 +55,7 @@ pub async fn read_latest(session: &Session, project: &str) -> Result<LatestVersi
     }
     let mut claims: Vec<(String, Version)> = Vec::new();
     let mut reasons = Vec::new();
+    let mut missing = 0;
     while let Some((region, answer)) = in_flight.next().await {
         match answer {
             Ok(version) => {
@@ -64,8 +65,9 @@ pub async fn read_latest(session: &Session, project: &str) -> Result<LatestVersi
                     break;
                 }
             }
-            Err(reason) => {
-                tracing::warn!(region, project, "failed to read latest version: {reason}");
+            Err((not_found, reason)) => {
+                missing += usize::from(not_found);
+                tracing::debug!(region, project, "failed to read latest version: {reason}");
                 reasons.push(format!("{region}: {reason}"));
                 if next < stores.len() {
                     in_flight.push(ask(next));
@@ -84,6 +86,7 @@ pub async fn read_latest(session: &Session, project: &str) -> Result<LatestVersi
         _ => Err(Error::NoQuorum {
             project: project.to_string(),
             needed,
+            missing,
             reasons,
         }),
     }

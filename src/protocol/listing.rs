@@ -89,3 +89,75 @@ mod tests {
         );
     }
 }
+
+/// The projects that can be listed: the per-project parameters under the parameter
+/// prefix (`ssm:GetParametersByPath`) merged with the artifact keys under the key prefix
+/// (`s3:ListBucket`), each from the first region that answers. A source that no
+/// region answers adds nothing; `ProjectListing::failures` says why, for the log.
+pub async fn list_projects(session: &Session) -> Result<ProjectListing, Error> {
+    let configuration = session.ready_configuration().await?;
+    let parameter_prefix = configuration.parameter_name_prefix.clone();
+    let key_prefix = configuration.bucket_key_prefix.clone();
+    let mut projects = std::collections::BTreeSet::new();
+    let mut failures = Vec::new();
+
+    let path = format!("{parameter_prefix}/");
+    let mut parameters_answered = false;
+    for store in session.stores() {
+        match store.list_parameters(&path).await {
+            Ok(parameters) => {
+                for (name, _) in parameters {
+                    let project = name
+                        .strip_prefix(&path)
+                        .and_then(|rest| rest.strip_suffix("/latest"));
+                    if let Some(project) = project.filter(|p| validate_project_name(p).is_ok()) {
+                        projects.insert(project.to_string());
+                    }
+                }
+                parameters_answered = true;
+                break;
+            }
+            Err(e) => failures.push(format!("{}: {e}", store.region())),
+        }
+    }
+
+    let mut objects_answered = false;
+    for store in session.stores() {
+        let listed = match session.bucket(store.as_ref()).await {
+            Ok(bucket) => store
+                .list_objects(&bucket, &key_prefix)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match listed {
+            Ok(objects) => {
+                for object in objects {
+                    let rest = object.key.strip_prefix(&key_prefix).unwrap_or("");
+                    if let Some((project, version)) = rest.split_once('@') {
+                        if !version.contains('/') && validate_project_name(project).is_ok() {
+                            projects.insert(project.to_string());
+                        }
+                    }
+                }
+                objects_answered = true;
+                break;
+            }
+            Err(e) => failures.push(format!("{}: {e}", store.region())),
+        }
+    }
+    Ok(ProjectListing {
+        projects: projects.into_iter().collect(),
+        complete: parameters_answered && objects_answered,
+        failures,
+    })
+}
+
+/// What `list_projects` found.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectListing {
+    pub projects: Vec<String>,
+    /// Both sources answered.
+    pub complete: bool,
+    pub failures: Vec<String>,
+}

@@ -1,0 +1,101 @@
+//! Inode numbers: each name the mount has shown gets a number for the life of the
+//! mount, the same every time it is looked up again (so `find`, `rsync` and `tar` see
+//! stable inodes). Nodes are never forgotten: one entry per project, version and file
+//! seen is small, and a stable number is worth more than the memory.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// The root folder's inode, as FUSE expects.
+pub const ROOT_INODE: u64 = 1;
+
+/// What an inode is, in the user's words.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Node {
+    Root,
+    /// `MOUNT/{project}/`
+    Project(String),
+    /// `MOUNT/{project}/latest`, a symlink to the latest version's folder.
+    Latest(String),
+    /// `MOUNT/{project}/{version}/`
+    Version(String, String),
+    /// The artifact file in `MOUNT/{project}/{version}/`.
+    File(String, String),
+}
+
+#[derive(Debug)]
+pub struct InodeTable {
+    inner: Mutex<Tables>,
+}
+
+#[derive(Debug)]
+struct Tables {
+    by_inode: HashMap<u64, Node>,
+    by_node: HashMap<Node, u64>,
+    next: u64,
+}
+
+impl Default for InodeTable {
+    fn default() -> Self {
+        let mut by_inode = HashMap::new();
+        let mut by_node = HashMap::new();
+        by_inode.insert(ROOT_INODE, Node::Root);
+        by_node.insert(Node::Root, ROOT_INODE);
+        InodeTable {
+            inner: Mutex::new(Tables {
+                by_inode,
+                by_node,
+                next: ROOT_INODE + 1,
+            }),
+        }
+    }
+}
+
+impl InodeTable {
+    /// The inode of a node, allocated on first sight.
+    pub fn inode_of(&self, node: &Node) -> u64 {
+        let mut tables = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(inode) = tables.by_node.get(node) {
+            return *inode;
+        }
+        let inode = tables.next;
+        tables.next += 1;
+        tables.by_inode.insert(inode, node.clone());
+        tables.by_node.insert(node.clone(), inode);
+        inode
+    }
+
+    pub fn node_of(&self, inode: u64) -> Option<Node> {
+        let tables = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        tables.by_inode.get(&inode).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|t| t.by_inode.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inodes_are_stable_and_distinct() {
+        let table = InodeTable::default();
+        let a = table.inode_of(&Node::Project("a".into()));
+        let b = table.inode_of(&Node::Version("a".into(), "1.0.0".into()));
+        assert_ne!(a, b);
+        assert_ne!(a, ROOT_INODE);
+        assert_eq!(table.inode_of(&Node::Project("a".into())), a);
+        assert_eq!(
+            table.node_of(b),
+            Some(Node::Version("a".into(), "1.0.0".into()))
+        );
+        assert_eq!(table.node_of(ROOT_INODE), Some(Node::Root));
+        assert_eq!(table.node_of(999), None);
+    }
+}

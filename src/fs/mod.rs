@@ -1,0 +1,31 @@
+//! The filesystem model: what the mount shows and how it answers, with no FUSE types
+//! (the adapter in `crate::mount::fuse` only translates). Every method is `async` and
+//! runs on the tokio runtime, never on the FUSE session threads.
+//!
+//! ```text
+//! MOUNT/                   projects: SSM parameters and bucket keys, merged
+//!   {project}/             versions: ListObjectsV2, the union over regions
+//!     latest -> {version}  the quorum read of the latest version
+//!     {version}/           one staged version (HeadObject, pinned)
+//!       {file name}        the artifact: its saved name, else {project}@{version}
+//! ```
+//!
+//! Caching and consistency: a version, once found, is pinned (size, ETag, time,
+//! metadata) for the life of the mount and shown with long TTLs, since versions are
+//! immutable. Listings, `latest` and names found missing are kept for `metadata_ttl`
+//! (and the kernel is told the same TTL), so they may be that much out of date.
+
+pub mod attr;
+pub mod error;
+pub mod inode;
+pub mod pinned;
+pub mod read;
+mod tree;
+pub mod xattr;
+
+pub use attr::{Attr, DirEntry, Entry, FileKind};
+pub use error::{FsError, FsErrorKind, FsResult};
+pub use inode::{Node, ROOT_INODE};
+pub use read::ReadOptions;
+pub use tree::{ArtifactFs, FsOptions, StatFs};
+pub use xattr::XattrReply;

@@ -1,0 +1,122 @@
+//! A staged version as the mount pins it: the size, ETag and time from the first region
+//! that answered, for the life of the mount, and its metadata. Every later ranged read
+//! asks for that ETag (`If-Match`), and fails over only to regions whose copy has it,
+//! so the kernel may cache the file's pages safely.
+
+use std::ops::Range;
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use semver::Version;
+
+use crate::protocol::metadata::{usable_filename, Metadata};
+use crate::protocol::Session;
+
+use super::error::{FsError, FsResult};
+
+#[derive(Debug, Clone)]
+pub struct PinnedVersion {
+    pub project: String,
+    pub version: Version,
+    pub key: String,
+    pub size: u64,
+    pub etag: Option<String>,
+    pub mtime: SystemTime,
+    /// The region that answered first, and its bucket.
+    pub region: String,
+    pub bucket: String,
+    pub metadata: Metadata,
+    /// The saved file name when it is a usable one, else `{project}@{version}`.
+    pub file_name: String,
+}
+
+impl PinnedVersion {
+    /// Looks the version up: `HeadObject` through the regions, then its metadata.
+    pub async fn resolve(session: &Session, project: &str, version: &Version) -> FsResult<Self> {
+        let artifact = session.get(project, Some(version)).await?;
+        let location = artifact.locate().await?;
+        let metadata = artifact.metadata().await?.clone();
+        let file_name = usable_filename(&metadata)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{project}@{version}"));
+        Ok(PinnedVersion {
+            project: project.to_string(),
+            version: version.clone(),
+            key: location.key,
+            size: location.info.size,
+            etag: location.info.etag,
+            mtime: location
+                .info
+                .last_modified
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+            region: location.region,
+            bucket: location.bucket,
+            metadata,
+            file_name,
+        })
+    }
+
+    /// Reads `range` of the pinned object: the pinned region first, then any other
+    /// whose copy has the same ETag.
+    pub async fn fetch(&self, session: &Session, range: Range<u64>) -> FsResult<Bytes> {
+        let stores = session.stores();
+        let order = stores
+            .iter()
+            .filter(|s| s.region() == self.region)
+            .chain(stores.iter().filter(|s| s.region() != self.region));
+        let mut reasons = Vec::new();
+        for store in order {
+            let region = store.region();
+            let bucket = match session.bucket(store.as_ref()).await {
+                Ok(bucket) => bucket,
+                Err(e) => {
+                    reasons.push(format!("{region}: {e}"));
+                    continue;
+                }
+            };
+            match fetch_from(
+                store.as_ref(),
+                &bucket,
+                &self.key,
+                range.clone(),
+                self.etag.as_deref(),
+            )
+            .await
+            {
+                Ok(bytes) => return Ok(bytes),
+                Err(e) => {
+                    tracing::warn!(region, key = %self.key, "ranged read {range:?} failed: {e}");
+                    reasons.push(format!("{region}: {e}"));
+                }
+            }
+        }
+        Err(FsError::unavailable(format!(
+            "no region could serve bytes {range:?} of {}: {}",
+            self.key,
+            reasons.join("; ")
+        )))
+    }
+}
+
+async fn fetch_from(
+    store: &dyn crate::storage::RegionStore,
+    bucket: &str,
+    key: &str,
+    range: Range<u64>,
+    etag: Option<&str>,
+) -> Result<Bytes, String> {
+    let expected = (range.end - range.start) as usize;
+    let mut object = store
+        .get_object(bucket, key, Some(range), etag)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buffer = BytesMut::with_capacity(expected);
+    while let Some(chunk) = object.body.next().await {
+        buffer.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
+    }
+    if buffer.len() != expected {
+        return Err(format!("got {} bytes, expected {expected}", buffer.len()));
+    }
+    Ok(buffer.freeze())
+}

@@ -1,0 +1,484 @@
+//! `ArtifactFs`: the namespace (lookups, attributes, listings, `latest`), open handles
+//! and extended attributes, over a `Session`. See the module comment of `crate::fs`
+//! for the layout and the caching rules.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use semver::Version;
+
+use crate::protocol::{list_projects, read_latest, validate_project_name, Session};
+
+use super::attr::{DirEntry, Entry, FileKind, Ownership};
+use super::error::{FsError, FsErrorKind, FsResult};
+use super::inode::{InodeTable, Node, ROOT_INODE};
+use super::pinned::PinnedVersion;
+use super::read::{FileReader, ReadOptions, ReadShared};
+use super::xattr::{self, XattrReply};
+
+/// How the mount behaves.
+#[derive(Debug, Clone)]
+pub struct FsOptions {
+    pub read_only: bool,
+    pub uid: u32,
+    pub gid: u32,
+    /// How long listings, `latest` and missing names are trusted.
+    pub metadata_ttl: Duration,
+    /// How long the kernel may keep entries of immutable versions.
+    pub immutable_ttl: Duration,
+    pub read: ReadOptions,
+}
+
+impl Default for FsOptions {
+    fn default() -> Self {
+        FsOptions {
+            read_only: false,
+            uid: 0,
+            gid: 0,
+            metadata_ttl: Duration::from_secs(10),
+            immutable_ttl: Duration::from_secs(24 * 3600),
+            read: ReadOptions::default(),
+        }
+    }
+}
+
+/// What `statfs` reports.
+#[derive(Debug, Clone, Copy)]
+pub struct StatFs {
+    pub blocks: u64,
+    pub files: u64,
+    pub block_size: u32,
+    pub name_max: u32,
+}
+
+/// Something cached until `at + ttl`.
+struct Timed<T> {
+    at: Instant,
+    value: T,
+}
+
+type Handle = Arc<tokio::sync::Mutex<FileReader>>;
+
+/// Called with the inode of a `latest` whose target changed, so the kernel drops it.
+pub type Invalidator = Box<dyn Fn(u64) + Send + Sync>;
+
+pub struct ArtifactFs {
+    session: Session,
+    options: FsOptions,
+    ownership: Ownership,
+    inodes: InodeTable,
+    pinned: Mutex<HashMap<(String, String), Arc<PinnedVersion>>>,
+    missing: Mutex<HashMap<(String, String), Instant>>,
+    versions: Mutex<HashMap<String, Timed<Vec<Version>>>>,
+    latest: Mutex<HashMap<String, Timed<Version>>>,
+    projects: Mutex<Option<Timed<Vec<String>>>>,
+    handles: Mutex<HashMap<u64, Handle>>,
+    next_handle: AtomicU64,
+    read_shared: Arc<ReadShared>,
+    invalidator: OnceLock<Invalidator>,
+    mounted_at: SystemTime,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A version folder name: the canonical form of a semver version, nothing else.
+fn parse_version_name(name: &str) -> Option<Version> {
+    Version::parse(name).ok().filter(|v| v.to_string() == name)
+}
+
+impl ArtifactFs {
+    pub fn new(session: Session, options: FsOptions) -> Self {
+        ArtifactFs {
+            ownership: Ownership {
+                uid: options.uid,
+                gid: options.gid,
+            },
+            read_shared: Arc::new(ReadShared::new(options.read.clone())),
+            session,
+            options,
+            inodes: InodeTable::default(),
+            pinned: Mutex::new(HashMap::new()),
+            missing: Mutex::new(HashMap::new()),
+            versions: Mutex::new(HashMap::new()),
+            latest: Mutex::new(HashMap::new()),
+            projects: Mutex::new(None),
+            handles: Mutex::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+            invalidator: OnceLock::new(),
+            mounted_at: SystemTime::now(),
+        }
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    pub fn options(&self) -> &FsOptions {
+        &self.options
+    }
+
+    /// Sets what is told when a `latest` changes (the FUSE adapter's notifier).
+    pub fn set_invalidator(&self, invalidator: Invalidator) {
+        let _ = self.invalidator.set(invalidator);
+    }
+
+    fn fresh<T>(&self, timed: &Timed<T>) -> bool {
+        timed.at.elapsed() < self.options.metadata_ttl
+    }
+
+    fn node(&self, inode: u64) -> FsResult<Node> {
+        self.inodes
+            .node_of(inode)
+            .ok_or_else(|| FsError::not_found(format!("no inode {inode}")))
+    }
+
+    // ---- the namespace ----
+
+    /// Checks, at mount time, what the granted permissions can list; returns one-line
+    /// hints for the log.
+    pub async fn listing_hints(&self) -> Vec<String> {
+        match list_projects(&self.session).await {
+            Ok(listing) if listing.complete => Vec::new(),
+            Ok(listing) => vec![format!(
+                "the root folder lists only what the granted permissions can list \
+                 (grant ssm:GetParametersByPath and s3:ListBucket to list every project): {}",
+                listing.failures.join("; ")
+            )],
+            Err(e) => vec![format!("cannot list projects: {e}")],
+        }
+    }
+
+    async fn projects(&self) -> FsResult<Vec<String>> {
+        if let Some(cached) = lock(&self.projects).as_ref().filter(|c| self.fresh(c)) {
+            return Ok(cached.value.clone());
+        }
+        let listing = list_projects(&self.session).await?;
+        if !listing.failures.is_empty() {
+            tracing::debug!(
+                "project listing incomplete: {}",
+                listing.failures.join("; ")
+            );
+        }
+        *lock(&self.projects) = Some(Timed {
+            at: Instant::now(),
+            value: listing.projects.clone(),
+        });
+        Ok(listing.projects)
+    }
+
+    async fn latest_of(&self, project: &str) -> FsResult<Version> {
+        if let Some(cached) = lock(&self.latest).get(project).filter(|c| self.fresh(c)) {
+            return Ok(cached.value.clone());
+        }
+        let version = read_latest(&self.session, project).await?.version;
+        let previous = lock(&self.latest).insert(
+            project.to_string(),
+            Timed {
+                at: Instant::now(),
+                value: version.clone(),
+            },
+        );
+        if previous.is_some_and(|p| p.value != version) {
+            if let Some(invalidate) = self.invalidator.get() {
+                invalidate(self.inodes.inode_of(&Node::Latest(project.to_string())));
+            }
+        }
+        Ok(version)
+    }
+
+    async fn versions_of(&self, project: &str) -> FsResult<Vec<Version>> {
+        if let Some(cached) = lock(&self.versions).get(project).filter(|c| self.fresh(c)) {
+            return Ok(cached.value.clone());
+        }
+        let versions = match self.session.list_versions(project).await {
+            Ok(versions) => versions,
+            // A reader without s3:ListBucket sees the versions it names, not a listing.
+            Err(e) if e.is_denied_everywhere() => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        lock(&self.versions).insert(
+            project.to_string(),
+            Timed {
+                at: Instant::now(),
+                value: versions.clone(),
+            },
+        );
+        Ok(versions)
+    }
+
+    async fn project_exists(&self, project: &str) -> FsResult<()> {
+        if validate_project_name(project).is_err() {
+            return Err(FsError::not_found(format!(
+                "{project:?} cannot be a project"
+            )));
+        }
+        if lock(&self.projects)
+            .as_ref()
+            .is_some_and(|c| self.fresh(c) && c.value.iter().any(|p| p == project))
+        {
+            return Ok(());
+        }
+        match self.latest_of(project).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind == FsErrorKind::NotFound => {
+                // Staged by a tool that never moved `latest`? Its versions still count.
+                if self.versions_of(project).await.is_ok_and(|v| !v.is_empty()) {
+                    Ok(())
+                } else {
+                    Err(FsError::not_found(format!("no project {project}")))
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn pinned(&self, project: &str, version_name: &str) -> FsResult<Arc<PinnedVersion>> {
+        let key = (project.to_string(), version_name.to_string());
+        if let Some(pinned) = lock(&self.pinned).get(&key) {
+            return Ok(Arc::clone(pinned));
+        }
+        if lock(&self.missing)
+            .get(&key)
+            .is_some_and(|at| at.elapsed() < self.options.metadata_ttl)
+        {
+            return Err(FsError::not_found(format!(
+                "{project}@{version_name} is not staged"
+            )));
+        }
+        let version = parse_version_name(version_name)
+            .ok_or_else(|| FsError::not_found(format!("{version_name:?} cannot be a version")))?;
+        match PinnedVersion::resolve(&self.session, project, &version).await {
+            Ok(pinned) => {
+                let pinned = Arc::new(pinned);
+                let mut table = lock(&self.pinned);
+                // Another lookup may have pinned it meanwhile: the first pin wins.
+                let kept = table.entry(key).or_insert(pinned);
+                Ok(Arc::clone(kept))
+            }
+            Err(e) => {
+                if e.kind == FsErrorKind::NotFound {
+                    lock(&self.missing).insert(key, Instant::now());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn entry_for(&self, node: &Node, attr: super::Attr) -> Entry {
+        let ttl = match node {
+            Node::Version(..) | Node::File(..) => self.options.immutable_ttl,
+            _ => self.options.metadata_ttl,
+        };
+        Entry { attr, ttl }
+    }
+
+    async fn entry(&self, node: Node) -> FsResult<Entry> {
+        let inode = self.inodes.inode_of(&node);
+        let attr = match &node {
+            Node::Root | Node::Project(_) => self.ownership.directory(inode, self.mounted_at),
+            Node::Latest(project) => {
+                let target = self.latest_of(project).await?.to_string();
+                self.ownership
+                    .symlink(inode, target.len() as u64, self.mounted_at)
+            }
+            Node::Version(project, version) => {
+                let pinned = self.pinned(project, version).await?;
+                self.ownership.directory(inode, pinned.mtime)
+            }
+            Node::File(project, version) => {
+                let pinned = self.pinned(project, version).await?;
+                self.ownership.file(inode, pinned.size, pinned.mtime)
+            }
+        };
+        Ok(self.entry_for(&node, attr))
+    }
+
+    pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<Entry> {
+        let node = match self.node(parent)? {
+            Node::Root => {
+                self.project_exists(name).await?;
+                Node::Project(name.to_string())
+            }
+            Node::Project(project) if name == "latest" => Node::Latest(project),
+            Node::Project(project) => {
+                parse_version_name(name)
+                    .ok_or_else(|| FsError::not_found(format!("{name:?} cannot be a version")))?;
+                Node::Version(project, name.to_string())
+            }
+            Node::Version(project, version) => {
+                let pinned = self.pinned(&project, &version).await?;
+                if pinned.file_name != name {
+                    return Err(FsError::not_found(format!(
+                        "{project}@{version} holds no {name:?}"
+                    )));
+                }
+                Node::File(project, version)
+            }
+            Node::Latest(_) | Node::File(..) => {
+                return Err(FsError::new(FsErrorKind::NotDirectory, "not a folder"))
+            }
+        };
+        self.entry(node).await
+    }
+
+    pub async fn getattr(&self, inode: u64) -> FsResult<Entry> {
+        self.entry(self.node(inode)?).await
+    }
+
+    /// Every entry of a folder, without `.` and `..`.
+    pub async fn readdir(&self, inode: u64) -> FsResult<Vec<DirEntry>> {
+        let entry = |node: Node, name: String, kind: FileKind| DirEntry {
+            inode: self.inodes.inode_of(&node),
+            name,
+            kind,
+        };
+        match self.node(inode)? {
+            Node::Root => Ok(self
+                .projects()
+                .await?
+                .into_iter()
+                .map(|p| entry(Node::Project(p.clone()), p, FileKind::Directory))
+                .collect()),
+            Node::Project(project) => {
+                let versions = self.versions_of(&project).await?;
+                let mut entries = Vec::with_capacity(versions.len() + 1);
+                if !versions.is_empty() || self.latest_of(&project).await.is_ok() {
+                    entries.push(entry(
+                        Node::Latest(project.clone()),
+                        "latest".into(),
+                        FileKind::Symlink,
+                    ));
+                }
+                for version in versions {
+                    let name = version.to_string();
+                    entries.push(entry(
+                        Node::Version(project.clone(), name.clone()),
+                        name,
+                        FileKind::Directory,
+                    ));
+                }
+                Ok(entries)
+            }
+            Node::Version(project, version) => {
+                let pinned = self.pinned(&project, &version).await?;
+                Ok(vec![entry(
+                    Node::File(project, version),
+                    pinned.file_name.clone(),
+                    FileKind::RegularFile,
+                )])
+            }
+            Node::Latest(_) | Node::File(..) => {
+                Err(FsError::new(FsErrorKind::NotDirectory, "not a folder"))
+            }
+        }
+    }
+
+    pub async fn readlink(&self, inode: u64) -> FsResult<String> {
+        match self.node(inode)? {
+            Node::Latest(project) => Ok(self.latest_of(&project).await?.to_string()),
+            _ => Err(FsError::new(FsErrorKind::Invalid, "not a symlink")),
+        }
+    }
+
+    // ---- refusals ----
+
+    /// The errno of any change to what is staged: EROFS on a read-only mount, else
+    /// EPERM (staged versions are immutable).
+    pub fn refuse_change(&self, what: &str) -> FsError {
+        if self.options.read_only {
+            FsError::new(
+                FsErrorKind::ReadOnly,
+                format!("{what}: the mount is read-only"),
+            )
+        } else {
+            FsError::new(
+                FsErrorKind::Immutable,
+                format!("{what}: staged versions are immutable"),
+            )
+        }
+    }
+
+    // ---- open files ----
+
+    pub async fn open(&self, inode: u64, write: bool) -> FsResult<u64> {
+        let (project, version) = match self.node(inode)? {
+            Node::File(project, version) => (project, version),
+            Node::Root | Node::Project(_) | Node::Version(..) => {
+                return Err(FsError::new(FsErrorKind::IsDirectory, "a folder"))
+            }
+            Node::Latest(_) => return Err(FsError::new(FsErrorKind::Invalid, "a symlink")),
+        };
+        if write {
+            return Err(self.refuse_change(&format!("opening {project}@{version} for writing")));
+        }
+        let pinned = self.pinned(&project, &version).await?;
+        let reader = FileReader::new(pinned, self.session.clone(), Arc::clone(&self.read_shared));
+        let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        lock(&self.handles).insert(handle, Arc::new(tokio::sync::Mutex::new(reader)));
+        Ok(handle)
+    }
+
+    pub async fn read(&self, handle: u64, offset: u64, size: u32) -> FsResult<Bytes> {
+        let reader = lock(&self.handles)
+            .get(&handle)
+            .cloned()
+            .ok_or_else(|| FsError::new(FsErrorKind::BadHandle, format!("no handle {handle}")))?;
+        let mut reader = reader.lock().await;
+        reader.read(offset, size).await
+    }
+
+    pub fn release(&self, handle: u64) {
+        lock(&self.handles).remove(&handle);
+    }
+
+    // ---- extended attributes ----
+
+    async fn attributes_of(&self, inode: u64) -> FsResult<Vec<(String, Vec<u8>)>> {
+        match self.node(inode)? {
+            Node::Version(project, version) | Node::File(project, version) => {
+                let pinned = self.pinned(&project, &version).await?;
+                Ok(xattr::attributes(&pinned))
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    pub async fn getxattr(&self, inode: u64, name: &str, size: u32) -> FsResult<XattrReply> {
+        if xattr::is_foreign_namespace(name) {
+            return Err(FsError::new(FsErrorKind::NoAttribute, format!("no {name}")));
+        }
+        let value = self
+            .attributes_of(inode)
+            .await?
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .ok_or_else(|| FsError::new(FsErrorKind::NoAttribute, format!("no {name}")))?;
+        xattr::reply_for(value, size)
+    }
+
+    pub async fn listxattr(&self, inode: u64, size: u32) -> FsResult<XattrReply> {
+        let names = self.attributes_of(inode).await?.into_iter().map(|(n, _)| n);
+        xattr::reply_for(xattr::name_list(names), size)
+    }
+
+    pub fn statfs(&self) -> StatFs {
+        StatFs {
+            blocks: 0,
+            files: self.inodes.len() as u64,
+            block_size: 4096,
+            name_max: 255,
+        }
+    }
+
+    pub fn root_inode(&self) -> u64 {
+        ROOT_INODE
+    }
+}

@@ -1,0 +1,453 @@
+//! The `startifact-fs` daemon's life: check the mount point (and clean up a stale
+//! one), fork into the background before any thread, the tokio runtime or the SDK
+//! clients exist, mount, tell the waiting parent once the mount answers (or why it
+//! failed), and unmount cleanly on SIGINT/SIGTERM (detaching only when the mount stays
+//! busy).
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use crate::fs::{ArtifactFs, FsOptions};
+use crate::protocol::regions::parse_regions;
+use crate::protocol::SessionBuilder;
+use crate::storage::options::parse_region_endpoints;
+use crate::storage::StorageOptions;
+
+use super::fuse::FuseAdapter;
+use super::options::{MountArgs, MountConfig, Source};
+
+const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+/// How long a busy mount is retried before it is detached.
+const BUSY_UNMOUNT_WAIT: Duration = Duration::from_secs(10);
+
+/// The write end of the pipe the parent waits on, in the background case.
+struct Readiness(Option<std::fs::File>);
+
+impl Readiness {
+    fn report(&mut self, message: &str) {
+        if let Some(mut pipe) = self.0.take() {
+            let _ = pipe.write_all(message.as_bytes());
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let args = match MountArgs::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let text = e.to_string();
+            eprintln!(
+                "startifact-fs: {}",
+                text.lines().next().unwrap_or("invalid arguments")
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = match args.resolve() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("startifact-fs: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mountpoint = match prepare_mountpoint(&config.mountpoint) {
+        Ok(path) => path,
+        Err(message) => {
+            eprintln!("startifact-fs: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let readiness = if config.foreground {
+        Readiness(None)
+    } else {
+        match daemonize() {
+            Ok(pipe) => Readiness(Some(pipe)),
+            Err(message) => {
+                eprintln!("startifact-fs: {message}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    serve(config, mountpoint, readiness)
+}
+
+fn errno_of(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(0)
+}
+
+/// Resolves the mount point; a stale FUSE mount left by a killed daemon is detached
+/// with `fusermount3 -uz` (and said so), anything else unusable is a clear error.
+fn prepare_mountpoint(path: &Path) -> Result<PathBuf, String> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(format!("{} is not a folder", path.display())),
+        Err(e) if errno_of(&e) == libc::ENOTCONN => {
+            eprintln!(
+                "startifact-fs: {} is a stale mount (Transport endpoint is not connected); detaching it",
+                path.display()
+            );
+            let status = std::process::Command::new("fusermount3")
+                .arg("-uz")
+                .arg(path)
+                .status();
+            let detached = status.is_ok_and(|s| s.success()) || detach(path).is_ok();
+            if !detached || std::fs::metadata(path).is_err() {
+                return Err(format!(
+                    "{} is a stale mount that could not be detached: run fusermount3 -u {}",
+                    path.display(),
+                    path.display()
+                ));
+            }
+        }
+        Err(e) => {
+            return Err(format!(
+                "cannot use {} as a mount point: {e}",
+                path.display()
+            ))
+        }
+    }
+    std::fs::canonicalize(path).map_err(|e| format!("cannot resolve {}: {e}", path.display()))
+}
+
+/// Forks; the parent waits until the child reports and exits with its verdict (it
+/// never returns). Returns, in the child, the pipe to report on.
+fn daemonize() -> Result<std::fs::File, String> {
+    let mut fds = [0; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    match unsafe { libc::fork() } {
+        -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
+        0 => {
+            drop(read_end);
+            unsafe { libc::setsid() };
+            redirect_stdio_to_null();
+            Ok(std::fs::File::from(write_end))
+        }
+        _child => {
+            drop(write_end);
+            let mut message = String::new();
+            let _ = std::fs::File::from(read_end).read_to_string(&mut message);
+            if message == "ready" {
+                std::process::exit(0);
+            }
+            if message.is_empty() {
+                message = "the daemon exited before the mount answered (see its log)".into();
+            }
+            eprintln!("startifact-fs: {message}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn redirect_stdio_to_null() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        use std::os::fd::AsRawFd;
+        for fd in 0..3 {
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
+
+fn init_logging(config: &MountConfig) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("startifact={}", config.log_level))
+        .map_err(|e| format!("--log-level {:?}: {e}", config.log_level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    match &config.log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open the log {}: {e}", path.display()))?;
+            builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .init();
+        }
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}
+
+fn serve(config: MountConfig, mountpoint: PathBuf, mut readiness: Readiness) -> ExitCode {
+    match run(&config, &mountpoint, &mut readiness) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            readiness.report(&message);
+            if config.foreground {
+                eprintln!("startifact-fs: {message}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: &MountConfig, mountpoint: &Path, readiness: &mut Readiness) -> Result<(), String> {
+    init_logging(config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("startifact-io")
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+
+    let mut storage = StorageOptions::from_env().map_err(|e| e.to_string())?;
+    if let Some(endpoints) = &config.endpoints {
+        storage.region_endpoints = parse_region_endpoints(endpoints).map_err(|e| e.to_string())?;
+    }
+    let builder = SessionBuilder {
+        regions: config.regions.as_deref().map(parse_regions),
+        read_only: config.read_only,
+        local_store: match &config.source {
+            Source::Local(dir) => Some(dir.clone()),
+            Source::Aws => None,
+        },
+        configuration_parameter: config.parameter.clone(),
+        storage_options: Some(storage),
+        keep_region_order: false,
+    };
+    let session = runtime
+        .block_on(builder.build())
+        .map_err(|e| e.to_string())?;
+    let fs_options = FsOptions {
+        read_only: config.read_only,
+        uid: config.uid.unwrap_or_else(|| unsafe { libc::getuid() }),
+        gid: config.gid.unwrap_or_else(|| unsafe { libc::getgid() }),
+        metadata_ttl: config.metadata_ttl,
+        ..FsOptions::default()
+    };
+    let fs = Arc::new(ArtifactFs::new(session, fs_options));
+    for hint in runtime.block_on(fs.listing_hints()) {
+        tracing::warn!("{hint}");
+    }
+
+    let mut fuse_config = fuser::Config::default();
+    fuse_config.mount_options = vec![
+        fuser::MountOption::FSName(source_name(&config.source)),
+        fuser::MountOption::Subtype("startifact-fs".to_string()),
+        fuser::MountOption::NoDev,
+        fuser::MountOption::NoSuid,
+    ];
+    if config.read_only {
+        fuse_config.mount_options.push(fuser::MountOption::RO);
+    }
+    if config.allow_other {
+        fuse_config.acl = fuser::SessionACL::All;
+    }
+    fuse_config.n_threads = Some(2);
+
+    let adapter = FuseAdapter::new(Arc::clone(&fs), runtime.handle().clone());
+    let session = mount_session(adapter, mountpoint, &fuse_config, config)?;
+    let notifier = session.notifier();
+    fs.set_invalidator(Box::new(move |inode| {
+        // Told from a blocking thread: the kernel may hold locks while it waits.
+        let notifier = notifier.clone();
+        std::thread::spawn(move || {
+            let _ = notifier.inval_inode(fuser::INodeNo(inode), 0, 0);
+        });
+    }));
+    let background = session
+        .spawn()
+        .map_err(|e| format!("cannot start serving: {e}"))?;
+
+    wait_until_answering(mountpoint)?;
+    tracing::info!(mountpoint = %mountpoint.display(), "mounted");
+    readiness.report("ready");
+
+    let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let result = background.join();
+        let _ = ended_tx.send(result);
+    });
+    let signal = runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return Err("cannot listen for signals".to_string());
+        };
+        tokio::select! {
+            _ = term.recv() => Ok(Some("SIGTERM")),
+            _ = int.recv() => Ok(Some("SIGINT")),
+            ended = ended_rx => {
+                match ended {
+                    Ok(Ok(())) => Ok(None),
+                    Ok(Err(e)) => Err(format!("the FUSE session ended: {e}")),
+                    Err(_) => Ok(None),
+                }
+            }
+        }
+    })?;
+    if let Some(signal) = signal {
+        tracing::info!("{signal}: unmounting {}", mountpoint.display());
+        unmount(mountpoint);
+    } else {
+        tracing::info!("{} was unmounted", mountpoint.display());
+    }
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    Ok(())
+}
+
+/// Waits until the mount point is our FUSE mount and answers.
+fn wait_until_answering(mountpoint: &Path) -> Result<(), String> {
+    let path = CString::new(mountpoint.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statfs(path.as_ptr(), &mut stat) } == 0 && stat.f_type == FUSE_SUPER_MAGIC
+        {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(format!(
+        "the mount on {} did not answer within 30 s",
+        mountpoint.display()
+    ))
+}
+
+/// Unmounts; a busy mount (EBUSY, as root) is retried for a while, then detached.
+fn unmount(mountpoint: &Path) {
+    let Ok(path) = CString::new(mountpoint.as_os_str().as_bytes()) else {
+        return;
+    };
+    let deadline = Instant::now() + BUSY_UNMOUNT_WAIT;
+    loop {
+        if unsafe { libc::umount2(path.as_ptr(), 0) } == 0 {
+            return;
+        }
+        let error = std::io::Error::last_os_error();
+        match errno_of(&error) {
+            libc::EBUSY if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200))
+            }
+            libc::EINVAL | libc::ENOENT => return,
+            libc::EPERM => {
+                // Not root: fusermount3 unmounts what it mounted.
+                let _ = std::process::Command::new("fusermount3")
+                    .arg("-u")
+                    .arg(mountpoint)
+                    .status();
+                return;
+            }
+            _ => {
+                tracing::warn!(
+                    "unmounting {} failed ({error}): detaching it",
+                    mountpoint.display()
+                );
+                if let Err(e) = detach(mountpoint) {
+                    tracing::error!("detaching {} failed: {e}", mountpoint.display());
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// What `mount` shows as the mount's source.
+fn source_name(source: &Source) -> String {
+    match source {
+        Source::Aws => "startifact:aws".to_string(),
+        Source::Local(dir) => format!("startifact:local:{}", dir.display()),
+    }
+}
+
+/// Mounts with the type `fuse.startifact-fs` (what `mount` shows and fstab names),
+/// which fuser's own mount cannot set; without the right to mount (not root), falls
+/// back to fuser's, through fusermount3.
+fn mount_session(
+    adapter: FuseAdapter,
+    mountpoint: &Path,
+    fuse_config: &fuser::Config,
+    config: &MountConfig,
+) -> Result<fuser::Session<FuseAdapter>, String> {
+    let device = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .map_err(|e| format!("cannot open /dev/fuse: {e}"))?;
+    use std::os::fd::AsRawFd;
+    let mut data = format!(
+        "fd={},rootmode=40000,user_id={},group_id={}",
+        device.as_raw_fd(),
+        unsafe { libc::getuid() },
+        unsafe { libc::getgid() }
+    );
+    if config.allow_other {
+        data.push_str(",allow_other");
+    }
+    let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
+    if config.read_only {
+        flags |= libc::MS_RDONLY;
+    }
+    let source = source_name(&config.source);
+    let c = |text: &str| CString::new(text).map_err(|e| e.to_string());
+    let (source, target, kind, data) = (
+        c(&source)?,
+        CString::new(mountpoint.as_os_str().as_bytes()).map_err(|e| e.to_string())?,
+        c("fuse.startifact-fs")?,
+        c(&data)?,
+    );
+    let mounted = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            kind.as_ptr(),
+            flags,
+            data.as_ptr().cast(),
+        )
+    };
+    if mounted != 0 {
+        let error = std::io::Error::last_os_error();
+        if errno_of(&error) == libc::EPERM {
+            return fuser::Session::new(adapter, mountpoint, fuse_config)
+                .map_err(|e| format!("cannot mount on {}: {e}", mountpoint.display()));
+        }
+        return Err(format!("cannot mount on {}: {error}", mountpoint.display()));
+    }
+    fuser::Session::from_fd(
+        adapter,
+        OwnedFd::from(device),
+        fuse_config.acl,
+        fuse_config.clone(),
+    )
+    .map_err(|e| {
+        let _ = detach(mountpoint);
+        format!(
+            "cannot start the FUSE session on {}: {e}",
+            mountpoint.display()
+        )
+    })
+}
+
+fn detach(mountpoint: &Path) -> std::io::Result<()> {
+    let path = CString::new(mountpoint.as_os_str().as_bytes())?;
+    if unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

@@ -1,0 +1,427 @@
+//! The FUSE adapter: translates fuser's calls into calls on `ArtifactFs` and its
+//! answers back, nothing more. Calls that may touch the network are spawned on the tokio
+//! runtime and answered from there, so the session threads never wait on a region.
+//! Errnos come from `FsError::errno`; failures worth a line are logged here, once.
+
+use std::ffi::OsStr;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use fuser::{
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+
+use crate::fs::{ArtifactFs, Attr, FileKind, FsError, FsErrorKind, XattrReply};
+
+pub struct FuseAdapter {
+    fs: Arc<ArtifactFs>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl FuseAdapter {
+    pub fn new(fs: Arc<ArtifactFs>, runtime: tokio::runtime::Handle) -> Self {
+        FuseAdapter { fs, runtime }
+    }
+
+    fn spawn<F>(&self, work: impl FnOnce(Arc<ArtifactFs>) -> F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.runtime.spawn(work(Arc::clone(&self.fs)));
+    }
+}
+
+fn errno(operation: &str, error: &FsError) -> Errno {
+    if !error.is_routine() {
+        tracing::warn!("{operation}: {error} (errno {})", error.errno());
+    } else {
+        tracing::debug!("{operation}: {error}");
+    }
+    Errno::from_i32(error.errno())
+}
+
+fn file_attr(attr: &Attr) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(attr.inode),
+        size: attr.size,
+        blocks: attr.size.div_ceil(512),
+        atime: attr.mtime,
+        mtime: attr.mtime,
+        ctime: attr.mtime,
+        crtime: attr.mtime,
+        kind: match attr.kind {
+            FileKind::Directory => FileType::Directory,
+            FileKind::RegularFile => FileType::RegularFile,
+            FileKind::Symlink => FileType::Symlink,
+        },
+        perm: attr.perm,
+        nlink: attr.nlink,
+        uid: attr.uid,
+        gid: attr.gid,
+        rdev: 0,
+        blksize: 128 * 1024,
+        flags: 0,
+    }
+}
+
+/// Names the kernel passes are bytes; ours are UTF-8, so others cannot exist.
+fn utf8(name: &OsStr) -> Result<String, FsError> {
+    name.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| FsError::not_found("a name that is not UTF-8"))
+}
+
+impl Filesystem for FuseAdapter {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // Let the kernel read ahead as far as it will; we stream behind it.
+        let _ = config
+            .set_max_readahead(u32::MAX)
+            .or_else(|max| config.set_max_readahead(max));
+        let _ = config.set_max_background(64);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let name = utf8(name);
+        self.spawn(|fs| async move {
+            let result = match name {
+                Ok(name) => fs.lookup(parent.0, &name).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(entry) => reply.entry(&entry.ttl, &file_attr(&entry.attr), Generation(0)),
+                Err(e) => reply.error(errno("lookup", &e)),
+            }
+        });
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.spawn(|fs| async move {
+            match fs.getattr(ino.0).await {
+                Ok(entry) => reply.attr(&entry.ttl, &file_attr(&entry.attr)),
+                Err(e) => reply.error(errno("getattr", &e)),
+            }
+        });
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        reply.error(errno(
+            "setattr",
+            &self.fs.refuse_change("changing attributes"),
+        ));
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.spawn(|fs| async move {
+            match fs.readlink(ino.0).await {
+                Ok(target) => reply.data(target.as_bytes()),
+                Err(e) => reply.error(errno("readlink", &e)),
+            }
+        });
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(errno("mknod", &self.fs.refuse_change("creating a node")));
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(errno("mkdir", &self.fs.refuse_change("creating a folder")));
+    }
+
+    fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(errno("unlink", &self.fs.refuse_change("removing a file")));
+    }
+
+    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(errno("rmdir", &self.fs.refuse_change("removing a folder")));
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _link_name: &OsStr,
+        _target: &Path,
+        reply: ReplyEntry,
+    ) {
+        reply.error(errno(
+            "symlink",
+            &self.fs.refuse_change("creating a symlink"),
+        ));
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        _flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(errno("rename", &self.fs.refuse_change("renaming")));
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        reply.error(errno("link", &self.fs.refuse_change("linking")));
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let write = flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
+        self.spawn(|fs| async move {
+            match fs.open(ino.0, write).await {
+                // Versions are immutable: the kernel may keep their pages.
+                Ok(handle) => reply.opened(FileHandle(handle), FopenFlags::FOPEN_KEEP_CACHE),
+                Err(e) => reply.error(errno("open", &e)),
+            }
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        self.spawn(|fs| async move {
+            match fs.read(fh.0, offset, size).await {
+                Ok(bytes) => reply.data(&bytes),
+                Err(e) => reply.error(errno("read", &e)),
+            }
+        });
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        reply.error(errno("write", &self.fs.refuse_change("writing")));
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.release(fh.0);
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        self.spawn(|fs| async move {
+            let entries = match fs.readdir(ino.0).await {
+                Ok(entries) => entries,
+                Err(e) => return reply.error(errno("readdir", &e)),
+            };
+            let dots = [
+                (ino.0, ".".to_string(), FileType::Directory),
+                (ino.0, "..".to_string(), FileType::Directory),
+            ];
+            let all = dots.into_iter().chain(entries.into_iter().map(|e| {
+                let kind = match e.kind {
+                    FileKind::Directory => FileType::Directory,
+                    FileKind::RegularFile => FileType::RegularFile,
+                    FileKind::Symlink => FileType::Symlink,
+                };
+                (e.inode, e.name, kind)
+            }));
+            for (index, (inode, name, kind)) in all.enumerate().skip(offset as usize) {
+                if reply.add(INodeNo(inode), index as u64 + 1, kind, name) {
+                    break;
+                }
+            }
+            reply.ok();
+        });
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let stat = self.fs.statfs();
+        reply.statfs(
+            stat.blocks,
+            0,
+            0,
+            stat.files,
+            0,
+            stat.block_size,
+            stat.name_max,
+            stat.block_size,
+        );
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let error = if name.to_str().is_some_and(|n| n.starts_with("user.")) {
+            self.fs.refuse_change("setting an attribute")
+        } else {
+            FsError::new(FsErrorKind::Unsupported, "only user.* attributes are kept")
+        };
+        reply.error(errno("setxattr", &error));
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let name = utf8(name);
+        self.spawn(|fs| async move {
+            let result = match name {
+                Ok(name) => fs.getxattr(ino.0, &name, size).await,
+                Err(_) => Err(FsError::new(
+                    FsErrorKind::NoAttribute,
+                    "a name that is not UTF-8",
+                )),
+            };
+            match result {
+                Ok(XattrReply::Size(size)) => reply.size(size),
+                Ok(XattrReply::Data(data)) => reply.data(&data),
+                Err(e) => reply.error(errno("getxattr", &e)),
+            }
+        });
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.spawn(|fs| async move {
+            match fs.listxattr(ino.0, size).await {
+                Ok(XattrReply::Size(size)) => reply.size(size),
+                Ok(XattrReply::Data(data)) => reply.data(&data),
+                Err(e) => reply.error(errno("listxattr", &e)),
+            }
+        });
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let error = if name.to_str().is_some_and(|n| n.starts_with("user.")) {
+            self.fs.refuse_change("removing an attribute")
+        } else {
+            FsError::new(FsErrorKind::Unsupported, "only user.* attributes are kept")
+        };
+        reply.error(errno("removexattr", &error));
+    }
+
+    fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        reply.error(errno("create", &self.fs.refuse_change("creating a file")));
+    }
+}

@@ -1,0 +1,237 @@
+//! The `startifact-fs` command line: `startifact-fs [OPTIONS] [SOURCE] MOUNTPOINT`.
+//! Every option also has an `-o key=value` form, because `/etc/fstab` and
+//! `mount -t fuse.startifact-fs` pass nothing else (and no environment at boot).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "startifact-fs",
+    version,
+    about = "Mounts Startifact artifacts as a filesystem: MOUNT/{project}/{version}/{file}, MOUNT/{project}/latest"
+)]
+pub struct MountArgs {
+    /// Where the artifacts live: "aws" (the default) or "local:DIR".
+    #[arg(value_name = "SOURCE")]
+    pub first: String,
+    /// The folder to mount on.
+    #[arg(value_name = "MOUNTPOINT")]
+    pub second: Option<String>,
+
+    /// Stay in the foreground (tests, systemd); by default the command returns once the
+    /// mount answers and the daemon serves in the background.
+    #[arg(short = 'f', long)]
+    pub foreground: bool,
+    /// Refuse every change (EROFS).
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Regions, comma-separated (instead of STARTIFACT_REGIONS).
+    #[arg(long)]
+    pub regions: Option<String>,
+    /// Use the local store in this folder (same as SOURCE local:DIR).
+    #[arg(long = "local-store", value_name = "DIR")]
+    pub local_store: Option<PathBuf>,
+    /// Let users other than the one mounting use the mount.
+    #[arg(long = "allow-other")]
+    pub allow_other: bool,
+    /// Owner shown on every file (default: the user mounting).
+    #[arg(long)]
+    pub uid: Option<u32>,
+    /// Group shown on every file (default: the user's group).
+    #[arg(long)]
+    pub gid: Option<u32>,
+    /// Seconds listings, `latest` and missing names are trusted (default 10).
+    #[arg(long = "metadata-ttl", value_name = "SECONDS")]
+    pub metadata_ttl: Option<f64>,
+    /// Name of the configuration parameter (instead of STARTIFACT_PARAMETER).
+    #[arg(long, value_name = "NAME")]
+    pub parameter: Option<String>,
+    /// One endpoint per region, region=url,... (instead of STARTIFACT_ENDPOINTS).
+    #[arg(long, value_name = "LIST")]
+    pub endpoints: Option<String>,
+    /// Write the log here (a daemon in the background has no terminal).
+    #[arg(long = "log-file", value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+    /// Log level: error, warn, info (default), debug, trace.
+    #[arg(long = "log-level", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Mount options, comma-separated: ro, allow_other, uid=N, gid=N, regions=...,
+    /// local_store=DIR, metadata_ttl=S, parameter=NAME, endpoints=LIST, log_file=PATH,
+    /// log_level=L, foreground; the generic ones of mount(8) are accepted and ignored.
+    #[arg(short = 'o', value_name = "OPTIONS")]
+    pub options: Vec<String>,
+}
+
+/// Where the artifacts live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Aws,
+    Local(PathBuf),
+}
+
+/// Everything the daemon needs, resolved from arguments and `-o` options.
+#[derive(Debug, Clone)]
+pub struct MountConfig {
+    pub source: Source,
+    pub mountpoint: PathBuf,
+    pub foreground: bool,
+    pub read_only: bool,
+    pub regions: Option<String>,
+    pub allow_other: bool,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub metadata_ttl: Duration,
+    pub parameter: Option<String>,
+    pub endpoints: Option<String>,
+    pub log_file: Option<PathBuf>,
+    pub log_level: String,
+}
+
+/// Options of mount(8) and fstab that mean nothing to us.
+fn is_generic_option(key: &str) -> bool {
+    matches!(
+        key,
+        "rw" | "dev"
+            | "nodev"
+            | "suid"
+            | "nosuid"
+            | "exec"
+            | "noexec"
+            | "atime"
+            | "noatime"
+            | "relatime"
+            | "auto"
+            | "noauto"
+            | "nofail"
+            | "_netdev"
+            | "user"
+            | "users"
+            | "defaults"
+            | "async"
+            | "sync"
+            | "comment"
+    ) || key.starts_with("x-")
+}
+
+fn parse_seconds(key: &str, text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .ok_or_else(|| format!("{key}={text:?} is not a number of seconds"))
+}
+
+fn parse_id(key: &str, text: &str) -> Result<u32, String> {
+    text.parse()
+        .map_err(|_| format!("{key}={text:?} is not a number"))
+}
+
+impl MountArgs {
+    pub fn resolve(self) -> Result<MountConfig, String> {
+        let (source_text, mountpoint) = match &self.second {
+            Some(mountpoint) => (Some(self.first.clone()), mountpoint.clone()),
+            None => (None, self.first.clone()),
+        };
+        let mut source = match source_text.as_deref() {
+            None | Some("aws") => Source::Aws,
+            Some(text) => match text.strip_prefix("local:") {
+                Some(dir) if !dir.is_empty() => Source::Local(PathBuf::from(dir)),
+                _ => {
+                    return Err(format!(
+                        "SOURCE {text:?} is neither \"aws\" nor \"local:DIR\""
+                    ))
+                }
+            },
+        };
+        if let Some(dir) = &self.local_store {
+            source = Source::Local(dir.clone());
+        }
+        let mut config = MountConfig {
+            source,
+            mountpoint: PathBuf::from(mountpoint),
+            foreground: self.foreground,
+            read_only: self.read_only,
+            regions: self.regions,
+            allow_other: self.allow_other,
+            uid: self.uid,
+            gid: self.gid,
+            metadata_ttl: Duration::from_secs_f64(self.metadata_ttl.unwrap_or(10.0).max(0.0)),
+            parameter: self.parameter,
+            endpoints: self.endpoints,
+            log_file: self.log_file,
+            log_level: self.log_level.unwrap_or_else(|| "info".to_string()),
+        };
+        for group in &self.options {
+            for option in group.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+                let (key, value) = match option.split_once('=') {
+                    Some((k, v)) => (k, Some(v)),
+                    None => (option, None),
+                };
+                match (key, value) {
+                    ("ro" | "read_only" | "read-only", None) => config.read_only = true,
+                    ("allow_other" | "allow-other", None) => config.allow_other = true,
+                    ("foreground", None) => config.foreground = true,
+                    ("uid", Some(v)) => config.uid = Some(parse_id(key, v)?),
+                    ("gid", Some(v)) => config.gid = Some(parse_id(key, v)?),
+                    ("regions", Some(v)) => config.regions = Some(v.replace(':', ",")),
+                    ("local_store" | "local-store", Some(v)) => {
+                        config.source = Source::Local(PathBuf::from(v))
+                    }
+                    ("metadata_ttl" | "metadata-ttl", Some(v)) => {
+                        config.metadata_ttl = Duration::from_secs_f64(parse_seconds(key, v)?)
+                    }
+                    ("parameter", Some(v)) => config.parameter = Some(v.to_string()),
+                    ("endpoints", Some(v)) => config.endpoints = Some(v.replace(';', ",")),
+                    ("log_file" | "log-file", Some(v)) => config.log_file = Some(PathBuf::from(v)),
+                    ("log_level" | "log-level", Some(v)) => config.log_level = v.to_string(),
+                    (key, _) if is_generic_option(key) => {}
+                    _ => return Err(format!("unknown mount option {option:?}")),
+                }
+            }
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(args: &[&str]) -> Result<MountConfig, String> {
+        let mut all = vec!["startifact-fs"];
+        all.extend_from_slice(args);
+        MountArgs::try_parse_from(all)
+            .map_err(|e| e.to_string())?
+            .resolve()
+    }
+
+    #[test]
+    fn source_and_mountpoint() {
+        let c = resolve(&["/mnt"]).unwrap();
+        assert_eq!(c.source, Source::Aws);
+        assert_eq!(c.mountpoint, PathBuf::from("/mnt"));
+        let c = resolve(&["local:/store", "/mnt"]).unwrap();
+        assert_eq!(c.source, Source::Local("/store".into()));
+        assert!(resolve(&["s3:x", "/mnt"]).is_err());
+    }
+
+    #[test]
+    fn dash_o_options_match_the_long_ones() {
+        let c = resolve(&[
+            "-o",
+            "ro,allow_other,uid=5,gid=6,metadata_ttl=2.5,_netdev,nofail",
+            "-o",
+            "regions=a:b",
+            "/mnt",
+        ])
+        .unwrap();
+        assert!(c.read_only && c.allow_other);
+        assert_eq!((c.uid, c.gid), (Some(5), Some(6)));
+        assert_eq!(c.metadata_ttl, Duration::from_millis(2500));
+        assert_eq!(c.regions.as_deref(), Some("a,b"));
+        assert!(resolve(&["-o", "bogus", "/mnt"]).is_err());
+        assert!(resolve(&["-o", "uid=x", "/mnt"]).is_err());
+    }
+}
