@@ -11,5 +11,6 @@ mod support;
 
 mod cli;
 mod interop;
+mod mount;
 mod protocol;
 mod wire;

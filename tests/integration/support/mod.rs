@@ -4,6 +4,7 @@
 //! own configuration parameter, bucket-name parameter and buckets.
 
 pub mod moto;
+pub mod mount;
 pub mod proxy;
 pub mod world;
 

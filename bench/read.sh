@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# Read benchmark: a raw S3 GET from a loopback moto_server against a cold `cat` of the
+# same artifact through a startifact-fs mount, plus the daemon's memory and the cost of
+# warm metadata calls (ls, readlink). See bench/README.md.
+#
+#   bash bench/read.sh                      # builds the release binaries first
+#   BIN_DIR=path/to/target/debug bash bench/read.sh   # measures existing binaries
+#
+# Knobs: BIN_DIR, SIZE_MB (default 200), CARGO_TARGET_DIR, STARTIFACT_TEST_VENV.
+set -Eeuo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=3          # raw GETs and cold cats (best and median are reported)
+ITERATIONS=200  # warm metadata calls per measurement
+READ_TIMEOUT=${READ_TIMEOUT:-600}
+SIZE_MB=${SIZE_MB:-200}
+
+say() { printf '== %s\n' "$*" >&2; }
+die() { printf 'bench/read.sh: error: %s\n' "$*" >&2; exit 1; }
+trap 'printf "bench/read.sh: failed at line %s: %s\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
+
+case "$SIZE_MB" in ''|*[!0-9]*|0) die "SIZE_MB must be a positive integer (got '$SIZE_MB')";; esac
+
+# --- 1. binaries -------------------------------------------------------------------
+if [ -n "${BIN_DIR:-}" ]; then
+  PROFILE="existing binaries in BIN_DIR=$BIN_DIR (profile: $(basename "$BIN_DIR"))"
+else
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/startifact-fs/target}"
+  command -v cargo >/dev/null || die "cargo not found (or set BIN_DIR to a folder holding startifact and startifact-fs)"
+  say "building: cargo build --release --bins (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+  cargo build --release --bins
+  BIN_DIR="$CARGO_TARGET_DIR/release"
+  PROFILE="release (built in $BIN_DIR)"
+fi
+CLI="$BIN_DIR/startifact"
+FS="$BIN_DIR/startifact-fs"
+for bin in "$CLI" "$FS"; do
+  [ -x "$bin" ] || die "$bin is missing or not executable"
+done
+
+# --- 2. Python environment (moto_server, boto3) --------------------------------------
+VENV="${STARTIFACT_TEST_VENV:-$HOME/.cache/startifact-fs/venv}"
+if [ ! -x "$VENV/bin/moto_server" ] || ! "$VENV/bin/python" -c 'import boto3' >/dev/null 2>&1; then
+  die "no usable Python environment in $VENV (needs bin/moto_server and boto3).
+Run 'bash scripts/test.sh' once, or create it:
+  python3 -m venv '$VENV' && '$VENV/bin/pip' install 'moto[server]' 'startifact==1.0a10'"
+fi
+PY="$VENV/bin/python"
+
+for tool in curl cmp fusermount3 timeout; do
+  command -v "$tool" >/dev/null || die "$tool is not installed"
+done
+[ -e /dev/fuse ] || die "/dev/fuse is missing"
+
+# --- 3. hermetic environment ---------------------------------------------------------
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/startifact-bench.XXXXXX")"
+MNT="$TMP/mnt"
+FILE="$TMP/artifact.bin"
+DAEMON_LOG="$TMP/daemon.log"
+mkdir -p "$MNT"
+: >"$TMP/empty"
+
+while read -r name; do
+  case "$name" in AWS_*|STARTIFACT_*) unset "$name";; esac
+done < <(compgen -e)
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY
+export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+export AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+export AWS_CONFIG_FILE="$TMP/empty" AWS_SHARED_CREDENTIALS_FILE="$TMP/empty"
+
+MOTO_PID=""
+DAEMON_PID=""
+
+is_mounted() { grep -q " $MNT fuse.startifact-fs " /proc/mounts; }
+
+# Stops the daemon (SIGTERM, then SIGKILL after 30 s) and makes sure nothing stays mounted.
+unmount() {
+  if [ -n "$DAEMON_PID" ]; then
+    kill -TERM "$DAEMON_PID" 2>/dev/null || true
+    for _ in $(seq 300); do
+      kill -0 "$DAEMON_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$DAEMON_PID" 2>/dev/null; then
+      say "warning: daemon $DAEMON_PID ignored SIGTERM for 30 s; killing it"
+      kill -KILL "$DAEMON_PID" 2>/dev/null || true
+    fi
+    wait "$DAEMON_PID" 2>/dev/null || true
+    DAEMON_PID=""
+  fi
+  if is_mounted; then
+    say "warning: $MNT still mounted after the daemon exited; fusermount3 -u"
+    fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT" || true
+  fi
+}
+
+cleanup() {
+  local status=$?
+  trap - ERR
+  set +e
+  unmount
+  if [ -n "$MOTO_PID" ]; then
+    kill -TERM "$MOTO_PID" 2>/dev/null
+    wait "$MOTO_PID" 2>/dev/null
+  fi
+  if [ "$status" -ne 0 ]; then
+    echo "bench/read.sh: FAILED (exit $status)" >&2
+    for log in "$TMP/moto.log" "$TMP/stage.out" "$TMP/daemon.out" "$DAEMON_LOG"; do
+      if [ -s "$log" ]; then
+        echo "--- tail of $log" >&2
+        tail -n 15 "$log" >&2
+      fi
+    done
+  fi
+  rm -rf "$TMP"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+now_ns() { date +%s%N; }
+# Seconds between two nanosecond stamps.
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
+best() { printf '%s\n' "$@" | sort -g | head -n 1; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# --- 4. moto_server -------------------------------------------------------------------
+PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT"
+say "starting moto_server on 127.0.0.1:$PORT"
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" </dev/null >"$TMP/moto.log" 2>&1 &
+MOTO_PID=$!
+for i in $(seq 600); do
+  kill -0 "$MOTO_PID" 2>/dev/null || die "moto_server exited at start"
+  curl -s --noproxy '*' -o /dev/null "$AWS_ENDPOINT_URL/" && break
+  [ "$i" -lt 600 ] || die "moto_server did not answer within 60 s"
+  sleep 0.1
+done
+
+# --- 5. one region: bucket and parameters ---------------------------------------------
+say "setting up us-east-1 (bucket bench-artifacts, /bench/bucket-name, /startifact)"
+"$PY" - <<'EOF'
+import json, os
+import boto3
+
+endpoint = os.environ["AWS_ENDPOINT_URL"]
+s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint)
+ssm = boto3.client("ssm", region_name="us-east-1", endpoint_url=endpoint)
+s3.create_bucket(Bucket="bench-artifacts")
+ssm.put_parameter(Name="/bench/bucket-name", Value="bench-artifacts", Type="String")
+ssm.put_parameter(
+    Name="/startifact",
+    Type="String",
+    Value=json.dumps({
+        "bucket_name_param": "/bench/bucket-name",
+        "bucket_key_prefix": "",
+        "parameter_name_prefix": "",
+        "regions": "us-east-1",
+        "save_ok": "y",
+    }),
+)
+EOF
+export STARTIFACT_REGIONS=us-east-1
+
+# --- 6. the artifact -------------------------------------------------------------------
+SIZE=$((SIZE_MB * 1000000))
+say "writing $SIZE_MB MB of random data and staging it as Bench 1.0.0"
+head -c "$SIZE" /dev/urandom >"$FILE"
+"$CLI" Bench 1.0.0 --stage "$FILE" >"$TMP/stage.out" 2>&1 || die "startifact --stage failed"
+sed 's/^/   stage: /' "$TMP/stage.out" >&2
+
+# --- 7. raw GET from moto ---------------------------------------------------------------
+# Signed, because moto answers an anonymous GET of an object with a private ACL (any
+# PutObject upload, i.e. small artifacts) with 403; moto does not check the signature.
+URL="$AWS_ENDPOINT_URL/bench-artifacts/Bench@1.0.0"
+raw_get() { curl -sf --noproxy '*' --aws-sigv4 "aws:amz:us-east-1:s3" --user testing:testing -o /dev/null "$@" "$URL"; }
+got="$(raw_get -w '%{size_download}')" || die "curl GET $URL failed"
+[ "$got" = "$SIZE" ] || die "curl downloaded $got bytes, expected $SIZE"
+get_times=()
+for i in $(seq "$RUNS"); do
+  t0=$(now_ns)
+  raw_get || die "curl GET $URL failed"
+  t1=$(now_ns)
+  get_times+=("$(secs "$t0" "$t1")")
+  say "raw GET $i/$RUNS: ${get_times[-1]} s"
+done
+
+# --- 8. mount -----------------------------------------------------------------------------
+mount_fs() {
+  local i
+  "$FS" -f --metadata-ttl 60 --log-file "$DAEMON_LOG" aws "$MNT" </dev/null >>"$TMP/daemon.out" 2>&1 &
+  DAEMON_PID=$!
+  for i in $(seq 300); do
+    is_mounted && return 0
+    kill -0 "$DAEMON_PID" 2>/dev/null || { wait "$DAEMON_PID" || true; DAEMON_PID=""; die "startifact-fs exited before mounting"; }
+    [ "$i" -lt 300 ] || die "$MNT not mounted within 30 s"
+    sleep 0.1
+  done
+}
+
+ART="$MNT/Bench/1.0.0/Bench@1.0.0"
+
+# --- 9, 10. cold reads on fresh mounts ------------------------------------------------
+cat_times=()
+hwm_kb=0
+rss_kb=0
+for i in $(seq "$RUNS"); do
+  mount_fs
+  t0=$(now_ns)
+  timeout -k 10 "$READ_TIMEOUT" cat "$ART" >/dev/null || die "cat $ART failed or timed out (${READ_TIMEOUT}s)"
+  t1=$(now_ns)
+  cat_times+=("$(secs "$t0" "$t1")")
+  h=$(awk '/^VmHWM:/ { print $2 }' "/proc/$DAEMON_PID/status")
+  r=$(awk '/^VmRSS:/ { print $2 }' "/proc/$DAEMON_PID/status")
+  if [ "$h" -gt "$hwm_kb" ]; then hwm_kb=$h; fi
+  if [ "$r" -gt "$rss_kb" ]; then rss_kb=$r; fi
+  say "cold cat $i/$RUNS: ${cat_times[-1]} s (daemon VmHWM $((h / 1024)) MiB, VmRSS $((r / 1024)) MiB)"
+  if [ "$i" -eq 1 ]; then
+    timeout -k 10 "$READ_TIMEOUT" cmp "$FILE" "$ART" || die "the mounted file differs from the staged one"
+    say "cmp: the mounted file matches the staged one"
+  fi
+  if [ "$i" -lt "$RUNS" ]; then unmount; fi
+done
+
+# --- 11. warm metadata (the last mount has been used) ---------------------------------
+target="$(readlink "$MNT/Bench/latest")" || die "readlink $MNT/Bench/latest failed"
+[ "$target" = 1.0.0 ] || die "$MNT/Bench/latest points to '$target', expected '1.0.0'"
+listing="$(ls "$MNT/Bench")" || die "ls $MNT/Bench failed"
+
+LOCAL="$TMP/local/Bench"
+mkdir -p "$LOCAL/1.0.0"
+ln -s 1.0.0 "$LOCAL/latest"
+
+# Mean milliseconds per call of "$@ TARGET" over $ITERATIONS calls.
+per_call_ms() {
+  local t0 t1 n
+  t0=$(now_ns)
+  for ((n = 0; n < ITERATIONS; n++)); do "$@" >/dev/null; done
+  t1=$(now_ns)
+  awk -v a="$t0" -v b="$t1" -v n="$ITERATIONS" 'BEGIN { printf "%.3f", (b - a) / 1e6 / n }'
+}
+say "warm metadata: $ITERATIONS x ls and readlink, mount then local folder"
+ls_fs=$(per_call_ms ls "$MNT/Bench")
+rl_fs=$(per_call_ms readlink "$MNT/Bench/latest")
+ls_local=$(per_call_ms ls "$LOCAL")
+rl_local=$(per_call_ms readlink "$LOCAL/latest")
+
+# --- 12. report -----------------------------------------------------------------------------
+get_best=$(best "${get_times[@]}")
+cat_best=$(best "${cat_times[@]}")
+cat_median=$(median "${cat_times[@]}")
+ratio=$(awk -v c="$cat_best" -v g="$get_best" 'BEGIN { printf "%.2f", c / g }')
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+mbps() { awk -v s="$1" -v t="$2" 'BEGIN { printf "%.0f", s / 1e6 / t }'; }
+
+echo
+echo "startifact-fs read benchmark — $(date '+%Y-%m-%d %H:%M:%S %z')"
+echo "binaries: $PROFILE"
+echo "machine:  nproc $(nproc), $(uname -sr)"
+echo "artifact: $SIZE_MB MB ($SIZE bytes), $RUNS runs each, $ITERATIONS metadata calls"
+echo
+printf '%-34s %12s   %s\n' "measure" "value" "note"
+printf '%-34s %12s   %s\n' "raw GET (curl from moto), best" "$get_best s" "$(mbps "$SIZE" "$get_best") MB/s; runs: ${get_times[*]}"
+printf '%-34s %12s   %s\n' "cold cat via mount, best" "$cat_best s" "$(mbps "$SIZE" "$cat_best") MB/s; runs: ${cat_times[*]}"
+printf '%-34s %12s   %s\n' "cold cat via mount, median" "$cat_median s" ""
+printf '%-34s %12s   %s\n' "ratio cat/GET (best/best)" "$ratio" ""
+printf '%-34s %12s   %s\n' "daemon VmHWM after cold cat" "$(mib "$hwm_kb") MiB" "max over runs; VmRSS $(mib "$rss_kb") MiB"
+printf '%-34s %12s   %s\n' "warm ls, per call" "$ls_fs ms" "local folder: $ls_local ms"
+printf '%-34s %12s   %s\n' "warm readlink, per call" "$rl_fs ms" "local folder: $rl_local ms"

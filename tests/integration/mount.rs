@@ -1,0 +1,419 @@
+//! The read side of the mount, through the real kernel, on moto and on the local store.
+
+use std::ffi::CString;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use md5::{Digest, Md5};
+use semver::Version;
+use startifact::protocol::Metadata;
+
+use crate::support::mount::{daemon_command, mount_line, Mount};
+use crate::support::world::{run_ok, World, WorldOptions};
+
+macro_rules! on_both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_moto() {
+                super::$name(super::World::moto(super::WorldOptions::default()).await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_local_store() {
+                super::$name(super::World::local(super::WorldOptions::default()).await).await
+            }
+        }
+    };
+}
+
+fn errno_of<T: std::fmt::Debug>(result: std::io::Result<T>) -> i32 {
+    match result {
+        Ok(value) => panic!("expected an error, got {value:?}"),
+        Err(e) => e.raw_os_error().unwrap_or(0),
+    }
+}
+
+/// `getxattr(2)` with a buffer of `size` bytes: Ok(bytes) or Err(errno).
+fn getxattr(path: &Path, name: &str, size: usize) -> Result<Vec<u8>, i32> {
+    let path = CString::new(path.as_os_str().as_bytes()).unwrap();
+    let name = CString::new(name).unwrap();
+    let mut buffer = vec![0u8; size];
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buffer.as_mut_ptr().cast(),
+            size,
+        )
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    buffer.truncate(if size == 0 { 0 } else { n as usize });
+    if size == 0 {
+        return Ok(vec![0; n as usize]);
+    }
+    Ok(buffer)
+}
+
+fn random_bytes(len: usize, seed: u32) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(2_654_435_761).max(1);
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        })
+        .collect()
+}
+
+fn project(world: &World, base: &str) -> String {
+    format!("{base}-{}", world.id)
+}
+
+async fn browse_read_and_refuse(world: World) {
+    let p = project(&world, "Mnt");
+    let content = random_bytes(6 << 20, 7);
+    let file = world.file("dist.bin", &content);
+    run_ok(world.cli().args([&p, "1.0.0", "--stage"]).arg(&file).args([
+        "--filename",
+        "--metadata",
+        "lang=rust",
+        "--metadata",
+        "ключ=значение",
+    ]));
+    let other = world.file("other", b"second version");
+    run_ok(world.cli().args([&p, "1.1.0", "--stage"]).arg(&other));
+
+    let mount = Mount::start(&world, &[]);
+    let root: Vec<String> = std::fs::read_dir(&mount.path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(root.contains(&p), "{root:?}");
+    let mut listed: Vec<String> = std::fs::read_dir(mount.join(&p))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["1.0.0", "1.1.0", "latest"]);
+    assert_eq!(
+        std::fs::read_link(mount.join(&format!("{p}/latest"))).unwrap(),
+        Path::new("1.1.0")
+    );
+    assert_eq!(
+        std::fs::read(mount.join(&format!("{p}/latest/{p}@1.1.0"))).unwrap(),
+        b"second version"
+    );
+
+    let artifact = mount.join(&format!("{p}/1.0.0/dist.bin"));
+    assert_eq!(std::fs::read(&artifact).unwrap(), content);
+    let meta = std::fs::metadata(&artifact).unwrap();
+    assert_eq!(meta.len(), content.len() as u64);
+    assert_eq!(meta.permissions().mode() & 0o777, 0o444);
+    assert_eq!(
+        std::fs::metadata(mount.join(&format!("{p}/1.0.0")))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o555
+    );
+    assert_eq!(
+        std::fs::metadata(&artifact).unwrap().ino(),
+        meta.ino(),
+        "inodes are stable"
+    );
+
+    // Extended attributes: the metadata, the size probe, and the local answers.
+    let dumped = run_ok(Command::new("getfattr").arg("-d").arg(&artifact));
+    assert!(dumped.contains("user.lang=\"rust\""), "{dumped}");
+    assert!(
+        dumped.contains("user.startifact:filename=\"dist.bin\""),
+        "{dumped}"
+    );
+    let folder_attrs = run_ok(
+        Command::new("getfattr")
+            .args(["-d", "-e", "text"])
+            .arg(mount.join(&format!("{p}/1.0.0"))),
+    );
+    assert!(folder_attrs.contains("user.lang"), "{folder_attrs}");
+    assert_eq!(getxattr(&artifact, "user.lang", 0).unwrap().len(), 4);
+    assert_eq!(getxattr(&artifact, "user.lang", 64).unwrap(), b"rust");
+    assert_eq!(
+        getxattr(&artifact, "user.ключ", 64).unwrap(),
+        "значение".as_bytes()
+    );
+    assert_eq!(getxattr(&artifact, "user.lang", 2), Err(libc::ERANGE));
+    assert_eq!(getxattr(&artifact, "user.missing", 64), Err(libc::ENODATA));
+    assert_eq!(
+        getxattr(&artifact, "system.posix_acl_access", 64),
+        Err(libc::ENODATA)
+    );
+    let region =
+        String::from_utf8(getxattr(&artifact, "user.startifact:region", 64).unwrap()).unwrap();
+    assert!(!region.is_empty());
+
+    // Missing names and names that cannot exist: ENOENT.
+    for missing in [
+        "NoSuchProject",
+        "bad name",
+        &format!("{p}/9.9.9"),
+        &format!("{p}/not-a-version"),
+        &format!("{p}/1.0.0/other.bin"),
+    ] {
+        assert_eq!(
+            errno_of(std::fs::metadata(mount.join(missing))),
+            libc::ENOENT,
+            "{missing}"
+        );
+    }
+
+    // Staged versions are immutable: the daemon's own EPERM, even for root.
+    let options = std::fs::OpenOptions::new().write(true).open(&artifact);
+    assert_eq!(errno_of(options), libc::EPERM);
+    assert_eq!(errno_of(std::fs::remove_file(&artifact)), libc::EPERM);
+    assert_eq!(
+        errno_of(std::fs::set_permissions(
+            &artifact,
+            std::fs::Permissions::from_mode(0o777)
+        )),
+        libc::EPERM
+    );
+    assert_eq!(
+        errno_of(std::fs::rename(
+            &artifact,
+            mount.join(&format!("{p}/1.0.0/moved"))
+        )),
+        libc::EPERM
+    );
+    assert_eq!(
+        errno_of(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&artifact)
+        ),
+        libc::EPERM
+    );
+    assert_eq!(
+        errno_of(std::fs::remove_dir_all(mount.join(&format!("{p}/1.1.0")))),
+        libc::EPERM
+    );
+    let truncated = Command::new("truncate")
+        .args(["-s", "0"])
+        .arg(&artifact)
+        .output()
+        .unwrap();
+    assert!(!truncated.status.success());
+    assert!(String::from_utf8_lossy(&truncated.stderr).contains("Operation not permitted"));
+
+    // Tools: rsync, tar, find.
+    let copy = world.dir("copy");
+    run_ok(
+        Command::new("rsync")
+            .arg("-a")
+            .arg(format!("{}/", mount.join(&p).display()))
+            .arg(&copy),
+    );
+    assert_eq!(std::fs::read(copy.join("1.0.0/dist.bin")).unwrap(), content);
+    assert_eq!(
+        std::fs::read_link(copy.join("latest")).unwrap(),
+        Path::new("1.1.0")
+    );
+    let tar = run_ok(
+        Command::new("tar")
+            .arg("-cf")
+            .arg(world.scratch.path().join("p.tar"))
+            .arg("-C")
+            .arg(&mount.path)
+            .arg(&p),
+    );
+    assert!(tar.is_empty());
+    let listing = run_ok(
+        Command::new("tar")
+            .arg("-tf")
+            .arg(world.scratch.path().join("p.tar")),
+    );
+    assert!(
+        listing.contains(&format!("{p}/1.0.0/dist.bin")),
+        "{listing}"
+    );
+    let found = run_ok(
+        Command::new("find")
+            .arg(mount.join(&p))
+            .args(["-type", "f"]),
+    );
+    assert_eq!(found.lines().count(), 2, "{found}");
+}
+on_both_backends!(browse_read_and_refuse);
+
+async fn many_versions_and_parallel_readers(world: World) {
+    let p = project(&world, "Many");
+    let session = world.session(false);
+    let small = world.file("small", b"v");
+    for minor in 0..25 {
+        session
+            .stage(
+                &p,
+                &Version::new(1, minor, 0),
+                &small,
+                Metadata::new(),
+                false,
+            )
+            .await
+            .unwrap();
+    }
+    let big = random_bytes(9 << 20, 3);
+    let big_file = world.file("big", &big);
+    session
+        .stage(
+            &p,
+            &Version::new(2, 0, 0),
+            &big_file,
+            Metadata::new(),
+            false,
+        )
+        .await
+        .unwrap();
+
+    let mount = Mount::start(&world, &[]);
+    let ls = run_ok(Command::new("ls").arg("-l").arg(mount.join(&p)));
+    assert_eq!(
+        ls.lines().filter(|l| l.starts_with('d')).count(),
+        26,
+        "{ls}"
+    );
+    assert!(ls.contains("latest -> 2.0.0"), "{ls}");
+
+    let path = mount.join(&format!("{p}/2.0.0/{p}@2.0.0"));
+    let expected = format!("{:x}", Md5::digest(&big));
+    let readers: Vec<_> = (0..16)
+        .map(|i| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut file = std::fs::File::open(&path).unwrap();
+                let mut hasher = Md5::new();
+                let mut buffer = vec![0u8; 64 * 1024 + i * 4096];
+                loop {
+                    let n = file.read(&mut buffer).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    hasher.update(&buffer[..n]);
+                }
+                format!("{:x}", hasher.finalize())
+            })
+        })
+        .collect();
+    for reader in readers {
+        assert_eq!(reader.join().unwrap(), expected);
+    }
+}
+on_both_backends!(many_versions_and_parallel_readers);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_argument_dash_o_options_and_sigterm() {
+    let world = World::local(WorldOptions::default()).await;
+    let p = project(&world, "Opt");
+    let file = world.file("f", b"read-only mount");
+    run_ok(world.cli().args([&p, "1.0.0", "--stage"]).arg(&file));
+    let store = match &world.kind {
+        crate::support::world::Kind::Local { dir } => dir.clone(),
+        _ => unreachable!(),
+    };
+    let source = format!("local:{}", store.display());
+    let mut mount = Mount::start(&world, &["-o", "ro,uid=1234,gid=4321,_netdev", &source]);
+    let line = mount_line(&mount.path).unwrap();
+    assert!(line.contains(" fuse.startifact-fs ro,"), "{line}");
+    let artifact = mount.join(&format!("{p}/1.0.0/{p}@1.0.0"));
+    assert_eq!(std::fs::read(&artifact).unwrap(), b"read-only mount");
+    let meta = std::fs::metadata(&artifact).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (1234, 4321));
+    assert_eq!(errno_of(std::fs::remove_file(&artifact)), libc::EROFS);
+    assert_eq!(mount.stop(), Some(0), "{}", mount.log());
+    assert!(mount_line(&mount.path).is_none(), "SIGTERM unmounts");
+    assert!(
+        mount.log().contains("SIGTERM: unmounting"),
+        "{}",
+        mount.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_mode_returns_once_the_mount_answers() {
+    let world = World::local(WorldOptions::default()).await;
+    let p = project(&world, "Bg");
+    let file = world.file("f", b"background");
+    run_ok(world.cli().args([&p, "1.0.0", "--stage"]).arg(&file));
+    let mountpoint = world.dir("bg-mnt");
+    let log = world.scratch.path().join("bg.log");
+    let status = daemon_command(&world)
+        .arg("--log-file")
+        .arg(&log)
+        .arg(&mountpoint)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Returned only once mounted: no waiting needed.
+    assert!(mount_line(&mountpoint).is_some_and(|l| l.contains("fuse.startifact-fs")));
+    assert_eq!(
+        std::fs::read(mountpoint.join(format!("{p}/latest/{p}@1.0.0"))).unwrap(),
+        b"background"
+    );
+    run_ok(Command::new("fusermount3").arg("-u").arg(&mountpoint));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .matches("was unmounted")
+        .count()
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not notice the unmount"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A mount point that is no folder, and an unknown option: a clear error, exit 1.
+    let output = daemon_command(&world)
+        .arg(world.file("plain", b"x"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a folder"));
+    let output = daemon_command(&world)
+        .args(["-o", "bogus"])
+        .arg(&mountpoint)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown mount option"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_staged_artifacts_appear() {
+    let world = World::moto(WorldOptions::default()).await;
+    let p = project(&world, "Py");
+    let file = world.file("from-python.tar.gz", b"staged by the Python tool");
+    run_ok(
+        world
+            .python()
+            .args([&p, "3.0.0", "--stage"])
+            .arg(&file)
+            .args(["--metadata", "team=py", "--filename"]),
+    );
+    let mount = Mount::start(&world, &[]);
+    let artifact = mount.join(&format!("{p}/latest/from-python.tar.gz"));
+    assert_eq!(
+        std::fs::read(&artifact).unwrap(),
+        b"staged by the Python tool"
+    );
+    assert_eq!(getxattr(&artifact, "user.team", 64).unwrap(), b"py");
+}

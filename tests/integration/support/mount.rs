@@ -1,0 +1,108 @@
+//! A real mount of `startifact-fs` (in the foreground, as systemd runs it) over a
+//! world, on a fresh folder; unmounted by SIGTERM when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::world::World;
+
+pub struct Mount {
+    pub path: PathBuf,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+/// The line of /proc/mounts for a mount point, if it is mounted.
+pub fn mount_line(path: &Path) -> Option<String> {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let wanted = path.display().to_string();
+    mounts
+        .lines()
+        .find(|line| line.split(' ').nth(1) == Some(wanted.as_str()))
+        .map(str::to_string)
+}
+
+pub fn daemon_command(world: &World) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_startifact-fs"));
+    command.env_clear().envs(world.env());
+    command
+}
+
+impl Mount {
+    /// Mounts in the foreground with `args` before the mount point.
+    pub fn start(world: &World, args: &[&str]) -> Mount {
+        let dir = tempfile::tempdir().expect("mount folder");
+        let path = dir.path().join("mnt");
+        std::fs::create_dir(&path).expect("mount point");
+        let log = dir.path().join("daemon.log");
+        let child = daemon_command(world)
+            .arg("-f")
+            .args(["--metadata-ttl", "1", "--log-level", "debug", "--log-file"])
+            .arg(&log)
+            .args(args)
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("startifact-fs starts");
+        let mut mount = Mount {
+            path,
+            child: Some(child),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while mount_line(&mount.path).is_none() {
+            if let Some(status) = mount
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("startifact-fs exited with {status}: {}", mount.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not mounted within 30 s: {}",
+                mount.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        mount
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM; returns the daemon's exit code once it is gone.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = Command::new("fusermount3")
+                    .arg("-uz")
+                    .arg(&self.path)
+                    .status();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn join(&self, relative: &str) -> PathBuf {
+        self.path.join(relative)
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
