@@ -9,6 +9,11 @@
 //! window grows again if reading goes on from there. `head -c 4096` therefore costs
 //! about one megabyte, and a long `cat` a few dozen GETs.
 //!
+//! The kernel reads ahead with several requests in flight, and they may reach us out of
+//! order: a read counts as sequential anywhere from the start of the parts held to one
+//! window past the read-ahead, and the last parts passed are kept a little longer (the
+//! trail) for the stragglers, so neither resets the stream.
+//!
 //! Memory: each part holds permits of a semaphore shared by every handle for its size,
 //! so the bytes held ahead of all readers together stay within a budget. Read-ahead takes
 //! permits only when they are free; the part a reader waits for takes them in turn.
@@ -66,6 +71,8 @@ pub struct ReadShared {
 }
 
 const PERMIT_UNIT: u64 = 4096;
+/// Parts kept behind the reader for late reads.
+const TRAIL_PARTS: usize = 2;
 
 impl ReadShared {
     pub fn new(options: ReadOptions) -> Self {
@@ -111,6 +118,8 @@ pub struct FileReader {
     session: Session,
     shared: Arc<ReadShared>,
     parts: VecDeque<Part>,
+    /// Parts the reader has passed, kept for reads that arrive late.
+    trail: VecDeque<(Range<u64>, Bytes)>,
     /// Where the next read-ahead part starts.
     next_fetch: u64,
     /// Where a sequential read would continue.
@@ -132,6 +141,7 @@ impl FileReader {
             session,
             shared,
             parts: VecDeque::new(),
+            trail: VecDeque::new(),
             next_fetch: 0,
             expected: 0,
             window,
@@ -186,14 +196,28 @@ impl FileReader {
             return Ok(Bytes::new());
         }
         let end = (offset + u64::from(size)).min(file_size);
-        let in_parts = self
+        if let Some(data) = self.from_trail(offset, end) {
+            return Ok(data);
+        }
+        let front = self
             .parts
             .front()
-            .is_some_and(|p| p.range.start <= offset && offset < self.next_fetch);
-        if offset != self.expected && !in_parts {
+            .map(|p| p.range.start)
+            .unwrap_or(self.expected);
+        let horizon = self.next_fetch.max(self.expected) + self.window;
+        if offset < front || offset >= horizon {
             return self.read_random(offset, end).await;
         }
         self.read_sequential(offset, end).await
+    }
+
+    fn from_trail(&self, offset: u64, end: u64) -> Option<Bytes> {
+        self.trail
+            .iter()
+            .find(|(range, _)| range.start <= offset && end <= range.end)
+            .map(|(range, data)| {
+                data.slice((offset - range.start) as usize..(end - range.start) as usize)
+            })
     }
 
     async fn read_sequential(&mut self, offset: u64, end: u64) -> FsResult<Bytes> {
@@ -241,18 +265,29 @@ impl FileReader {
             position = part.range.start + stop as u64;
             index += 1;
         }
-        // Parts the reader has passed are done: drop them and widen the window.
+        // Parts the reader has passed go to the trail, and the window widens.
         while self.parts.front().is_some_and(|p| p.range.end <= end) {
-            self.parts.pop_front();
+            if let Some(Part {
+                range,
+                state: PartState::Ready(data),
+                ..
+            }) = self.parts.pop_front()
+            {
+                self.trail.push_back((range, data));
+                if self.trail.len() > TRAIL_PARTS {
+                    self.trail.pop_front();
+                }
+            }
             self.window = (self.window * 2).min(self.shared.options.max_window);
         }
-        self.expected = end;
+        self.expected = self.expected.max(end);
         self.fill_window(end);
         Ok(out.freeze())
     }
 
     async fn read_random(&mut self, offset: u64, end: u64) -> FsResult<Bytes> {
         self.drop_parts();
+        self.trail.clear();
         self.window = self.shared.options.first_window;
         let block_size = self.shared.options.block_size.max(1);
         let mut out = BytesMut::with_capacity((end - offset) as usize);

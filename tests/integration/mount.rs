@@ -417,3 +417,141 @@ async fn python_staged_artifacts_appear() {
     );
     assert_eq!(getxattr(&artifact, "user.team", 64).unwrap(), b"py");
 }
+
+/// Ranged GETs of `key` seen by the proxy, as (count, bytes asked for).
+fn ranged_gets(proxy: &crate::support::proxy::FaultProxy, key: &str) -> (usize, u64) {
+    let mut count = 0;
+    let mut bytes = 0;
+    for request in proxy.requests() {
+        let path = request
+            .path_and_query
+            .split('?')
+            .next()
+            .unwrap_or("")
+            .replace("%40", "@");
+        if request.method != "GET" || !path.ends_with(key) {
+            continue;
+        }
+        count += 1;
+        if let Some((start, end)) = request
+            .header("range")
+            .and_then(|r| r.strip_prefix("bytes="))
+            .and_then(|r| r.split_once('-'))
+        {
+            bytes += end.parse::<u64>().unwrap() - start.parse::<u64>().unwrap() + 1;
+        }
+    }
+    (count, bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_lean_and_a_hung_region_blocks_nothing() {
+    use crate::support::moto::Moto;
+    use crate::support::proxy::{FaultProxy, Mode};
+    let mut world = World::moto(WorldOptions::default()).await;
+    let proxy = FaultProxy::start(&Moto::shared().url);
+    world
+        .region_endpoints
+        .insert("us-east-1".into(), proxy.url());
+    let p = project(&world, "Lean");
+    let session = world.session_in(&["us-east-1"], false);
+    let big = random_bytes(200 * 1000 * 1000, 11);
+    let big_file = world.file("big", &big);
+    session
+        .stage(
+            &p,
+            &Version::new(1, 0, 0),
+            &big_file,
+            Metadata::new(),
+            false,
+        )
+        .await
+        .unwrap();
+    drop(big);
+    let small = random_bytes(20 << 20, 5);
+    let small_file = world.file("small", &small);
+    session
+        .stage(
+            &p,
+            &Version::new(0, 9, 0),
+            &small_file,
+            Metadata::new(),
+            false,
+        )
+        .await
+        .unwrap();
+    let other = project(&world, "Other");
+    session
+        .stage(
+            &other,
+            &Version::new(1, 0, 0),
+            &small_file,
+            Metadata::new(),
+            false,
+        )
+        .await
+        .unwrap();
+
+    let mount = Mount::start(&world, &["--regions", "us-east-1", "-o", "metadata_ttl=60"]);
+    let big_path = mount.join(&format!("{p}/1.0.0/{p}@1.0.0"));
+    let key = format!("{p}@1.0.0");
+
+    // The head of a large artifact costs well under 8 MiB.
+    proxy.clear();
+    run_ok(Command::new("head").args(["-c", "4096"]).arg(&big_path));
+    let (_, bytes) = ranged_gets(&proxy, &key);
+    assert!(bytes < 8 << 20, "head -c 4096 fetched {bytes} bytes");
+
+    // A sequential read of 200 MB takes at most 64 GETs, and is exact.
+    proxy.clear();
+    let started = Instant::now();
+    let output = Command::new("md5sum").arg(&big_path).output().unwrap();
+    let elapsed = started.elapsed();
+    let (gets, bytes) = ranged_gets(&proxy, &key);
+    assert!(gets <= 64, "{gets} GETs");
+    assert!(
+        bytes >= 200 * 1000 * 1000 - (4 << 20),
+        "{bytes} bytes fetched"
+    );
+    let expected = format!("{:x}", Md5::digest(std::fs::read(&big_file).unwrap()));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).starts_with(&expected),
+        "read {elapsed:?}"
+    );
+
+    // Pin what the second half needs, then hang the region mid-read.
+    let small_path = mount.join(&format!("{p}/0.9.0/{p}@0.9.0"));
+    std::fs::metadata(&small_path).unwrap();
+    let listed = std::fs::read_dir(&mount.path).unwrap().count();
+    assert!(listed >= 2);
+    proxy.set_mode(Mode::Hang);
+    let reader = {
+        let small_path = small_path.clone();
+        std::thread::spawn(move || std::fs::read(small_path))
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..3 {
+        let started = Instant::now();
+        std::fs::metadata(&small_path).unwrap();
+        std::fs::read_dir(&mount.path).unwrap().count();
+        std::fs::metadata(mount.join(&p)).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?} while a region hangs",
+            started.elapsed()
+        );
+    }
+    // With the only region refusing, `latest` of a project not yet read is EIO, not ENOENT.
+    proxy.set_mode(Mode::Refuse);
+    assert_eq!(
+        errno_of(std::fs::read_link(mount.join(&format!("{other}/latest")))),
+        libc::EIO
+    );
+    proxy.set_mode(Mode::Forward);
+    let read = reader.join().unwrap();
+    // Released from the hang, the reader either retried to the end or got EIO: never
+    // wrong bytes.
+    if let Ok(bytes) = read {
+        assert_eq!(bytes, small);
+    }
+}
