@@ -4,6 +4,7 @@
 //! so the kernel may cache the file's pages safely.
 
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
@@ -12,6 +13,7 @@ use semver::Version;
 
 use crate::protocol::metadata::{usable_filename, Metadata};
 use crate::protocol::Session;
+use crate::storage::RegionStore;
 
 use super::error::{FsError, FsResult};
 
@@ -57,16 +59,22 @@ impl PinnedVersion {
         })
     }
 
+    /// The session's regions, the pinned one first.
+    pub fn regions_in_order(&self, session: &Session) -> Vec<Arc<dyn RegionStore>> {
+        let stores = session.stores();
+        stores
+            .iter()
+            .filter(|s| s.region() == self.region)
+            .chain(stores.iter().filter(|s| s.region() != self.region))
+            .cloned()
+            .collect()
+    }
+
     /// Reads `range` of the pinned object: the pinned region first, then any other
     /// whose copy has the same ETag.
     pub async fn fetch(&self, session: &Session, range: Range<u64>) -> FsResult<Bytes> {
-        let stores = session.stores();
-        let order = stores
-            .iter()
-            .filter(|s| s.region() == self.region)
-            .chain(stores.iter().filter(|s| s.region() != self.region));
         let mut reasons = Vec::new();
-        for store in order {
+        for store in self.regions_in_order(session) {
             let region = store.region();
             let bucket = match session.bucket(store.as_ref()).await {
                 Ok(bucket) => bucket,
@@ -100,7 +108,7 @@ impl PinnedVersion {
 }
 
 async fn fetch_from(
-    store: &dyn crate::storage::RegionStore,
+    store: &dyn RegionStore,
     bucket: &str,
     key: &str,
     range: Range<u64>,

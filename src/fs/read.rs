@@ -1,22 +1,23 @@
 //! Reading a pinned artifact through one open handle.
 //!
-//! Sequential reads stream: ranged GETs run ahead of the reader in parts, and the
-//! read-ahead window starts at 1 MiB and doubles each time the reader finishes a part
-//! while it stays sequential, up to `max_window`; parts are a quarter of the window (at
-//! most `max_part`), so several GETs are in flight at once. A read anywhere else is a
-//! random read: the read-ahead is dropped and a small block around the offset is fetched
-//! (blocks are kept in a shared LRU, so re-reads of nearby ranges cost nothing); the
-//! window grows again if reading goes on from there. `head -c 4096` therefore costs
-//! about one megabyte, and a long `cat` a few dozen GETs.
+//! Sequential reads stream. A GET for a range is one request whose body is consumed as
+//! it arrives, by a task that hands chunks to the reader through a channel; when the
+//! reader nears the end of one request the next is already under way. Requests grow:
+//! the first asks for `first_request` bytes (so `head -c 4096` costs about a megabyte),
+//! each next one `growth` times more, so a long `cat` takes a handful of GETs. Few,
+//! long requests matter: S3 charges per request, and S3-compatible servers (moto among
+//! them) may pay for the whole object on every ranged GET.
 //!
 //! The kernel reads ahead with several requests in flight, and they may reach us out of
-//! order: a read counts as sequential anywhere from the start of the parts held to one
-//! window past the read-ahead, and the last parts passed are kept a little longer (the
-//! trail) for the stragglers, so neither resets the stream.
+//! order: a read counts as sequential from the bytes held up to `sequential_slack` past
+//! them, and the last bytes consumed are kept (the trail) for the stragglers, so neither
+//! resets the stream. Any other read is random: the streams stop and aligned blocks
+//! around the offset are fetched, through a shared LRU so nearby re-reads cost nothing.
 //!
-//! Memory: each part holds permits of a semaphore shared by every handle for its size,
-//! so the bytes held ahead of all readers together stay within a budget. Read-ahead takes
-//! permits only when they are free; the part a reader waits for takes them in turn.
+//! Memory: a stream task takes permits of a budget shared by every handle for each chunk
+//! it hands over (and stops reading the body, so TCP holds the sender back, while it
+//! waits), and a handle's channel holds at most `chunks_ahead` chunks, so the bytes held
+//! ahead of all readers stay bounded.
 
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
@@ -24,8 +25,9 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 use lru::LruCache;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::protocol::Session;
@@ -36,10 +38,18 @@ use super::pinned::PinnedVersion;
 /// Sizes of the read path.
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
-    pub first_window: u64,
-    pub max_window: u64,
-    pub max_part: u64,
-    pub min_part: u64,
+    /// Bytes asked by the first GET of a sequential stream.
+    pub first_request: u64,
+    /// Each next GET asks this many times more.
+    pub growth: u64,
+    /// Chunks a handle's channel holds ahead of its reader.
+    pub chunks_ahead: usize,
+    /// Bytes per chunk handed from a stream to its reader.
+    pub chunk_size: u64,
+    /// How far past the bytes held a read still counts as sequential.
+    pub sequential_slack: u64,
+    /// Bytes kept behind the reader for late reads.
+    pub trail_bytes: u64,
     /// Random reads fetch aligned blocks of this size.
     pub block_size: u64,
     /// Bytes all handles together may hold ahead of their readers.
@@ -51,16 +61,20 @@ pub struct ReadOptions {
 impl Default for ReadOptions {
     fn default() -> Self {
         ReadOptions {
-            first_window: 1 << 20,
-            max_window: 32 << 20,
-            max_part: 8 << 20,
-            min_part: 256 << 10,
+            first_request: 1 << 20,
+            growth: 8,
+            chunks_ahead: 32,
+            chunk_size: 512 << 10,
+            sequential_slack: 16 << 20,
+            trail_bytes: 8 << 20,
             block_size: 256 << 10,
-            memory_budget: 64 << 20,
+            memory_budget: 256 << 20,
             cached_blocks: 128,
         }
     }
 }
+
+const PERMIT_UNIT: u64 = 4096;
 
 /// What every reader shares: the memory budget and the LRU of recent blocks.
 #[derive(Debug)]
@@ -69,10 +83,6 @@ pub struct ReadShared {
     budget: Arc<Semaphore>,
     blocks: Mutex<LruCache<(String, u64), Bytes>>,
 }
-
-const PERMIT_UNIT: u64 = 4096;
-/// Parts kept behind the reader for late reads.
-const TRAIL_PARTS: usize = 2;
 
 impl ReadShared {
     pub fn new(options: ReadOptions) -> Self {
@@ -87,7 +97,7 @@ impl ReadShared {
 
     fn permits_for(&self, len: u64) -> u32 {
         let total = (self.options.memory_budget / PERMIT_UNIT).max(1);
-        len.div_ceil(PERMIT_UNIT).min(total) as u32
+        len.div_ceil(PERMIT_UNIT).clamp(1, total) as u32
     }
 
     fn cached_block(&self, key: &(String, u64)) -> Option<Bytes> {
@@ -101,15 +111,21 @@ impl ReadShared {
     }
 }
 
-struct Part {
+type Chunk = FsResult<(Bytes, OwnedSemaphorePermit)>;
+
+/// One streaming GET of `range`, handing chunks over in order.
+struct Stream {
     range: Range<u64>,
-    state: PartState,
-    _permit: Option<OwnedSemaphorePermit>,
+    /// Offset of the next chunk to come out of `chunks`.
+    received: u64,
+    chunks: mpsc::Receiver<Chunk>,
+    task: JoinHandle<()>,
 }
 
-enum PartState {
-    Pending(JoinHandle<FsResult<Bytes>>),
-    Ready(Bytes),
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// The read state of one open handle.
@@ -117,75 +133,32 @@ pub struct FileReader {
     pinned: Arc<PinnedVersion>,
     session: Session,
     shared: Arc<ReadShared>,
-    parts: VecDeque<Part>,
-    /// Parts the reader has passed, kept for reads that arrive late.
-    trail: VecDeque<(Range<u64>, Bytes)>,
-    /// Where the next read-ahead part starts.
-    next_fetch: u64,
-    /// Where a sequential read would continue.
-    expected: u64,
-    window: u64,
-}
-
-impl Drop for FileReader {
-    fn drop(&mut self) {
-        self.drop_parts();
-    }
+    streams: VecDeque<Stream>,
+    /// Received, not yet consumed: contiguous, starting at `position`.
+    held: VecDeque<(Bytes, OwnedSemaphorePermit)>,
+    position: u64,
+    /// Recently consumed bytes, contiguous, ending at `position`.
+    trail: VecDeque<(u64, Bytes)>,
+    trail_len: u64,
+    /// Where the next request starts, and how much it asks for.
+    next_request: u64,
+    next_size: u64,
 }
 
 impl FileReader {
     pub fn new(pinned: Arc<PinnedVersion>, session: Session, shared: Arc<ReadShared>) -> Self {
-        let window = shared.options.first_window;
+        let next_size = shared.options.first_request;
         FileReader {
             pinned,
             session,
             shared,
-            parts: VecDeque::new(),
+            streams: VecDeque::new(),
+            held: VecDeque::new(),
+            position: 0,
             trail: VecDeque::new(),
-            next_fetch: 0,
-            expected: 0,
-            window,
-        }
-    }
-
-    fn drop_parts(&mut self) {
-        for part in self.parts.drain(..) {
-            if let PartState::Pending(handle) = part.state {
-                handle.abort();
-            }
-        }
-    }
-
-    fn part_size(&self) -> u64 {
-        (self.window / 4).clamp(self.shared.options.min_part, self.shared.options.max_part)
-    }
-
-    fn spawn_part(&self, range: Range<u64>, permit: Option<OwnedSemaphorePermit>) -> Part {
-        let pinned = Arc::clone(&self.pinned);
-        let session = self.session.clone();
-        let fetch = range.clone();
-        let handle = tokio::spawn(async move { pinned.fetch(&session, fetch).await });
-        Part {
-            range,
-            state: PartState::Pending(handle),
-            _permit: permit,
-        }
-    }
-
-    /// Starts read-ahead parts up to `window` bytes past `from`, while the budget allows.
-    fn fill_window(&mut self, from: u64) {
-        let size = self.pinned.size;
-        let target = (from + self.window).min(size);
-        while self.next_fetch < target {
-            let len = self.part_size().min(size - self.next_fetch);
-            let permits = self.shared.permits_for(len);
-            let Ok(permit) = Arc::clone(&self.shared.budget).try_acquire_many_owned(permits) else {
-                break;
-            };
-            let range = self.next_fetch..self.next_fetch + len;
-            let part = self.spawn_part(range, Some(permit));
-            self.parts.push_back(part);
-            self.next_fetch += len;
+            trail_len: 0,
+            next_request: 0,
+            next_size,
         }
     }
 
@@ -196,99 +169,160 @@ impl FileReader {
             return Ok(Bytes::new());
         }
         let end = (offset + u64::from(size)).min(file_size);
-        if let Some(data) = self.from_trail(offset, end) {
+        if let Some(data) = self.bytes_at_hand(offset, end) {
             return Ok(data);
         }
-        let front = self
-            .parts
-            .front()
-            .map(|p| p.range.start)
-            .unwrap_or(self.expected);
-        let horizon = self.next_fetch.max(self.expected) + self.window;
-        if offset < front || offset >= horizon {
+        let ahead = self
+            .next_request
+            .max(self.position)
+            .saturating_add(self.shared.options.sequential_slack);
+        if offset < self.position || offset >= ahead {
             return self.read_random(offset, end).await;
         }
-        self.read_sequential(offset, end).await
+        match self.read_sequential(offset, end).await {
+            Ok(data) => Ok(data),
+            Err(e) => {
+                // Start afresh at the next read rather than keep a broken stream.
+                self.reset(u64::MAX);
+                Err(e)
+            }
+        }
     }
 
-    fn from_trail(&self, offset: u64, end: u64) -> Option<Bytes> {
-        self.trail
-            .iter()
-            .find(|(range, _)| range.start <= offset && end <= range.end)
-            .map(|(range, data)| {
-                data.slice((offset - range.start) as usize..(end - range.start) as usize)
-            })
+    /// Bytes already at hand: behind the reader in the trail, or held ahead.
+    fn bytes_at_hand(&self, offset: u64, end: u64) -> Option<Bytes> {
+        let trail = self.trail.iter().map(|(start, data)| (*start, data));
+        let mut start = self.position;
+        let held = self.held.iter().map(move |(data, _)| {
+            let at = start;
+            start += data.len() as u64;
+            (at, data)
+        });
+        for (at, data) in trail.chain(held) {
+            let stop = at + data.len() as u64;
+            if at <= offset && end <= stop {
+                return Some(data.slice((offset - at) as usize..(end - at) as usize));
+            }
+        }
+        None
+    }
+
+    fn reset(&mut self, position: u64) {
+        self.streams.clear();
+        self.held.clear();
+        self.trail.clear();
+        self.trail_len = 0;
+        self.position = position;
+        self.next_request = position;
+        self.next_size = self.shared.options.first_request;
+    }
+
+    fn start_stream(&mut self) {
+        let start = self.next_request;
+        let end = start.saturating_add(self.next_size).min(self.pinned.size);
+        if start >= end {
+            return;
+        }
+        let (sender, receiver) = mpsc::channel(self.shared.options.chunks_ahead.max(1));
+        let task = tokio::spawn(stream_range(
+            Arc::clone(&self.pinned),
+            self.session.clone(),
+            Arc::clone(&self.shared),
+            start..end,
+            sender,
+        ));
+        self.streams.push_back(Stream {
+            range: start..end,
+            received: start,
+            chunks: receiver,
+            task,
+        });
+        self.next_request = end;
+        self.next_size = self
+            .next_size
+            .saturating_mul(self.shared.options.growth.max(2));
+    }
+
+    /// The offset just past the bytes held.
+    fn held_end(&self) -> u64 {
+        self.position + self.held.iter().map(|(d, _)| d.len() as u64).sum::<u64>()
     }
 
     async fn read_sequential(&mut self, offset: u64, end: u64) -> FsResult<Bytes> {
-        if self.parts.is_empty() {
-            self.next_fetch = offset;
+        if self.streams.is_empty() && self.held.is_empty() {
+            self.position = offset.max(self.position);
+            self.next_request = self.position;
         }
-        self.fill_window(offset);
-        if self.next_fetch < end {
-            // The budget is spent elsewhere: wait for what this read needs.
-            let len = (end - self.next_fetch)
-                .max(self.part_size().min(self.pinned.size - self.next_fetch));
-            let permits = self.shared.permits_for(len);
-            let permit = Arc::clone(&self.shared.budget)
-                .acquire_many_owned(permits)
-                .await
-                .map_err(|_| FsError::unavailable("the read budget is closed"))?;
-            let range = self.next_fetch..self.next_fetch + len;
-            let part = self.spawn_part(range, Some(permit));
-            self.parts.push_back(part);
-            self.next_fetch += len;
+        while self.held_end() < end {
+            if self.streams.is_empty() {
+                self.start_stream();
+            }
+            // Overlap: the next request starts while the current one drains.
+            if self.streams.len() == 1 && self.next_request < self.pinned.size {
+                let current = &self.streams[0];
+                if current.range.end - current.received
+                    <= (current.range.end - current.range.start) / 2
+                {
+                    self.start_stream();
+                }
+            }
+            let Some(stream) = self.streams.front_mut() else {
+                return Err(FsError::unavailable("read past the end of the streams"));
+            };
+            match stream.chunks.recv().await {
+                Some(Ok((data, permit))) => {
+                    stream.received += data.len() as u64;
+                    self.held.push_back((data, permit));
+                }
+                Some(Err(e)) => return Err(e),
+                None => {
+                    if stream.received < stream.range.end {
+                        return Err(FsError::unavailable("a read stream ended early"));
+                    }
+                    self.streams.pop_front();
+                }
+            }
         }
+        self.consume(offset, end)
+    }
+
+    /// Moves the held bytes before `end` to the trail, returning `offset..end`.
+    fn consume(&mut self, offset: u64, end: u64) -> FsResult<Bytes> {
         let mut out = BytesMut::with_capacity((end - offset) as usize);
-        let mut position = offset;
-        let mut index = 0;
-        while position < end {
-            let Some(part) = self.parts.get_mut(index) else {
+        while self.position < end {
+            let Some((data, permit)) = self.held.pop_front() else {
                 return Err(FsError::unavailable("read-ahead lost its place"));
             };
-            if part.range.end <= position {
-                index += 1;
-                continue;
-            }
-            let data = match ready(part).await {
-                Ok(data) => data,
-                Err(e) => {
-                    // Start afresh at the next read rather than keep a failed part.
-                    self.drop_parts();
-                    self.expected = u64::MAX;
-                    return Err(e);
-                }
+            let at = self.position;
+            let stop = at + data.len() as u64;
+            let (used, rest) = if stop > end {
+                let split = (end - at) as usize;
+                (data.slice(..split), Some(data.slice(split..)))
+            } else {
+                (data, None)
             };
-            let start = (position - part.range.start) as usize;
-            let stop = (end.min(part.range.end) - part.range.start) as usize;
-            out.extend_from_slice(&data[start..stop]);
-            position = part.range.start + stop as u64;
-            index += 1;
-        }
-        // Parts the reader has passed go to the trail, and the window widens.
-        while self.parts.front().is_some_and(|p| p.range.end <= end) {
-            if let Some(Part {
-                range,
-                state: PartState::Ready(data),
-                ..
-            }) = self.parts.pop_front()
-            {
-                self.trail.push_back((range, data));
-                if self.trail.len() > TRAIL_PARTS {
-                    self.trail.pop_front();
-                }
+            if offset < at + used.len() as u64 {
+                let from = offset.saturating_sub(at) as usize;
+                out.extend_from_slice(&used[from..]);
             }
-            self.window = (self.window * 2).min(self.shared.options.max_window);
+            self.position = at + used.len() as u64;
+            self.trail_len += used.len() as u64;
+            self.trail.push_back((at, used));
+            if let Some(rest) = rest {
+                self.held.push_front((rest, permit));
+            }
         }
-        self.expected = self.expected.max(end);
-        self.fill_window(end);
+        while self.trail_len > self.shared.options.trail_bytes {
+            match self.trail.pop_front() {
+                Some((_, data)) => self.trail_len -= data.len() as u64,
+                None => break,
+            }
+        }
         Ok(out.freeze())
     }
 
     async fn read_random(&mut self, offset: u64, end: u64) -> FsResult<Bytes> {
-        self.drop_parts();
-        self.trail.clear();
-        self.window = self.shared.options.first_window;
+        self.reset(end);
         let block_size = self.shared.options.block_size.max(1);
         let mut out = BytesMut::with_capacity((end - offset) as usize);
         let mut block = offset / block_size;
@@ -315,21 +349,92 @@ impl FileReader {
             out.extend_from_slice(&data[start as usize..stop as usize]);
             block += 1;
         }
-        self.expected = end;
-        self.next_fetch = end;
         Ok(out.freeze())
     }
 }
 
-async fn ready(part: &mut Part) -> FsResult<Bytes> {
-    if let PartState::Pending(handle) = &mut part.state {
-        let data = handle
+/// Streams `range` of the pinned object into `sender`: the pinned region first; when a
+/// region fails, even mid-body, the rest comes from the next whose copy has the same
+/// ETag.
+async fn stream_range(
+    pinned: Arc<PinnedVersion>,
+    session: Session,
+    shared: Arc<ReadShared>,
+    range: Range<u64>,
+    sender: mpsc::Sender<Chunk>,
+) {
+    let mut at = range.start;
+    let mut reasons = Vec::new();
+    for store in pinned.regions_in_order(&session) {
+        let region = store.region().to_string();
+        let bucket = match session.bucket(store.as_ref()).await {
+            Ok(bucket) => bucket,
+            Err(e) => {
+                reasons.push(format!("{region}: {e}"));
+                continue;
+            }
+        };
+        let mut object = match store
+            .get_object(
+                &bucket,
+                &pinned.key,
+                Some(at..range.end),
+                pinned.etag.as_deref(),
+            )
             .await
-            .map_err(|e| FsError::unavailable(format!("read task failed: {e}")))??;
-        part.state = PartState::Ready(data);
+        {
+            Ok(object) => object,
+            Err(e) => {
+                tracing::warn!(region, key = %pinned.key, "read of {at}..{} failed: {e}", range.end);
+                reasons.push(format!("{region}: {e}"));
+                continue;
+            }
+        };
+        // Bodies arrive in small frames: hand them over in chunks of `chunk_size`, so a
+        // channel of a few chunks holds megabytes, not kilobytes, ahead of the reader.
+        let mut pending = BytesMut::new();
+        loop {
+            let frame = object.body.next().await;
+            let finished = match frame {
+                Some(Ok(data)) => {
+                    pending.extend_from_slice(&data);
+                    false
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(region, key = %pinned.key, "read stream broke at {}: {e}", at + pending.len() as u64);
+                    reasons.push(format!("{region}: {e}"));
+                    true
+                }
+                None => true,
+            };
+            if pending.len() as u64 >= shared.options.chunk_size
+                || (finished && !pending.is_empty())
+            {
+                let data = pending.split().freeze();
+                let permits = shared.permits_for(data.len() as u64);
+                let Ok(permit) = Arc::clone(&shared.budget).acquire_many_owned(permits).await
+                else {
+                    return;
+                };
+                at += data.len() as u64;
+                if sender.send(Ok((data, permit))).await.is_err() {
+                    return; // The reader moved on.
+                }
+            }
+            if finished {
+                break;
+            }
+        }
+        if at >= range.end {
+            return;
+        }
     }
-    match &part.state {
-        PartState::Ready(data) => Ok(data.clone()),
-        PartState::Pending(_) => Err(FsError::unavailable("read part not ready")),
-    }
+    let _ = sender
+        .send(Err(FsError::unavailable(format!(
+            "no region could serve bytes {at}..{} of {}: {}",
+            range.end,
+            pinned.key,
+            reasons.join("; ")
+        ))))
+        .await;
 }

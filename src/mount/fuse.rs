@@ -236,7 +236,15 @@ impl Filesystem for FuseAdapter {
         reply: ReplyData,
     ) {
         self.spawn(|fs| async move {
-            match fs.read(fh.0, offset, size).await {
+            let started = std::time::Instant::now();
+            let result = fs.read(fh.0, offset, size).await;
+            tracing::trace!(
+                offset,
+                size,
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "read"
+            );
+            match result {
                 Ok(bytes) => reply.data(&bytes),
                 Err(e) => reply.error(errno("read", &e)),
             }
