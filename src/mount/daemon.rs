@@ -91,7 +91,16 @@ fn errno_of(e: &std::io::Error) -> i32 {
 /// Resolves the mount point; a stale FUSE mount left by a killed daemon is detached
 /// with `fusermount3 -uz` (and said so), anything else unusable is a clear error.
 fn prepare_mountpoint(path: &Path) -> Result<PathBuf, String> {
-    match std::fs::metadata(path) {
+    // A stale mount may still answer `stat` from the kernel's attribute cache; listing
+    // it always asks the (dead) daemon.
+    let probe = std::fs::metadata(path).and_then(|meta| {
+        if meta.is_dir() {
+            std::fs::read_dir(path).map(|_| meta)
+        } else {
+            Ok(meta)
+        }
+    });
+    match probe {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => return Err(format!("{} is not a folder", path.display())),
         Err(e) if errno_of(&e) == libc::ENOTCONN => {

@@ -555,3 +555,34 @@ async fn reads_are_lean_and_a_hung_region_blocks_nothing() {
         assert_eq!(bytes, small);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_mount_point_is_cleaned_up_and_big_attributes_refused() {
+    let world = World::local(WorldOptions::default()).await;
+    let p = project(&world, "Stale");
+    let file = world.file("f", b"stale");
+    let huge: Metadata = [("huge".to_string(), "x".repeat(70 * 1024))].into();
+    world
+        .session(false)
+        .stage(&p, &Version::new(1, 0, 0), &file, huge, false)
+        .await
+        .unwrap();
+
+    let mut mount = Mount::start(&world, &[]);
+    let artifact = mount.join(&format!("{p}/1.0.0/{p}@1.0.0"));
+    assert_eq!(getxattr(&artifact, "user.huge", 0), Err(libc::E2BIG));
+    assert!(
+        run_ok(Command::new("getfattr").arg("-d").arg(&artifact)).contains("user.startifact:key")
+    );
+
+    mount.kill();
+    assert_eq!(
+        errno_of(std::fs::read_dir(&mount.path).map(|_| ())),
+        libc::ENOTCONN
+    );
+    let mount = Mount::restart(&world, &[], mount);
+    assert_eq!(
+        std::fs::read(mount.join(&format!("{p}/1.0.0/{p}@1.0.0"))).unwrap(),
+        b"stale"
+    );
+}

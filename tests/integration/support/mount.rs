@@ -10,7 +10,8 @@ use super::world::World;
 pub struct Mount {
     pub path: PathBuf,
     child: Option<Child>,
-    _dir: tempfile::TempDir,
+    /// Holds the mount point and the log; `None` only while being handed on.
+    dir: Option<tempfile::TempDir>,
 }
 
 /// The line of /proc/mounts for a mount point, if it is mounted.
@@ -35,6 +36,25 @@ impl Mount {
         let dir = tempfile::tempdir().expect("mount folder");
         let path = dir.path().join("mnt");
         std::fs::create_dir(&path).expect("mount point");
+        Self::start_in(world, args, dir, path)
+    }
+
+    /// Mounts again on the mount point of `previous` (whose daemon is gone).
+    pub fn restart(world: &World, args: &[&str], mut previous: Mount) -> Mount {
+        previous.kill();
+        let dir = previous.dir.take().expect("mount folder");
+        Self::start_in(world, args, dir, previous.path.clone())
+    }
+
+    /// Kills the daemon with SIGKILL, leaving its mount stale.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn start_in(world: &World, args: &[&str], dir: tempfile::TempDir, path: PathBuf) -> Mount {
         let log = dir.path().join("daemon.log");
         let child = daemon_command(world)
             .arg("-f")
@@ -50,10 +70,12 @@ impl Mount {
         let mut mount = Mount {
             path,
             child: Some(child),
-            _dir: dir,
+            dir: Some(dir),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while mount_line(&mount.path).is_none() {
+        // Mounted and answering (a stale mount at the same place does not answer).
+        let answering = |path: &Path| mount_line(path).is_some() && std::fs::read_dir(path).is_ok();
+        while !answering(&mount.path) {
             if let Some(status) = mount
                 .child
                 .as_mut()
@@ -72,7 +94,10 @@ impl Mount {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self._dir.path().join("daemon.log")).unwrap_or_default()
+        self.dir
+            .as_ref()
+            .and_then(|d| std::fs::read_to_string(d.path().join("daemon.log")).ok())
+            .unwrap_or_default()
     }
 
     /// SIGTERM; returns the daemon's exit code once it is gone.
