@@ -34,21 +34,27 @@ impl From<Error> for Failure {
     }
 }
 
+/// Parses the process's arguments. Help and version print and exit 0; an error prints
+/// its first line between `prefix` and `suffix` on stderr and exits 1 (not clap's 2).
+pub fn parse_arguments<T: Parser>(prefix: &str, suffix: &str) -> Result<T, ExitCode> {
+    T::try_parse().map_err(|e| {
+        use clap::error::ErrorKind;
+        if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or("invalid arguments");
+        eprintln!("{prefix}{first}{suffix}");
+        ExitCode::FAILURE
+    })
+}
+
 /// Runs the command line with the process's arguments.
 pub fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args: Args = match parse_arguments("🔥 ", " (see startifact --help)") {
         Ok(args) => args,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("{FIRE} {first} (see startifact --help)");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     if args.version {
         println!("startifact {} (Rust)", env!("CARGO_PKG_VERSION"));

@@ -13,8 +13,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-
 use crate::fs::{ArtifactFs, FsOptions};
 use crate::protocol::regions::parse_regions;
 use crate::protocol::SessionBuilder;
@@ -40,21 +38,9 @@ impl Readiness {
 }
 
 pub fn main() -> ExitCode {
-    let args = match MountArgs::try_parse() {
+    let args: MountArgs = match crate::cli::parse_arguments("startifact-fs: ", "") {
         Ok(args) => args,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            let text = e.to_string();
-            eprintln!(
-                "startifact-fs: {}",
-                text.lines().next().unwrap_or("invalid arguments")
-            );
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let config = match args.resolve() {
         Ok(config) => config,

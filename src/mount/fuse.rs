@@ -45,6 +45,14 @@ fn errno(operation: &str, error: &FsError) -> Errno {
     Errno::from_i32(error.errno())
 }
 
+fn file_type(kind: FileKind) -> FileType {
+    match kind {
+        FileKind::Directory => FileType::Directory,
+        FileKind::RegularFile => FileType::RegularFile,
+        FileKind::Symlink => FileType::Symlink,
+    }
+}
+
 fn file_attr(attr: &Attr) -> FileAttr {
     FileAttr {
         ino: INodeNo(attr.inode),
@@ -54,11 +62,7 @@ fn file_attr(attr: &Attr) -> FileAttr {
         mtime: attr.mtime,
         ctime: attr.mtime,
         crtime: attr.mtime,
-        kind: match attr.kind {
-            FileKind::Directory => FileType::Directory,
-            FileKind::RegularFile => FileType::RegularFile,
-            FileKind::Symlink => FileType::Symlink,
-        },
+        kind: file_type(attr.kind),
         perm: attr.perm,
         nlink: attr.nlink,
         uid: attr.uid,
@@ -319,14 +323,11 @@ impl Filesystem for FuseAdapter {
                 (ino.0, ".".to_string(), FileType::Directory),
                 (ino.0, "..".to_string(), FileType::Directory),
             ];
-            let all = dots.into_iter().chain(entries.into_iter().map(|e| {
-                let kind = match e.kind {
-                    FileKind::Directory => FileType::Directory,
-                    FileKind::RegularFile => FileType::RegularFile,
-                    FileKind::Symlink => FileType::Symlink,
-                };
-                (e.inode, e.name, kind)
-            }));
+            let all = dots.into_iter().chain(
+                entries
+                    .into_iter()
+                    .map(|e| (e.inode, e.name, file_type(e.kind))),
+            );
             for (index, (inode, name, kind)) in all.enumerate().skip(offset as usize) {
                 if reply.add(INodeNo(inode), index as u64 + 1, kind, name) {
                     break;
