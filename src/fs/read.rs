@@ -189,7 +189,9 @@ impl FileReader {
         }
     }
 
-    /// Bytes already at hand: behind the reader in the trail, or held ahead.
+    /// Bytes already at hand: behind the reader in the trail, or held ahead. The pieces
+    /// are contiguous but cut where chunks and earlier reads ended, so a range may span
+    /// several of them.
     fn bytes_at_hand(&self, offset: u64, end: u64) -> Option<Bytes> {
         let trail = self.trail.iter().map(|(start, data)| (*start, data));
         let mut start = self.position;
@@ -198,10 +200,25 @@ impl FileReader {
             start += data.len() as u64;
             (at, data)
         });
+        let mut out: Option<BytesMut> = None;
+        let mut next = offset;
         for (at, data) in trail.chain(held) {
             let stop = at + data.len() as u64;
-            if at <= offset && end <= stop {
+            if stop <= next {
+                continue;
+            }
+            if at > next {
+                return None;
+            }
+            let piece = &data[(next - at) as usize..(end.min(stop) - at) as usize];
+            if out.is_none() && end <= stop {
                 return Some(data.slice((offset - at) as usize..(end - at) as usize));
+            }
+            out.get_or_insert_with(|| BytesMut::with_capacity((end - offset) as usize))
+                .extend_from_slice(piece);
+            next = end.min(stop);
+            if next == end {
+                return out.map(BytesMut::freeze);
             }
         }
         None
