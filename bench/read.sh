@@ -6,7 +6,8 @@
 #   bash bench/read.sh                      # builds the release binaries first
 #   BIN_DIR=path/to/target/debug bash bench/read.sh   # measures existing binaries
 #
-# Knobs: BIN_DIR, SIZE_MB (default 200), CARGO_TARGET_DIR, STARTIFACT_TEST_VENV.
+# Knobs: BIN_DIR, SIZE_MB (default 200), CACHE=1 (mount with an empty --cache-dir),
+# CARGO_TARGET_DIR, STARTIFACT_TEST_VENV.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,7 @@ RUNS=3          # raw GETs and cold cats (best and median are reported)
 ITERATIONS=200  # warm metadata calls per measurement
 READ_TIMEOUT=${READ_TIMEOUT:-600}
 SIZE_MB=${SIZE_MB:-200}
+CACHE=${CACHE:-0}
 
 say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'bench/read.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -190,7 +192,13 @@ done
 # --- 8. mount -----------------------------------------------------------------------------
 mount_fs() {
   local i
-  "$FS" -f --metadata-ttl 60 --log-file "$DAEMON_LOG" aws "$MNT" </dev/null >>"$TMP/daemon.out" 2>&1 &
+  local extra=()
+  if [ "$CACHE" = 1 ]; then
+    # A fresh, empty cache for every mount: each cold read goes through it.
+    rm -rf "$TMP/cache"
+    extra=(--cache-dir "$TMP/cache")
+  fi
+  "$FS" -f --metadata-ttl 60 "${extra[@]}" --log-file "$DAEMON_LOG" aws "$MNT" </dev/null >>"$TMP/daemon.out" 2>&1 &
   DAEMON_PID=$!
   for i in $(seq 300); do
     is_mounted && return 0

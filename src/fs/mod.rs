@@ -16,6 +16,7 @@
 //! (and the kernel is told the same TTL), so they may be that much out of date.
 
 pub mod attr;
+pub mod disk_cache;
 pub mod error;
 pub mod inode;
 pub mod pinned;
@@ -24,6 +25,7 @@ mod tree;
 pub mod xattr;
 
 pub use attr::{Attr, DirEntry, Entry, FileKind};
+pub use disk_cache::DiskCache;
 pub use error::{FsError, FsErrorKind, FsResult};
 pub use inode::{Node, ROOT_INODE};
 pub use read::ReadOptions;

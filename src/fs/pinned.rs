@@ -24,6 +24,8 @@ pub struct PinnedVersion {
     pub key: String,
     pub size: u64,
     pub etag: Option<String>,
+    /// The MD5 when it can be known without reading (see `ObjectInfo::known_md5`).
+    pub md5: Option<String>,
     pub mtime: SystemTime,
     /// The region that answered first, and its bucket.
     pub region: String,
@@ -47,6 +49,7 @@ impl PinnedVersion {
             version: version.clone(),
             key: location.key,
             size: location.info.size,
+            md5: location.info.known_md5(),
             etag: location.info.etag,
             mtime: location
                 .info

@@ -13,6 +13,7 @@ use semver::Version;
 use crate::protocol::{list_projects, read_latest, validate_project_name, Session};
 
 use super::attr::{DirEntry, Entry, FileKind, Ownership};
+use super::disk_cache::{CachedFile, DiskCache};
 use super::error::{FsError, FsErrorKind, FsResult};
 use super::inode::{InodeTable, Node, ROOT_INODE};
 use super::pinned::PinnedVersion;
@@ -60,7 +61,13 @@ struct Timed<T> {
     value: T,
 }
 
-type Handle = Arc<tokio::sync::Mutex<FileReader>>;
+/// An open file: streamed from the regions, or served from the on-disk cache.
+enum OpenFile {
+    Streamed(tokio::sync::Mutex<FileReader>),
+    Cached(Arc<CachedFile>),
+}
+
+type Handle = Arc<OpenFile>;
 
 /// Called with the inode of a `latest` whose target changed, so the kernel drops it.
 pub type Invalidator = Box<dyn Fn(u64) + Send + Sync>;
@@ -79,6 +86,7 @@ pub struct ArtifactFs {
     next_handle: AtomicU64,
     read_shared: Arc<ReadShared>,
     invalidator: OnceLock<Invalidator>,
+    cache: Option<Arc<DiskCache>>,
     mounted_at: SystemTime,
 }
 
@@ -112,8 +120,15 @@ impl ArtifactFs {
             handles: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             invalidator: OnceLock::new(),
+            cache: None,
             mounted_at: SystemTime::now(),
         }
+    }
+
+    /// Serves artifacts through an on-disk cache (and cached ones when no region can).
+    pub fn with_cache(mut self, cache: Arc<DiskCache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     pub fn session(&self) -> &Session {
@@ -227,6 +242,13 @@ impl ArtifactFs {
         }
         match self.latest_of(project).await {
             Ok(_) => Ok(()),
+            Err(e)
+                if e.kind == FsErrorKind::Unavailable
+                    && self.cache.as_ref().is_some_and(|c| c.has_project(project)) =>
+            {
+                tracing::warn!("{e}: showing {project} from the cache");
+                Ok(())
+            }
             Err(e) if e.kind == FsErrorKind::NotFound => {
                 // Staged by a tool that never moved `latest`? Its versions still count.
                 if self.versions_of(project).await.is_ok_and(|v| !v.is_empty()) {
@@ -254,7 +276,23 @@ impl ArtifactFs {
         }
         let version = parse_version_name(version_name)
             .ok_or_else(|| FsError::not_found(format!("{version_name:?} cannot be a version")))?;
-        match PinnedVersion::resolve(&self.session, project, &version).await {
+        let resolved = match PinnedVersion::resolve(&self.session, project, &version).await {
+            Err(e) if e.kind == FsErrorKind::Unavailable => {
+                match self
+                    .cache
+                    .as_ref()
+                    .and_then(|c| c.pinned(project, version_name))
+                {
+                    Some(cached) => {
+                        tracing::warn!("{e}: serving {project}@{version_name} from the cache");
+                        Ok(cached)
+                    }
+                    None => Err(e),
+                }
+            }
+            other => other,
+        };
+        match resolved {
             Ok(pinned) => {
                 let pinned = Arc::new(pinned);
                 let mut table = lock(&self.pinned);
@@ -419,19 +457,28 @@ impl ArtifactFs {
             return Err(self.refuse_change(&format!("opening {project}@{version} for writing")));
         }
         let pinned = self.pinned(&project, &version).await?;
-        let reader = FileReader::new(pinned, self.session.clone(), Arc::clone(&self.read_shared));
+        let file = match self.cache.as_ref().filter(|c| c.fits(pinned.size)) {
+            Some(cache) => OpenFile::Cached(cache.open_file(&pinned, &self.session).await?),
+            None => {
+                let reader =
+                    FileReader::new(pinned, self.session.clone(), Arc::clone(&self.read_shared));
+                OpenFile::Streamed(tokio::sync::Mutex::new(reader))
+            }
+        };
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        lock(&self.handles).insert(handle, Arc::new(tokio::sync::Mutex::new(reader)));
+        lock(&self.handles).insert(handle, Arc::new(file));
         Ok(handle)
     }
 
     pub async fn read(&self, handle: u64, offset: u64, size: u32) -> FsResult<Bytes> {
-        let reader = lock(&self.handles)
+        let file = lock(&self.handles)
             .get(&handle)
             .cloned()
             .ok_or_else(|| FsError::new(FsErrorKind::BadHandle, format!("no handle {handle}")))?;
-        let mut reader = reader.lock().await;
-        reader.read(offset, size).await
+        match file.as_ref() {
+            OpenFile::Streamed(reader) => reader.lock().await.read(offset, size).await,
+            OpenFile::Cached(cached) => cached.read(offset, size).await,
+        }
     }
 
     pub fn release(&self, handle: u64) {

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::fs::{ArtifactFs, FsOptions};
+use crate::fs::{ArtifactFs, DiskCache, FsOptions};
 use crate::protocol::regions::parse_regions;
 use crate::protocol::SessionBuilder;
 use crate::storage::options::parse_region_endpoints;
@@ -233,7 +233,14 @@ fn run(config: &MountConfig, mountpoint: &Path, readiness: &mut Readiness) -> Re
         metadata_ttl: config.metadata_ttl,
         ..FsOptions::default()
     };
-    let fs = Arc::new(ArtifactFs::new(session, fs_options));
+    let mut fs = ArtifactFs::new(session, fs_options);
+    if let Some(dir) = &config.cache_dir {
+        let cache = DiskCache::open(dir, config.cache_size)
+            .map_err(|e| format!("cannot use the cache folder {}: {e}", dir.display()))?;
+        tracing::info!(dir = %dir.display(), used = cache.used(), limit = config.cache_size, "on-disk cache");
+        fs = fs.with_cache(Arc::new(cache));
+    }
+    let fs = Arc::new(fs);
     for hint in runtime.block_on(fs.listing_hints()) {
         tracing::warn!("{hint}");
     }

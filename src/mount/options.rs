@@ -52,6 +52,13 @@ pub struct MountArgs {
     /// One endpoint per region, region=url,... (instead of STARTIFACT_ENDPOINTS).
     #[arg(long, value_name = "LIST")]
     pub endpoints: Option<String>,
+    /// Keep whole artifacts in this folder: repeated reads at local-disk speed, and
+    /// cached versions readable when every region is down.
+    #[arg(long = "cache-dir", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Size limit of the cache, with K/M/G/T suffixes (default 10G).
+    #[arg(long = "cache-size", value_name = "BYTES")]
+    pub cache_size: Option<String>,
     /// Write the log here (a daemon in the background has no terminal).
     #[arg(long = "log-file", value_name = "PATH")]
     pub log_file: Option<PathBuf>,
@@ -60,7 +67,7 @@ pub struct MountArgs {
     pub log_level: Option<String>,
     /// Mount options, comma-separated: ro, allow_other, uid=N, gid=N, regions=...,
     /// local_store=DIR, metadata_ttl=S, parameter=NAME, endpoints=LIST, log_file=PATH,
-    /// log_level=L, foreground; the generic ones of mount(8) are accepted and ignored.
+    /// log_level=L, cache_dir=DIR, cache_size=BYTES, foreground; the generic ones of mount(8) are accepted and ignored.
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
 }
@@ -88,6 +95,39 @@ pub struct MountConfig {
     pub endpoints: Option<String>,
     pub log_file: Option<PathBuf>,
     pub log_level: String,
+    pub cache_dir: Option<PathBuf>,
+    pub cache_size: u64,
+}
+
+/// The default size limit of the on-disk cache.
+pub const DEFAULT_CACHE_SIZE: u64 = 10 << 30;
+
+/// Parses a size in bytes with an optional K, M, G or T suffix (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let (digits, shift) = match trimmed.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => {
+                    return Err(format!(
+                        "{text:?} is not a size (a number with K, M, G or T)"
+                    ))
+                }
+            };
+            (&trimmed[..i], shift)
+        }
+        _ => (trimmed, 0),
+    };
+    digits
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .ok_or_else(|| format!("{text:?} is not a size (a number with K, M, G or T)"))
 }
 
 /// Options of mount(8) and fstab that mean nothing to us.
@@ -162,6 +202,11 @@ impl MountArgs {
             endpoints: self.endpoints,
             log_file: self.log_file,
             log_level: self.log_level.unwrap_or_else(|| "info".to_string()),
+            cache_dir: self.cache_dir,
+            cache_size: match &self.cache_size {
+                Some(text) => parse_size(text)?,
+                None => DEFAULT_CACHE_SIZE,
+            },
         };
         for group in &self.options {
             for option in group.split(',').map(str::trim).filter(|o| !o.is_empty()) {
@@ -186,6 +231,10 @@ impl MountArgs {
                     ("endpoints", Some(v)) => config.endpoints = Some(v.replace(';', ",")),
                     ("log_file" | "log-file", Some(v)) => config.log_file = Some(PathBuf::from(v)),
                     ("log_level" | "log-level", Some(v)) => config.log_level = v.to_string(),
+                    ("cache_dir" | "cache-dir", Some(v)) => {
+                        config.cache_dir = Some(PathBuf::from(v))
+                    }
+                    ("cache_size" | "cache-size", Some(v)) => config.cache_size = parse_size(v)?,
                     (key, _) if is_generic_option(key) => {}
                     _ => return Err(format!("unknown mount option {option:?}")),
                 }
@@ -233,5 +282,20 @@ mod tests {
         assert_eq!(c.regions.as_deref(), Some("a,b"));
         assert!(resolve(&["-o", "bogus", "/mnt"]).is_err());
         assert!(resolve(&["-o", "uid=x", "/mnt"]).is_err());
+        let c = resolve(&["-o", "cache_dir=/c,cache_size=2G", "/mnt"]).unwrap();
+        assert_eq!(
+            (c.cache_dir, c.cache_size),
+            (Some(PathBuf::from("/c")), 2 << 30)
+        );
+    }
+
+    #[test]
+    fn sizes_take_suffixes() {
+        assert_eq!(parse_size("512").unwrap(), 512);
+        assert_eq!(parse_size("3K").unwrap(), 3072);
+        assert_eq!(parse_size("5m").unwrap(), 5 << 20);
+        assert!(parse_size("5X").is_err());
+        assert!(parse_size("G").is_err());
+        assert!(parse_size("99999999999T").is_err());
     }
 }

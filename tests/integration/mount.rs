@@ -586,3 +586,96 @@ async fn a_stale_mount_point_is_cleaned_up_and_big_attributes_refused() {
         b"stale"
     );
 }
+
+fn cached_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "data"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_disk_cache_serves_reads_when_every_region_is_down() {
+    use crate::support::moto::Moto;
+    use crate::support::proxy::{FaultProxy, Mode};
+    let mut world = World::moto(WorldOptions::default()).await;
+    let proxy = FaultProxy::start(&Moto::shared().url);
+    for region in crate::support::world::REGIONS {
+        world
+            .region_endpoints
+            .insert(region.to_string(), proxy.url());
+    }
+    let p = project(&world, "Cache");
+    let (first, second) = (random_bytes(3 << 20, 1), random_bytes(3 << 20, 2));
+    let session = world.session(false);
+    session
+        .stage(
+            &p,
+            &Version::new(1, 0, 0),
+            &world.file("a.bin", &first),
+            Metadata::new(),
+            true,
+        )
+        .await
+        .unwrap();
+    session
+        .stage(
+            &p,
+            &Version::new(2, 0, 0),
+            &world.file("b.bin", &second),
+            Metadata::new(),
+            true,
+        )
+        .await
+        .unwrap();
+    let cache_dir = world.dir("cache");
+    let cache = format!("cache_dir={}", cache_dir.display());
+
+    let mut mount = Mount::start(&world, &["-o", &cache]);
+    assert_eq!(
+        std::fs::read(mount.join(&format!("{p}/1.0.0/a.bin"))).unwrap(),
+        first
+    );
+    assert_eq!(mount.stop(), Some(0));
+    assert_eq!(cached_files(&cache_dir).len(), 1);
+
+    // Every region down: the cached version still reads by its path; others are EIO.
+    proxy.set_mode(Mode::Refuse);
+    let mut mount = Mount::start(&world, &["-o", &cache]);
+    assert_eq!(
+        std::fs::read(mount.join(&format!("{p}/1.0.0/a.bin"))).unwrap(),
+        first
+    );
+    assert_eq!(
+        errno_of(std::fs::read(mount.join(&format!("{p}/2.0.0/b.bin")))),
+        libc::EIO
+    );
+    assert!(mount.log().contains("from the cache"), "{}", mount.log());
+    mount.stop();
+
+    // Past the size limit the least recently used artifact goes.
+    proxy.set_mode(Mode::Forward);
+    let mut mount = Mount::start(&world, &["-o", &format!("{cache},cache_size=4M")]);
+    assert_eq!(
+        std::fs::read(mount.join(&format!("{p}/2.0.0/b.bin"))).unwrap(),
+        second
+    );
+    mount.stop();
+    let files = cached_files(&cache_dir);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(std::fs::read(&files[0]).unwrap(), second);
+
+    // A cached copy that fails its check is fetched again, never served.
+    let mut damaged = std::fs::read(&files[0]).unwrap();
+    damaged[0] ^= 0xff;
+    std::fs::write(&files[0], &damaged).unwrap();
+    let mount = Mount::start(&world, &["-o", &cache]);
+    assert_eq!(
+        std::fs::read(mount.join(&format!("{p}/2.0.0/b.bin"))).unwrap(),
+        second
+    );
+    assert!(mount.log().contains("failed its check"), "{}", mount.log());
+}

@@ -1,0 +1,472 @@
+//! The on-disk cache of whole artifacts (`--cache-dir`, `--cache-size`).
+//!
+//! When a cached mount opens a file, the artifact is fetched whole, in one GET pinned to
+//! its ETag, into `{dir}/{entry}.part`; readers are served from that file as soon as the
+//! bytes they ask for have arrived, so a cold `cat` runs at the speed of one download.
+//! Once complete and verified (its MD5 when it can be known, else its size) the file is
+//! renamed `{entry}.data` and a record `{entry}.json` beside it keeps what the mount
+//! pinned (size, ETag, metadata...), so a cached version stays readable when every region
+//! is down, across restarts too. Entries are evicted least recently used beyond the size
+//! limit; an artifact larger than the limit is not cached. A record whose file fails its
+//! check (once per daemon run, before first use) is dropped and fetched again.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use futures::StreamExt;
+use lru::LruCache;
+use md5::{Digest, Md5};
+use semver::Version;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::protocol::Session;
+
+use super::error::{FsError, FsResult};
+use super::pinned::PinnedVersion;
+
+/// What `{entry}.json` records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    project: String,
+    version: String,
+    key: String,
+    size: u64,
+    etag: Option<String>,
+    md5: Option<String>,
+    mtime_seconds: u64,
+    region: String,
+    bucket: String,
+    metadata: crate::protocol::Metadata,
+    file_name: String,
+}
+
+impl Record {
+    fn of(pinned: &PinnedVersion) -> Self {
+        Record {
+            project: pinned.project.clone(),
+            version: pinned.version.to_string(),
+            key: pinned.key.clone(),
+            size: pinned.size,
+            etag: pinned.etag.clone(),
+            md5: pinned.md5.clone(),
+            mtime_seconds: pinned
+                .mtime
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            region: pinned.region.clone(),
+            bucket: pinned.bucket.clone(),
+            metadata: pinned.metadata.clone(),
+            file_name: pinned.file_name.clone(),
+        }
+    }
+
+    fn pinned(&self) -> Option<PinnedVersion> {
+        Some(PinnedVersion {
+            project: self.project.clone(),
+            version: Version::parse(&self.version).ok()?,
+            key: self.key.clone(),
+            size: self.size,
+            etag: self.etag.clone(),
+            md5: self.md5.clone(),
+            mtime: SystemTime::UNIX_EPOCH + Duration::from_secs(self.mtime_seconds),
+            region: self.region.clone(),
+            bucket: self.bucket.clone(),
+            metadata: self.metadata.clone(),
+            file_name: self.file_name.clone(),
+        })
+    }
+}
+
+/// How far a fetch into the cache has come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Progress {
+    Bytes(u64),
+    Done,
+    Failed(String),
+}
+
+/// One cached artifact, complete or arriving.
+pub struct CachedFile {
+    file: std::fs::File,
+    size: u64,
+    progress: watch::Receiver<Progress>,
+}
+
+impl CachedFile {
+    /// Reads `size` bytes at `offset`, waiting for them to arrive if need be.
+    pub async fn read(&self, offset: u64, size: u32) -> FsResult<bytes::Bytes> {
+        if offset >= self.size {
+            return Ok(bytes::Bytes::new());
+        }
+        let end = (offset + u64::from(size)).min(self.size);
+        let mut progress = self.progress.clone();
+        loop {
+            match &*progress.borrow_and_update() {
+                Progress::Done => break,
+                Progress::Bytes(have) if *have >= end => break,
+                Progress::Failed(reason) => return Err(FsError::unavailable(reason.clone())),
+                Progress::Bytes(_) => {}
+            }
+            if progress.changed().await.is_err() {
+                return Err(FsError::unavailable("the fetch into the cache stopped"));
+            }
+        }
+        let mut buffer = vec![0u8; (end - offset) as usize];
+        self.file
+            .read_exact_at(&mut buffer, offset)
+            .map_err(|e| FsError::unavailable(format!("reading the cache: {e}")))?;
+        Ok(bytes::Bytes::from(buffer))
+    }
+}
+
+struct Entries {
+    /// Complete entries by name, least recently used first, with their sizes.
+    lru: LruCache<String, u64>,
+    records: HashMap<String, Record>,
+    verified: std::collections::HashSet<String>,
+    arriving: HashMap<String, Arc<CachedFile>>,
+}
+
+pub struct DiskCache {
+    dir: PathBuf,
+    capacity: u64,
+    entries: Mutex<Entries>,
+}
+
+fn entry_name(key: &str, etag: Option<&str>) -> String {
+    let mut hasher = Md5::new();
+    hasher.update(key.as_bytes());
+    hasher.update([0]);
+    hasher.update(etag.unwrap_or("").as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+impl DiskCache {
+    /// Opens (creating) the cache folder and reads the records already there.
+    pub fn open(dir: &Path, capacity: u64) -> std::io::Result<DiskCache> {
+        std::fs::create_dir_all(dir)?;
+        let mut found: Vec<(SystemTime, String, Record)> = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_string();
+            if let Some(stem) = name.strip_suffix(".part") {
+                let _ = std::fs::remove_file(dir.join(format!("{stem}.part")));
+                continue;
+            }
+            let Some(stem) = name.strip_suffix(".json") else {
+                continue;
+            };
+            let record: Option<Record> = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let data = dir.join(format!("{stem}.data"));
+            match (record, std::fs::metadata(&data)) {
+                (Some(record), Ok(meta)) if meta.len() == record.size => {
+                    found.push((
+                        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                        stem.to_string(),
+                        record,
+                    ));
+                }
+                _ => {
+                    let _ = std::fs::remove_file(&path);
+                    let _ = std::fs::remove_file(&data);
+                }
+            }
+        }
+        found.sort_by_key(|(time, _, _)| *time);
+        let mut entries = Entries {
+            lru: LruCache::unbounded(),
+            records: HashMap::new(),
+            verified: Default::default(),
+            arriving: HashMap::new(),
+        };
+        for (_, name, record) in found {
+            entries.lru.put(name.clone(), record.size);
+            entries.records.insert(name, record);
+        }
+        Ok(DiskCache {
+            dir: dir.to_path_buf(),
+            capacity,
+            entries: Mutex::new(entries),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether an artifact of this size may be cached at all.
+    pub fn fits(&self, size: u64) -> bool {
+        size <= self.capacity
+    }
+
+    /// A cached version's pinned view, for when no region can answer.
+    pub fn pinned(&self, project: &str, version: &str) -> Option<PinnedVersion> {
+        let entries = self.lock();
+        entries
+            .records
+            .values()
+            .find(|r| r.project == project && r.version == version)
+            .and_then(Record::pinned)
+    }
+
+    /// Whether anything of `project` is cached.
+    pub fn has_project(&self, project: &str) -> bool {
+        self.lock().records.values().any(|r| r.project == project)
+    }
+
+    /// The cached file of a pinned version, fetching it first when it is not cached.
+    pub async fn open_file(
+        self: &Arc<Self>,
+        pinned: &Arc<PinnedVersion>,
+        session: &Session,
+    ) -> FsResult<Arc<CachedFile>> {
+        let name = entry_name(&pinned.key, pinned.etag.as_deref());
+        let data = self.dir.join(format!("{name}.data"));
+        let (complete, needs_check) = {
+            let mut entries = self.lock();
+            if let Some(arriving) = entries.arriving.get(&name) {
+                return Ok(Arc::clone(arriving));
+            }
+            let complete = entries.lru.get(&name).is_some();
+            (complete, complete && !entries.verified.contains(&name))
+        };
+        if complete {
+            let ok = !needs_check || {
+                let record = self.lock().records.get(&name).cloned();
+                let path = data.clone();
+                tokio::task::spawn_blocking(move || {
+                    record.is_some_and(|r| check(&path, r.size, r.md5.as_deref()))
+                })
+                .await
+                .unwrap_or(false)
+            };
+            if ok {
+                if let Ok(file) = std::fs::File::open(&data) {
+                    self.lock().verified.insert(name.clone());
+                    let (_, progress) = watch::channel(Progress::Done);
+                    return Ok(Arc::new(CachedFile {
+                        file,
+                        size: pinned.size,
+                        progress,
+                    }));
+                }
+            }
+            tracing::warn!(key = %pinned.key, "the cached copy failed its check: fetching it again");
+            self.forget(&name);
+        }
+        self.start_fetch(name, pinned, session)
+    }
+
+    fn forget(&self, name: &str) {
+        let mut entries = self.lock();
+        entries.lru.pop(name);
+        entries.records.remove(name);
+        entries.verified.remove(name);
+        for suffix in ["data", "json"] {
+            let _ = std::fs::remove_file(self.dir.join(format!("{name}.{suffix}")));
+        }
+    }
+
+    fn start_fetch(
+        self: &Arc<Self>,
+        name: String,
+        pinned: &Arc<PinnedVersion>,
+        session: &Session,
+    ) -> FsResult<Arc<CachedFile>> {
+        let part = self.dir.join(format!("{name}.part"));
+        let writer = std::fs::File::create(&part)
+            .map_err(|e| FsError::unavailable(format!("creating {}: {e}", part.display())))?;
+        let reader = std::fs::File::open(&part)
+            .map_err(|e| FsError::unavailable(format!("opening {}: {e}", part.display())))?;
+        let (sender, progress) = watch::channel(Progress::Bytes(0));
+        let cached = Arc::new(CachedFile {
+            file: reader,
+            size: pinned.size,
+            progress,
+        });
+        self.lock()
+            .arriving
+            .insert(name.clone(), Arc::clone(&cached));
+        let fetch = Fetch {
+            dir: self.dir.clone(),
+            name,
+            pinned: Arc::clone(pinned),
+            session: session.clone(),
+        };
+        let cache = Arc::clone(self);
+        tokio::spawn(async move {
+            match fetch.run(writer, &sender).await {
+                Ok(()) => {
+                    cache.admit(&fetch.pinned);
+                    let _ = sender.send(Progress::Done);
+                }
+                Err(reason) => {
+                    tracing::warn!(key = %fetch.pinned.key, "fetching into the cache failed: {reason}");
+                    let _ = std::fs::remove_file(fetch.dir.join(format!("{}.part", fetch.name)));
+                    cache.abandon(&fetch.pinned);
+                    let _ = sender.send(Progress::Failed(reason));
+                }
+            }
+        });
+        Ok(cached)
+    }
+
+    /// Files a finished fetch: the LRU takes it, and older entries go past the limit.
+    fn admit(&self, pinned: &PinnedVersion) {
+        let name = entry_name(&pinned.key, pinned.etag.as_deref());
+        let mut entries = self.lock();
+        entries.arriving.remove(&name);
+        if !self.dir.join(format!("{name}.data")).exists() {
+            return;
+        }
+        entries.lru.put(name.clone(), pinned.size);
+        entries.records.insert(name.clone(), Record::of(pinned));
+        entries.verified.insert(name);
+        let mut total: u64 = entries.lru.iter().map(|(_, size)| *size).sum();
+        while total > self.capacity {
+            let Some((old, size)) = entries.lru.pop_lru() else {
+                break;
+            };
+            entries.records.remove(&old);
+            entries.verified.remove(&old);
+            for suffix in ["data", "json"] {
+                let _ = std::fs::remove_file(self.dir.join(format!("{old}.{suffix}")));
+            }
+            tracing::debug!("evicted {old} ({size} bytes) from the cache");
+            total -= size;
+        }
+    }
+
+    /// Drops a fetch that failed, so the next open tries again.
+    fn abandon(&self, pinned: &PinnedVersion) {
+        let name = entry_name(&pinned.key, pinned.etag.as_deref());
+        self.lock().arriving.remove(&name);
+    }
+
+    /// The bytes cached, for tests and the log.
+    pub fn used(&self) -> u64 {
+        self.lock().lru.iter().map(|(_, size)| *size).sum()
+    }
+}
+
+/// Checks a cached file against its size and, when known, its MD5.
+fn check(path: &Path, size: u64, md5: Option<&str>) -> bool {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut hasher = Md5::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buffer[..n]);
+                total += n as u64;
+            }
+            Err(_) => return false,
+        }
+    }
+    total == size && md5.is_none_or(|expected| hex::encode(hasher.finalize()) == expected)
+}
+
+/// One whole-artifact fetch into `{name}.part`.
+struct Fetch {
+    dir: PathBuf,
+    name: String,
+    pinned: Arc<PinnedVersion>,
+    session: Session,
+}
+
+impl Fetch {
+    async fn run(
+        &self,
+        mut writer: std::fs::File,
+        progress: &watch::Sender<Progress>,
+    ) -> Result<(), String> {
+        let pinned = &self.pinned;
+        let mut hasher = Md5::new();
+        let mut at = 0u64;
+        let mut reasons = Vec::new();
+        for store in pinned.regions_in_order(&self.session) {
+            if at >= pinned.size && pinned.size > 0 {
+                break;
+            }
+            let region = store.region().to_string();
+            let bucket = match self.session.bucket(store.as_ref()).await {
+                Ok(bucket) => bucket,
+                Err(e) => {
+                    reasons.push(format!("{region}: {e}"));
+                    continue;
+                }
+            };
+            let range = (pinned.size > 0).then_some(at..pinned.size);
+            let mut object = match store
+                .get_object(&bucket, &pinned.key, range, pinned.etag.as_deref())
+                .await
+            {
+                Ok(object) => object,
+                Err(e) => {
+                    reasons.push(format!("{region}: {e}"));
+                    continue;
+                }
+            };
+            while let Some(chunk) = object.body.next().await {
+                match chunk {
+                    Ok(data) => {
+                        writer
+                            .write_all(&data)
+                            .map_err(|e| format!("writing the cache: {e}"))?;
+                        hasher.update(&data);
+                        at += data.len() as u64;
+                        let _ = progress.send(Progress::Bytes(at));
+                    }
+                    Err(e) => {
+                        reasons.push(format!("{region}: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+        if at != pinned.size {
+            return Err(format!(
+                "no region could serve {}: {}",
+                pinned.key,
+                reasons.join("; ")
+            ));
+        }
+        let md5 = hex::encode(hasher.finalize());
+        if let Some(expected) = &pinned.md5 {
+            if *expected != md5 {
+                return Err(format!(
+                    "{} arrived with MD5 {md5}, not {expected}",
+                    pinned.key
+                ));
+            }
+        }
+        writer
+            .sync_all()
+            .map_err(|e| format!("writing the cache: {e}"))?;
+        let record = serde_json::to_vec(&Record::of(pinned)).map_err(|e| e.to_string())?;
+        let json = self.dir.join(format!("{}.json", self.name));
+        std::fs::write(&json, record).map_err(|e| format!("writing {}: {e}", json.display()))?;
+        std::fs::rename(
+            self.dir.join(format!("{}.part", self.name)),
+            self.dir.join(format!("{}.data", self.name)),
+        )
+        .map_err(|e| format!("filing the cache entry: {e}"))?;
+        Ok(())
+    }
+}
