@@ -15,7 +15,7 @@ use crate::protocol::{list_projects, read_latest, validate_project_name, Session
 use super::attr::{DirEntry, Entry, FileKind, Ownership};
 use super::disk_cache::{CachedFile, DiskCache};
 use super::error::{FsError, FsErrorKind, FsResult};
-use super::inode::{InodeTable, Node, ROOT_INODE};
+use super::inode::{InodeTable, Node};
 use super::pinned::PinnedVersion;
 use super::read::{FileReader, ReadOptions, ReadShared};
 use super::xattr::{self, XattrReply};
@@ -523,9 +523,5 @@ impl ArtifactFs {
             block_size: 4096,
             name_max: 255,
         }
-    }
-
-    pub fn root_inode(&self) -> u64 {
-        ROOT_INODE
     }
 }

@@ -59,17 +59,6 @@ pub fn attributes(pinned: &PinnedVersion) -> Vec<(String, Vec<u8>)> {
     attributes
 }
 
-/// The read-only attributes the mount shows (copying them back is ignored).
-pub fn is_mount_attribute(name: &str) -> bool {
-    matches!(
-        name,
-        "user.startifact:bucket"
-            | "user.startifact:key"
-            | "user.startifact:region"
-            | "user.startifact:etag"
-    )
-}
-
 /// True for the namespaces answered locally as "no such attribute".
 pub fn is_foreign_namespace(name: &str) -> bool {
     !name.starts_with("user.")
