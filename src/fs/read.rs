@@ -2,11 +2,13 @@
 //!
 //! Sequential reads stream. A GET for a range is one request whose body is consumed as
 //! it arrives, by a task that hands chunks to the reader through a channel; when the
-//! reader nears the end of one request the next is already under way. Requests grow:
-//! the first asks for `first_request` bytes (so `head -c 4096` costs about a megabyte),
-//! each next one `growth` times more, so a long `cat` takes a handful of GETs. Few,
-//! long requests matter: S3 charges per request, and S3-compatible servers (moto among
-//! them) may pay for the whole object on every ranged GET.
+//! reader is half way through one request the next is already under way. Requests grow:
+//! the first asks for `first_request` bytes (4 MiB: `head -c 4096` costs no more), each
+//! next one `growth` times more (256 MiB, then 16 GiB), so a long `cat` takes two or
+//! three GETs. Few, long requests matter: each costs a first-byte wait, S3 charges per
+//! request, and S3-compatible servers (moto among them) may pay for the whole object on
+//! every ranged GET. (On S3 itself, several parallel ranges of a huge artifact would go
+//! faster than one stream; not done yet.)
 //!
 //! The kernel reads ahead with several requests in flight, and they may reach us out of
 //! order: a read counts as sequential from the bytes held up to `sequential_slack` past
@@ -61,8 +63,8 @@ pub struct ReadOptions {
 impl Default for ReadOptions {
     fn default() -> Self {
         ReadOptions {
-            first_request: 1 << 20,
-            growth: 8,
+            first_request: 4 << 20,
+            growth: 64,
             chunks_ahead: 32,
             chunk_size: 512 << 10,
             sequential_slack: 16 << 20,

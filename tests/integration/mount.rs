@@ -691,21 +691,46 @@ async fn named_versions_read_without_listing_permissions() {
     .await;
     let proxy = FaultProxy::start(&Moto::shared().url);
     for region in crate::support::world::REGIONS {
-        world.region_endpoints.insert(region.to_string(), proxy.url());
+        world
+            .region_endpoints
+            .insert(region.to_string(), proxy.url());
     }
     let p = project(&world, "Denied");
     let file = world.file("d.bin", b"no listing needed");
-    world.session(false).stage(&p, &Version::new(1, 0, 0), &file, Metadata::new(), true).await.unwrap();
+    world
+        .session(false)
+        .stage(&p, &Version::new(1, 0, 0), &file, Metadata::new(), true)
+        .await
+        .unwrap();
 
     // A reader without s3:ListBucket and ssm:GetParametersByPath.
     proxy.set_deny_listing(true);
     proxy.set_denied_ssm_actions(&["GetParametersByPath"]);
     let mount = Mount::start(&world, &[]);
-    assert_eq!(std::fs::read_dir(&mount.path).unwrap().count(), 0, "nothing can be listed");
-    assert!(mount.log().contains("lists only what the granted permissions can list"), "{}", mount.log());
-    assert_eq!(std::fs::read(mount.join(&format!("{p}/1.0.0/d.bin"))).unwrap(), b"no listing needed");
-    assert_eq!(std::fs::read_link(mount.join(&format!("{p}/latest"))).unwrap(), Path::new("1.0.0"));
+    assert_eq!(
+        std::fs::read_dir(&mount.path).unwrap().count(),
+        0,
+        "nothing can be listed"
+    );
+    assert!(
+        mount
+            .log()
+            .contains("lists only what the granted permissions can list"),
+        "{}",
+        mount.log()
+    );
+    assert_eq!(
+        std::fs::read(mount.join(&format!("{p}/1.0.0/d.bin"))).unwrap(),
+        b"no listing needed"
+    );
+    assert_eq!(
+        std::fs::read_link(mount.join(&format!("{p}/latest"))).unwrap(),
+        Path::new("1.0.0")
+    );
     // 403 from every region for a version that is not there: ENOENT.
-    assert_eq!(errno_of(std::fs::metadata(mount.join(&format!("{p}/9.9.9")))), libc::ENOENT);
+    assert_eq!(
+        errno_of(std::fs::metadata(mount.join(&format!("{p}/9.9.9")))),
+        libc::ENOENT
+    );
     assert!(proxy.requests().iter().any(|r| r.status == Some(403)));
 }
