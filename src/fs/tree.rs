@@ -78,6 +78,7 @@ pub struct ArtifactFs {
     ownership: Ownership,
     inodes: InodeTable,
     pinned: Mutex<HashMap<(String, String), Arc<PinnedVersion>>>,
+    /// Names found missing, and when: (project, version), or (project, "") for a project.
     missing: Mutex<HashMap<(String, String), Instant>>,
     versions: Mutex<HashMap<String, Timed<Vec<Version>>>>,
     latest: Mutex<HashMap<String, Timed<Version>>>,
@@ -240,6 +241,25 @@ impl ArtifactFs {
         {
             return Ok(());
         }
+        // Names found missing are trusted for the metadata TTL, like listings.
+        let missing_key = (project.to_string(), String::new());
+        if lock(&self.missing)
+            .get(&missing_key)
+            .is_some_and(|at| at.elapsed() < self.options.metadata_ttl)
+        {
+            return Err(FsError::not_found(format!("no project {project}")));
+        }
+        let found = self.project_found(project).await;
+        if found
+            .as_ref()
+            .is_err_and(|e| e.kind == FsErrorKind::NotFound)
+        {
+            lock(&self.missing).insert(missing_key, Instant::now());
+        }
+        found
+    }
+
+    async fn project_found(&self, project: &str) -> FsResult<()> {
         match self.latest_of(project).await {
             Ok(_) => Ok(()),
             Err(e)
