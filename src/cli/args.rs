@@ -32,6 +32,9 @@ pub struct Args {
     /// List the versions of a project, highest first.
     #[arg(long, group = "task")]
     pub list: bool,
+    /// Move `latest` to this (staged) version in every region: roll back, or pin.
+    #[arg(long = "set-latest", group = "task")]
+    pub set_latest: bool,
     /// Perform the organisation setup then exit (asks for what the options below leave out).
     #[arg(long, group = "task")]
     pub setup: bool,

@@ -147,8 +147,11 @@ async fn run(args: Args) -> Result<(), Failure> {
     if args.list {
         return list(&args).await;
     }
+    if args.set_latest {
+        return set_latest(&args).await;
+    }
     Err(Failure(
-        "nothing to do: give one of --stage, --dry-run, --download, --info, --list, --setup".into(),
+        "nothing to do: give one of --stage, --dry-run, --download, --info, --list, --set-latest, --setup".into(),
     ))
 }
 
@@ -309,6 +312,25 @@ async fn list(args: &Args) -> Result<(), Failure> {
     } else {
         for version in versions {
             let _ = writeln!(out, "{version}");
+        }
+    }
+    Ok(())
+}
+
+async fn set_latest(args: &Args) -> Result<(), Failure> {
+    let project = require_project(args)?;
+    let version = match args.artifact_version.as_deref() {
+        None | Some("latest") => return Err(Failure("--set-latest needs a version".into())),
+        Some(text) => parse_version(text)?,
+    };
+    let session = session(args, false).await?;
+    let report = session.set_latest(project, &version).await?;
+    for (region, result) in &report.regions {
+        match result {
+            Ok(()) => {
+                println!("{INFO} The latest version of {project} is now {version} in {region}.")
+            }
+            Err(e) => eprintln!("{FIRE} Failed to move the latest version in {region}: {e}"),
         }
     }
     Ok(())

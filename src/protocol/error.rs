@@ -36,6 +36,15 @@ pub enum Error {
     #[error("Could not stage {}@{} to enough regions ({}): {}", .0.project, .0.version, .0.summary(), .0.failures())]
     CannotStage(Box<StageReport>),
 
+    #[error("Could not move the latest version of {project} to {version}: {moved} of {regions} regions took it{}", reasons_suffix(.reasons))]
+    CannotSetLatest {
+        project: String,
+        version: String,
+        moved: usize,
+        regions: usize,
+        reasons: Vec<String>,
+    },
+
     #[error("{project}@{version} was not found in any region{}", reasons_suffix(.reasons))]
     ArtifactNotFound {
         project: String,

@@ -12,6 +12,7 @@ pub mod metadata;
 pub mod names;
 pub mod regions;
 pub mod session;
+pub mod set_latest;
 pub mod setup;
 pub mod stage;
 
@@ -24,4 +25,5 @@ pub use listing::{list_projects, sort_versions, ProjectListing};
 pub use metadata::Metadata;
 pub use names::{parse_version, validate_project_name};
 pub use session::{LoadedConfiguration, Session, SessionBuilder};
+pub use set_latest::LatestReport;
 pub use stage::{LatestChange, RegionOutcome, StageOptions, StageReport};

@@ -323,3 +323,44 @@ fn an_empty_local_store_sets_itself_up() {
         "the default region is 'local'"
     );
 }
+
+fn set_latest_rolls_back(world: World) {
+    let file = world.file("f", b"f");
+    run_ok(world.cli().args(["Roll", "1.0.0", "--stage"]).arg(&file));
+    run_ok(world.cli().args(["Roll", "2.0.0", "--stage"]).arg(&file));
+    let out = run_ok(world.cli().args(["Roll", "1.0.0", "--set-latest"]));
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.contains("is now 1.0.0 in"))
+            .count(),
+        3,
+        "{out}"
+    );
+    let info = run_ok(world.cli().args(["Roll", "--info"]));
+    assert!(
+        info.contains("The latest version of Roll is 1.0.0."),
+        "{info}"
+    );
+    // Only a staged version can be the latest; bad input changes nothing.
+    for args in [
+        ["Roll", "9.9.9", "--set-latest"],
+        ["Roll", "latest", "--set-latest"],
+        ["Roll", "x.y", "--set-latest"],
+    ] {
+        let (code, _, stderr) = run(world.cli().args(args));
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+    }
+    let info = run_ok(world.cli().args(["Roll", "--info"]));
+    assert!(
+        info.contains("The latest version of Roll is 1.0.0."),
+        "{info}"
+    );
+    // Staging a higher version moves it forward again.
+    run_ok(world.cli().args(["Roll", "2.1.0", "--stage"]).arg(&file));
+    let info = run_ok(world.cli().args(["Roll", "--info"]));
+    assert!(
+        info.contains("The latest version of Roll is 2.1.0."),
+        "{info}"
+    );
+}
+on_both_backends!(set_latest_rolls_back);

@@ -204,3 +204,27 @@ fn metadata_bytes_equal_python_json_dumps() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sees_a_rollback() {
+    let world = World::moto(WorldOptions::default()).await;
+    let file = world.file("f", b"f");
+    run_ok(
+        world
+            .python()
+            .args(["PyRoll", "1.0.0", "--stage"])
+            .arg(&file),
+    );
+    run_ok(
+        world
+            .python()
+            .args(["PyRoll", "1.1.0", "--stage"])
+            .arg(&file),
+    );
+    run_ok(world.cli().args(["PyRoll", "1.0.0", "--set-latest"]));
+    let theirs = run_ok(world.python().args(["PyRoll", "--info"]));
+    assert!(
+        theirs.contains("🌍 The latest version of PyRoll is 1.0.0."),
+        "{theirs}"
+    );
+}
