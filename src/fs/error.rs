@@ -18,6 +18,8 @@ pub enum FsErrorKind {
     TooBig,
     /// EPERM: staged versions are immutable.
     Immutable,
+    /// EEXIST: the name is taken.
+    Exists,
     /// EROFS: the mount is read-only.
     ReadOnly,
     /// EOPNOTSUPP: an attribute namespace we do not keep.
@@ -64,6 +66,7 @@ impl FsError {
             FsErrorKind::TooBig => libc::E2BIG,
             FsErrorKind::Immutable => libc::EPERM,
             FsErrorKind::ReadOnly => libc::EROFS,
+            FsErrorKind::Exists => libc::EEXIST,
             FsErrorKind::Unsupported => libc::EOPNOTSUPP,
             FsErrorKind::IsDirectory => libc::EISDIR,
             FsErrorKind::NotDirectory => libc::ENOTDIR,

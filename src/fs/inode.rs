@@ -21,6 +21,8 @@ pub enum Node {
     Version(String, String),
     /// The artifact file in `MOUNT/{project}/{version}/`.
     File(String, String),
+    /// A symlink `ln -sfn` made beside `latest` to rename over it: (project, name).
+    PendingLink(String, String),
 }
 
 #[derive(Debug)]

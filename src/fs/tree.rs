@@ -69,6 +69,9 @@ enum OpenFile {
 
 type Handle = Arc<OpenFile>;
 
+/// How long after `rm latest` a new `latest` symlink is taken as its replacement.
+const UNLINKED_LATEST_GRACE: Duration = Duration::from_secs(10);
+
 /// Called with the inode of a `latest` whose target changed, so the kernel drops it.
 pub type Invalidator = Box<dyn Fn(u64) + Send + Sync>;
 
@@ -88,6 +91,10 @@ pub struct ArtifactFs {
     read_shared: Arc<ReadShared>,
     invalidator: OnceLock<Invalidator>,
     cache: Option<Arc<DiskCache>>,
+    /// Symlinks made to be renamed over `latest`: (project, name) -> version.
+    pending_links: Mutex<HashMap<(String, String), String>>,
+    /// Projects whose `latest` was just unlinked, to be replaced by a symlink.
+    unlinked_latest: Mutex<HashMap<String, Instant>>,
     mounted_at: SystemTime,
 }
 
@@ -122,6 +129,8 @@ impl ArtifactFs {
             next_handle: AtomicU64::new(1),
             invalidator: OnceLock::new(),
             cache: None,
+            pending_links: Mutex::new(HashMap::new()),
+            unlinked_latest: Mutex::new(HashMap::new()),
             mounted_at: SystemTime::now(),
         }
     }
@@ -346,6 +355,11 @@ impl ArtifactFs {
                 self.ownership
                     .symlink(inode, target.len() as u64, self.mounted_at)
             }
+            Node::PendingLink(project, name) => {
+                let target = self.pending_target(project, name).await?;
+                self.ownership
+                    .symlink(inode, target.len() as u64, SystemTime::now())
+            }
             Node::Version(project, version) => {
                 let pinned = self.pinned(project, version).await?;
                 self.ownership.directory(inode, pinned.mtime)
@@ -364,7 +378,23 @@ impl ArtifactFs {
                 self.project_exists(name).await?;
                 Node::Project(name.to_string())
             }
-            Node::Project(project) if name == "latest" => Node::Latest(project),
+            Node::Project(project) if name == "latest" => {
+                // Just unlinked, to be replaced: gone until the new symlink arrives.
+                if lock(&self.unlinked_latest)
+                    .get(&project)
+                    .is_some_and(|at| at.elapsed() < UNLINKED_LATEST_GRACE)
+                {
+                    return Err(FsError::not_found(format!(
+                        "{project}/latest is being replaced"
+                    )));
+                }
+                Node::Latest(project)
+            }
+            Node::Project(project)
+                if lock(&self.pending_links).contains_key(&(project.clone(), name.to_string())) =>
+            {
+                Node::PendingLink(project, name.to_string())
+            }
             Node::Project(project) => {
                 parse_version_name(name)
                     .ok_or_else(|| FsError::not_found(format!("{name:?} cannot be a version")))?;
@@ -379,7 +409,7 @@ impl ArtifactFs {
                 }
                 Node::File(project, version)
             }
-            Node::Latest(_) | Node::File(..) => {
+            Node::Latest(_) | Node::File(..) | Node::PendingLink(..) => {
                 return Err(FsError::new(FsErrorKind::NotDirectory, "not a folder"))
             }
         };
@@ -432,7 +462,7 @@ impl ArtifactFs {
                     FileKind::RegularFile,
                 )])
             }
-            Node::Latest(_) | Node::File(..) => {
+            Node::Latest(_) | Node::File(..) | Node::PendingLink(..) => {
                 Err(FsError::new(FsErrorKind::NotDirectory, "not a folder"))
             }
         }
@@ -441,8 +471,151 @@ impl ArtifactFs {
     pub async fn readlink(&self, inode: u64) -> FsResult<String> {
         match self.node(inode)? {
             Node::Latest(project) => Ok(self.latest_of(&project).await?.to_string()),
+            Node::PendingLink(project, name) => self.pending_target(&project, &name).await,
             _ => Err(FsError::new(FsErrorKind::Invalid, "not a symlink")),
         }
+    }
+
+    // ---- moving `latest` (ln -sfn VERSION MOUNT/PROJECT/latest) ----
+
+    /// Where a pending symlink points; once renamed onto `latest` (the kernel then
+    /// knows its inode as `latest`), where `latest` points.
+    async fn pending_target(&self, project: &str, name: &str) -> FsResult<String> {
+        let pending = lock(&self.pending_links)
+            .get(&(project.to_string(), name.to_string()))
+            .cloned();
+        match pending {
+            Some(target) => Ok(target),
+            None => Ok(self.latest_of(project).await?.to_string()),
+        }
+    }
+
+    /// The version a symlink made in a project folder may point at: a staged version
+    /// of that project, by its folder name.
+    async fn link_target(&self, project: &str, target: &str) -> FsResult<String> {
+        let name = target.trim_start_matches("./").trim_end_matches('/');
+        if parse_version_name(name).is_none() {
+            return Err(FsError::new(
+                FsErrorKind::Invalid,
+                format!("{project}/latest can only point at a version folder of {project}, not {target:?}"),
+            ));
+        }
+        self.pinned(project, name).await?;
+        Ok(name.to_string())
+    }
+
+    /// Moves `latest` in every region and tells the kernel.
+    async fn move_latest(&self, project: &str, version: &str) -> FsResult<()> {
+        let version = parse_version_name(version).ok_or_else(|| {
+            FsError::new(FsErrorKind::Invalid, format!("{version:?} is no version"))
+        })?;
+        self.session
+            .set_latest(project, &version)
+            .await
+            .map_err(|e| match e {
+                crate::protocol::Error::ReadOnly => self.refuse_change("moving latest"),
+                other => FsError::from(other),
+            })?;
+        tracing::info!(project, %version, "latest moved through the mount");
+        let previous = lock(&self.latest).insert(
+            project.to_string(),
+            Timed {
+                at: Instant::now(),
+                value: version.clone(),
+            },
+        );
+        if previous.is_some_and(|p| p.value != version) {
+            if let Some(invalidate) = self.invalidator.get() {
+                invalidate(self.inodes.inode_of(&Node::Latest(project.to_string())));
+            }
+        }
+        Ok(())
+    }
+
+    /// `symlink(2)` in a project folder: `latest` itself right after it was unlinked
+    /// (the unlink-then-symlink form), or a temporary name to be renamed over it (the
+    /// form of GNU `ln -sfn`).
+    pub async fn symlink(&self, parent: u64, name: &str, target: &str) -> FsResult<Entry> {
+        let Node::Project(project) = self.node(parent)? else {
+            return Err(self.refuse_change("creating a symlink"));
+        };
+        if self.options.read_only {
+            return Err(self.refuse_change("creating a symlink"));
+        }
+        let version = self.link_target(&project, target).await?;
+        if name == "latest" {
+            let unlinked = lock(&self.unlinked_latest)
+                .remove(&project)
+                .is_some_and(|at| at.elapsed() < UNLINKED_LATEST_GRACE);
+            if !unlinked {
+                return Err(FsError::new(
+                    FsErrorKind::Exists,
+                    format!("{project}/latest exists"),
+                ));
+            }
+            self.move_latest(&project, &version).await?;
+            return self.entry(Node::Latest(project)).await;
+        }
+        if parse_version_name(name).is_some() {
+            return Err(FsError::new(
+                FsErrorKind::Exists,
+                format!("{name} is a version name"),
+            ));
+        }
+        lock(&self.pending_links).insert((project.clone(), name.to_string()), version);
+        self.entry(Node::PendingLink(project, name.to_string()))
+            .await
+    }
+
+    /// `rename(2)`: only a symlink made by `symlink` onto `latest` in its project folder.
+    pub async fn rename(
+        &self,
+        parent: u64,
+        name: &str,
+        new_parent: u64,
+        new_name: &str,
+    ) -> FsResult<()> {
+        let (Node::Project(project), Node::Project(new_project)) =
+            (self.node(parent)?, self.node(new_parent)?)
+        else {
+            return Err(self.refuse_change("renaming"));
+        };
+        let key = (project.clone(), name.to_string());
+        let Some(version) = lock(&self.pending_links).get(&key).cloned() else {
+            return Err(self.refuse_change("renaming"));
+        };
+        if project != new_project || new_name != "latest" {
+            return Err(FsError::new(
+                FsErrorKind::Invalid,
+                format!("a symlink in {project}/ can only be renamed onto {project}/latest"),
+            ));
+        }
+        self.move_latest(&project, &version).await?;
+        lock(&self.pending_links).remove(&key);
+        Ok(())
+    }
+
+    /// `unlink(2)`: `latest` (to be replaced at once by a symlink), or a pending symlink.
+    pub async fn unlink(&self, parent: u64, name: &str) -> FsResult<()> {
+        let Node::Project(project) = self.node(parent)? else {
+            return Err(self.refuse_change("removing a file"));
+        };
+        if self.options.read_only {
+            return Err(self.refuse_change("removing a file"));
+        }
+        if name == "latest" {
+            // `latest` cannot be absent; it stays as it is until the symlink that
+            // replaces it arrives.
+            lock(&self.unlinked_latest).insert(project, Instant::now());
+            return Ok(());
+        }
+        if lock(&self.pending_links)
+            .remove(&(project, name.to_string()))
+            .is_some()
+        {
+            return Ok(());
+        }
+        Err(self.refuse_change("removing a file"))
     }
 
     // ---- refusals ----
@@ -471,7 +644,9 @@ impl ArtifactFs {
             Node::Root | Node::Project(_) | Node::Version(..) => {
                 return Err(FsError::new(FsErrorKind::IsDirectory, "a folder"))
             }
-            Node::Latest(_) => return Err(FsError::new(FsErrorKind::Invalid, "a symlink")),
+            Node::Latest(_) | Node::PendingLink(..) => {
+                return Err(FsError::new(FsErrorKind::Invalid, "a symlink"))
+            }
         };
         if write {
             return Err(self.refuse_change(&format!("opening {project}@{version} for writing")));

@@ -171,8 +171,18 @@ impl Filesystem for FuseAdapter {
         reply.error(errno("mkdir", &self.fs.refuse_change("creating a folder")));
     }
 
-    fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(errno("unlink", &self.fs.refuse_change("removing a file")));
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = utf8(name);
+        self.spawn(|fs| async move {
+            let result = match name {
+                Ok(name) => fs.unlink(parent.0, &name).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("unlink", &e)),
+            }
+        });
     }
 
     fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
@@ -182,28 +192,45 @@ impl Filesystem for FuseAdapter {
     fn symlink(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _link_name: &OsStr,
-        _target: &Path,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
         reply: ReplyEntry,
     ) {
-        reply.error(errno(
-            "symlink",
-            &self.fs.refuse_change("creating a symlink"),
-        ));
+        let names = utf8(link_name).and_then(|name| Ok((name, utf8(target.as_os_str())?)));
+        self.spawn(|fs| async move {
+            let result = match names {
+                Ok((name, target)) => fs.symlink(parent.0, &name, &target).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(entry) => reply.entry(&entry.ttl, &file_attr(&entry.attr), Generation(0)),
+                Err(e) => reply.error(errno("symlink", &e)),
+            }
+        });
     }
 
     fn rename(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _newparent: INodeNo,
-        _newname: &OsStr,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
         _flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        reply.error(errno("rename", &self.fs.refuse_change("renaming")));
+        let names = utf8(name).and_then(|name| Ok((name, utf8(newname)?)));
+        self.spawn(|fs| async move {
+            let result = match names {
+                Ok((name, newname)) => fs.rename(parent.0, &name, newparent.0, &newname).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("rename", &e)),
+            }
+        });
     }
 
     fn link(

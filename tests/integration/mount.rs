@@ -734,3 +734,71 @@ async fn named_versions_read_without_listing_permissions() {
     );
     assert!(proxy.requests().iter().any(|r| r.status == Some(403)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ln_sfn_moves_latest_in_every_region() {
+    let world = World::moto(WorldOptions::default()).await;
+    let p = project(&world, "Ln");
+    let file = world.file("f", b"ln");
+    run_ok(world.python().args([&p, "1.0.0", "--stage"]).arg(&file));
+    run_ok(world.python().args([&p, "2.0.0", "--stage"]).arg(&file));
+    let mount = Mount::start(&world, &[]);
+    let latest = mount.join(&format!("{p}/latest"));
+    assert_eq!(std::fs::read_link(&latest).unwrap(), Path::new("2.0.0"));
+
+    // GNU ln -sfn: a symlink at a temporary name, renamed over latest.
+    run_ok(Command::new("ln").arg("-sfn").arg("1.0.0").arg(&latest));
+    assert_eq!(std::fs::read_link(&latest).unwrap(), Path::new("1.0.0"));
+    let theirs = run_ok(world.python().args([&p, "--info"]));
+    assert!(
+        theirs.contains(&format!("The latest version of {p} is 1.0.0.")),
+        "{theirs}"
+    );
+    let second = Mount::start(&world, &[]);
+    assert_eq!(
+        std::fs::read_link(second.join(&format!("{p}/latest"))).unwrap(),
+        Path::new("1.0.0")
+    );
+
+    // The unlink-then-symlink form.
+    std::fs::remove_file(&latest).unwrap();
+    std::os::unix::fs::symlink("2.0.0", &latest).unwrap();
+    assert_eq!(std::fs::read_link(&latest).unwrap(), Path::new("2.0.0"));
+
+    // Only a staged version of the project; other links and renames are refused.
+    let missing = Command::new("ln")
+        .arg("-sfn")
+        .arg("9.9.9")
+        .arg(&latest)
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert_eq!(std::fs::read_link(&latest).unwrap(), Path::new("2.0.0"));
+    assert_eq!(
+        errno_of(std::os::unix::fs::symlink(
+            "../elsewhere",
+            mount.join(&format!("{p}/x"))
+        )),
+        libc::EINVAL
+    );
+    assert_eq!(
+        errno_of(std::os::unix::fs::symlink("1.0.0", mount.join("top-level"))),
+        libc::EPERM
+    );
+    drop(second);
+    drop(mount);
+
+    let read_only = Mount::start(&world, &["--read-only"]);
+    let latest = read_only.join(&format!("{p}/latest"));
+    let refused = Command::new("ln")
+        .arg("-sfn")
+        .arg("1.0.0")
+        .arg(&latest)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("Read-only file system"),
+        "{refused:?}"
+    );
+    assert_eq!(errno_of(std::fs::remove_file(&latest)), libc::EROFS);
+}
