@@ -203,6 +203,12 @@ impl ArtifactFs {
             return Ok(cached.value.clone());
         }
         let version = read_latest(&self.session, project).await?.version;
+        self.remember_latest(project, &version);
+        Ok(version)
+    }
+
+    /// Keeps what `latest` points at; when that changed, the kernel forgets its copy.
+    fn remember_latest(&self, project: &str, version: &Version) {
         let previous = lock(&self.latest).insert(
             project.to_string(),
             Timed {
@@ -210,12 +216,11 @@ impl ArtifactFs {
                 value: version.clone(),
             },
         );
-        if previous.is_some_and(|p| p.value != version) {
+        if previous.is_some_and(|p| p.value != *version) {
             if let Some(invalidate) = self.invalidator.get() {
                 invalidate(self.inodes.inode_of(&Node::Latest(project.to_string())));
             }
         }
-        Ok(version)
     }
 
     async fn versions_of(&self, project: &str) -> FsResult<Vec<Version>> {
@@ -517,18 +522,7 @@ impl ArtifactFs {
                 other => FsError::from(other),
             })?;
         tracing::info!(project, %version, "latest moved through the mount");
-        let previous = lock(&self.latest).insert(
-            project.to_string(),
-            Timed {
-                at: Instant::now(),
-                value: version.clone(),
-            },
-        );
-        if previous.is_some_and(|p| p.value != version) {
-            if let Some(invalidate) = self.invalidator.get() {
-                invalidate(self.inodes.inode_of(&Node::Latest(project.to_string())));
-            }
-        }
+        self.remember_latest(project, &version);
         Ok(())
     }
 
