@@ -2,10 +2,11 @@
 //!
 //! Sequential reads stream. A GET for a range is one request whose body is consumed as
 //! it arrives, by a task that hands chunks to the reader through a channel; when the
-//! reader is half way through one request the next is already under way. Requests grow:
-//! the first asks for `first_request` bytes (4 MiB: `head -c 4096` costs no more), each
-//! next one `growth` times more (256 MiB, then 16 GiB), so a long `cat` takes two or
-//! three GETs. Few, long requests matter: each costs a first-byte wait, S3 charges per
+//! reader is half way through one request (or as soon as the kernel reads in large
+//! blocks, a sign of streaming) the next is already under way. Requests grow: the first
+//! asks for `first_request` bytes (4 MiB: `head -c 4096` costs no more), each next one
+//! `growth` times more (256 MiB, then 16 GiB); a stream that starts with a large kernel
+//! read skips the small first request. A long `cat` takes one to three GETs. Few, long requests matter: each costs a first-byte wait, S3 charges per
 //! request, and S3-compatible servers (moto among them) may pay for the whole object on
 //! every ranged GET. (On S3 itself, several parallel ranges of a huge artifact would go
 //! faster than one stream; not done yet.)
@@ -77,6 +78,9 @@ impl Default for ReadOptions {
 }
 
 const PERMIT_UNIT: u64 = 4096;
+/// A read this large comes from kernel read-ahead of a file being streamed (`head -c`
+/// asks for 16 KiB).
+const STREAMING_READ: u64 = 256 << 10;
 
 /// What every reader shares: the memory budget and the LRU of recent blocks.
 #[derive(Debug)]
@@ -271,9 +275,26 @@ impl FileReader {
         if self.streams.is_empty() && self.held.is_empty() {
             self.position = offset.max(self.position);
             self.next_request = self.position;
+            if end - offset >= STREAMING_READ {
+                // Streaming from the start: skip the small first request.
+                self.next_size = self.next_size.max(
+                    self.shared
+                        .options
+                        .first_request
+                        .saturating_mul(self.shared.options.growth),
+                );
+            }
         }
         while self.held_end() < end {
             if self.streams.is_empty() {
+                self.start_stream();
+            }
+            // A large read means the kernel is streaming: the next request starts now,
+            // so its first-byte wait overlaps this one's.
+            if self.streams.len() == 1
+                && end - offset >= STREAMING_READ
+                && self.next_request < self.pinned.size
+            {
                 self.start_stream();
             }
             // Overlap: the next request starts while the current one drains.
