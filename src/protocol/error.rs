@@ -93,6 +93,14 @@ pub enum Error {
     #[error("{0}")]
     Setup(String),
 
+    /// Endpoints, timeouts or retries given in the environment that make no sense.
+    #[error("{0}")]
+    Options(String),
+
+    /// A task of ours failed (a panic or a cancelled blocking task).
+    #[error("internal error: {0}")]
+    Internal(String),
+
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

@@ -64,7 +64,9 @@ impl SessionBuilder {
                 };
                 let options = match self.storage_options {
                     Some(options) => options,
-                    None => StorageOptions::from_env().map_err(|e| Error::Setup(e.to_string()))?,
+                    None => {
+                        StorageOptions::from_env().map_err(|e| Error::Options(e.to_string()))?
+                    }
                 };
                 (Backend::aws(options).await, regions)
             }

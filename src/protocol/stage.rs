@@ -305,7 +305,7 @@ impl Session {
             let options = options.clone();
             tokio::task::spawn_blocking(move || prepare(&path, &options))
                 .await
-                .map_err(|e| Error::Setup(format!("hashing task failed: {e}")))??
+                .map_err(|e| Error::Internal(format!("hashing task failed: {e}")))??
         };
         let configuration = self.ready_configuration().await?.clone();
         let key = artifact_key(&configuration.bucket_key_prefix, project, version);
