@@ -142,6 +142,8 @@ pub struct FileReader {
     streams: VecDeque<Stream>,
     /// Received, not yet consumed: contiguous, starting at `position`.
     held: VecDeque<(Bytes, OwnedSemaphorePermit)>,
+    /// Bytes in `held`.
+    held_len: u64,
     position: u64,
     /// Recently consumed bytes, contiguous, ending at `position`.
     trail: VecDeque<(u64, Bytes)>,
@@ -160,6 +162,7 @@ impl FileReader {
             shared,
             streams: VecDeque::new(),
             held: VecDeque::new(),
+            held_len: 0,
             position: 0,
             trail: VecDeque::new(),
             trail_len: 0,
@@ -233,6 +236,7 @@ impl FileReader {
     fn reset(&mut self, position: u64) {
         self.streams.clear();
         self.held.clear();
+        self.held_len = 0;
         self.trail.clear();
         self.trail_len = 0;
         self.position = position;
@@ -268,7 +272,7 @@ impl FileReader {
 
     /// The offset just past the bytes held.
     fn held_end(&self) -> u64 {
-        self.position + self.held.iter().map(|(d, _)| d.len() as u64).sum::<u64>()
+        self.position + self.held_len
     }
 
     async fn read_sequential(&mut self, offset: u64, end: u64) -> FsResult<Bytes> {
@@ -312,6 +316,7 @@ impl FileReader {
             match stream.chunks.recv().await {
                 Some(Ok((data, permit))) => {
                     stream.received += data.len() as u64;
+                    self.held_len += data.len() as u64;
                     self.held.push_back((data, permit));
                 }
                 Some(Err(e)) => return Err(e),
@@ -333,6 +338,7 @@ impl FileReader {
             let Some((data, permit)) = self.held.pop_front() else {
                 return Err(FsError::unavailable("read-ahead lost its place"));
             };
+            self.held_len -= data.len() as u64;
             let at = self.position;
             let stop = at + data.len() as u64;
             let (used, rest) = if stop > end {
@@ -349,6 +355,7 @@ impl FileReader {
             self.trail_len += used.len() as u64;
             self.trail.push_back((at, used));
             if let Some(rest) = rest {
+                self.held_len += rest.len() as u64;
                 self.held.push_front((rest, permit));
             }
         }

@@ -158,6 +158,13 @@ impl ArtifactFs {
         timed.at.elapsed() < self.options.metadata_ttl
     }
 
+    /// Whether a name was found missing within the metadata TTL.
+    fn recently_missing(&self, key: &(String, String)) -> bool {
+        lock(&self.missing)
+            .get(key)
+            .is_some_and(|at| at.elapsed() < self.options.metadata_ttl)
+    }
+
     fn node(&self, inode: u64) -> FsResult<Node> {
         self.inodes
             .node_of(inode)
@@ -257,10 +264,7 @@ impl ArtifactFs {
         }
         // Names found missing are trusted for the metadata TTL, like listings.
         let missing_key = (project.to_string(), String::new());
-        if lock(&self.missing)
-            .get(&missing_key)
-            .is_some_and(|at| at.elapsed() < self.options.metadata_ttl)
-        {
+        if self.recently_missing(&missing_key) {
             return Err(FsError::not_found(format!("no project {project}")));
         }
         let found = self.project_found(project).await;
@@ -300,10 +304,7 @@ impl ArtifactFs {
         if let Some(pinned) = lock(&self.pinned).get(&key) {
             return Ok(Arc::clone(pinned));
         }
-        if lock(&self.missing)
-            .get(&key)
-            .is_some_and(|at| at.elapsed() < self.options.metadata_ttl)
-        {
+        if self.recently_missing(&key) {
             return Err(FsError::not_found(format!(
                 "{project}@{version_name} is not staged"
             )));

@@ -93,10 +93,7 @@ impl Filesystem for FuseAdapter {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = utf8(name);
         self.spawn(|fs| async move {
-            let result = match name {
-                Ok(name) => fs.lookup(parent.0, &name).await,
-                Err(e) => Err(e),
-            };
+            let result = async { fs.lookup(parent.0, &name?).await }.await;
             match result {
                 Ok(entry) => reply.entry(&entry.ttl, &file_attr(&entry.attr), Generation(0)),
                 Err(e) => reply.error(errno("lookup", &e)),
@@ -174,10 +171,7 @@ impl Filesystem for FuseAdapter {
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = utf8(name);
         self.spawn(|fs| async move {
-            let result = match name {
-                Ok(name) => fs.unlink(parent.0, &name).await,
-                Err(e) => Err(e),
-            };
+            let result = async { fs.unlink(parent.0, &name?).await }.await;
             match result {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno("unlink", &e)),
@@ -199,10 +193,11 @@ impl Filesystem for FuseAdapter {
     ) {
         let names = utf8(link_name).and_then(|name| Ok((name, utf8(target.as_os_str())?)));
         self.spawn(|fs| async move {
-            let result = match names {
-                Ok((name, target)) => fs.symlink(parent.0, &name, &target).await,
-                Err(e) => Err(e),
-            };
+            let result = async {
+                let (name, target) = names?;
+                fs.symlink(parent.0, &name, &target).await
+            }
+            .await;
             match result {
                 Ok(entry) => reply.entry(&entry.ttl, &file_attr(&entry.attr), Generation(0)),
                 Err(e) => reply.error(errno("symlink", &e)),
@@ -222,10 +217,11 @@ impl Filesystem for FuseAdapter {
     ) {
         let names = utf8(name).and_then(|name| Ok((name, utf8(newname)?)));
         self.spawn(|fs| async move {
-            let result = match names {
-                Ok((name, newname)) => fs.rename(parent.0, &name, newparent.0, &newname).await,
-                Err(e) => Err(e),
-            };
+            let result = async {
+                let (name, newname) = names?;
+                fs.rename(parent.0, &name, newparent.0, &newname).await
+            }
+            .await;
             match result {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno("rename", &e)),

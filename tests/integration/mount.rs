@@ -423,13 +423,7 @@ fn ranged_gets(proxy: &crate::support::proxy::FaultProxy, key: &str) -> (usize, 
     let mut count = 0;
     let mut bytes = 0;
     for request in proxy.requests() {
-        let path = request
-            .path_and_query
-            .split('?')
-            .next()
-            .unwrap_or("")
-            .replace("%40", "@");
-        if request.method != "GET" || !path.ends_with(key) {
+        if request.method != "GET" || !request.key_path().ends_with(key) {
             continue;
         }
         count += 1;

@@ -13,7 +13,7 @@ use startifact::storage::local::LocalRegion;
 use startifact::storage::{PutOptions, RegionStore, StorageError};
 
 use crate::support::moto::Moto;
-use crate::support::proxy::{FaultProxy, Mode, RecordedRequest};
+use crate::support::proxy::{FaultProxy, Mode};
 use crate::support::world::{World, WorldOptions, REGIONS};
 
 fn b64_md5(bytes: &[u8]) -> String {
@@ -22,12 +22,6 @@ fn b64_md5(bytes: &[u8]) -> String {
 
 fn v(text: &str) -> Version {
     Version::parse(text).unwrap()
-}
-
-/// The decoded key path of a request, without its query.
-fn path_of(request: &RecordedRequest) -> String {
-    let path = request.path_and_query.split('?').next().unwrap_or("");
-    path.replace("%40", "@").replace("%2B", "+")
 }
 
 /// A moto world whose every region goes through one proxy.
@@ -58,11 +52,11 @@ async fn every_write_carries_content_md5_and_if_none_match() {
     let puts: Vec<_> = requests.iter().filter(|r| r.method == "PUT").collect();
     let artifact_puts: Vec<_> = puts
         .iter()
-        .filter(|r| path_of(r).ends_with("/W@1.0.0"))
+        .filter(|r| r.key_path().ends_with("/W@1.0.0"))
         .collect();
     let metadata_puts: Vec<_> = puts
         .iter()
-        .filter(|r| path_of(r).ends_with("/W@1.0.0/metadata"))
+        .filter(|r| r.key_path().ends_with("/W@1.0.0/metadata"))
         .collect();
     assert_eq!(artifact_puts.len(), 3, "{requests:#?}");
     assert_eq!(metadata_puts.len(), 3);

@@ -78,6 +78,13 @@ pub struct RecordedRequest {
 }
 
 impl RecordedRequest {
+    /// The request's path without its query, with the escapes the SDK uses in keys
+    /// (`@`, `+`) decoded.
+    pub fn key_path(&self) -> String {
+        let path = self.path_and_query.split('?').next().unwrap_or("");
+        path.replace("%40", "@").replace("%2B", "+")
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
         self.headers
