@@ -183,7 +183,7 @@ async fn stage(args: &Args, path: &Path, dry_run: bool) -> Result<(), Failure> {
         .await?;
     for (region, outcome) in &report.regions {
         match outcome {
-            RegionOutcome::Failed(reason) => {
+            RegionOutcome::Failed(reason) | RegionOutcome::Taken(reason) => {
                 eprintln!("{FIRE} Failed to stage to {region}: {reason}")
             }
             RegionOutcome::AlreadyHeld(_) => {

@@ -1,5 +1,6 @@
 //! The attributes the mount shows, built in one place: read-only modes on everything
-//! staged, sizes and times pinned from the first region that answered.
+//! staged, sizes and times pinned from the first region that answered; writable modes on
+//! staging folders and files.
 
 use std::time::{Duration, SystemTime};
 
@@ -57,6 +58,23 @@ impl Ownership {
             uid: self.uid,
             gid: self.gid,
             mtime,
+        }
+    }
+
+    /// A folder that takes changes: the root and projects of a writable mount, and
+    /// staging folders.
+    pub fn writable_directory(&self, inode: u64, mtime: SystemTime) -> Attr {
+        Attr {
+            perm: 0o755,
+            ..self.directory(inode, mtime)
+        }
+    }
+
+    /// A staging file, still being written.
+    pub fn staging_file(&self, inode: u64, size: u64, mtime: SystemTime) -> Attr {
+        Attr {
+            perm: 0o644,
+            ..self.file(inode, size, mtime)
         }
     }
 

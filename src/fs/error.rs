@@ -30,6 +30,12 @@ pub enum FsErrorKind {
     Invalid,
     /// EBADF: no such open handle.
     BadHandle,
+    /// ENOSPC: the staging folder is full (`--staging-size`) or its disk is.
+    NoSpace,
+    /// EBUSY: a stage of this file is running.
+    Busy,
+    /// ENOTEMPTY: a staging folder still holds something.
+    NotEmpty,
     /// EIO: no region could answer (the log says which failed and why).
     Unavailable,
 }
@@ -72,6 +78,9 @@ impl FsError {
             FsErrorKind::NotDirectory => libc::ENOTDIR,
             FsErrorKind::Invalid => libc::EINVAL,
             FsErrorKind::BadHandle => libc::EBADF,
+            FsErrorKind::NoSpace => libc::ENOSPC,
+            FsErrorKind::Busy => libc::EBUSY,
+            FsErrorKind::NotEmpty => libc::ENOTEMPTY,
             FsErrorKind::Unavailable => libc::EIO,
         }
     }

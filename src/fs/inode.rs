@@ -23,6 +23,8 @@ pub enum Node {
     File(String, String),
     /// A symlink `ln -sfn` made beside `latest` to rename over it: (project, name).
     PendingLink(String, String),
+    /// A hidden folder in a staging version (rsync's `.~tmp~`): (project, version, name).
+    Subfolder(String, String, String),
 }
 
 #[derive(Debug)]

@@ -10,6 +10,10 @@
 //!       {file name}        the artifact: its saved name, else {project}@{version}
 //! ```
 //!
+//! Writes (see `staging` and `writes`): `mkdir` makes staging folders kept in the spool,
+//! visible only in this mount; the one file of a staging version is spooled to disk and
+//! staged to every region when its writer closes it.
+//!
 //! Caching and consistency: a version, once found, is pinned (size, ETag, time,
 //! metadata) for the life of the mount and shown with long TTLs, since versions are
 //! immutable. Listings, `latest` and names found missing are kept for `metadata_ttl`
@@ -20,8 +24,12 @@ pub mod disk_cache;
 pub mod error;
 pub mod inode;
 pub mod pinned;
+pub mod process;
 pub mod read;
+pub mod spool;
+pub mod staging;
 mod tree;
+mod writes;
 pub mod xattr;
 
 pub use attr::{Attr, DirEntry, Entry, FileKind};
@@ -29,5 +37,7 @@ pub use disk_cache::DiskCache;
 pub use error::{FsError, FsErrorKind, FsResult};
 pub use inode::{Node, ROOT_INODE};
 pub use read::ReadOptions;
-pub use tree::{ArtifactFs, FsOptions, StatFs};
+pub use staging::{SetMode, Staging};
+pub use tree::{ArtifactFs, FsOptions, Opened, StatFs};
+pub use writes::AttrChange;
 pub use xattr::XattrReply;

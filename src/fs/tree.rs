@@ -2,7 +2,7 @@
 //! and extended attributes, over a `Session`. See the module comment of `crate::fs`
 //! for the layout and the caching rules.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -18,6 +18,7 @@ use super::error::{FsError, FsErrorKind, FsResult};
 use super::inode::{InodeTable, Node};
 use super::pinned::PinnedVersion;
 use super::read::{FileReader, ReadOptions, ReadShared};
+use super::staging::{Staging, VersionView};
 use super::xattr::{self, XattrReply};
 
 /// How the mount behaves.
@@ -31,6 +32,8 @@ pub struct FsOptions {
     /// How long the kernel may keep entries of immutable versions.
     pub immutable_ttl: Duration,
     pub read: ReadOptions,
+    /// `rm -r MOUNT/P/V` yanks a staged version from every region.
+    pub allow_delete: bool,
 }
 
 impl Default for FsOptions {
@@ -42,6 +45,7 @@ impl Default for FsOptions {
             metadata_ttl: Duration::from_secs(10),
             immutable_ttl: Duration::from_secs(24 * 3600),
             read: ReadOptions::default(),
+            allow_delete: false,
         }
     }
 }
@@ -56,18 +60,43 @@ pub struct StatFs {
 }
 
 /// Something cached until `at + ttl`.
-struct Timed<T> {
+pub(super) struct Timed<T> {
     at: Instant,
     value: T,
 }
 
-/// An open file: streamed from the regions, or served from the on-disk cache.
-enum OpenFile {
+/// An open file: streamed from the regions, served from the on-disk cache, or a
+/// staging file in the spool.
+pub(super) enum OpenFile {
     Streamed(tokio::sync::Mutex<FileReader>),
     Cached(Arc<CachedFile>),
+    Spooled(SpooledHandle),
 }
 
-type Handle = Arc<OpenFile>;
+/// An opened file: its handle, and whether its content can never change (the kernel
+/// may then keep its pages).
+#[derive(Debug, Clone, Copy)]
+pub struct Opened {
+    pub handle: u64,
+    pub immutable: bool,
+}
+
+/// A handle on a staging file.
+pub(super) struct SpooledHandle {
+    pub project: String,
+    pub version: String,
+    pub inode: u64,
+    pub file: Arc<std::fs::File>,
+    pub write: bool,
+    /// Its last close was seen (it no longer counts as a writer).
+    pub closed: std::sync::atomic::AtomicBool,
+    /// Why a write through it failed: what it wrote is incomplete, never staged.
+    pub write_failed: Mutex<Option<FsError>>,
+    /// The process that opened it (0 when unknown): only its closes are the writer's.
+    pub opener: u32,
+}
+
+pub(super) type Handle = Arc<OpenFile>;
 
 /// How long after `rm latest` a new `latest` symlink is taken as its replacement.
 const UNLINKED_LATEST_GRACE: Duration = Duration::from_secs(10);
@@ -76,36 +105,43 @@ const UNLINKED_LATEST_GRACE: Duration = Duration::from_secs(10);
 pub type Invalidator = Box<dyn Fn(u64) + Send + Sync>;
 
 pub struct ArtifactFs {
-    session: Session,
-    options: FsOptions,
-    ownership: Ownership,
-    inodes: InodeTable,
-    pinned: Mutex<HashMap<(String, String), Arc<PinnedVersion>>>,
+    pub(super) session: Session,
+    pub(super) options: FsOptions,
+    pub(super) ownership: Ownership,
+    pub(super) inodes: InodeTable,
+    pub(super) pinned: Mutex<HashMap<(String, String), Arc<PinnedVersion>>>,
     /// Names found missing, and when: (project, version), or (project, "") for a project.
-    missing: Mutex<HashMap<(String, String), Instant>>,
-    versions: Mutex<HashMap<String, Timed<Vec<Version>>>>,
-    latest: Mutex<HashMap<String, Timed<Version>>>,
-    projects: Mutex<Option<Timed<Vec<String>>>>,
-    handles: Mutex<HashMap<u64, Handle>>,
-    next_handle: AtomicU64,
+    pub(super) missing: Mutex<HashMap<(String, String), Instant>>,
+    pub(super) versions: Mutex<HashMap<String, Timed<Vec<Version>>>>,
+    pub(super) latest: Mutex<HashMap<String, Timed<Version>>>,
+    pub(super) projects: Mutex<Option<Timed<Vec<String>>>>,
+    pub(super) handles: Mutex<HashMap<u64, Handle>>,
+    pub(super) next_handle: AtomicU64,
     read_shared: Arc<ReadShared>,
-    invalidator: OnceLock<Invalidator>,
+    pub(super) invalidator: OnceLock<Invalidator>,
     cache: Option<Arc<DiskCache>>,
     /// Symlinks made to be renamed over `latest`: (project, name) -> version.
     pending_links: Mutex<HashMap<(String, String), String>>,
     /// Projects whose `latest` was just unlinked, to be replaced by a symlink.
     unlinked_latest: Mutex<HashMap<String, Instant>>,
-    mounted_at: SystemTime,
+    pub(super) mounted_at: SystemTime,
+    /// Staging through the mount (none on a read-only mount).
+    pub(super) staging: Option<Arc<Staging>>,
+    /// Versions this mount staged: `utimes`/`chmod` that rsync sends after the close
+    /// that staged them are accepted (and ignored).
+    pub(super) staged_here: Mutex<HashSet<(String, String)>>,
+    /// Versions this mount yanked: `rmdir` of their folder (the end of `rm -r`) succeeds.
+    pub(super) yanked_here: Mutex<HashSet<(String, String)>>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A version folder name: the canonical form of a semver version, nothing else.
-fn parse_version_name(name: &str) -> Option<Version> {
+pub(super) fn parse_version_name(name: &str) -> Option<Version> {
     Version::parse(name).ok().filter(|v| v.to_string() == name)
 }
 
@@ -132,7 +168,21 @@ impl ArtifactFs {
             pending_links: Mutex::new(HashMap::new()),
             unlinked_latest: Mutex::new(HashMap::new()),
             mounted_at: SystemTime::now(),
+            staging: None,
+            staged_here: Mutex::new(HashSet::new()),
+            yanked_here: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Takes writes: staging folders and files kept in this spool.
+    pub fn with_staging(mut self, staging: Arc<Staging>) -> Self {
+        self.staging = Some(staging);
+        self
+    }
+
+    /// A staging version of this mount, unless published.
+    pub(super) fn staging_view(&self, project: &str, version: &str) -> Option<VersionView> {
+        self.staging.as_ref()?.view(project, version)
     }
 
     /// Serves artifacts through an on-disk cache (and cached ones when no region can).
@@ -165,7 +215,7 @@ impl ArtifactFs {
             .is_some_and(|at| at.elapsed() < self.options.metadata_ttl)
     }
 
-    fn node(&self, inode: u64) -> FsResult<Node> {
+    pub(super) fn node(&self, inode: u64) -> FsResult<Node> {
         self.inodes
             .node_of(inode)
             .ok_or_else(|| FsError::not_found(format!("no inode {inode}")))
@@ -259,6 +309,10 @@ impl ArtifactFs {
         if lock(&self.projects)
             .as_ref()
             .is_some_and(|c| self.fresh(c) && c.value.iter().any(|p| p == project))
+            || self
+                .staging
+                .as_ref()
+                .is_some_and(|s| s.has_project(project))
         {
             return Ok(());
         }
@@ -299,7 +353,11 @@ impl ArtifactFs {
         }
     }
 
-    async fn pinned(&self, project: &str, version_name: &str) -> FsResult<Arc<PinnedVersion>> {
+    pub(super) async fn pinned(
+        &self,
+        project: &str,
+        version_name: &str,
+    ) -> FsResult<Arc<PinnedVersion>> {
         let key = (project.to_string(), version_name.to_string());
         if let Some(pinned) = lock(&self.pinned).get(&key) {
             return Ok(Arc::clone(pinned));
@@ -346,16 +404,31 @@ impl ArtifactFs {
 
     fn entry_for(&self, node: &Node, attr: super::Attr) -> Entry {
         let ttl = match node {
+            // Staging nodes change under the mount's own hand: asked every time.
+            Node::Subfolder(..) => Duration::ZERO,
+            Node::Version(p, v) | Node::File(p, v) if self.staging_view(p, v).is_some() => {
+                Duration::ZERO
+            }
             Node::Version(..) | Node::File(..) => self.options.immutable_ttl,
             _ => self.options.metadata_ttl,
         };
         Entry { attr, ttl }
     }
 
-    async fn entry(&self, node: Node) -> FsResult<Entry> {
+    pub(super) async fn entry(&self, node: Node) -> FsResult<Entry> {
         let inode = self.inodes.inode_of(&node);
         let attr = match &node {
+            Node::Root | Node::Project(_) if self.staging.is_some() => {
+                self.ownership.writable_directory(inode, self.mounted_at)
+            }
             Node::Root | Node::Project(_) => self.ownership.directory(inode, self.mounted_at),
+            Node::Subfolder(project, version, name) => {
+                let view = self
+                    .staging_view(project, version)
+                    .filter(|view| view.subfolders.contains(name))
+                    .ok_or_else(|| FsError::not_found(format!("no folder {name}")))?;
+                self.ownership.writable_directory(inode, view.created)
+            }
             Node::Latest(project) => {
                 let target = self.latest_of(project).await?.to_string();
                 self.ownership
@@ -366,14 +439,25 @@ impl ArtifactFs {
                 self.ownership
                     .symlink(inode, target.len() as u64, SystemTime::now())
             }
-            Node::Version(project, version) => {
-                let pinned = self.pinned(project, version).await?;
-                self.ownership.directory(inode, pinned.mtime)
-            }
-            Node::File(project, version) => {
-                let pinned = self.pinned(project, version).await?;
-                self.ownership.file(inode, pinned.size, pinned.mtime)
-            }
+            Node::Version(project, version) => match self.staging_view(project, version) {
+                Some(view) => self.ownership.writable_directory(inode, view.created),
+                None => {
+                    let pinned = self.pinned(project, version).await?;
+                    self.ownership.directory(inode, pinned.mtime)
+                }
+            },
+            Node::File(project, version) => match self.staging_view(project, version) {
+                Some(view) => {
+                    let file = view
+                        .file
+                        .ok_or_else(|| FsError::not_found("the staging file is gone"))?;
+                    self.ownership.staging_file(inode, file.size, file.mtime)
+                }
+                None => {
+                    let pinned = self.pinned(project, version).await?;
+                    self.ownership.file(inode, pinned.size, pinned.mtime)
+                }
+            },
         };
         Ok(self.entry_for(&node, attr))
     }
@@ -407,6 +491,11 @@ impl ArtifactFs {
                 Node::Version(project, name.to_string())
             }
             Node::Version(project, version) => {
+                if let Some(view) = self.staging_view(&project, &version) {
+                    return self
+                        .lookup_staging(view, project, version, None, name)
+                        .await;
+                }
                 let pinned = self.pinned(&project, &version).await?;
                 if pinned.file_name != name {
                     return Err(FsError::not_found(format!(
@@ -415,11 +504,45 @@ impl ArtifactFs {
                 }
                 Node::File(project, version)
             }
+            Node::Subfolder(project, version, folder) => {
+                let view = self
+                    .staging_view(&project, &version)
+                    .ok_or_else(|| FsError::not_found(format!("no folder {folder}")))?;
+                return self
+                    .lookup_staging(view, project, version, Some(folder), name)
+                    .await;
+            }
             Node::Latest(_) | Node::File(..) | Node::PendingLink(..) => {
                 return Err(FsError::new(FsErrorKind::NotDirectory, "not a folder"))
             }
         };
         self.entry(node).await
+    }
+
+    /// A name in a staging version folder (or its subfolder `folder`).
+    async fn lookup_staging(
+        &self,
+        view: VersionView,
+        project: String,
+        version: String,
+        folder: Option<String>,
+        name: &str,
+    ) -> FsResult<Entry> {
+        if view
+            .file
+            .as_ref()
+            .is_some_and(|f| f.name == name && f.folder == folder)
+        {
+            return self.entry(Node::File(project, version)).await;
+        }
+        if folder.is_none() && view.subfolders.iter().any(|s| s == name) {
+            return self
+                .entry(Node::Subfolder(project, version, name.to_string()))
+                .await;
+        }
+        Err(FsError::not_found(format!(
+            "{project}/{version} holds no {name:?}"
+        )))
     }
 
     pub async fn getattr(&self, inode: u64) -> FsResult<Entry> {
@@ -434,16 +557,32 @@ impl ArtifactFs {
             kind,
         };
         match self.node(inode)? {
-            Node::Root => Ok(self
-                .projects()
-                .await?
-                .into_iter()
-                .map(|p| entry(Node::Project(p.clone()), p, FileKind::Directory))
-                .collect()),
+            Node::Root => {
+                let mut projects = self.projects().await?;
+                if let Some(staging) = &self.staging {
+                    projects.extend(staging.projects());
+                    projects.sort();
+                    projects.dedup();
+                }
+                Ok(projects
+                    .into_iter()
+                    .map(|p| entry(Node::Project(p.clone()), p, FileKind::Directory))
+                    .collect())
+            }
             Node::Project(project) => {
-                let versions = self.versions_of(&project).await?;
+                let mut versions = self.versions_of(&project).await?;
+                let has_latest = !versions.is_empty() || self.latest_of(&project).await.is_ok();
+                if let Some(staging) = &self.staging {
+                    versions.extend(
+                        staging
+                            .versions_of(&project)
+                            .iter()
+                            .filter_map(|v| parse_version_name(v)),
+                    );
+                    crate::protocol::sort_versions(&mut versions);
+                }
                 let mut entries = Vec::with_capacity(versions.len() + 1);
-                if !versions.is_empty() || self.latest_of(&project).await.is_ok() {
+                if has_latest {
                     entries.push(entry(
                         Node::Latest(project.clone()),
                         "latest".into(),
@@ -461,12 +600,44 @@ impl ArtifactFs {
                 Ok(entries)
             }
             Node::Version(project, version) => {
+                if let Some(view) = self.staging_view(&project, &version) {
+                    let mut entries: Vec<DirEntry> = view
+                        .subfolders
+                        .iter()
+                        .map(|name| {
+                            entry(
+                                Node::Subfolder(project.clone(), version.clone(), name.clone()),
+                                name.clone(),
+                                FileKind::Directory,
+                            )
+                        })
+                        .collect();
+                    if let Some(file) = view.file.filter(|f| f.folder.is_none()) {
+                        entries.push(entry(
+                            Node::File(project, version),
+                            file.name,
+                            FileKind::RegularFile,
+                        ));
+                    }
+                    return Ok(entries);
+                }
                 let pinned = self.pinned(&project, &version).await?;
                 Ok(vec![entry(
                     Node::File(project, version),
                     pinned.file_name.clone(),
                     FileKind::RegularFile,
                 )])
+            }
+            Node::Subfolder(project, version, folder) => {
+                let view = self
+                    .staging_view(&project, &version)
+                    .ok_or_else(|| FsError::not_found(format!("no folder {folder}")))?;
+                Ok(view
+                    .file
+                    .filter(|f| f.folder.as_deref() == Some(folder.as_str()))
+                    .map(|f| entry(Node::File(project, version), f.name, FileKind::RegularFile))
+                    .into_iter()
+                    .collect())
             }
             Node::Latest(_) | Node::File(..) | Node::PendingLink(..) => {
                 Err(FsError::new(FsErrorKind::NotDirectory, "not a folder"))
@@ -573,7 +744,9 @@ impl ArtifactFs {
         let (Node::Project(project), Node::Project(new_project)) =
             (self.node(parent)?, self.node(new_parent)?)
         else {
-            return Err(self.refuse_change("renaming"));
+            return self
+                .rename_in_version(parent, name, new_parent, new_name)
+                .await;
         };
         let key = (project.clone(), name.to_string());
         let Some(version) = lock(&self.pending_links).get(&key).cloned() else {
@@ -593,7 +766,7 @@ impl ArtifactFs {
     /// `unlink(2)`: `latest` (to be replaced at once by a symlink), or a pending symlink.
     pub async fn unlink(&self, parent: u64, name: &str) -> FsResult<()> {
         let Node::Project(project) = self.node(parent)? else {
-            return Err(self.refuse_change("removing a file"));
+            return self.unlink_in_version(parent, name).await;
         };
         if self.options.read_only {
             return Err(self.refuse_change("removing a file"));
@@ -633,16 +806,31 @@ impl ArtifactFs {
 
     // ---- open files ----
 
-    pub async fn open(&self, inode: u64, write: bool) -> FsResult<u64> {
+    /// Opens a file for process `pid`; `write` for any access that may change it,
+    /// `truncate` for O_TRUNC.
+    pub async fn open(
+        &self,
+        inode: u64,
+        write: bool,
+        truncate: bool,
+        pid: u32,
+    ) -> FsResult<Opened> {
         let (project, version) = match self.node(inode)? {
             Node::File(project, version) => (project, version),
-            Node::Root | Node::Project(_) | Node::Version(..) => {
+            Node::Root | Node::Project(_) | Node::Version(..) | Node::Subfolder(..) => {
                 return Err(FsError::new(FsErrorKind::IsDirectory, "a folder"))
             }
             Node::Latest(_) | Node::PendingLink(..) => {
                 return Err(FsError::new(FsErrorKind::Invalid, "a symlink"))
             }
         };
+        if self.staging_view(&project, &version).is_some() {
+            let handle = self.open_spooled(inode, project, version, write, truncate, pid)?;
+            return Ok(Opened {
+                handle,
+                immutable: false,
+            });
+        }
         if write {
             return Err(self.refuse_change(&format!("opening {project}@{version} for writing")));
         }
@@ -655,29 +843,52 @@ impl ArtifactFs {
                 OpenFile::Streamed(tokio::sync::Mutex::new(reader))
             }
         };
+        Ok(Opened {
+            handle: self.add_handle(file),
+            immutable: true,
+        })
+    }
+
+    pub(super) fn add_handle(&self, file: OpenFile) -> u64 {
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
         lock(&self.handles).insert(handle, Arc::new(file));
-        Ok(handle)
+        handle
+    }
+
+    pub(super) fn handle(&self, handle: u64) -> FsResult<Handle> {
+        lock(&self.handles)
+            .get(&handle)
+            .cloned()
+            .ok_or_else(|| FsError::new(FsErrorKind::BadHandle, format!("no handle {handle}")))
     }
 
     pub async fn read(&self, handle: u64, offset: u64, size: u32) -> FsResult<Bytes> {
-        let file = lock(&self.handles)
-            .get(&handle)
-            .cloned()
-            .ok_or_else(|| FsError::new(FsErrorKind::BadHandle, format!("no handle {handle}")))?;
+        let file = self.handle(handle)?;
         match file.as_ref() {
             OpenFile::Streamed(reader) => reader.lock().await.read(offset, size).await,
             OpenFile::Cached(cached) => cached.read(offset, size).await,
+            OpenFile::Spooled(spooled) => spooled_read(&spooled.file, offset, size),
         }
     }
 
     pub fn release(&self, handle: u64) {
-        lock(&self.handles).remove(&handle);
+        let Some(file) = lock(&self.handles).remove(&handle) else {
+            return;
+        };
+        if let OpenFile::Spooled(spooled) = file.as_ref() {
+            self.writer_closed(spooled);
+        }
     }
 
     // ---- extended attributes ----
 
     async fn attributes_of(&self, inode: u64) -> FsResult<Vec<(String, Vec<u8>)>> {
+        if let Some(attributes) = self.staging_attributes(&self.node(inode)?) {
+            return Ok(attributes
+                .into_iter()
+                .map(|(k, v)| (format!("user.{k}"), v.into_bytes()))
+                .collect());
+        }
         match self.node(inode)? {
             Node::Version(project, version) | Node::File(project, version) => {
                 let pinned = self.pinned(&project, &version).await?;
@@ -714,4 +925,21 @@ impl ArtifactFs {
             name_max: 255,
         }
     }
+}
+
+/// Reads a staging file from the spool.
+fn spooled_read(file: &std::fs::File, offset: u64, size: u32) -> FsResult<Bytes> {
+    use std::os::unix::fs::FileExt;
+    let mut buffer = vec![0u8; size as usize];
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read_at(&mut buffer[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(FsError::unavailable(format!("reading the spool: {e}"))),
+        }
+    }
+    buffer.truncate(filled);
+    Ok(Bytes::from(buffer))
 }

@@ -13,9 +13,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::fs::{ArtifactFs, DiskCache, FsOptions};
+use crate::fs::{ArtifactFs, DiskCache, FsOptions, Staging};
 use crate::protocol::regions::parse_regions;
-use crate::protocol::SessionBuilder;
+use crate::protocol::{SessionBuilder, StageOptions};
 use crate::storage::options::parse_region_endpoints;
 use crate::storage::StorageOptions;
 
@@ -233,9 +233,21 @@ fn run(config: &MountConfig, mountpoint: &Path, readiness: &mut Readiness) -> Re
         uid: config.uid.unwrap_or_else(|| unsafe { libc::getuid() }),
         gid: config.gid.unwrap_or_else(|| unsafe { libc::getgid() }),
         metadata_ttl: config.metadata_ttl,
+        allow_delete: config.allow_delete,
         ..FsOptions::default()
     };
     let mut fs = ArtifactFs::new(session, fs_options);
+    if !config.read_only {
+        let dir = config.staging_dir();
+        let stage_options = StageOptions {
+            part_size: config.part_size,
+            ..StageOptions::default()
+        };
+        let staging = Staging::open(&dir, config.staging_size, stage_options)
+            .map_err(|e| format!("cannot use the staging folder {}: {e}", dir.display()))?;
+        tracing::info!(dir = %dir.display(), limit = config.staging_size, "staging folder (status.json says what it holds)");
+        fs = fs.with_staging(Arc::new(staging));
+    }
     if let Some(dir) = &config.cache_dir {
         let cache = DiskCache::open(dir, config.cache_size)
             .map_err(|e| format!("cannot use the cache folder {}: {e}", dir.display()))?;

@@ -16,7 +16,9 @@ use fuser::{
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
-use crate::fs::{ArtifactFs, Attr, FileKind, FsError, FsErrorKind, XattrReply};
+use crate::fs::{
+    ArtifactFs, Attr, AttrChange, FileKind, FsError, FsErrorKind, SetMode, XattrReply,
+};
 
 pub struct FuseAdapter {
     fs: Arc<ArtifactFs>,
@@ -80,6 +82,32 @@ fn utf8(name: &OsStr) -> Result<String, FsError> {
         .ok_or_else(|| FsError::not_found("a name that is not UTF-8"))
 }
 
+/// A new name must be UTF-8 (it becomes an S3 key or a metadata value).
+fn utf8_new(name: &OsStr) -> Result<String, FsError> {
+    name.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| FsError::new(FsErrorKind::Invalid, "names must be UTF-8"))
+}
+
+/// An attribute name to set: UTF-8, else of no namespace we keep.
+fn attribute_name(name: &OsStr) -> Result<String, FsError> {
+    name.to_str().map(str::to_string).ok_or_else(|| {
+        FsError::new(
+            FsErrorKind::Unsupported,
+            "an attribute name that is not UTF-8",
+        )
+    })
+}
+
+/// Immutable versions: the kernel may keep their pages. Staging files change.
+fn open_flags(immutable: bool) -> FopenFlags {
+    if immutable {
+        FopenFlags::FOPEN_KEEP_CACHE
+    } else {
+        FopenFlags::empty()
+    }
+}
+
 impl Filesystem for FuseAdapter {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // Let the kernel read ahead as far as it will; we stream behind it.
@@ -87,6 +115,10 @@ impl Filesystem for FuseAdapter {
             .set_max_readahead(u32::MAX)
             .or_else(|max| config.set_max_readahead(max));
         let _ = config.set_max_background(64);
+        // Large writes: fewer round trips when `cp` stages a big file.
+        let _ = config
+            .set_max_write(1 << 20)
+            .or_else(|max| config.set_max_write(max));
         Ok(())
     }
 
@@ -113,13 +145,13 @@ impl Filesystem for FuseAdapter {
     fn setattr(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
-        _size: Option<u64>,
-        _atime: Option<TimeOrNow>,
-        _mtime: Option<TimeOrNow>,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
         _fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
@@ -128,10 +160,20 @@ impl Filesystem for FuseAdapter {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        reply.error(errno(
-            "setattr",
-            &self.fs.refuse_change("changing attributes"),
-        ));
+        let change = AttrChange {
+            size,
+            mtime: mtime.map(|t| match t {
+                TimeOrNow::SpecificTime(time) => time,
+                TimeOrNow::Now => SystemTime::now(),
+            }),
+            other: mode.is_some() || uid.is_some() || gid.is_some() || atime.is_some(),
+        };
+        self.spawn(|fs| async move {
+            match fs.setattr(ino.0, change).await {
+                Ok(entry) => reply.attr(&entry.ttl, &file_attr(&entry.attr)),
+                Err(e) => reply.error(errno("setattr", &e)),
+            }
+        });
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
@@ -159,13 +201,20 @@ impl Filesystem for FuseAdapter {
     fn mkdir(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
+        parent: INodeNo,
+        name: &OsStr,
         _mode: u32,
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        reply.error(errno("mkdir", &self.fs.refuse_change("creating a folder")));
+        let name = utf8_new(name);
+        self.spawn(|fs| async move {
+            let result = async { fs.mkdir(parent.0, &name?).await }.await;
+            match result {
+                Ok(entry) => reply.entry(&entry.ttl, &file_attr(&entry.attr), Generation(0)),
+                Err(e) => reply.error(errno("mkdir", &e)),
+            }
+        });
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -179,8 +228,15 @@ impl Filesystem for FuseAdapter {
         });
     }
 
-    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(errno("rmdir", &self.fs.refuse_change("removing a folder")));
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = utf8(name);
+        self.spawn(|fs| async move {
+            let result = async { fs.rmdir(parent.0, &name?).await }.await;
+            match result {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("rmdir", &e)),
+            }
+        });
     }
 
     fn symlink(
@@ -240,12 +296,13 @@ impl Filesystem for FuseAdapter {
         reply.error(errno("link", &self.fs.refuse_change("linking")));
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let write = flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & libc::O_TRUNC != 0;
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let pid = req.pid();
+        let truncate = flags.0 & libc::O_TRUNC != 0;
+        let write = flags.acc_mode() != OpenAccMode::O_RDONLY || truncate;
         self.spawn(|fs| async move {
-            match fs.open(ino.0, write).await {
-                // Versions are immutable: the kernel may keep their pages.
-                Ok(handle) => reply.opened(FileHandle(handle), FopenFlags::FOPEN_KEEP_CACHE),
+            match fs.open(ino.0, write, truncate, pid).await {
+                Ok(opened) => reply.opened(FileHandle(opened.handle), open_flags(opened.immutable)),
                 Err(e) => reply.error(errno("open", &e)),
             }
         });
@@ -282,26 +339,39 @@ impl Filesystem for FuseAdapter {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
-        _offset: u64,
-        _data: &[u8],
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
         _write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        reply.error(errno("write", &self.fs.refuse_change("writing")));
+        let data = data.to_vec();
+        self.spawn(|fs| async move {
+            match fs.write(fh.0, offset, &data).await {
+                Ok(written) => reply.written(written),
+                Err(e) => reply.error(errno("write", &e)),
+            }
+        });
     }
 
     fn flush(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        // The errno of the stage that runs here is what close() returns.
+        let pid = req.pid();
+        self.spawn(|fs| async move {
+            match fs.flush(fh.0, pid).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("close", &e)),
+            }
+        });
     }
 
     fn release(
@@ -322,11 +392,16 @@ impl Filesystem for FuseAdapter {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        self.spawn(|fs| async move {
+            match fs.fsync(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("fsync", &e)),
+            }
+        });
     }
 
     fn readdir(
@@ -388,19 +463,29 @@ impl Filesystem for FuseAdapter {
     fn setxattr(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         name: &OsStr,
-        _value: &[u8],
-        _flags: i32,
+        value: &[u8],
+        flags: i32,
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        let error = if name.to_str().is_some_and(|n| n.starts_with("user.")) {
-            self.fs.refuse_change("setting an attribute")
+        let name = attribute_name(name);
+        let value = value.to_vec();
+        let mode = if flags & libc::XATTR_CREATE != 0 {
+            SetMode::Create
+        } else if flags & libc::XATTR_REPLACE != 0 {
+            SetMode::Replace
         } else {
-            FsError::new(FsErrorKind::Unsupported, "only user.* attributes are kept")
+            SetMode::Any
         };
-        reply.error(errno("setxattr", &error));
+        self.spawn(|fs| async move {
+            let result = async { fs.setxattr(ino.0, &name?, &value, mode).await }.await;
+            match result {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("setxattr", &e)),
+            }
+        });
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
@@ -431,13 +516,15 @@ impl Filesystem for FuseAdapter {
         });
     }
 
-    fn removexattr(&self, _req: &Request, _ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let error = if name.to_str().is_some_and(|n| n.starts_with("user.")) {
-            self.fs.refuse_change("removing an attribute")
-        } else {
-            FsError::new(FsErrorKind::Unsupported, "only user.* attributes are kept")
-        };
-        reply.error(errno("removexattr", &error));
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = attribute_name(name);
+        self.spawn(|fs| async move {
+            let result = async { fs.removexattr(ino.0, &name?).await }.await;
+            match result {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("removexattr", &e)),
+            }
+        });
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
@@ -446,14 +533,28 @@ impl Filesystem for FuseAdapter {
 
     fn create(
         &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
         _mode: u32,
         _umask: u32,
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        reply.error(errno("create", &self.fs.refuse_change("creating a file")));
+        let name = utf8_new(name);
+        let pid = req.pid();
+        self.spawn(|fs| async move {
+            let result = async { fs.create(parent.0, &name?, pid).await }.await;
+            match result {
+                Ok((entry, handle)) => reply.created(
+                    &entry.ttl,
+                    &file_attr(&entry.attr),
+                    Generation(0),
+                    FileHandle(handle),
+                    open_flags(false),
+                ),
+                Err(e) => reply.error(errno("create", &e)),
+            }
+        });
     }
 }

@@ -59,6 +59,21 @@ pub struct MountArgs {
     /// Size limit of the cache, with K/M/G/T suffixes (default 10G).
     #[arg(long = "cache-size", value_name = "BYTES")]
     pub cache_size: Option<String>,
+    /// Keep staging folders and the files written into them here (default: a folder per
+    /// source under /var/lib/startifact-fs/staging as root, else under
+    /// $XDG_STATE_HOME or ~/.local/state).
+    #[arg(long = "staging-dir", value_name = "DIR")]
+    pub staging_dir: Option<PathBuf>,
+    /// Size limit of the staging folder, with K/M/G/T suffixes (default 10G); writing
+    /// past it answers ENOSPC.
+    #[arg(long = "staging-size", value_name = "BYTES")]
+    pub staging_size: Option<String>,
+    /// Part size of multipart uploads, at least 5M (default 8M).
+    #[arg(long = "part-size", value_name = "BYTES")]
+    pub part_size: Option<String>,
+    /// Let `rm -r MOUNT/P/V` yank a staged version from every region.
+    #[arg(long = "allow-delete")]
+    pub allow_delete: bool,
     /// Write the log here (a daemon in the background has no terminal).
     #[arg(long = "log-file", value_name = "PATH")]
     pub log_file: Option<PathBuf>,
@@ -67,7 +82,9 @@ pub struct MountArgs {
     pub log_level: Option<String>,
     /// Mount options, comma-separated: ro, allow_other, uid=N, gid=N, regions=...,
     /// local_store=DIR, metadata_ttl=S, parameter=NAME, endpoints=LIST, log_file=PATH,
-    /// log_level=L, cache_dir=DIR, cache_size=BYTES, foreground; the generic ones of mount(8) are accepted and ignored.
+    /// log_level=L, cache_dir=DIR, cache_size=BYTES, staging_dir=DIR, staging_size=BYTES,
+    /// part_size=BYTES, allow_delete, foreground; the generic ones of mount(8) are
+    /// accepted and ignored.
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
 }
@@ -97,6 +114,23 @@ pub struct MountConfig {
     pub log_level: String,
     pub cache_dir: Option<PathBuf>,
     pub cache_size: u64,
+    pub staging_dir: Option<PathBuf>,
+    pub staging_size: u64,
+    pub part_size: u64,
+    pub allow_delete: bool,
+}
+
+/// The default part size of multipart uploads.
+pub const DEFAULT_PART_SIZE: u64 = 8 << 20;
+
+fn parse_part_size(text: &str) -> Result<u64, String> {
+    let size = parse_size(text)?;
+    if size < crate::protocol::stage::MIN_PART_SIZE {
+        return Err(format!(
+            "part size {text:?} is under S3's smallest part, 5M"
+        ));
+    }
+    Ok(size)
 }
 
 /// The default size limit of the on-disk cache.
@@ -168,6 +202,34 @@ fn parse_id(key: &str, text: &str) -> Result<u32, String> {
         .map_err(|_| format!("{key}={text:?} is not a number"))
 }
 
+impl MountConfig {
+    /// Where staging folders are kept: the option, else a folder per source (two
+    /// mounts of one source share it; mounts of different sources never mix).
+    pub fn staging_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.staging_dir {
+            return dir.clone();
+        }
+        let base = if unsafe { libc::geteuid() } == 0 {
+            PathBuf::from("/var/lib/startifact-fs/staging")
+        } else if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
+            PathBuf::from(state).join("startifact-fs/staging")
+        } else {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+            PathBuf::from(home).join(".local/state/startifact-fs/staging")
+        };
+        let tag = match &self.source {
+            Source::Aws => "aws".to_string(),
+            Source::Local(dir) => {
+                use md5::{Digest, Md5};
+                let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+                let digest = Md5::digest(canonical.to_string_lossy().as_bytes());
+                format!("local-{}", &hex::encode(digest)[..12])
+            }
+        };
+        base.join(tag)
+    }
+}
+
 impl MountArgs {
     pub fn resolve(self) -> Result<MountConfig, String> {
         let (source_text, mountpoint) = match &self.second {
@@ -207,6 +269,16 @@ impl MountArgs {
                 Some(text) => parse_size(text)?,
                 None => DEFAULT_CACHE_SIZE,
             },
+            staging_dir: self.staging_dir,
+            staging_size: match &self.staging_size {
+                Some(text) => parse_size(text)?,
+                None => crate::fs::spool::DEFAULT_STAGING_SIZE,
+            },
+            part_size: match &self.part_size {
+                Some(text) => parse_part_size(text)?,
+                None => DEFAULT_PART_SIZE,
+            },
+            allow_delete: self.allow_delete,
         };
         for group in &self.options {
             for option in group.split(',').map(str::trim).filter(|o| !o.is_empty()) {
@@ -235,6 +307,14 @@ impl MountArgs {
                         config.cache_dir = Some(PathBuf::from(v))
                     }
                     ("cache_size" | "cache-size", Some(v)) => config.cache_size = parse_size(v)?,
+                    ("staging_dir" | "staging-dir", Some(v)) => {
+                        config.staging_dir = Some(PathBuf::from(v))
+                    }
+                    ("staging_size" | "staging-size", Some(v)) => {
+                        config.staging_size = parse_size(v)?
+                    }
+                    ("part_size" | "part-size", Some(v)) => config.part_size = parse_part_size(v)?,
+                    ("allow_delete" | "allow-delete", None) => config.allow_delete = true,
                     (key, _) if is_generic_option(key) => {}
                     _ => return Err(format!("unknown mount option {option:?}")),
                 }
@@ -282,6 +362,16 @@ mod tests {
         assert_eq!(c.regions.as_deref(), Some("a,b"));
         assert!(resolve(&["-o", "bogus", "/mnt"]).is_err());
         assert!(resolve(&["-o", "uid=x", "/mnt"]).is_err());
+        let c = resolve(&[
+            "-o",
+            "staging_dir=/s,staging_size=1G,part_size=16M,allow_delete",
+            "/mnt",
+        ])
+        .unwrap();
+        assert_eq!(c.staging_dir, Some(PathBuf::from("/s")));
+        assert_eq!((c.staging_size, c.part_size), (1 << 30, 16 << 20));
+        assert!(c.allow_delete);
+        assert!(resolve(&["-o", "part_size=1M", "/mnt"]).is_err());
         let c = resolve(&["-o", "cache_dir=/c,cache_size=2G", "/mnt"]).unwrap();
         assert_eq!(
             (c.cache_dir, c.cache_size),

@@ -45,6 +45,13 @@ pub enum Error {
         reasons: Vec<String>,
     },
 
+    #[error("Could not yank {project}@{version} from every region{}", reasons_suffix(.reasons))]
+    CannotYank {
+        project: String,
+        version: String,
+        reasons: Vec<String>,
+    },
+
     #[error("{project}@{version} was not found in any region{}", reasons_suffix(.reasons))]
     ArtifactNotFound {
         project: String,

@@ -15,6 +15,7 @@ pub mod session;
 pub mod set_latest;
 pub mod setup;
 pub mod stage;
+pub mod yank;
 
 pub use artifact::{Artifact, Download, Location, Verification};
 pub use configuration::{Configuration, DEFAULT_CONFIGURATION_PARAMETER};
@@ -26,4 +27,7 @@ pub use metadata::Metadata;
 pub use names::{parse_version, validate_project_name};
 pub use session::{LoadedConfiguration, Session, SessionBuilder};
 pub use set_latest::LatestReport;
-pub use stage::{LatestChange, RegionOutcome, StageOptions, StageReport};
+pub use stage::{
+    DigestWriter, FileDigests, LatestChange, RegionOutcome, StageOptions, StageReport, StageSource,
+};
+pub use yank::YankReport;

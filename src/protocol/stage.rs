@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -79,6 +80,8 @@ pub enum RegionOutcome {
     AlreadyHeld(LatestChange),
     /// A dry run found nothing in the way.
     WouldStage,
+    /// The key is taken here by other bytes or other metadata (another stager won).
+    Taken(String),
     Failed(String),
 }
 
@@ -101,7 +104,9 @@ impl fmt::Display for RegionOutcome {
             RegionOutcome::Staged(c) => write!(f, "staged, {}", latest(c)),
             RegionOutcome::AlreadyHeld(c) => write!(f, "already held, {}", latest(c)),
             RegionOutcome::WouldStage => write!(f, "would stage (dry run)"),
-            RegionOutcome::Failed(reason) => write!(f, "failed: {reason}"),
+            RegionOutcome::Taken(reason) | RegionOutcome::Failed(reason) => {
+                write!(f, "failed: {reason}")
+            }
         }
     }
 }
@@ -126,8 +131,16 @@ impl StageReport {
     pub fn failed(&self) -> Vec<&(String, RegionOutcome)> {
         self.regions
             .iter()
-            .filter(|(_, o)| matches!(o, RegionOutcome::Failed(_)))
+            .filter(|(_, o)| matches!(o, RegionOutcome::Failed(_) | RegionOutcome::Taken(_)))
             .collect()
+    }
+
+    /// Whether some region holds the version with other bytes or metadata: the version
+    /// was staged by someone else, and retrying cannot help.
+    pub fn taken(&self) -> bool {
+        self.regions
+            .iter()
+            .any(|(_, o)| matches!(o, RegionOutcome::Taken(_)))
     }
 
     /// "2 of 3 regions hold it".
@@ -163,6 +176,13 @@ impl StageReport {
     }
 }
 
+/// What to stage: a file, the name to save for it, and its digests when known.
+pub struct StageSource<'a> {
+    pub path: &'a Path,
+    pub file_name: Option<String>,
+    pub digests: Option<FileDigests>,
+}
+
 /// The file to stage, hashed once.
 struct Prepared {
     path: PathBuf,
@@ -185,7 +205,139 @@ pub fn part_size_for(size: u64, asked: u64) -> u64 {
     asked.max(MIN_PART_SIZE).max(at_least)
 }
 
-fn prepare(path: &Path, options: &StageOptions) -> Result<Prepared, Error> {
+/// The MD5s of a file, computed while it was written (see `DigestWriter`), so that
+/// staging need not read a large file twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDigests {
+    pub size: u64,
+    pub md5: [u8; 16],
+    pub part_size: u64,
+    /// One per `part_size` piece, the last one shorter.
+    pub parts: Vec<[u8; 16]>,
+}
+
+/// Hashes a file as it is written front to back: the whole of it, and each piece of
+/// `part_size` (the multipart upload's Content-MD5s). A write anywhere but at the end
+/// gives up; the stage then reads the file again.
+#[derive(Clone)]
+pub struct DigestWriter {
+    part_size: u64,
+    whole: Md5,
+    part: Md5,
+    part_len: u64,
+    parts: Vec<[u8; 16]>,
+    size: u64,
+    broken: bool,
+}
+
+impl DigestWriter {
+    pub fn new(part_size: u64) -> Self {
+        DigestWriter {
+            part_size: part_size.max(1),
+            whole: Md5::new(),
+            part: Md5::new(),
+            part_len: 0,
+            parts: Vec::new(),
+            size: 0,
+            broken: false,
+        }
+    }
+
+    /// Takes the bytes written at `offset`.
+    pub fn write(&mut self, offset: u64, mut data: &[u8]) {
+        if self.broken {
+            return;
+        }
+        if offset != self.size {
+            self.broken = true;
+            return;
+        }
+        self.whole.update(data);
+        self.size += data.len() as u64;
+        while !data.is_empty() {
+            let room = (self.part_size - self.part_len) as usize;
+            let (now, rest) = data.split_at(room.min(data.len()));
+            self.part.update(now);
+            self.part_len += now.len() as u64;
+            if self.part_len == self.part_size {
+                self.parts.push(self.part.finalize_reset().into());
+                self.part_len = 0;
+            }
+            data = rest;
+        }
+    }
+
+    /// Gives up: the bytes were written when nothing was hashing them (before a
+    /// restart of the daemon, say).
+    pub fn forget(&mut self) {
+        self.broken = true;
+    }
+
+    /// Follows a truncation: to zero starts again, elsewhere gives up.
+    pub fn truncate(&mut self, size: u64) {
+        if size == 0 {
+            *self = DigestWriter::new(self.part_size);
+        } else if size != self.size {
+            self.broken = true;
+        }
+    }
+
+    /// The digests, unless a write out of order made them unknown.
+    pub fn finish(&self) -> Option<FileDigests> {
+        if self.broken {
+            return None;
+        }
+        let mut parts = self.parts.clone();
+        if self.part_len > 0 {
+            parts.push(self.part.clone().finalize().into());
+        }
+        Some(FileDigests {
+            size: self.size,
+            md5: self.whole.clone().finalize().into(),
+            part_size: self.part_size,
+            parts,
+        })
+    }
+}
+
+/// Trusts digests computed while the file was written when they fit its size and the
+/// part size this stage uses.
+fn prepared_from_digests(
+    path: &Path,
+    size: u64,
+    part_size: u64,
+    known: &FileDigests,
+) -> Option<Prepared> {
+    if known.size != size || known.part_size != part_size {
+        return None;
+    }
+    let parts: Vec<(u64, u64, String)> = known
+        .parts
+        .iter()
+        .enumerate()
+        .map(|(i, md5)| {
+            let offset = i as u64 * part_size;
+            (offset, part_size.min(size - offset), base64_of(md5))
+        })
+        .collect();
+    if parts.len() as u64 != size.div_ceil(part_size) {
+        return None;
+    }
+    Some(Prepared {
+        path: path.to_path_buf(),
+        size,
+        md5_hex: hex::encode(known.md5),
+        md5_base64: base64_of(&known.md5),
+        whole: None,
+        parts,
+    })
+}
+
+fn prepare(
+    path: &Path,
+    options: &StageOptions,
+    known: Option<&FileDigests>,
+) -> Result<Prepared, Error> {
     use std::io::Read;
     let what = format!("reading {}", path.display());
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(what.clone(), e))?;
@@ -195,6 +347,13 @@ fn prepare(path: &Path, options: &StageOptions) -> Result<Prepared, Error> {
         .len();
     let multipart = size > options.multipart_threshold;
     let part_size = part_size_for(size, options.part_size);
+    if multipart {
+        if let Some(prepared) =
+            known.and_then(|known| prepared_from_digests(path, size, part_size, known))
+        {
+            return Ok(prepared);
+        }
+    }
     let mut whole_hasher = Md5::new();
     let mut whole = Vec::new();
     let mut parts = Vec::new();
@@ -285,25 +444,52 @@ impl Session {
         project: &str,
         version: &Version,
         path: &Path,
-        mut metadata: Metadata,
+        metadata: Metadata,
         save_filename: bool,
         options: &StageOptions,
     ) -> Result<StageReport, Error> {
-        validate_project_name(project)?;
-        validate_user_metadata(&metadata)?;
-        if save_filename {
+        let file_name = if save_filename {
             let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
                 Error::io(
                     format!("staging {}", path.display()),
                     std::io::Error::other("the path has no usable file name"),
                 )
             })?;
-            metadata.insert(FILENAME_KEY.to_string(), name.to_string());
+            Some(name.to_string())
+        } else {
+            None
+        };
+        let source = StageSource {
+            path,
+            file_name,
+            digests: None,
+        };
+        self.stage_file(project, version, source, metadata, options)
+            .await
+    }
+
+    /// Stages a file kept under another name (the mount's spool): `file_name` is saved
+    /// as `startifact:filename`, and digests computed while it was written spare a
+    /// second read.
+    pub async fn stage_file(
+        &self,
+        project: &str,
+        version: &Version,
+        source: StageSource<'_>,
+        mut metadata: Metadata,
+        options: &StageOptions,
+    ) -> Result<StageReport, Error> {
+        validate_project_name(project)?;
+        validate_user_metadata(&metadata)?;
+        if let Some(name) = source.file_name {
+            metadata.insert(FILENAME_KEY.to_string(), name);
         }
+        let path = source.path;
         let prepared = {
             let path = path.to_path_buf();
             let options = options.clone();
-            tokio::task::spawn_blocking(move || prepare(&path, &options))
+            let digests = source.digests;
+            tokio::task::spawn_blocking(move || prepare(&path, &options, digests.as_ref()))
                 .await
                 .map_err(|e| Error::Internal(format!("hashing task failed: {e}")))??
         };
@@ -320,7 +506,12 @@ impl Session {
             options,
             dry_run: self.read_only(),
         };
-        let outcomes = join_all(self.stores().iter().map(|store| plan.run(store.as_ref()))).await;
+        // Owned handles, so the future is `Send` for any lifetime (the mount spawns it).
+        let outcomes = join_all(self.stores().iter().map(|store| {
+            let (store, plan) = (Arc::clone(store), &plan);
+            async move { plan.run(store.as_ref()).await }
+        }))
+        .await;
         let report = StageReport {
             project: project.to_string(),
             version: version.clone(),
@@ -344,6 +535,19 @@ impl Session {
     }
 }
 
+/// Why a region did not take the artifact.
+enum Refusal {
+    /// The key holds other bytes or metadata.
+    Taken(String),
+    Failed(String),
+}
+
+impl From<String> for Refusal {
+    fn from(reason: String) -> Self {
+        Refusal::Failed(reason)
+    }
+}
+
 /// Everything one region's stage needs.
 struct RegionPlan<'a> {
     session: &'a Session,
@@ -361,11 +565,12 @@ impl RegionPlan<'_> {
     async fn run(&self, store: &dyn RegionStore) -> RegionOutcome {
         match self.try_run(store).await {
             Ok(outcome) => outcome,
-            Err(reason) => RegionOutcome::Failed(reason),
+            Err(Refusal::Taken(reason)) => RegionOutcome::Taken(reason),
+            Err(Refusal::Failed(reason)) => RegionOutcome::Failed(reason),
         }
     }
 
-    async fn try_run(&self, store: &dyn RegionStore) -> Result<RegionOutcome, String> {
+    async fn try_run(&self, store: &dyn RegionStore) -> Result<RegionOutcome, Refusal> {
         let region = store.region();
         let bucket = self
             .session
@@ -374,7 +579,10 @@ impl RegionPlan<'_> {
             .map_err(|e| e.to_string())?;
         match store.head_object(&bucket, self.key).await {
             Ok(_) if self.dry_run => {
-                return Err(format!("{} exists in {bucket} in {region}", self.key))
+                return Err(Refusal::Taken(format!(
+                    "{} exists in {bucket} in {region}",
+                    self.key
+                )))
             }
             Ok(_) => {
                 self.check_existing(store, &bucket).await?;
@@ -383,10 +591,10 @@ impl RegionPlan<'_> {
             }
             Err(e) if e.is_not_found() => {}
             Err(e) => {
-                return Err(format!(
+                return Err(Refusal::Failed(format!(
                     "Failed to discover if s3:/{bucket}/{} exists in {region}: {e}",
                     self.key
-                ))
+                )))
             }
         }
         if self.dry_run {
@@ -408,7 +616,7 @@ impl RegionPlan<'_> {
                 Err(e) if e.is_precondition_failed() => {
                     self.check_existing_metadata(store, &bucket).await?
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.to_string().into()),
             }
         }
         match self.upload(store, &bucket).await {
@@ -419,7 +627,7 @@ impl RegionPlan<'_> {
                 let latest = self.move_latest(store).await?;
                 return Ok(RegionOutcome::AlreadyHeld(latest));
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.to_string().into()),
         }
         let latest = self.move_latest(store).await?;
         Ok(RegionOutcome::Staged(latest))
@@ -467,11 +675,18 @@ impl RegionPlan<'_> {
         upload_id: &str,
     ) -> Result<Vec<CompletedPart>, StorageError> {
         let path = &self.prepared.path;
-        let mut parts: Vec<CompletedPart> = stream::iter(self.prepared.parts.iter().enumerate())
-            .map(|(index, (offset, length, md5))| async move {
-                let body = read_part(path, *offset, *length).await?;
+        let parts: Vec<(i32, u64, u64, String)> = self
+            .prepared
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(index, (offset, length, md5))| (index as i32 + 1, *offset, *length, md5.clone()))
+            .collect();
+        let mut parts: Vec<CompletedPart> = stream::iter(parts)
+            .map(|(number, offset, length, md5)| async move {
+                let body = read_part(path, offset, length).await?;
                 store
-                    .upload_part(bucket, self.key, upload_id, index as i32 + 1, body, md5)
+                    .upload_part(bucket, self.key, upload_id, number, body, &md5)
                     .await
             })
             .buffer_unordered(self.options.part_concurrency.max(1))
@@ -496,7 +711,7 @@ impl RegionPlan<'_> {
     }
 
     /// An artifact already in the region counts as held only with our MD5 and metadata.
-    async fn check_existing(&self, store: &dyn RegionStore, bucket: &str) -> Result<(), String> {
+    async fn check_existing(&self, store: &dyn RegionStore, bucket: &str) -> Result<(), Refusal> {
         let region = store.region();
         let info = store
             .head_object(bucket, self.key)
@@ -505,16 +720,16 @@ impl RegionPlan<'_> {
         match info.known_md5() {
             Some(md5) if md5 == self.prepared.md5_hex => {}
             Some(md5) => {
-                return Err(format!(
+                return Err(Refusal::Taken(format!(
                     "{} exists in {bucket} in {region} with other content (MD5 {md5}, ours {})",
                     self.key, self.prepared.md5_hex
-                ))
+                )))
             }
             None => {
-                return Err(format!(
+                return Err(Refusal::Taken(format!(
                     "{} exists in {bucket} in {region} and its MD5 cannot be known to compare",
                     self.key
-                ))
+                )))
             }
         }
         self.check_existing_metadata(store, bucket).await
@@ -524,7 +739,7 @@ impl RegionPlan<'_> {
         &self,
         store: &dyn RegionStore,
         bucket: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refusal> {
         let region = store.region();
         let metadata_key = metadata_key(self.key);
         let existing = match store.get_object(bucket, &metadata_key, None, None).await {
@@ -536,13 +751,13 @@ impl RegionPlan<'_> {
                 metadata::decode(&metadata_key, &bytes).map_err(|e| e.to_string())?
             }
             Err(e) if e.is_not_found() => Metadata::new(),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.to_string().into()),
         };
         if &existing != self.metadata {
-            return Err(format!(
+            return Err(Refusal::Taken(format!(
                 "{} exists in {bucket} in {region} with other metadata",
                 self.key
-            ));
+            )));
         }
         Ok(())
     }
@@ -599,6 +814,32 @@ async fn read_part(path: &Path, offset: u64, length: u64) -> Result<Bytes, Stora
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digests_while_writing_match_a_second_read() {
+        let data: Vec<u8> = (0..(11u32 << 20)).map(|i| (i % 251) as u8).collect();
+        let part_size = MIN_PART_SIZE;
+        let mut writer = DigestWriter::new(part_size);
+        for (i, chunk) in data.chunks(131_072 + 17).enumerate() {
+            writer.write((i * (131_072 + 17)) as u64, chunk);
+        }
+        let digests = writer.finish().unwrap();
+        assert_eq!(digests.size, data.len() as u64);
+        assert_eq!(digests.md5, <[u8; 16]>::from(Md5::digest(&data)));
+        assert_eq!(digests.parts.len(), 3);
+        for (i, part) in data.chunks(part_size as usize).enumerate() {
+            assert_eq!(digests.parts[i], <[u8; 16]>::from(Md5::digest(part)));
+        }
+        // Out of order: unknown. Truncated to zero: starts again.
+        writer.write(5, b"x");
+        assert!(writer.finish().is_none());
+        writer.truncate(0);
+        writer.write(0, b"abc");
+        assert_eq!(
+            writer.finish().unwrap().md5,
+            <[u8; 16]>::from(Md5::digest(b"abc"))
+        );
+    }
 
     #[test]
     fn part_size_respects_s3_limits() {

@@ -13,4 +13,5 @@ mod cli;
 mod interop;
 mod mount;
 mod protocol;
+mod staging;
 mod wire;

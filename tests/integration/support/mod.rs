@@ -3,6 +3,7 @@
 //! Startifact organisation over three regions, isolated from every other test by its
 //! own configuration parameter, bucket-name parameter and buckets.
 
+pub mod files;
 pub mod moto;
 pub mod mount;
 pub mod proxy;

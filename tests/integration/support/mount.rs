@@ -56,10 +56,16 @@ impl Mount {
 
     fn start_in(world: &World, args: &[&str], dir: tempfile::TempDir, path: PathBuf) -> Mount {
         let log = dir.path().join("daemon.log");
-        let child = daemon_command(world)
+        let mut command = daemon_command(world);
+        command
             .arg("-f")
             .args(["--metadata-ttl", "1", "--log-level", "debug", "--log-file"])
-            .arg(&log)
+            .arg(&log);
+        // A staging folder of its own (kept across `restart`), never the machine's.
+        if !args.iter().any(|a| a.starts_with("--staging-dir")) {
+            command.arg("--staging-dir").arg(dir.path().join("staging"));
+        }
+        let child = command
             .args(args)
             .arg(&path)
             .stdin(Stdio::null())
@@ -91,6 +97,19 @@ impl Mount {
             std::thread::sleep(Duration::from_millis(50));
         }
         mount
+    }
+
+    /// The staging folder the mount keeps its spool in (unless the test gave one).
+    pub fn staging_dir(&self) -> PathBuf {
+        self.dir
+            .as_ref()
+            .map(|d| d.path().join("staging"))
+            .unwrap_or_default()
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
     }
 
     pub fn log(&self) -> String {

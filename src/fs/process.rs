@@ -1,0 +1,153 @@
+//! What the process that closes a file is doing, from `/proc`: whether it is the process
+//! that opened it (a child closing an inherited copy, at `exec` or exit, is not the
+//! writer), whether it still holds another descriptor of the file (so this close is not
+//! its last), and whether it is exiting, killed by a signal or with a failure status (so
+//! what it wrote may be cut short). Linux keeps an exiting task's flags and exit code in
+//! `/proc/PID/stat` while it closes its descriptors, which is when FUSE sends the last
+//! `flush`.
+//!
+//! Reading `/proc/PID/stat` of a task in the middle of `execve` waits for the exec to
+//! finish, and the exec waits for the `flush` of its close-on-exec descriptors: callers
+//! read with a timeout (see `ArtifactFs::flush`).
+
+use std::path::Path;
+
+/// `PF_EXITING` in the flags of `/proc/PID/stat`.
+const PF_EXITING: u64 = 0x4;
+
+/// How the closing process stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closer {
+    /// Running, and still holding another descriptor of the file.
+    StillHolding,
+    /// Running (an ordinary `close`), or exiting with status 0.
+    Finished,
+    /// Exiting by a signal or with a non-zero status: what it wrote may be incomplete.
+    Failed(String),
+    /// Gone or unreadable: nothing to go by.
+    Unknown,
+}
+
+/// The process (thread group) of a thread.
+pub fn process_of(tid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Tgid:"))
+        .and_then(|tgid| tgid.trim().parse().ok())
+}
+
+/// Whether thread `tid` belongs to process `tgid` (a directory lookup, which never waits
+/// on the thread).
+pub fn is_thread_of(tgid: u32, tid: u32) -> bool {
+    Path::new(&format!("/proc/{tgid}/task/{tid}")).exists()
+}
+
+/// Looks at process `pid` closing the file with inode `inode` named `name`.
+pub fn closer(pid: u32, inode: u64, name: &str) -> Closer {
+    if pid == 0 {
+        return Closer::Unknown;
+    }
+    let proc_dir = Path::new("/proc").join(pid.to_string());
+    let Ok(stat) = std::fs::read_to_string(proc_dir.join("stat")) else {
+        return Closer::Unknown;
+    };
+    match exit_of(&stat) {
+        Some(Exit::Signal(signal)) => {
+            return Closer::Failed(format!(
+                "its writer (pid {pid}) was killed by signal {signal}"
+            ))
+        }
+        Some(Exit::Status(status)) if status != 0 => {
+            return Closer::Failed(format!(
+                "its writer (pid {pid}) exited with status {status}"
+            ))
+        }
+        Some(Exit::Status(_)) => return Closer::Finished,
+        None => {}
+    }
+    if holds(&proc_dir, inode, name) {
+        Closer::StillHolding
+    } else {
+        Closer::Finished
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Exit {
+    Signal(i32),
+    Status(i32),
+}
+
+/// The exit of a task that is exiting, from the text of `/proc/PID/stat`.
+fn exit_of(stat: &str) -> Option<Exit> {
+    // The command name (field 2) may hold spaces and parentheses: fields are counted
+    // from the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Field 9 is the flags, field 52 the exit code; `fields[0]` is field 3.
+    let flags: u64 = fields.get(9 - 3)?.parse().ok()?;
+    if flags & PF_EXITING == 0 {
+        return None;
+    }
+    let code: i32 = fields.get(52 - 3)?.parse().ok()?;
+    let signal = code & 0x7f;
+    Some(if signal != 0 {
+        Exit::Signal(signal)
+    } else {
+        Exit::Status((code >> 8) & 0xff)
+    })
+}
+
+/// Whether the process has a descriptor open on the file.
+fn holds(proc_dir: &Path, inode: u64, name: &str) -> bool {
+    let Ok(fds) = std::fs::read_dir(proc_dir.join("fd")) else {
+        return false;
+    };
+    let suffix = format!("/{name}");
+    fds.flatten().any(|fd| {
+        let points_here = std::fs::read_link(fd.path())
+            .map(|target| target.to_string_lossy().ends_with(&suffix))
+            .unwrap_or(false);
+        points_here
+            && std::fs::read_to_string(proc_dir.join("fdinfo").join(fd.file_name()))
+                .map(|info| {
+                    info.lines().any(|line| {
+                        line.strip_prefix("ino:").map(str::trim) == Some(&inode.to_string())
+                    })
+                })
+                .unwrap_or(false)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat_with(flags: u64, exit_code: i32) -> String {
+        let mut fields = vec!["0".to_string(); 50];
+        fields[0] = "R".into();
+        fields[9 - 3] = flags.to_string();
+        fields[52 - 3] = exit_code.to_string();
+        format!("123 (a (strange) name) {}", fields.join(" "))
+    }
+
+    #[test]
+    fn exits_are_read_from_stat() {
+        assert_eq!(exit_of(&stat_with(0x400000, 0)), None);
+        assert_eq!(exit_of(&stat_with(0x400004, 9)), Some(Exit::Signal(9)));
+        assert_eq!(exit_of(&stat_with(0x4, 2)), Some(Exit::Signal(2)));
+        assert_eq!(exit_of(&stat_with(0x4, 1 << 8)), Some(Exit::Status(1)));
+        assert_eq!(exit_of(&stat_with(0x4, 0)), Some(Exit::Status(0)));
+    }
+
+    #[test]
+    fn a_running_process_is_not_exiting() {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert_eq!(exit_of(&stat), None);
+        let me = std::process::id();
+        assert_eq!(process_of(me), Some(me));
+        assert!(is_thread_of(me, me));
+        assert!(!is_thread_of(me, 1));
+    }
+}

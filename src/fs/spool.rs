@@ -1,0 +1,386 @@
+//! The spool: staging folders and the bytes written into them, on local disk
+//! (`--staging-dir`), so that nothing written through the mount is lost to a failed
+//! stage, a killed writer or a restart of the daemon.
+//!
+//! ```text
+//! STAGING_DIR/
+//!   status.json                  every entry below and its state, for people and scripts
+//!   {project}/                   a staging project folder (mkdir of a new project)
+//!     {version}/                 a staging version folder
+//!       state.json               names, attributes and the file's state
+//!       data                     the file's bytes
+//! ```
+//!
+//! State files are replaced atomically (write, fsync, rename). The bytes of `data` are
+//! durable once the writer called `fsync`, or once the stage that publishes them is done.
+//! Sizes are counted against a limit: writing past it answers ENOSPC.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{FsError, FsErrorKind, FsResult};
+
+/// The default size limit of the spool.
+pub const DEFAULT_STAGING_SIZE: u64 = 10 << 30;
+
+const STATE_FILE: &str = "state.json";
+const DATA_FILE: &str = "data";
+const STATUS_FILE: &str = "status.json";
+
+/// Where the file of a staging version stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum FileStatus {
+    /// Open for writing (or the daemon stopped while it was).
+    Writing,
+    /// Closed under a temporary name (rsync's `.NAME.XXXXXX`, or in a subfolder): staged
+    /// when renamed into place.
+    Written,
+    /// Its writer was killed or failed: nothing was published.
+    Abandoned { reason: String },
+    /// The stage failed: nothing usable was published. Closing it again retries.
+    Failed { reason: String },
+    /// Published to a majority of regions; kept to repair the regions that missed it.
+    AwaitingRepair { failed: String },
+}
+
+impl FileStatus {
+    /// Published: the version is an ordinary staged version now.
+    pub fn is_published(&self) -> bool {
+        matches!(self, FileStatus::AwaitingRepair { .. })
+    }
+}
+
+/// The file of a staging version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileState {
+    pub name: String,
+    /// The subfolder of the version folder it is in (rsync's `.~tmp~`), if any.
+    #[serde(default)]
+    pub folder: Option<String>,
+    /// `user.*` attributes set on the file, without the `user.` prefix.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub mtime_seconds: u64,
+    #[serde(flatten)]
+    pub status: FileStatus,
+}
+
+/// What `state.json` keeps of a staging version.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionState {
+    /// `user.*` attributes set on the version folder, without the prefix.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    #[serde(default)]
+    pub subfolders: BTreeSet<String>,
+    #[serde(default)]
+    pub created_seconds: u64,
+    #[serde(default)]
+    pub file: Option<FileState>,
+}
+
+/// A staging version found in the spool at start.
+#[derive(Debug, Clone)]
+pub struct SpooledVersion {
+    pub project: String,
+    pub version: String,
+    pub state: VersionState,
+    pub size: u64,
+}
+
+/// One line of `status.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusEntry {
+    pub project: String,
+    pub version: String,
+    pub file: Option<String>,
+    pub size: u64,
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+pub fn seconds_of(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub fn time_of(seconds: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
+}
+
+fn io_error(what: impl std::fmt::Display, e: std::io::Error) -> FsError {
+    let kind = if e.raw_os_error() == Some(libc::ENOSPC) {
+        FsErrorKind::NoSpace
+    } else {
+        FsErrorKind::Unavailable
+    };
+    FsError::new(kind, format!("{what}: {e}"))
+}
+
+pub struct Spool {
+    root: PathBuf,
+    limit: u64,
+    used: AtomicU64,
+}
+
+impl Spool {
+    /// Opens (creating) the spool folder and reads what it holds.
+    pub fn open(
+        root: &Path,
+        limit: u64,
+    ) -> std::io::Result<(Spool, Vec<SpooledVersion>, Vec<String>)> {
+        std::fs::create_dir_all(root)?;
+        let mut versions = Vec::new();
+        let mut projects = Vec::new();
+        for project in std::fs::read_dir(root)? {
+            let project = project?;
+            if !project.file_type()?.is_dir() {
+                continue;
+            }
+            let Some(project_name) = project.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            projects.push(project_name.clone());
+            for version in std::fs::read_dir(project.path())? {
+                let version = version?;
+                let Some(version_name) = version.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                let state_path = version.path().join(STATE_FILE);
+                let state: VersionState = match std::fs::read(&state_path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+                {
+                    Ok(state) => state,
+                    Err(e) => {
+                        tracing::warn!(
+                            "ignoring the staging folder {}: {}: {e}",
+                            version.path().display(),
+                            state_path.display()
+                        );
+                        continue;
+                    }
+                };
+                let size = std::fs::metadata(version.path().join(DATA_FILE))
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                versions.push(SpooledVersion {
+                    project: project_name.clone(),
+                    version: version_name,
+                    state,
+                    size,
+                });
+            }
+        }
+        let used = versions.iter().map(|v| v.size).sum();
+        let spool = Spool {
+            root: root.to_path_buf(),
+            limit,
+            used: AtomicU64::new(used),
+        };
+        Ok((spool, versions, projects))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    fn version_dir(&self, project: &str, version: &str) -> PathBuf {
+        self.root.join(project).join(version)
+    }
+
+    pub fn data_path(&self, project: &str, version: &str) -> PathBuf {
+        self.version_dir(project, version).join(DATA_FILE)
+    }
+
+    pub fn create_project(&self, project: &str) -> FsResult<()> {
+        let dir = self.root.join(project);
+        std::fs::create_dir_all(&dir).map_err(|e| io_error(dir.display(), e))
+    }
+
+    /// Removes a project's folder once it holds no staging version.
+    pub fn remove_project(&self, project: &str) -> FsResult<()> {
+        let dir = self.root.join(project);
+        match std::fs::remove_dir(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(dir.display(), e)),
+        }
+    }
+
+    pub fn create_version(
+        &self,
+        project: &str,
+        version: &str,
+        state: &VersionState,
+    ) -> FsResult<()> {
+        let dir = self.version_dir(project, version);
+        std::fs::create_dir_all(&dir).map_err(|e| io_error(dir.display(), e))?;
+        self.save(project, version, state)
+    }
+
+    /// Replaces `state.json` atomically and durably.
+    pub fn save(&self, project: &str, version: &str, state: &VersionState) -> FsResult<()> {
+        let dir = self.version_dir(project, version);
+        let path = dir.join(STATE_FILE);
+        let temporary = dir.join(format!("{STATE_FILE}.new"));
+        let bytes = serde_json::to_vec_pretty(state)
+            .map_err(|e| FsError::unavailable(format!("encoding {}: {e}", path.display())))?;
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::File::create(&temporary)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&temporary, &path)?;
+            std::fs::File::open(&dir)?.sync_all()
+        };
+        write().map_err(|e| io_error(path.display(), e))
+    }
+
+    /// Drops a staging version and its bytes.
+    pub fn remove_version(&self, project: &str, version: &str) -> FsResult<()> {
+        let dir = self.version_dir(project, version);
+        let size = std::fs::metadata(dir.join(DATA_FILE))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(dir.display(), e)),
+        }
+        self.release(size);
+        Ok(())
+    }
+
+    /// Opens the data file, creating it empty when asked.
+    pub fn open_data(&self, project: &str, version: &str, create: bool) -> FsResult<std::fs::File> {
+        let path = self.data_path(project, version);
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| io_error(path.display(), e))
+    }
+
+    /// Drops the data file (its bytes no longer count).
+    pub fn remove_data(&self, project: &str, version: &str) -> FsResult<()> {
+        let path = self.data_path(project, version);
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(path.display(), e)),
+        }
+        self.release(size);
+        Ok(())
+    }
+
+    /// Counts `bytes` more against the limit, or answers ENOSPC.
+    pub fn reserve(&self, bytes: u64) -> FsResult<()> {
+        let mut current = self.used.load(Ordering::Relaxed);
+        loop {
+            let next = current.saturating_add(bytes);
+            if next > self.limit {
+                return Err(FsError::new(
+                    FsErrorKind::NoSpace,
+                    format!(
+                        "the staging folder {} is full: {current} of {} bytes used (--staging-size)",
+                        self.root.display(),
+                        self.limit
+                    ),
+                ));
+            }
+            match self
+                .used
+                .compare_exchange(current, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(()),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    pub fn release(&self, bytes: u64) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                Some(u.saturating_sub(bytes))
+            });
+    }
+
+    /// Rewrites `status.json`; a failure is logged, not fatal.
+    pub fn write_status(&self, entries: &[StatusEntry]) {
+        let path = self.root.join(STATUS_FILE);
+        let temporary = self.root.join(format!("{STATUS_FILE}.new"));
+        let document = serde_json::json!({
+            "used_bytes": self.used(),
+            "limit_bytes": self.limit,
+            "versions": entries,
+        });
+        let result = serde_json::to_vec_pretty(&document)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&temporary, bytes))
+            .and_then(|()| std::fs::rename(&temporary, &path));
+        if let Err(e) = result {
+            tracing::warn!("cannot write {}: {e}", path.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_survives_a_reopen_and_sizes_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, versions, _) = Spool::open(dir.path(), 100).unwrap();
+        assert!(versions.is_empty());
+        let mut state = VersionState::default();
+        state.attributes.insert("lang".into(), "rust".into());
+        spool.create_project("P").unwrap();
+        spool.create_version("P", "1.0.0", &state).unwrap();
+        let file = spool.open_data("P", "1.0.0", true).unwrap();
+        spool.reserve(60).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &[7u8; 60], 0).unwrap();
+        assert_eq!(spool.reserve(41).unwrap_err().errno(), libc::ENOSPC);
+        state.file = Some(FileState {
+            name: "dist.bin".into(),
+            folder: None,
+            attributes: BTreeMap::new(),
+            mtime_seconds: 5,
+            status: FileStatus::Failed {
+                reason: "no region".into(),
+            },
+        });
+        spool.save("P", "1.0.0", &state).unwrap();
+        drop(spool);
+
+        let (spool, versions, projects) = Spool::open(dir.path(), 100).unwrap();
+        assert_eq!(projects, vec!["P".to_string()]);
+        assert_eq!(versions.len(), 1);
+        assert_eq!(versions[0].state, state);
+        assert_eq!(versions[0].size, 60);
+        assert_eq!(spool.used(), 60);
+        spool.remove_version("P", "1.0.0").unwrap();
+        assert_eq!(spool.used(), 0);
+    }
+}

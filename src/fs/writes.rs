@@ -1,0 +1,567 @@
+//! The write side of `ArtifactFs`: staging folders (`mkdir`, `rmdir`), the staging
+//! file (`create`, `write`, `close`, `fsync`, `truncate`, `rename`, `rm`), metadata as
+//! `user.*` attributes, and yanking with `--allow-delete`. What is kept where, and when
+//! a stage runs, is in `staging`; this module maps the mount's nodes onto it and keeps
+//! the read side's caches true afterwards.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::protocol::{validate_project_name, Metadata};
+
+use super::attr::Entry;
+use super::error::{FsError, FsErrorKind, FsResult};
+use super::inode::Node;
+use super::process::{self, Closer};
+use super::spool::FileStatus;
+use super::staging::{AttributeOwner, CloseEffect, RenameEffect, SetMode, Staging};
+use super::tree::{lock, parse_version_name, ArtifactFs, OpenFile, SpooledHandle};
+
+/// The attributes the mount shows itself (`user.startifact:…`): copied back from one
+/// mount to another (`cp -a`, `rsync -aX`), they are ignored rather than refused.
+const SHOWN_ATTRIBUTES: [&str; 5] = ["bucket", "key", "region", "etag", "filename"];
+
+/// How long the closing process's `/proc` entry is given to answer.
+const CLOSER_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// What `setattr` asks for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AttrChange {
+    pub size: Option<u64>,
+    pub mtime: Option<SystemTime>,
+    /// Modes, owners or access time: accepted on folders and staging files, not kept.
+    pub other: bool,
+}
+
+impl ArtifactFs {
+    fn writable_staging(&self, what: &str) -> FsResult<&Arc<Staging>> {
+        match &self.staging {
+            Some(staging) if !self.options.read_only => Ok(staging),
+            _ => Err(self.refuse_change(what)),
+        }
+    }
+
+    /// The staging version (and subfolder) a folder node is, if it is one.
+    fn staging_place(&self, node: &Node) -> Option<(String, String, Option<String>)> {
+        match node {
+            Node::Version(p, v) if self.staging_view(p, v).is_some() => {
+                Some((p.clone(), v.clone(), None))
+            }
+            Node::Subfolder(p, v, folder) if self.staging_view(p, v).is_some() => {
+                Some((p.clone(), v.clone(), Some(folder.clone())))
+            }
+            _ => None,
+        }
+    }
+
+    // ---- folders ----
+
+    pub async fn mkdir(&self, parent: u64, name: &str) -> FsResult<Entry> {
+        let staging = self.writable_staging("creating a folder")?;
+        match self.node(parent)? {
+            Node::Root => {
+                validate_project_name(name)
+                    .map_err(|e| FsError::new(FsErrorKind::Invalid, e.to_string()))?;
+                match self.lookup(parent, name).await {
+                    Ok(_) => {
+                        return Err(FsError::new(
+                            FsErrorKind::Exists,
+                            format!("project {name} exists"),
+                        ))
+                    }
+                    Err(e) if e.kind == FsErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+                staging.create_project(name)?;
+                lock(&self.missing).remove(&(name.to_string(), String::new()));
+                self.entry(Node::Project(name.to_string())).await
+            }
+            Node::Project(project) => {
+                if parse_version_name(name).is_none() {
+                    return Err(if name == "latest" {
+                        FsError::new(FsErrorKind::Exists, format!("{project}/latest exists"))
+                    } else {
+                        FsError::new(
+                            FsErrorKind::Invalid,
+                            format!("{name:?} is not a version (Semantic Versioning 2.0, canonical form)"),
+                        )
+                    });
+                }
+                if self.staging_view(&project, name).is_some() {
+                    return Err(FsError::new(
+                        FsErrorKind::Exists,
+                        format!("{project}/{name} is being staged here"),
+                    ));
+                }
+                match self.pinned(&project, name).await {
+                    Ok(_) => {
+                        return Err(FsError::new(
+                            FsErrorKind::Exists,
+                            format!("{project}@{name} is staged already"),
+                        ))
+                    }
+                    Err(e) if e.kind == FsErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(FsError::new(
+                            e.kind,
+                            format!("cannot tell whether {project}@{name} exists: {e}"),
+                        ))
+                    }
+                }
+                staging.create_version(&project, name)?;
+                lock(&self.missing).remove(&(project.clone(), name.to_string()));
+                self.entry(Node::Version(project, name.to_string())).await
+            }
+            node => match self.staging_place(&node) {
+                Some((project, version, None)) => {
+                    staging.create_subfolder(&project, &version, name)?;
+                    self.entry(Node::Subfolder(project, version, name.to_string()))
+                        .await
+                }
+                _ => Err(self.refuse_change("creating a folder")),
+            },
+        }
+    }
+
+    pub async fn rmdir(&self, parent: u64, name: &str) -> FsResult<()> {
+        if self.options.read_only {
+            return Err(self.refuse_change("removing a folder"));
+        }
+        match self.node(parent)? {
+            Node::Root => match &self.staging {
+                Some(staging) if staging.has_project(name) => {
+                    staging.remove_project(name)?;
+                    *lock(&self.projects) = None;
+                    Ok(())
+                }
+                _ => Err(self.refuse_change("removing a project folder")),
+            },
+            Node::Project(project) => {
+                if let Some(staging) = &self.staging {
+                    if self.staging_view(&project, name).is_some() {
+                        return staging.remove_version(&project, name);
+                    }
+                }
+                let key = (project.clone(), name.to_string());
+                if lock(&self.yanked_here).contains(&key) {
+                    return Ok(());
+                }
+                if self.options.allow_delete && self.pinned(&project, name).await.is_ok() {
+                    return Err(FsError::new(
+                        FsErrorKind::NotEmpty,
+                        format!("{project}/{name} holds its artifact (rm -r yanks it)"),
+                    ));
+                }
+                Err(self.refuse_change("removing a version folder"))
+            }
+            node => match (self.staging_place(&node), &self.staging) {
+                (Some((project, version, None)), Some(staging)) => {
+                    staging.remove_subfolder(&project, &version, name)
+                }
+                _ => Err(self.refuse_change("removing a folder")),
+            },
+        }
+    }
+
+    // ---- the staging file ----
+
+    /// `open(O_CREAT)` of a name that is not there (or `O_EXCL`): the handle writes,
+    /// whatever access it asked for, since it made the file.
+    pub async fn create(&self, parent: u64, name: &str, pid: u32) -> FsResult<(Entry, u64)> {
+        let staging = self.writable_staging("creating a file")?;
+        let parent_node = self.node(parent)?;
+        let Some((project, version, folder)) = self.staging_place(&parent_node) else {
+            return Err(match parent_node {
+                Node::Root | Node::Project(_) => FsError::new(
+                    FsErrorKind::Immutable,
+                    "files go in a version folder: mkdir MOUNT/PROJECT/VERSION first",
+                ),
+                _ => self.refuse_change("creating a file"),
+            });
+        };
+        let file = staging.create_file(&project, &version, folder.as_deref(), name)?;
+        let node = Node::File(project.clone(), version.clone());
+        let inode = self.inodes.inode_of(&node);
+        tracing::info!(project, version, name, "staging file created");
+        let handle = self.add_handle(OpenFile::Spooled(SpooledHandle {
+            project,
+            version,
+            inode,
+            file,
+            write: true,
+            closed: Default::default(),
+            write_failed: Default::default(),
+            opener: process::process_of(pid).unwrap_or(0),
+        }));
+        Ok((self.entry(node).await?, handle))
+    }
+
+    pub(super) fn open_spooled(
+        &self,
+        inode: u64,
+        project: String,
+        version: String,
+        write: bool,
+        truncate: bool,
+        pid: u32,
+    ) -> FsResult<u64> {
+        let staging = match (&self.staging, write) {
+            (Some(staging), false) => staging,
+            _ => self.writable_staging("opening for writing")?,
+        };
+        let file = staging.open_file(&project, &version, write, truncate)?;
+        Ok(self.add_handle(OpenFile::Spooled(SpooledHandle {
+            project,
+            version,
+            inode,
+            file,
+            write,
+            closed: Default::default(),
+            write_failed: Default::default(),
+            opener: if write {
+                process::process_of(pid).unwrap_or(0)
+            } else {
+                0
+            },
+        })))
+    }
+
+    /// A writer's last close (or its release without one): it stops counting.
+    pub(super) fn writer_closed(&self, spooled: &SpooledHandle) {
+        if spooled.write && !spooled.closed.swap(true, Ordering::Relaxed) {
+            if let Some(staging) = &self.staging {
+                staging.writer_gone(&spooled.project, &spooled.version);
+            }
+        }
+    }
+
+    pub async fn write(&self, handle: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+        let handle = self.handle(handle)?;
+        let OpenFile::Spooled(spooled) = handle.as_ref() else {
+            return Err(self.refuse_change("writing"));
+        };
+        if !spooled.write {
+            return Err(FsError::new(FsErrorKind::BadHandle, "not open for writing"));
+        }
+        let staging = self.writable_staging("writing")?;
+        let written = staging.write(
+            &spooled.project,
+            &spooled.version,
+            &spooled.file,
+            offset,
+            data,
+        );
+        if let Err(e) = &written {
+            lock(&spooled.write_failed).get_or_insert_with(|| e.clone());
+        }
+        written
+    }
+
+    /// `close(2)` of a descriptor (FUSE `flush`, sent for every one): the stage runs
+    /// here when this was the writer's last descriptor; its errno is what `close()`
+    /// returns. `pid` is the closing process.
+    pub async fn flush(&self, handle: u64, pid: u32) -> FsResult<()> {
+        let handle = self.handle(handle)?;
+        let OpenFile::Spooled(spooled) = handle.as_ref() else {
+            return Ok(());
+        };
+        let (Some(staging), true) = (&self.staging, spooled.write) else {
+            return Ok(());
+        };
+        let (project, version) = (&spooled.project, &spooled.version);
+        let Some(file) = self.staging_view(project, version).and_then(|v| v.file) else {
+            return Ok(());
+        };
+        // A child closing the copy it inherited (at exec, or as it exits) is not the
+        // writer: its parent still holds the file.
+        if spooled.opener != 0 && !process::is_thread_of(spooled.opener, pid) {
+            tracing::debug!(project, version, pid, "close of an inherited descriptor");
+            return Ok(());
+        }
+        let (inode, name) = (spooled.inode, file.name.clone());
+        let look = tokio::task::spawn_blocking(move || process::closer(pid, inode, &name));
+        let closer = match tokio::time::timeout(CLOSER_TIMEOUT, look).await {
+            Ok(Ok(closer)) => closer,
+            // Its /proc entry waits for an exec that waits for this close.
+            _ => Closer::Unknown,
+        };
+        match closer {
+            Closer::StillHolding => return Ok(()),
+            Closer::Failed(reason) => {
+                self.writer_closed(spooled);
+                tracing::warn!(
+                    project,
+                    version,
+                    file = file.name,
+                    "not staged, kept in the spool: {reason}"
+                );
+                return staging.set_status(project, version, FileStatus::Abandoned { reason });
+            }
+            Closer::Finished | Closer::Unknown => {}
+        }
+        self.writer_closed(spooled);
+        // A writer that saw a write fail and closed anyway (cp after ENOSPC) wrote an
+        // incomplete file: kept, not staged, and close() fails too.
+        if let Some(failed) = lock(&spooled.write_failed).clone() {
+            let reason = format!("a write failed ({failed}); not staged");
+            staging.set_status(project, version, FileStatus::Abandoned { reason })?;
+            return Err(FsError::new(
+                failed.kind,
+                format!(
+                    "{project}/{version}/{}: {failed}; kept in the spool, not staged",
+                    file.name
+                ),
+            ));
+        }
+        if !staging.ready_to_stage(project, version) {
+            if file.folder.is_some() || super::staging::is_temporary_name(&file.name) {
+                staging.set_status(project, version, FileStatus::Written)?;
+            }
+            return Ok(());
+        }
+        self.publish(project, version).await
+    }
+
+    /// Stages a version's file and tells the read side.
+    async fn publish(&self, project: &str, version: &str) -> FsResult<()> {
+        let Some(staging) = &self.staging else {
+            return Ok(());
+        };
+        match staging.stage(&self.session, project, version).await? {
+            CloseEffect::Nothing => Ok(()),
+            CloseEffect::Staged { .. } => {
+                self.forget_listings(project, version);
+                lock(&self.staged_here).insert((project.to_string(), version.to_string()));
+                Ok(())
+            }
+        }
+    }
+
+    /// After a stage or a yank: listings, `latest` and names found missing are read again.
+    fn forget_listings(&self, project: &str, version: &str) {
+        lock(&self.missing).remove(&(project.to_string(), version.to_string()));
+        lock(&self.missing).remove(&(project.to_string(), String::new()));
+        lock(&self.versions).remove(project);
+        *lock(&self.projects) = None;
+        lock(&self.pinned).remove(&(project.to_string(), version.to_string()));
+        if lock(&self.latest).remove(project).is_some() {
+            if let Some(invalidate) = self.invalidator.get() {
+                invalidate(self.inodes.inode_of(&Node::Latest(project.to_string())));
+            }
+        }
+    }
+
+    pub async fn fsync(&self, handle: u64) -> FsResult<()> {
+        let handle = self.handle(handle)?;
+        match (handle.as_ref(), &self.staging) {
+            (OpenFile::Spooled(spooled), Some(staging)) => {
+                staging.sync(&spooled.project, &spooled.version)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub async fn setattr(&self, inode: u64, change: AttrChange) -> FsResult<Entry> {
+        let node = self.node(inode)?;
+        if self.options.read_only {
+            return Err(self.refuse_change("changing attributes"));
+        }
+        match &node {
+            Node::File(project, version) if self.staging_view(project, version).is_some() => {
+                let staging = self.writable_staging("changing attributes")?;
+                if let Some(size) = change.size {
+                    staging.truncate(project, version, size)?;
+                }
+                if let Some(mtime) = change.mtime {
+                    staging.set_mtime(project, version, mtime)?;
+                }
+            }
+            // rsync --inplace sets times and modes after the close that staged the file.
+            Node::File(project, version)
+                if change.size.is_none()
+                    && lock(&self.staged_here).contains(&(project.clone(), version.clone())) => {}
+            Node::Root | Node::Project(_) | Node::Version(..) | Node::Subfolder(..)
+                if change.size.is_none() => {}
+            _ => return Err(self.refuse_change("changing attributes")),
+        }
+        self.entry(node).await
+    }
+
+    /// `rename(2)` of the staging file inside its version folder: a temporary name to
+    /// the final one stages it (and a failed stage leaves the old name).
+    pub(super) async fn rename_in_version(
+        &self,
+        parent: u64,
+        name: &str,
+        new_parent: u64,
+        new_name: &str,
+    ) -> FsResult<()> {
+        let staging = self.writable_staging("renaming")?;
+        let (from, to) = (self.node(parent)?, self.node(new_parent)?);
+        let (Some((project, version, from_folder)), Some((to_project, to_version, to_folder))) =
+            (self.staging_place(&from), self.staging_place(&to))
+        else {
+            return Err(self.refuse_change("renaming"));
+        };
+        if (&project, &version) != (&to_project, &to_version) {
+            return Err(FsError::new(
+                FsErrorKind::Immutable,
+                format!(
+                    "the file of {project}/{version} can only be renamed within its version folder"
+                ),
+            ));
+        }
+        let effect = staging.rename_file(
+            &project,
+            &version,
+            (from_folder.as_deref(), name),
+            (to_folder.as_deref(), new_name),
+        )?;
+        if effect == RenameEffect::StageNow {
+            if let Err(e) = self.publish(&project, &version).await {
+                let _ = staging.rename_file(
+                    &project,
+                    &version,
+                    (to_folder.as_deref(), new_name),
+                    (from_folder.as_deref(), name),
+                );
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// `unlink(2)` in a version folder: a staging file is discarded; a staged artifact
+    /// is yanked from every region with `--allow-delete`, else refused.
+    pub(super) async fn unlink_in_version(&self, parent: u64, name: &str) -> FsResult<()> {
+        if self.options.read_only {
+            return Err(self.refuse_change("removing a file"));
+        }
+        let parent_node = self.node(parent)?;
+        if let Some((project, version, folder)) = self.staging_place(&parent_node) {
+            let staging = self.writable_staging("removing a file")?;
+            let view = self.staging_view(&project, &version);
+            if !view
+                .and_then(|v| v.file)
+                .is_some_and(|f| f.name == name && f.folder == folder)
+            {
+                return Err(FsError::not_found(format!(
+                    "{project}/{version} holds no {name:?}"
+                )));
+            }
+            return staging.discard_file(&project, &version);
+        }
+        let Node::Version(project, version) = parent_node else {
+            return Err(self.refuse_change("removing a file"));
+        };
+        if !self.options.allow_delete {
+            return Err(
+                self.refuse_change("removing a file (mount with --allow-delete to yank versions)")
+            );
+        }
+        let pinned = self.pinned(&project, &version).await?;
+        if pinned.file_name != name {
+            return Err(FsError::not_found(format!(
+                "{project}@{version} holds no {name:?}"
+            )));
+        }
+        self.session
+            .yank(&project, &pinned.version)
+            .await
+            .map_err(|e| match e {
+                crate::protocol::Error::ReadOnly => self.refuse_change("yanking"),
+                e => FsError::unavailable(e.to_string()),
+            })?;
+        tracing::info!(project, version, "yanked through the mount");
+        if let Some(staging) = &self.staging {
+            staging.forget_published(&project, &version)?;
+        }
+        lock(&self.yanked_here).insert((project.clone(), version.clone()));
+        lock(&self.staged_here).remove(&(project.clone(), version.clone()));
+        self.forget_listings(&project, &version);
+        lock(&self.missing).insert((project, version), std::time::Instant::now());
+        Ok(())
+    }
+
+    // ---- metadata as attributes ----
+
+    /// The attributes of a staging folder or file, without the `user.` prefix.
+    pub(super) fn staging_attributes(&self, node: &Node) -> Option<Metadata> {
+        let staging = self.staging.as_ref()?;
+        match node {
+            Node::Version(p, v) if self.staging_view(p, v).is_some() => {
+                Some(staging.attributes(p, v, AttributeOwner::Folder))
+            }
+            Node::File(p, v) if self.staging_view(p, v).is_some() => {
+                Some(staging.attributes(p, v, AttributeOwner::File))
+            }
+            _ => None,
+        }
+    }
+
+    /// Which staging attributes a node has, or why it has none that can change.
+    fn attribute_owner(
+        &self,
+        node: &Node,
+        what: &str,
+    ) -> FsResult<(String, String, AttributeOwner)> {
+        match node {
+            Node::Version(p, v) if self.staging_view(p, v).is_some() => {
+                Ok((p.clone(), v.clone(), AttributeOwner::Folder))
+            }
+            Node::File(p, v) if self.staging_view(p, v).is_some() => {
+                Ok((p.clone(), v.clone(), AttributeOwner::File))
+            }
+            _ => Err(self.refuse_change(what)),
+        }
+    }
+
+    pub async fn setxattr(
+        &self,
+        inode: u64,
+        name: &str,
+        value: &[u8],
+        mode: SetMode,
+    ) -> FsResult<()> {
+        let Some(key) = name.strip_prefix("user.") else {
+            return Err(FsError::new(
+                FsErrorKind::Unsupported,
+                format!("{name}: only user.* attributes are kept"),
+            ));
+        };
+        let staging = self.writable_staging("setting an attribute")?;
+        if let Some(own) = key.strip_prefix("startifact:") {
+            if SHOWN_ATTRIBUTES.contains(&own) {
+                tracing::debug!("{name} is the mount's own: ignored");
+                return Ok(());
+            }
+            return Err(FsError::new(
+                FsErrorKind::Immutable,
+                format!("{name}: keys under startifact: belong to Startifact"),
+            ));
+        }
+        let value = String::from_utf8(value.to_vec()).map_err(|_| {
+            FsError::new(
+                FsErrorKind::Invalid,
+                format!("{name}: metadata values are UTF-8 text"),
+            )
+        })?;
+        let node = self.node(inode)?;
+        let (project, version, owner) = self.attribute_owner(&node, "setting an attribute")?;
+        staging.set_attribute(&project, &version, owner, key, value, mode)
+    }
+
+    pub async fn removexattr(&self, inode: u64, name: &str) -> FsResult<()> {
+        let Some(key) = name.strip_prefix("user.") else {
+            return Err(FsError::new(
+                FsErrorKind::Unsupported,
+                format!("{name}: only user.* attributes are kept"),
+            ));
+        };
+        let staging = self.writable_staging("removing an attribute")?;
+        let node = self.node(inode)?;
+        let (project, version, owner) = self.attribute_owner(&node, "removing an attribute")?;
+        staging.remove_attribute(&project, &version, owner, key)
+    }
+}
