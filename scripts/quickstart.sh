@@ -19,11 +19,13 @@ echo "hello from startifact" > "$work/dist.tar.gz"
 
 set -x
 "$bin/startifact" --local-store "$store" SugarWater 1.0.0 --stage "$work/dist.tar.gz" --metadata lang=rust --filename
-"$bin/startifact-fs" "local:$store" "$mnt"      # returns once the mount answers
+"$bin/startifact-fs" --staging-dir "$work/staging" "local:$store" "$mnt"   # returns once the mount answers
 ls -l "$mnt/SugarWater"
 readlink "$mnt/SugarWater/latest"
 cat "$mnt/SugarWater/latest/dist.tar.gz"
 getfattr -d "$mnt/SugarWater/1.0.0/dist.tar.gz" || true
+mkdir "$mnt/SugarWater/1.1.0" && cp "$work/dist.tar.gz" "$mnt/SugarWater/1.1.0/"   # staged on close
+readlink "$mnt/SugarWater/latest"
 fusermount3 -u "$mnt"
 { set +x; } 2>/dev/null
 echo "the store is in $store"
