@@ -25,7 +25,8 @@ use std::time::SystemTime;
 use semver::Version;
 
 use crate::protocol::{
-    DigestWriter, Error as ProtocolError, Metadata, Session, StageOptions, StageReport, StageSource,
+    DigestWriter, Error as ProtocolError, Metadata, Session, StageOptions, StageReport,
+    StageSource, UploadedAhead,
 };
 
 use super::error::{FsError, FsErrorKind, FsResult};
@@ -113,6 +114,8 @@ struct Slot {
     data: Option<Arc<std::fs::File>>,
     digest: Arc<Mutex<DigestWriter>>,
     stage_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Parts uploaded when the file was closed under a temporary name.
+    ahead: Option<UploadedAhead>,
 }
 
 impl Slot {
@@ -151,6 +154,7 @@ struct Tables {
 /// Everything a stage needs, taken under the lock.
 struct StageJob {
     version: Version,
+    ahead: Option<UploadedAhead>,
     data_path: PathBuf,
     file_name: String,
     metadata: Metadata,
@@ -215,6 +219,7 @@ impl Staging {
                     data: None,
                     digest: Arc::new(Mutex::new(digest)),
                     stage_lock: Arc::default(),
+                    ahead: None,
                 },
             );
         }
@@ -310,6 +315,7 @@ impl Staging {
                 data: None,
                 digest: Arc::new(Mutex::new(DigestWriter::new(self.stage_options.part_size))),
                 stage_lock: Arc::default(),
+                ahead: None,
             },
         );
         drop(tables);
@@ -664,9 +670,10 @@ impl Staging {
         })
     }
 
-    /// `rm` of the file: its bytes are dropped.
-    pub fn discard_file(&self, project: &str, version: &str) -> FsResult<()> {
-        self.update(project, version, |slot| {
+    /// `rm` of the file: its bytes are dropped (and parts uploaded ahead are returned,
+    /// to abort).
+    pub fn discard_file(&self, project: &str, version: &str) -> FsResult<Option<UploadedAhead>> {
+        let ahead = self.update(project, version, |slot| {
             if slot.staging {
                 return Err(FsError::new(
                     FsErrorKind::Busy,
@@ -676,11 +683,11 @@ impl Staging {
             slot.state.file = None;
             slot.data = None;
             slot.size = 0;
-            Ok(())
+            Ok(slot.ahead.take())
         })?;
         self.spool.remove_data(project, version)?;
         tracing::info!(project, version, "staging file discarded");
-        Ok(())
+        Ok(ahead)
     }
 
     /// Drops a kept spool (awaiting repair) of a version that was yanked.
@@ -805,6 +812,7 @@ impl Staging {
             path: &job.data_path,
             file_name: Some(job.file_name.clone()),
             digests: job.digests.clone(),
+            ahead: job.ahead,
         };
         let result = session
             .stage_file(
@@ -816,6 +824,61 @@ impl Staging {
             )
             .await;
         self.finish_stage(project, version, result)
+    }
+
+    /// Uploads the parts of a large file closed under a temporary name, so that the
+    /// rename that stages it only completes them. Failures are logged: the stage then
+    /// uploads in full.
+    pub async fn upload_ahead(&self, session: &Session, project: &str, version: &str) {
+        let found = lock(&self.tables)
+            .versions
+            .get(&key(project, version))
+            .map(|slot| {
+                (
+                    Arc::clone(&slot.stage_lock),
+                    lock(&slot.digest).finish(),
+                    slot.size,
+                )
+            });
+        let Some((stage_lock, digests, size)) = found else {
+            return;
+        };
+        if size <= self.stage_options.multipart_threshold {
+            return;
+        }
+        let _one_at_a_time = stage_lock.lock().await;
+        let Ok(parsed) = Version::parse(version) else {
+            return;
+        };
+        let data_path = self.spool.data_path(project, version);
+        let source = StageSource {
+            path: &data_path,
+            file_name: None,
+            digests,
+            ahead: None,
+        };
+        match session
+            .upload_ahead(project, &parsed, source, &self.stage_options)
+            .await
+        {
+            Ok(Some(ahead)) => {
+                tracing::info!(
+                    project,
+                    version,
+                    regions = ahead.regions(),
+                    "parts uploaded ahead of the rename"
+                );
+                let stale = match lock(&self.tables).versions.get_mut(&key(project, version)) {
+                    Some(slot) => slot.ahead.replace(ahead),
+                    None => Some(ahead),
+                };
+                if let Some(stale) = stale {
+                    session.abandon_ahead(stale).await;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(project, version, "could not upload ahead: {e}"),
+        }
     }
 
     fn begin_stage(&self, project: &str, version: &str) -> FsResult<Option<StageJob>> {
@@ -836,6 +899,7 @@ impl Staging {
         metadata.extend(file.attributes.clone());
         let job = StageJob {
             version: parsed,
+            ahead: slot.ahead.take(),
             data_path: self.spool.data_path(project, version),
             file_name: file.name.clone(),
             metadata,

@@ -316,7 +316,10 @@ impl ArtifactFs {
         }
         if !staging.ready_to_stage(project, version) {
             if file.folder.is_some() || super::staging::is_temporary_name(&file.name) {
+                // rsync's temporary file: upload now, so that the rename (which holds
+                // the folder's lock in the kernel) only completes the upload.
                 staging.set_status(project, version, FileStatus::Written)?;
+                staging.upload_ahead(&self.session, project, version).await;
             }
             return Ok(());
         }
@@ -450,7 +453,10 @@ impl ArtifactFs {
                     "{project}/{version} holds no {name:?}"
                 )));
             }
-            return staging.discard_file(&project, &version);
+            if let Some(ahead) = staging.discard_file(&project, &version)? {
+                self.session.abandon_ahead(ahead).await;
+            }
+            return Ok(());
         }
         let Node::Version(project, version) = parent_node else {
             return Err(self.refuse_change("removing a file"));

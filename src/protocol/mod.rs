@@ -29,5 +29,6 @@ pub use session::{LoadedConfiguration, Session, SessionBuilder};
 pub use set_latest::LatestReport;
 pub use stage::{
     DigestWriter, FileDigests, LatestChange, RegionOutcome, StageOptions, StageReport, StageSource,
+    UploadedAhead,
 };
 pub use yank::YankReport;

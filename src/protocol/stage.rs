@@ -176,11 +176,32 @@ impl StageReport {
     }
 }
 
-/// What to stage: a file, the name to save for it, and its digests when known.
+/// What to stage: a file, the name to save for it, its digests when known, and its
+/// parts when they were uploaded ahead.
 pub struct StageSource<'a> {
     pub path: &'a Path,
     pub file_name: Option<String>,
     pub digests: Option<FileDigests>,
+    pub ahead: Option<UploadedAhead>,
+}
+
+/// The parts of a large file uploaded to each region before its stage, without the
+/// completion that publishes them. The mount uploads ahead when rsync closes its
+/// temporary file, so that the rename that stages it only completes the uploads.
+#[derive(Debug, Clone, Default)]
+pub struct UploadedAhead {
+    key: String,
+    md5_hex: String,
+    size: u64,
+    /// Region -> (upload id, parts).
+    regions: HashMap<String, (String, Vec<CompletedPart>)>,
+}
+
+impl UploadedAhead {
+    /// How many regions hold every part.
+    pub fn regions(&self) -> usize {
+        self.regions.len()
+    }
 }
 
 /// The file to stage, hashed once.
@@ -463,6 +484,7 @@ impl Session {
             path,
             file_name,
             digests: None,
+            ahead: None,
         };
         self.stage_file(project, version, source, metadata, options)
             .await
@@ -495,8 +517,24 @@ impl Session {
         };
         let configuration = self.ready_configuration().await?.clone();
         let key = artifact_key(&configuration.bucket_key_prefix, project, version);
+        let ahead = match source.ahead {
+            Some(ahead)
+                if ahead.key == key
+                    && ahead.md5_hex == prepared.md5_hex
+                    && ahead.size == prepared.size
+                    && !self.read_only() =>
+            {
+                ahead.regions
+            }
+            Some(stale) => {
+                self.abandon_ahead(stale).await;
+                HashMap::new()
+            }
+            None => HashMap::new(),
+        };
         let plan = RegionPlan {
             session: self,
+            ahead: std::sync::Mutex::new(ahead),
             key: &key,
             metadata_bytes: metadata::encode(&metadata).map(Bytes::from),
             metadata: &metadata,
@@ -509,7 +547,16 @@ impl Session {
         // Owned handles, so the future is `Send` for any lifetime (the mount spawns it).
         let outcomes = join_all(self.stores().iter().map(|store| {
             let (store, plan) = (Arc::clone(store), &plan);
-            async move { plan.run(store.as_ref()).await }
+            async move {
+                let outcome = plan.run(store.as_ref()).await;
+                // Parts uploaded ahead that this stage did not complete are dropped.
+                if let Some((upload_id, _)) = plan.take_ahead(store.region()) {
+                    if let Ok(bucket) = self.bucket(store.as_ref()).await {
+                        plan.abandon(store.as_ref(), &bucket, &upload_id).await;
+                    }
+                }
+                outcome
+            }
         }))
         .await;
         let report = StageReport {
@@ -535,6 +582,92 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Uploads the parts of a large file to every region without completing them (see
+    /// `UploadedAhead`); `None` for a file staged in one request. A region that fails
+    /// is left out: the stage uploads to it in full.
+    pub async fn upload_ahead(
+        &self,
+        project: &str,
+        version: &Version,
+        source: StageSource<'_>,
+        options: &StageOptions,
+    ) -> Result<Option<UploadedAhead>, Error> {
+        validate_project_name(project)?;
+        if self.read_only() {
+            return Err(Error::ReadOnly);
+        }
+        let prepared = {
+            let path = source.path.to_path_buf();
+            let options = options.clone();
+            let digests = source.digests;
+            tokio::task::spawn_blocking(move || prepare(&path, &options, digests.as_ref()))
+                .await
+                .map_err(|e| Error::Internal(format!("hashing task failed: {e}")))??
+        };
+        if prepared.whole.is_some() {
+            return Ok(None);
+        }
+        let configuration = self.ready_configuration().await?.clone();
+        let key = artifact_key(&configuration.bucket_key_prefix, project, version);
+        let metadata = Metadata::new();
+        let plan = RegionPlan {
+            session: self,
+            ahead: std::sync::Mutex::new(HashMap::new()),
+            key: &key,
+            metadata_bytes: None,
+            metadata: &metadata,
+            latest_parameter: String::new(),
+            version,
+            prepared: &prepared,
+            options,
+            dry_run: false,
+        };
+        let uploads = join_all(self.stores().iter().map(|store| {
+            let (store, plan) = (Arc::clone(store), &plan);
+            async move {
+                let region = store.region().to_string();
+                match plan.upload_without_completing(store.as_ref()).await {
+                    Ok(Some(upload)) => Some((region, upload)),
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::warn!(region, "could not upload ahead: {e}");
+                        None
+                    }
+                }
+            }
+        }))
+        .await;
+        Ok(Some(UploadedAhead {
+            key,
+            md5_hex: prepared.md5_hex.clone(),
+            size: prepared.size,
+            regions: uploads.into_iter().flatten().collect(),
+        }))
+    }
+
+    /// Aborts uploads made ahead that no stage will complete.
+    pub async fn abandon_ahead(&self, ahead: UploadedAhead) {
+        for store in self.stores() {
+            let Some((upload_id, _)) = ahead.regions.get(store.region()) else {
+                continue;
+            };
+            let Ok(bucket) = self.bucket(store.as_ref()).await else {
+                continue;
+            };
+            if let Err(e) = store
+                .abort_multipart_upload(&bucket, &ahead.key, upload_id)
+                .await
+            {
+                tracing::debug!(
+                    region = store.region(),
+                    "could not abort upload {upload_id}: {e}"
+                );
+            }
+        }
+    }
+}
+
 /// Why a region did not take the artifact.
 enum Refusal {
     /// The key holds other bytes or metadata.
@@ -551,6 +684,8 @@ impl From<String> for Refusal {
 /// Everything one region's stage needs.
 struct RegionPlan<'a> {
     session: &'a Session,
+    /// Parts uploaded ahead, by region: completed instead of uploaded again.
+    ahead: std::sync::Mutex<HashMap<String, (String, Vec<CompletedPart>)>>,
     key: &'a str,
     metadata: &'a Metadata,
     metadata_bytes: Option<Bytes>,
@@ -637,7 +772,34 @@ impl RegionPlan<'_> {
         HashMap::from([(MD5_METADATA_KEY.to_string(), self.prepared.md5_hex.clone())])
     }
 
+    fn take_ahead(&self, region: &str) -> Option<(String, Vec<CompletedPart>)> {
+        self.ahead
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(region)
+    }
+
     async fn upload(&self, store: &dyn RegionStore, bucket: &str) -> Result<(), StorageError> {
+        if let Some((upload_id, parts)) = self.take_ahead(store.region()) {
+            let completed = store
+                .complete_multipart_upload(bucket, self.key, &upload_id, &parts, true)
+                .await;
+            match completed {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_precondition_failed() => {
+                    self.abandon(store, bucket, &upload_id).await;
+                    return Err(e);
+                }
+                Err(e) => {
+                    // The upload may have expired: upload again.
+                    tracing::warn!(
+                        region = store.region(),
+                        "completing the upload made ahead failed ({e}); uploading again"
+                    );
+                    self.abandon(store, bucket, &upload_id).await;
+                }
+            }
+        }
         if let Some(body) = &self.prepared.whole {
             let options = PutOptions {
                 content_md5: Some(self.prepared.md5_base64.clone()),
@@ -666,6 +828,34 @@ impl RegionPlan<'_> {
             self.abandon(store, bucket, &upload_id).await;
         }
         completed
+    }
+
+    /// Creates a multipart upload and uploads every part, unless the key is taken.
+    async fn upload_without_completing(
+        &self,
+        store: &dyn RegionStore,
+    ) -> Result<Option<(String, Vec<CompletedPart>)>, String> {
+        let bucket = self
+            .session
+            .bucket(store)
+            .await
+            .map_err(|e| e.to_string())?;
+        match store.head_object(&bucket, self.key).await {
+            Ok(_) => return Ok(None),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        let upload_id = store
+            .create_multipart_upload(&bucket, self.key, &self.user_metadata())
+            .await
+            .map_err(|e| e.to_string())?;
+        match self.upload_parts(store, &bucket, &upload_id).await {
+            Ok(parts) => Ok(Some((upload_id, parts))),
+            Err(e) => {
+                self.abandon(store, &bucket, &upload_id).await;
+                Err(e.to_string())
+            }
+        }
     }
 
     async fn upload_parts(

@@ -617,3 +617,54 @@ async fn allow_delete_yanks_a_version_from_every_region() {
         "{info}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsync_temporary_files_upload_at_close_and_complete_at_rename() {
+    use crate::support::moto::Moto;
+    use crate::support::proxy::FaultProxy;
+    let mut world = World::moto(WorldOptions::default()).await;
+    let proxy = FaultProxy::start(&Moto::shared().url);
+    for region in REGIONS {
+        world.region_endpoints.insert(region.into(), proxy.url());
+    }
+    let p = project(&world, "Ahead");
+    let mount = Mount::start(&world, &[]);
+    let folder = mount.join(&format!("{p}/1.0.0"));
+    std::fs::create_dir_all(&folder).unwrap();
+    let content = random_bytes(20 << 20, 4);
+    let key = format!("{p}@1.0.0");
+    let count = |method: &str, query: &str| {
+        proxy
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.method == method
+                    && r.key_path().ends_with(&key)
+                    && r.path_and_query.contains(query)
+            })
+            .count()
+    };
+
+    // As rsync does: written under a temporary name and closed (the parts go up now)...
+    std::fs::write(folder.join(".app.bin.Xy12Ab"), &content).unwrap();
+    assert_eq!(count("PUT", "partNumber="), 3 * REGIONS.len());
+    assert_eq!(count("POST", "uploadId="), 0);
+    let session = world.session(true);
+    let artifact = session.get(&p, Some(&v("1.0.0"))).await.unwrap();
+    assert!(
+        artifact.locate().await.is_err(),
+        "published before the rename"
+    );
+
+    // ...then renamed into place: the rename only completes the uploads.
+    std::fs::rename(folder.join(".app.bin.Xy12Ab"), folder.join("app.bin")).unwrap();
+    assert_eq!(
+        count("PUT", "partNumber="),
+        3 * REGIONS.len(),
+        "parts sent again"
+    );
+    assert_eq!(count("POST", "uploadId="), REGIONS.len());
+    let (bytes, metadata) = downloaded(&world, &p, "1.0.0").await;
+    assert!(bytes == content, "the staged artifact differs");
+    assert!(metadata.contains(&("startifact:filename".into(), "app.bin".into())));
+}
