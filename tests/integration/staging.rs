@@ -155,6 +155,16 @@ async fn cp_rsync_and_dd_stage_to_every_region(world: World) {
         Path::new("1.0.0")
     );
 
+    // cp -a from a staged version: its metadata comes along; the attributes the mount
+    // shows itself (bucket, key, region, etag, filename) are ignored, not refused.
+    let copy = mount.join(&format!("{p}/1.4.0"));
+    std::fs::create_dir(&copy).unwrap();
+    run_ok(Command::new("cp").arg("-a").arg(&artifact).arg(&copy));
+    assert_eq!(
+        downloaded(&world, &p, "1.4.0").await,
+        (content.clone(), metadata.clone())
+    );
+
     // rsync in each mode: one file per version, no temporary left behind.
     let tree = world.dir("tree");
     let app = random_bytes(700_000, 9);
@@ -203,7 +213,10 @@ async fn cp_rsync_and_dd_stage_to_every_region(world: World) {
     let second = Mount::start(&world, &[]);
     assert_eq!(
         names_in(&second.join(&p)),
-        vec!["1.0.0", "1.1.0", "1.1.1", "1.1.2", "1.1.3", "1.2.0", "1.3.0", "2.0.0", "latest"]
+        vec![
+            "1.0.0", "1.1.0", "1.1.1", "1.1.2", "1.1.3", "1.2.0", "1.3.0", "1.4.0", "2.0.0",
+            "latest"
+        ]
     );
     assert_eq!(
         std::fs::read(second.join(&format!("{p}/1.1.3/app.bin"))).unwrap(),
@@ -356,6 +369,30 @@ async fn refusals_are_immediate_and_clear() {
     assert!(mount.join(&new_project).is_dir());
     std::fs::remove_dir(mount.join(&new_project)).unwrap();
     assert!(!mount.join(&new_project).exists());
+
+    // The spool's limit: a write past it is ENOSPC, and nothing is staged.
+    let small = Mount::start(&world, &["--staging-size", "1M"]);
+    let folder = small.join(&format!("{p}/6.0.0"));
+    std::fs::create_dir(&folder).unwrap();
+    let (code, _, err) = run(Command::new("cp")
+        .arg(world.file("two.bin", &random_bytes(2 << 20, 2)))
+        .arg(&folder));
+    assert!(
+        code != 0 && err.contains("No space left on device"),
+        "{err}"
+    );
+    let session = world.session(true);
+    let artifact = session.get(&p, Some(&v("6.0.0"))).await.unwrap();
+    assert!(
+        artifact.locate().await.is_err(),
+        "an incomplete file was staged"
+    );
+    assert_eq!(
+        status_of(&small, &p, "6.0.0").unwrap()["state"],
+        "abandoned"
+    );
+    std::fs::remove_file(folder.join("two.bin")).unwrap();
+    drop(small);
 
     // Every write on a read-only mount: EROFS.
     let read_only = Mount::start(&world, &["--read-only"]);
