@@ -201,7 +201,7 @@ impl Staging {
             if let Some(file) = state.file.as_mut() {
                 if file.status == FileStatus::Writing {
                     file.status = FileStatus::Abandoned {
-                        reason: "the daemon stopped while it was being written".into(),
+                        reason: "the daemon stopped before it was staged".into(),
                     };
                     spool.save(&project, &version, &state)?;
                 }
@@ -781,12 +781,12 @@ impl Staging {
     // ---- the stage ----
 
     /// Whether closing a writer should stage now: the file has its final name and no
-    /// other handle is writing it (the closing one still counts).
+    /// other handle is writing it (the closing one no longer counts).
     pub fn ready_to_stage(&self, project: &str, version: &str) -> bool {
         lock(&self.tables)
             .versions
             .get(&key(project, version))
-            .filter(|slot| !slot.published() && slot.writers <= 1)
+            .filter(|slot| !slot.published() && slot.writers == 0)
             .and_then(|slot| slot.state.file.as_ref())
             .is_some_and(|f| f.folder.is_none() && !is_temporary_name(&f.name))
     }

@@ -102,12 +102,11 @@ impl ArtifactFs {
                         ))
                     }
                     Err(e) if e.kind == FsErrorKind::NotFound => {}
-                    Err(e) => {
-                        return Err(FsError::new(
-                            e.kind,
-                            format!("cannot tell whether {project}@{name} exists: {e}"),
-                        ))
-                    }
+                    // The stage checks every region again (and cannot overwrite): a
+                    // region down now must not stop the copy into the spool.
+                    Err(e) => tracing::warn!(
+                        "cannot tell whether {project}@{name} exists ({e}); staging folder made anyway"
+                    ),
                 }
                 staging.create_version(&project, name)?;
                 lock(&self.missing).remove(&(project.clone(), name.to_string()));
@@ -245,6 +244,13 @@ impl ArtifactFs {
             return Err(FsError::new(FsErrorKind::BadHandle, "not open for writing"));
         }
         let staging = self.writable_staging("writing")?;
+        if self
+            .staging_view(&spooled.project, &spooled.version)
+            .is_none()
+        {
+            // Staged through another descriptor meanwhile.
+            return Err(self.refuse_change("writing"));
+        }
         let written = staging.write(
             &spooled.project,
             &spooled.version,

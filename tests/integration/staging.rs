@@ -209,13 +209,23 @@ async fn cp_rsync_and_dd_stage_to_every_region(world: World) {
         Path::new("2.0.0")
     );
 
+    // A shell redirection: open, dup2 onto stdout, close the original (not the last
+    // descriptor: nothing staged), write, close stdout (the last: staged).
+    let shell = mount.join(&format!("{p}/1.5.0"));
+    std::fs::create_dir(&shell).unwrap();
+    run_ok(Command::new("sh").arg("-c").arg(format!(
+        "printf 'from the shell' > '{}/note.txt'",
+        shell.display()
+    )));
+    assert_eq!(downloaded(&world, &p, "1.5.0").await.0, b"from the shell");
+
     // Another mount reads all of it; nothing is left in the spool.
     let second = Mount::start(&world, &[]);
     assert_eq!(
         names_in(&second.join(&p)),
         vec![
-            "1.0.0", "1.1.0", "1.1.1", "1.1.2", "1.1.3", "1.2.0", "1.3.0", "1.4.0", "2.0.0",
-            "latest"
+            "1.0.0", "1.1.0", "1.1.1", "1.1.2", "1.1.3", "1.2.0", "1.3.0", "1.4.0", "1.5.0",
+            "2.0.0", "latest"
         ]
     );
     assert_eq!(
@@ -338,6 +348,14 @@ async fn refusals_are_immediate_and_clear() {
     assert!(
         code != 0 && err.contains("Operation not supported"),
         "{err}"
+    );
+    // Those children inherited the open file and closed it at exec: not the writer's
+    // close, so nothing was staged yet.
+    let session = world.session(true);
+    let artifact = session.get(&p, Some(&v("2.0.0"))).await.unwrap();
+    assert!(
+        artifact.locate().await.is_err(),
+        "staged by a child's close"
     );
     assert_eq!(close(first), Ok(()));
     assert_eq!(std::fs::read(folder.join("a.bin")).unwrap(), b"first");
