@@ -41,3 +41,11 @@ pub use staging::{SetMode, Staging};
 pub use tree::{ArtifactFs, FsOptions, Opened, StatFs};
 pub use writes::AttrChange;
 pub use xattr::XattrReply;
+
+/// Locks a mutex of the model; a panic elsewhere never leaves its data unusable
+/// (every change under these locks is a single insert or replace).
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -30,6 +30,7 @@ use crate::protocol::{
 };
 
 use super::error::{FsError, FsErrorKind, FsResult};
+use super::lock;
 use super::spool::{
     seconds_of, time_of, FileState, FileStatus, Spool, SpooledVersion, StatusEntry, VersionState,
 };
@@ -135,6 +136,17 @@ impl Slot {
         }
     }
 
+    /// EBUSY while a stage of the file runs.
+    fn not_staging(&self, project: &str, version: &str) -> FsResult<()> {
+        if self.staging {
+            return Err(FsError::new(
+                FsErrorKind::Busy,
+                format!("{project}/{version} is being staged"),
+            ));
+        }
+        Ok(())
+    }
+
     fn published(&self) -> bool {
         self.state
             .file
@@ -151,6 +163,19 @@ struct Tables {
     versions: BTreeMap<(String, String), Slot>,
 }
 
+impl Tables {
+    /// The slot of a staging version holding a file that may change now.
+    fn file_slot(&mut self, project: &str, version: &str) -> FsResult<&mut Slot> {
+        let slot = self
+            .versions
+            .get_mut(&key(project, version))
+            .filter(|slot| !slot.published() && slot.state.file.is_some())
+            .ok_or_else(|| FsError::not_found(format!("{project}/{version} holds no file")))?;
+        slot.not_staging(project, version)?;
+        Ok(slot)
+    }
+}
+
 /// Everything a stage needs, taken under the lock.
 struct StageJob {
     version: Version,
@@ -159,12 +184,6 @@ struct StageJob {
     file_name: String,
     metadata: Metadata,
     digests: Option<crate::protocol::FileDigests>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn key(project: &str, version: &str) -> (String, String) {
@@ -518,17 +537,7 @@ impl Staging {
     ) -> FsResult<u32> {
         let digest = {
             let mut tables = lock(&self.tables);
-            let slot = tables
-                .versions
-                .get_mut(&key(project, version))
-                .filter(|slot| !slot.published() && slot.state.file.is_some())
-                .ok_or_else(|| FsError::not_found(format!("{project}/{version} holds no file")))?;
-            if slot.staging {
-                return Err(FsError::new(
-                    FsErrorKind::Busy,
-                    format!("{project}/{version} is being staged"),
-                ));
-            }
+            let slot = tables.file_slot(project, version)?;
             let end = offset + data.len() as u64;
             let growth = end.saturating_sub(slot.size);
             self.spool.reserve(growth)?;
@@ -553,17 +562,7 @@ impl Staging {
     /// `truncate`/`ftruncate` of the staging file.
     pub fn truncate(&self, project: &str, version: &str, size: u64) -> FsResult<()> {
         let mut tables = lock(&self.tables);
-        let slot = tables
-            .versions
-            .get_mut(&key(project, version))
-            .filter(|slot| !slot.published() && slot.state.file.is_some())
-            .ok_or_else(|| FsError::not_found(format!("{project}/{version} holds no file")))?;
-        if slot.staging {
-            return Err(FsError::new(
-                FsErrorKind::Busy,
-                format!("{project}/{version} is being staged"),
-            ));
-        }
+        let slot = tables.file_slot(project, version)?;
         if size > slot.size {
             self.spool.reserve(size - slot.size)?;
         } else {
@@ -635,12 +634,7 @@ impl Staging {
         to: (Option<&str>, &str),
     ) -> FsResult<RenameEffect> {
         self.update(project, version, |slot| {
-            if slot.staging {
-                return Err(FsError::new(
-                    FsErrorKind::Busy,
-                    format!("{project}/{version} is being staged"),
-                ));
-            }
+            slot.not_staging(project, version)?;
             if let Some(folder) = to.0 {
                 if !slot.state.subfolders.contains(folder) {
                     return Err(FsError::not_found(format!("no folder {folder}")));
@@ -674,12 +668,7 @@ impl Staging {
     /// to abort).
     pub fn discard_file(&self, project: &str, version: &str) -> FsResult<Option<UploadedAhead>> {
         let ahead = self.update(project, version, |slot| {
-            if slot.staging {
-                return Err(FsError::new(
-                    FsErrorKind::Busy,
-                    format!("{project}/{version} is being staged"),
-                ));
-            }
+            slot.not_staging(project, version)?;
             slot.state.file = None;
             slot.data = None;
             slot.size = 0;

@@ -16,6 +16,7 @@ use super::attr::{DirEntry, Entry, FileKind, Ownership};
 use super::disk_cache::{CachedFile, DiskCache};
 use super::error::{FsError, FsErrorKind, FsResult};
 use super::inode::{InodeTable, Node};
+use super::lock;
 use super::pinned::PinnedVersion;
 use super::read::{FileReader, ReadOptions, ReadShared};
 use super::staging::{Staging, VersionView};
@@ -132,12 +133,6 @@ pub struct ArtifactFs {
     pub(super) staged_here: Mutex<HashSet<(String, String)>>,
     /// Versions this mount yanked: `rmdir` of their folder (the end of `rm -r`) succeeds.
     pub(super) yanked_here: Mutex<HashSet<(String, String)>>,
-}
-
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A version folder name: the canonical form of a semver version, nothing else.

@@ -13,10 +13,11 @@ use crate::protocol::{validate_project_name, Metadata};
 use super::attr::Entry;
 use super::error::{FsError, FsErrorKind, FsResult};
 use super::inode::Node;
+use super::lock;
 use super::process::{self, Closer};
 use super::spool::FileStatus;
 use super::staging::{AttributeOwner, CloseEffect, RenameEffect, SetMode, Staging};
-use super::tree::{lock, parse_version_name, ArtifactFs, OpenFile, SpooledHandle};
+use super::tree::{parse_version_name, ArtifactFs, OpenFile, SpooledHandle};
 
 /// The attributes the mount shows itself (`user.startifact:…`): copied back from one
 /// mount to another (`cp -a`, `rsync -aX`), they are ignored rather than refused.

@@ -7,6 +7,23 @@
 //! bucket-name parameter, but worlds without a parameter-name prefix share the project
 //! parameters (`/{project}/latest`), so such tests use project names of their own.
 
+/// Runs `async fn $name(world: World)` on moto and on the local store, as two tests
+/// (the module that uses it imports `World` and `WorldOptions`).
+macro_rules! on_both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_moto() {
+                super::$name(super::World::moto(super::WorldOptions::default()).await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_local_store() {
+                super::$name(super::World::local(super::WorldOptions::default()).await).await
+            }
+        }
+    };
+}
+
 mod support;
 
 mod cli;

@@ -14,21 +14,6 @@ use crate::support::files::{errno_of, getxattr, project, random_bytes};
 use crate::support::mount::{daemon_command, mount_line, Mount};
 use crate::support::world::{run_ok, World, WorldOptions};
 
-macro_rules! on_both_backends {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn on_moto() {
-                super::$name(super::World::moto(super::WorldOptions::default()).await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn on_local_store() {
-                super::$name(super::World::local(super::WorldOptions::default()).await).await
-            }
-        }
-    };
-}
-
 async fn browse_read_and_refuse(world: World) {
     let p = project(&world, "Mnt");
     let content = random_bytes(6 << 20, 7);

@@ -18,21 +18,6 @@ use crate::support::files::{errno_of, getxattr, project, random_bytes};
 use crate::support::mount::Mount;
 use crate::support::world::{run, run_ok, World, WorldOptions, REGIONS};
 
-macro_rules! on_both_backends {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn on_moto() {
-                super::$name(super::World::moto(super::WorldOptions::default()).await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn on_local_store() {
-                super::$name(super::World::local(super::WorldOptions::default()).await).await
-            }
-        }
-    };
-}
-
 fn v(text: &str) -> Version {
     Version::parse(text).unwrap()
 }
