@@ -294,6 +294,8 @@ async fn background_mode_returns_once_the_mount_answers() {
     let status = daemon_command(&world)
         .arg("--log-file")
         .arg(&log)
+        .arg("--staging-dir")
+        .arg(world.scratch.path().join("staging"))
         .arg(&mountpoint)
         .status()
         .unwrap();
