@@ -6,7 +6,8 @@
 #   bash bench/write.sh                      # builds the release binaries first
 #   BIN_DIR=path/to/target/debug bash bench/write.sh   # measures existing binaries
 #
-# Knobs: BIN_DIR, SIZE_MB (default 200), CARGO_TARGET_DIR, STARTIFACT_TEST_VENV.
+# Knobs: BIN_DIR, SIZE_MB (default 200), PART_SIZE (the mount's --part-size), CARGO_TARGET_DIR,
+# STARTIFACT_TEST_VENV.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
@@ -208,7 +209,7 @@ done
 # --- 8. mount -----------------------------------------------------------------------------
 mount_fs() {
   local i
-  "$FS" -f --staging-dir "$TMP/staging" --log-file "$DAEMON_LOG" aws "$MNT" </dev/null >>"$TMP/daemon.out" 2>&1 &
+  "$FS" -f --staging-dir "$TMP/staging" ${PART_SIZE:+--part-size "$PART_SIZE"} --log-file "$DAEMON_LOG" aws "$MNT" </dev/null >>"$TMP/daemon.out" 2>&1 &
   DAEMON_PID=$!
   for i in $(seq 300); do
     is_mounted && return 0
