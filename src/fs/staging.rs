@@ -136,6 +136,17 @@ impl Slot {
         }
     }
 
+    /// The attributes of the folder or of the file.
+    fn attributes_mut(&mut self, owner: AttributeOwner) -> FsResult<&mut Metadata> {
+        match owner {
+            AttributeOwner::Folder => Ok(&mut self.state.attributes),
+            AttributeOwner::File => match self.state.file.as_mut() {
+                Some(file) => Ok(&mut file.attributes),
+                None => Err(FsError::not_found("no file")),
+            },
+        }
+    }
+
     /// EBUSY while a stage of the file runs.
     fn not_staging(&self, project: &str, version: &str) -> FsResult<()> {
         if self.staging {
@@ -283,6 +294,14 @@ impl Staging {
             .filter(|((p, _), slot)| p == project && !slot.published())
             .map(|((_, v), _)| v.clone())
             .collect()
+    }
+
+    /// Whether a version is staging here (and unpublished).
+    pub fn is_staging(&self, project: &str, version: &str) -> bool {
+        lock(&self.tables)
+            .versions
+            .get(&key(project, version))
+            .is_some_and(|slot| !slot.published())
     }
 
     /// A staging version, unless it was published.
@@ -721,13 +740,7 @@ impl Staging {
         mode: SetMode,
     ) -> FsResult<()> {
         self.update(project, version, |slot| {
-            let attributes = match owner {
-                AttributeOwner::Folder => &mut slot.state.attributes,
-                AttributeOwner::File => match slot.state.file.as_mut() {
-                    Some(file) => &mut file.attributes,
-                    None => return Err(FsError::not_found("no file")),
-                },
-            };
+            let attributes = slot.attributes_mut(owner)?;
             match (mode, attributes.contains_key(name)) {
                 (SetMode::Create, true) => Err(FsError::new(
                     FsErrorKind::Exists,
@@ -753,13 +766,7 @@ impl Staging {
         name: &str,
     ) -> FsResult<()> {
         self.update(project, version, |slot| {
-            let attributes = match owner {
-                AttributeOwner::Folder => &mut slot.state.attributes,
-                AttributeOwner::File => match slot.state.file.as_mut() {
-                    Some(file) => &mut file.attributes,
-                    None => return Err(FsError::not_found("no file")),
-                },
-            };
+            let attributes = slot.attributes_mut(owner)?;
             attributes
                 .remove(name)
                 .map(|_| ())

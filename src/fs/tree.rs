@@ -175,6 +175,13 @@ impl ArtifactFs {
         self
     }
 
+    /// Whether a version is staging in this mount (unpublished), without copying it.
+    pub(super) fn is_staging(&self, project: &str, version: &str) -> bool {
+        self.staging
+            .as_ref()
+            .is_some_and(|s| s.is_staging(project, version))
+    }
+
     /// A staging version of this mount, unless published.
     pub(super) fn staging_view(&self, project: &str, version: &str) -> Option<VersionView> {
         self.staging.as_ref()?.view(project, version)
@@ -401,9 +408,7 @@ impl ArtifactFs {
         let ttl = match node {
             // Staging nodes change under the mount's own hand: asked every time.
             Node::Subfolder(..) => Duration::ZERO,
-            Node::Version(p, v) | Node::File(p, v) if self.staging_view(p, v).is_some() => {
-                Duration::ZERO
-            }
+            Node::Version(p, v) | Node::File(p, v) if self.is_staging(p, v) => Duration::ZERO,
             Node::Version(..) | Node::File(..) => self.options.immutable_ttl,
             _ => self.options.metadata_ttl,
         };
@@ -819,7 +824,7 @@ impl ArtifactFs {
                 return Err(FsError::new(FsErrorKind::Invalid, "a symlink"))
             }
         };
-        if self.staging_view(&project, &version).is_some() {
+        if self.is_staging(&project, &version) {
             let handle = self.open_spooled(inode, project, version, write, truncate, pid)?;
             return Ok(Opened {
                 handle,

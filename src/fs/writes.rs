@@ -46,10 +46,8 @@ impl ArtifactFs {
     /// The staging version (and subfolder) a folder node is, if it is one.
     fn staging_place(&self, node: &Node) -> Option<(String, String, Option<String>)> {
         match node {
-            Node::Version(p, v) if self.staging_view(p, v).is_some() => {
-                Some((p.clone(), v.clone(), None))
-            }
-            Node::Subfolder(p, v, folder) if self.staging_view(p, v).is_some() => {
+            Node::Version(p, v) if self.is_staging(p, v) => Some((p.clone(), v.clone(), None)),
+            Node::Subfolder(p, v, folder) if self.is_staging(p, v) => {
                 Some((p.clone(), v.clone(), Some(folder.clone())))
             }
             _ => None,
@@ -89,7 +87,7 @@ impl ArtifactFs {
                         )
                     });
                 }
-                if self.staging_view(&project, name).is_some() {
+                if self.is_staging(&project, name) {
                     return Err(FsError::new(
                         FsErrorKind::Exists,
                         format!("{project}/{name} is being staged here"),
@@ -139,7 +137,7 @@ impl ArtifactFs {
             },
             Node::Project(project) => {
                 if let Some(staging) = &self.staging {
-                    if self.staging_view(&project, name).is_some() {
+                    if self.is_staging(&project, name) {
                         return staging.remove_version(&project, name);
                     }
                 }
@@ -245,20 +243,21 @@ impl ArtifactFs {
             return Err(FsError::new(FsErrorKind::BadHandle, "not open for writing"));
         }
         let staging = self.writable_staging("writing")?;
-        if self
-            .staging_view(&spooled.project, &spooled.version)
-            .is_none()
-        {
-            // Staged through another descriptor meanwhile.
-            return Err(self.refuse_change("writing"));
-        }
-        let written = staging.write(
-            &spooled.project,
-            &spooled.version,
-            &spooled.file,
-            offset,
-            data,
-        );
+        let written = staging
+            .write(
+                &spooled.project,
+                &spooled.version,
+                &spooled.file,
+                offset,
+                data,
+            )
+            .map_err(|e| match e.kind {
+                // Staged through another descriptor meanwhile.
+                FsErrorKind::NotFound if !self.is_staging(&spooled.project, &spooled.version) => {
+                    self.refuse_change("writing")
+                }
+                _ => e,
+            });
         if let Err(e) = &written {
             lock(&spooled.write_failed).get_or_insert_with(|| e.clone());
         }
@@ -378,7 +377,7 @@ impl ArtifactFs {
             return Err(self.refuse_change("changing attributes"));
         }
         match &node {
-            Node::File(project, version) if self.staging_view(project, version).is_some() => {
+            Node::File(project, version) if self.is_staging(project, version) => {
                 let staging = self.writable_staging("changing attributes")?;
                 if let Some(size) = change.size {
                     staging.truncate(project, version, size)?;
@@ -503,10 +502,10 @@ impl ArtifactFs {
     pub(super) fn staging_attributes(&self, node: &Node) -> Option<Metadata> {
         let staging = self.staging.as_ref()?;
         match node {
-            Node::Version(p, v) if self.staging_view(p, v).is_some() => {
+            Node::Version(p, v) if self.is_staging(p, v) => {
                 Some(staging.attributes(p, v, AttributeOwner::Folder))
             }
-            Node::File(p, v) if self.staging_view(p, v).is_some() => {
+            Node::File(p, v) if self.is_staging(p, v) => {
                 Some(staging.attributes(p, v, AttributeOwner::File))
             }
             _ => None,
@@ -520,10 +519,10 @@ impl ArtifactFs {
         what: &str,
     ) -> FsResult<(String, String, AttributeOwner)> {
         match node {
-            Node::Version(p, v) if self.staging_view(p, v).is_some() => {
+            Node::Version(p, v) if self.is_staging(p, v) => {
                 Ok((p.clone(), v.clone(), AttributeOwner::Folder))
             }
-            Node::File(p, v) if self.staging_view(p, v).is_some() => {
+            Node::File(p, v) if self.is_staging(p, v) => {
                 Ok((p.clone(), v.clone(), AttributeOwner::File))
             }
             _ => Err(self.refuse_change(what)),

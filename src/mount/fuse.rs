@@ -17,7 +17,7 @@ use fuser::{
 };
 
 use crate::fs::{
-    ArtifactFs, Attr, AttrChange, FileKind, FsError, FsErrorKind, SetMode, XattrReply,
+    ArtifactFs, Attr, AttrChange, Entry, FileKind, FsError, FsErrorKind, SetMode, XattrReply,
 };
 
 pub struct FuseAdapter {
@@ -45,6 +45,22 @@ fn errno(operation: &str, error: &FsError) -> Errno {
         tracing::debug!("{operation}: {error}");
     }
     Errno::from_i32(error.errno())
+}
+
+/// Answers a call that makes or finds an entry.
+fn answer_entry(reply: ReplyEntry, operation: &str, result: Result<Entry, FsError>) {
+    match result {
+        Ok(entry) => reply.entry(&entry.ttl, &file_attr(&entry.attr), Generation(0)),
+        Err(e) => reply.error(errno(operation, &e)),
+    }
+}
+
+/// Answers a call that returns nothing but success or an errno.
+fn answer_empty(reply: ReplyEmpty, operation: &str, result: Result<(), FsError>) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(errno(operation, &e)),
+    }
 }
 
 fn file_type(kind: FileKind) -> FileType {
@@ -126,10 +142,7 @@ impl Filesystem for FuseAdapter {
         let name = utf8(name);
         self.spawn(|fs| async move {
             let result = async { fs.lookup(parent.0, &name?).await }.await;
-            match result {
-                Ok(entry) => reply.entry(&entry.ttl, &file_attr(&entry.attr), Generation(0)),
-                Err(e) => reply.error(errno("lookup", &e)),
-            }
+            answer_entry(reply, "lookup", result);
         });
     }
 
@@ -210,10 +223,7 @@ impl Filesystem for FuseAdapter {
         let name = utf8_new(name);
         self.spawn(|fs| async move {
             let result = async { fs.mkdir(parent.0, &name?).await }.await;
-            match result {
-                Ok(entry) => reply.entry(&entry.ttl, &file_attr(&entry.attr), Generation(0)),
-                Err(e) => reply.error(errno("mkdir", &e)),
-            }
+            answer_entry(reply, "mkdir", result);
         });
     }
 
@@ -221,10 +231,7 @@ impl Filesystem for FuseAdapter {
         let name = utf8(name);
         self.spawn(|fs| async move {
             let result = async { fs.unlink(parent.0, &name?).await }.await;
-            match result {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("unlink", &e)),
-            }
+            answer_empty(reply, "unlink", result);
         });
     }
 
@@ -232,10 +239,7 @@ impl Filesystem for FuseAdapter {
         let name = utf8(name);
         self.spawn(|fs| async move {
             let result = async { fs.rmdir(parent.0, &name?).await }.await;
-            match result {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("rmdir", &e)),
-            }
+            answer_empty(reply, "rmdir", result);
         });
     }
 
@@ -254,10 +258,7 @@ impl Filesystem for FuseAdapter {
                 fs.symlink(parent.0, &name, &target).await
             }
             .await;
-            match result {
-                Ok(entry) => reply.entry(&entry.ttl, &file_attr(&entry.attr), Generation(0)),
-                Err(e) => reply.error(errno("symlink", &e)),
-            }
+            answer_entry(reply, "symlink", result);
         });
     }
 
@@ -278,10 +279,7 @@ impl Filesystem for FuseAdapter {
                 fs.rename(parent.0, &name, newparent.0, &newname).await
             }
             .await;
-            match result {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("rename", &e)),
-            }
+            answer_empty(reply, "rename", result);
         });
     }
 
@@ -367,10 +365,7 @@ impl Filesystem for FuseAdapter {
         // The errno of the stage that runs here is what close() returns.
         let pid = req.pid();
         self.spawn(|fs| async move {
-            match fs.flush(fh.0, pid).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("close", &e)),
-            }
+            answer_empty(reply, "close", fs.flush(fh.0, pid).await);
         });
     }
 
@@ -397,10 +392,7 @@ impl Filesystem for FuseAdapter {
         reply: ReplyEmpty,
     ) {
         self.spawn(|fs| async move {
-            match fs.fsync(fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("fsync", &e)),
-            }
+            answer_empty(reply, "fsync", fs.fsync(fh.0).await);
         });
     }
 
@@ -481,10 +473,7 @@ impl Filesystem for FuseAdapter {
         };
         self.spawn(|fs| async move {
             let result = async { fs.setxattr(ino.0, &name?, &value, mode).await }.await;
-            match result {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("setxattr", &e)),
-            }
+            answer_empty(reply, "setxattr", result);
         });
     }
 
@@ -520,10 +509,7 @@ impl Filesystem for FuseAdapter {
         let name = attribute_name(name);
         self.spawn(|fs| async move {
             let result = async { fs.removexattr(ino.0, &name?).await }.await;
-            match result {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("removexattr", &e)),
-            }
+            answer_empty(reply, "removexattr", result);
         });
     }
 

@@ -705,32 +705,37 @@ impl RegionPlan<'_> {
         }
     }
 
-    async fn try_run(&self, store: &dyn RegionStore) -> Result<RegionOutcome, Refusal> {
-        let region = store.region();
+    /// The region's bucket, and whether the key is there already.
+    async fn bucket_and_presence(&self, store: &dyn RegionStore) -> Result<(String, bool), String> {
         let bucket = self
             .session
             .bucket(store)
             .await
             .map_err(|e| e.to_string())?;
         match store.head_object(&bucket, self.key).await {
-            Ok(_) if self.dry_run => {
-                return Err(Refusal::Taken(format!(
-                    "{} exists in {bucket} in {region}",
-                    self.key
-                )))
-            }
-            Ok(_) => {
-                self.check_existing(store, &bucket).await?;
-                let latest = self.move_latest(store).await?;
-                return Ok(RegionOutcome::AlreadyHeld(latest));
-            }
-            Err(e) if e.is_not_found() => {}
-            Err(e) => {
-                return Err(Refusal::Failed(format!(
-                    "Failed to discover if s3:/{bucket}/{} exists in {region}: {e}",
-                    self.key
-                )))
-            }
+            Ok(_) => Ok((bucket, true)),
+            Err(e) if e.is_not_found() => Ok((bucket, false)),
+            Err(e) => Err(format!(
+                "Failed to discover if s3:/{bucket}/{} exists in {}: {e}",
+                self.key,
+                store.region()
+            )),
+        }
+    }
+
+    async fn try_run(&self, store: &dyn RegionStore) -> Result<RegionOutcome, Refusal> {
+        let region = store.region();
+        let (bucket, present) = self.bucket_and_presence(store).await?;
+        if present && self.dry_run {
+            return Err(Refusal::Taken(format!(
+                "{} exists in {bucket} in {region}",
+                self.key
+            )));
+        }
+        if present {
+            self.check_existing(store, &bucket).await?;
+            let latest = self.move_latest(store).await?;
+            return Ok(RegionOutcome::AlreadyHeld(latest));
         }
         if self.dry_run {
             return Ok(RegionOutcome::WouldStage);
@@ -835,15 +840,9 @@ impl RegionPlan<'_> {
         &self,
         store: &dyn RegionStore,
     ) -> Result<Option<(String, Vec<CompletedPart>)>, String> {
-        let bucket = self
-            .session
-            .bucket(store)
-            .await
-            .map_err(|e| e.to_string())?;
-        match store.head_object(&bucket, self.key).await {
-            Ok(_) => return Ok(None),
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e.to_string()),
+        let (bucket, present) = self.bucket_and_presence(store).await?;
+        if present {
+            return Ok(None);
         }
         let upload_id = store
             .create_multipart_upload(&bucket, self.key, &self.user_metadata())
