@@ -20,11 +20,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 venv="${STARTIFACT_TEST_VENV:-$cache/venv}"
-if ! "$venv/bin/python" -c 'import moto, startifact' >/dev/null 2>&1 \
+# Pinned: another moto (5.2.1) reported multipart completions as failed.
+if ! "$venv/bin/python" -c 'import moto, startifact, sys; sys.exit(moto.__version__ != "5.2.5")' >/dev/null 2>&1 \
    || [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/startifact" ]; then
   echo "creating the Python environment in $venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]' 'startifact==1.0a10'
+  "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.2.5' 'startifact==1.0a10'
 fi
 export STARTIFACT_TEST_VENV="$venv"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"

@@ -38,6 +38,11 @@ pub enum FsErrorKind {
     NotEmpty,
     /// EIO: no region could answer (the log says which failed and why).
     Unavailable,
+    /// EACCES: the caller may not make this change (a shared mount: only the daemon's
+    /// owner and the stagers may), or may not write a file another process is writing.
+    AccessDenied,
+    /// ENAMETOOLONG: a name over 255 bytes, refused before any request.
+    NameTooLong,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +87,8 @@ impl FsError {
             FsErrorKind::Busy => libc::EBUSY,
             FsErrorKind::NotEmpty => libc::ENOTEMPTY,
             FsErrorKind::Unavailable => libc::EIO,
+            FsErrorKind::AccessDenied => libc::EACCES,
+            FsErrorKind::NameTooLong => libc::ENAMETOOLONG,
         }
     }
 

@@ -20,6 +20,7 @@
 //! (and the kernel is told the same TTL), so they may be that much out of date.
 
 pub mod attr;
+pub mod caller;
 pub mod disk_cache;
 pub mod error;
 pub mod inode;
@@ -33,6 +34,7 @@ mod writes;
 pub mod xattr;
 
 pub use attr::{Attr, DirEntry, Entry, FileKind};
+pub use caller::Caller;
 pub use disk_cache::DiskCache;
 pub use error::{FsError, FsErrorKind, FsResult};
 pub use inode::{Node, ROOT_INODE};

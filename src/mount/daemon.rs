@@ -19,6 +19,7 @@ use crate::protocol::{SessionBuilder, StageOptions};
 use crate::storage::options::parse_region_endpoints;
 use crate::storage::StorageOptions;
 
+use super::access::Access;
 use super::fuse::FuseAdapter;
 use super::options::{MountArgs, MountConfig, Source};
 
@@ -274,7 +275,13 @@ fn run(config: &MountConfig, mountpoint: &Path, readiness: &mut Readiness) -> Re
     }
     fuse_config.n_threads = Some(2);
 
-    let adapter = FuseAdapter::new(Arc::clone(&fs), runtime.handle().clone());
+    if config.default_permissions {
+        fuse_config
+            .mount_options
+            .push(fuser::MountOption::DefaultPermissions);
+    }
+    let access = Access::new(unsafe { libc::geteuid() }, fs.options().uid, config.stagers);
+    let adapter = FuseAdapter::new(Arc::clone(&fs), runtime.handle().clone(), access);
     let session = mount_session(adapter, mountpoint, &fuse_config, config)?;
     let notifier = session.notifier();
     fs.set_invalidator(Box::new(move |inode| {
@@ -430,6 +437,9 @@ fn mount_session(
     );
     if config.allow_other {
         data.push_str(",allow_other");
+    }
+    if config.default_permissions {
+        data.push_str(",default_permissions");
     }
     let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
     if config.read_only {

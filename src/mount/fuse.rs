@@ -2,6 +2,8 @@
 //! answers back, nothing more. Calls that may touch the network are spawned on the tokio
 //! runtime and answered from there, so the session threads never wait on a region.
 //! Errnos come from `FsError::errno`; failures worth a line are logged here, once.
+//! Every change is checked against `Access` (who may change this mount) before it
+//! reaches the model, whatever the kernel checked already.
 
 use std::ffi::OsStr;
 use std::future::Future;
@@ -16,18 +18,43 @@ use fuser::{
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
+use super::access::Access;
 use crate::fs::{
-    ArtifactFs, Attr, AttrChange, Entry, FileKind, FsError, FsErrorKind, SetMode, XattrReply,
+    ArtifactFs, Attr, AttrChange, Caller, Entry, FileKind, FsError, FsErrorKind, SetMode,
+    XattrReply,
 };
 
 pub struct FuseAdapter {
     fs: Arc<ArtifactFs>,
     runtime: tokio::runtime::Handle,
+    access: Access,
 }
 
 impl FuseAdapter {
-    pub fn new(fs: Arc<ArtifactFs>, runtime: tokio::runtime::Handle) -> Self {
-        FuseAdapter { fs, runtime }
+    pub fn new(fs: Arc<ArtifactFs>, runtime: tokio::runtime::Handle, access: Access) -> Self {
+        FuseAdapter {
+            fs,
+            runtime,
+            access,
+        }
+    }
+
+    /// The caller of a change, once `Access` allowed it (EACCES, logged, otherwise).
+    fn changer(&self, req: &Request, what: &str) -> Result<Caller, FsError> {
+        let caller = Caller::new(req.uid(), req.gid(), req.pid());
+        self.access.check(&caller, what)?;
+        Ok(caller)
+    }
+
+    /// The same check on the hot path of `write`: no `/proc` read for an owner.
+    fn may_write(&self, req: &Request) -> Result<(), FsError> {
+        let caller = Caller {
+            uid: req.uid(),
+            gid: req.gid(),
+            pid: req.pid(),
+            command: None,
+        };
+        self.access.check(&caller, "writing")
     }
 
     fn spawn<F>(&self, work: impl FnOnce(Arc<ArtifactFs>) -> F)
@@ -61,6 +88,16 @@ fn answer_empty(reply: ReplyEmpty, operation: &str, result: Result<(), FsError>)
         Ok(()) => reply.ok(),
         Err(e) => reply.error(errno(operation, &e)),
     }
+}
+
+/// The caller of a change, or the reply's errno and return when `Access` refuses it.
+macro_rules! allowed {
+    ($adapter:expr, $req:expr, $reply:expr, $operation:expr) => {
+        match $adapter.changer($req, $operation) {
+            Ok(caller) => caller,
+            Err(e) => return $reply.error(errno($operation, &e)),
+        }
+    };
 }
 
 fn file_type(kind: FileKind) -> FileType {
@@ -157,7 +194,7 @@ impl Filesystem for FuseAdapter {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -181,6 +218,9 @@ impl Filesystem for FuseAdapter {
             }),
             other: mode.is_some() || uid.is_some() || gid.is_some() || atime.is_some(),
         };
+        if change.size.is_some() || change.mtime.is_some() || change.other {
+            allowed!(self, req, reply, "setattr");
+        }
         self.spawn(|fs| async move {
             match fs.setattr(ino.0, change).await {
                 Ok(entry) => reply.attr(&entry.ttl, &file_attr(&entry.attr)),
@@ -200,7 +240,7 @@ impl Filesystem for FuseAdapter {
 
     fn mknod(
         &self,
-        _req: &Request,
+        req: &Request,
         _parent: INodeNo,
         _name: &OsStr,
         _mode: u32,
@@ -208,18 +248,20 @@ impl Filesystem for FuseAdapter {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
+        allowed!(self, req, reply, "mknod");
         reply.error(errno("mknod", &self.fs.refuse_change("creating a node")));
     }
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         _mode: u32,
         _umask: u32,
         reply: ReplyEntry,
     ) {
+        allowed!(self, req, reply, "mkdir");
         let name = utf8_new(name);
         self.spawn(|fs| async move {
             let result = async { fs.mkdir(parent.0, &name?).await }.await;
@@ -227,7 +269,8 @@ impl Filesystem for FuseAdapter {
         });
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        allowed!(self, req, reply, "unlink");
         let name = utf8(name);
         self.spawn(|fs| async move {
             let result = async { fs.unlink(parent.0, &name?).await }.await;
@@ -235,7 +278,8 @@ impl Filesystem for FuseAdapter {
         });
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        allowed!(self, req, reply, "rmdir");
         let name = utf8(name);
         self.spawn(|fs| async move {
             let result = async { fs.rmdir(parent.0, &name?).await }.await;
@@ -245,12 +289,13 @@ impl Filesystem for FuseAdapter {
 
     fn symlink(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         link_name: &OsStr,
         target: &Path,
         reply: ReplyEntry,
     ) {
+        allowed!(self, req, reply, "symlink");
         let names = utf8(link_name).and_then(|name| Ok((name, utf8(target.as_os_str())?)));
         self.spawn(|fs| async move {
             let result = async {
@@ -264,7 +309,7 @@ impl Filesystem for FuseAdapter {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -272,6 +317,7 @@ impl Filesystem for FuseAdapter {
         _flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        allowed!(self, req, reply, "rename");
         let names = utf8(name).and_then(|name| Ok((name, utf8(newname)?)));
         self.spawn(|fs| async move {
             let result = async {
@@ -285,12 +331,13 @@ impl Filesystem for FuseAdapter {
 
     fn link(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         _newparent: INodeNo,
         _newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        allowed!(self, req, reply, "link");
         reply.error(errno("link", &self.fs.refuse_change("linking")));
     }
 
@@ -298,6 +345,9 @@ impl Filesystem for FuseAdapter {
         let pid = req.pid();
         let truncate = flags.0 & libc::O_TRUNC != 0;
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY || truncate;
+        if write {
+            allowed!(self, req, reply, "open for writing");
+        }
         self.spawn(|fs| async move {
             match fs.open(ino.0, write, truncate, pid).await {
                 Ok(opened) => reply.opened(FileHandle(opened.handle), open_flags(opened.immutable)),
@@ -335,7 +385,7 @@ impl Filesystem for FuseAdapter {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -345,6 +395,9 @@ impl Filesystem for FuseAdapter {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        if let Err(e) = self.may_write(req) {
+            return reply.error(errno("write", &e));
+        }
         let data = data.to_vec();
         self.spawn(|fs| async move {
             match fs.write(fh.0, offset, &data).await {
@@ -454,7 +507,7 @@ impl Filesystem for FuseAdapter {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -462,6 +515,7 @@ impl Filesystem for FuseAdapter {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        allowed!(self, req, reply, "setxattr");
         let name = attribute_name(name);
         let value = value.to_vec();
         let mode = if flags & libc::XATTR_CREATE != 0 {
@@ -505,7 +559,8 @@ impl Filesystem for FuseAdapter {
         });
     }
 
-    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        allowed!(self, req, reply, "removexattr");
         let name = attribute_name(name);
         self.spawn(|fs| async move {
             let result = async { fs.removexattr(ino.0, &name?).await }.await;
@@ -527,6 +582,7 @@ impl Filesystem for FuseAdapter {
         _flags: i32,
         reply: ReplyCreate,
     ) {
+        allowed!(self, req, reply, "create");
         let name = utf8_new(name);
         let pid = req.pid();
         self.spawn(|fs| async move {

@@ -1,6 +1,7 @@
 //! The mount: the `startifact-fs` daemon (options, its life as a process) and the thin
-//! FUSE adapter over `crate::fs`.
+//! FUSE adapter over `crate::fs`, which checks who may change what (`access`).
 
+pub mod access;
 pub mod daemon;
 pub mod fuse;
 pub mod options;

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use super::access::group_id;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "startifact-fs",
@@ -34,9 +36,15 @@ pub struct MountArgs {
     /// Use the local store in this folder (same as SOURCE local:DIR).
     #[arg(long = "local-store", value_name = "DIR")]
     pub local_store: Option<PathBuf>,
-    /// Let users other than the one mounting use the mount.
+    /// Let users other than the one mounting use the mount: everyone may read, only the
+    /// daemon's owner and the --stagers group may change anything (the kernel checks the
+    /// modes shown, and the daemon checks every change again).
     #[arg(long = "allow-other")]
     pub allow_other: bool,
+    /// A group (name or number) whose members may stage, set metadata, move `latest`
+    /// and yank, besides the daemon's owner.
+    #[arg(long, value_name = "GROUP")]
+    pub stagers: Option<String>,
     /// Owner shown on every file (default: the user mounting).
     #[arg(long)]
     pub uid: Option<u32>,
@@ -80,7 +88,7 @@ pub struct MountArgs {
     /// Log level: error, warn, info (default), debug, trace.
     #[arg(long = "log-level", value_name = "LEVEL")]
     pub log_level: Option<String>,
-    /// Mount options, comma-separated: ro, allow_other, uid=N, gid=N, regions=...,
+    /// Mount options, comma-separated: ro, allow_other, default_permissions, stagers=GROUP, uid=N, gid=N, regions=...,
     /// local_store=DIR, metadata_ttl=S, parameter=NAME, endpoints=LIST, log_file=PATH,
     /// log_level=L, cache_dir=DIR, cache_size=BYTES, staging_dir=DIR, staging_size=BYTES,
     /// part_size=BYTES, allow_delete, foreground; the generic ones of mount(8) are
@@ -105,6 +113,10 @@ pub struct MountConfig {
     pub read_only: bool,
     pub regions: Option<String>,
     pub allow_other: bool,
+    /// Let the kernel check the modes shown (always with `allow_other`).
+    pub default_permissions: bool,
+    /// The group allowed to change things besides the owner.
+    pub stagers: Option<u32>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub metadata_ttl: Duration,
@@ -257,6 +269,8 @@ impl MountArgs {
             read_only: self.read_only,
             regions: self.regions,
             allow_other: self.allow_other,
+            default_permissions: false,
+            stagers: self.stagers.as_deref().map(group_id).transpose()?,
             uid: self.uid,
             gid: self.gid,
             metadata_ttl: Duration::from_secs_f64(self.metadata_ttl.unwrap_or(10.0).max(0.0)),
@@ -289,6 +303,10 @@ impl MountArgs {
                 match (key, value) {
                     ("ro" | "read_only" | "read-only", None) => config.read_only = true,
                     ("allow_other" | "allow-other", None) => config.allow_other = true,
+                    ("default_permissions" | "default-permissions", None) => {
+                        config.default_permissions = true
+                    }
+                    ("stagers", Some(v)) => config.stagers = Some(group_id(v)?),
                     ("foreground", None) => config.foreground = true,
                     ("uid", Some(v)) => config.uid = Some(parse_id(key, v)?),
                     ("gid", Some(v)) => config.gid = Some(parse_id(key, v)?),
@@ -319,6 +337,9 @@ impl MountArgs {
                     _ => return Err(format!("unknown mount option {option:?}")),
                 }
             }
+        }
+        if config.allow_other {
+            config.default_permissions = true;
         }
         Ok(config)
     }
@@ -361,6 +382,16 @@ mod tests {
         assert_eq!(c.metadata_ttl, Duration::from_millis(2500));
         assert_eq!(c.regions.as_deref(), Some("a,b"));
         assert!(resolve(&["-o", "bogus", "/mnt"]).is_err());
+        assert!(
+            c.default_permissions,
+            "allow_other always checks permissions"
+        );
+        let c = resolve(&["-o", "default_permissions,stagers=0", "/mnt"]).unwrap();
+        assert!(c.default_permissions && !c.allow_other);
+        assert_eq!(c.stagers, Some(0));
+        let c = resolve(&["--stagers", "root", "/mnt"]).unwrap();
+        assert_eq!(c.stagers, Some(0));
+        assert!(resolve(&["-o", "stagers=no-such-group-here", "/mnt"]).is_err());
         assert!(resolve(&["-o", "uid=x", "/mnt"]).is_err());
         let c = resolve(&[
             "-o",

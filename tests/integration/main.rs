@@ -30,5 +30,6 @@ mod cli;
 mod interop;
 mod mount;
 mod protocol;
+mod shared_mount;
 mod staging;
 mod wire;

@@ -1,0 +1,197 @@
+//! A mount shared with other local users (`--allow-other`), played from the other
+//! side: a real unprivileged user (`useradd`) runs `ls`, `cat`, `mkdir`, `cp`,
+//! `setfattr`, `ln -sfn` and `rm -r` through `setpriv`. Everyone may read; only the
+//! daemon's owner and the `--stagers` group may change anything, and what they change
+//! is logged with who they are. Who may do what is decided in the adapter and the
+//! model, the same over every backend, so these tests use the local store.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+
+use crate::support::files::project;
+use crate::support::mount::{mount_line, Mount};
+use crate::support::world::{run, run_ok, World, WorldOptions};
+
+/// A local user the tests act as.
+pub struct LocalUser {
+    pub name: &'static str,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// `useradd` once per machine; tests in parallel must not race on `/etc/passwd`.
+pub fn local_user(name: &'static str, group: Option<&str>) -> LocalUser {
+    static USERS: Mutex<()> = Mutex::new(());
+    let _guard = USERS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(group) = group {
+        if !Command::new("getent")
+            .args(["group", group])
+            .output()
+            .expect("getent runs")
+            .status
+            .success()
+        {
+            run_ok(Command::new("groupadd").args(["--system", group]));
+        }
+    }
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new("id").args([flag, name]).output().ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    if id("-u").is_none() {
+        let mut useradd = Command::new("useradd");
+        useradd.args(["--system", "--no-create-home", "--shell", "/bin/sh"]);
+        if let Some(group) = group {
+            useradd.args(["--groups", group]);
+        }
+        run_ok(useradd.arg(name));
+    }
+    LocalUser {
+        name,
+        uid: id("-u").expect("the user exists"),
+        gid: id("-g").expect("the user has a group"),
+    }
+}
+
+/// Another user with no business changing the mount.
+pub fn guest() -> LocalUser {
+    local_user("startifact-guest", None)
+}
+
+/// A member of the stagers group.
+fn stager() -> LocalUser {
+    local_user("startifact-stager", Some("startifact-stagers"))
+}
+
+/// Runs a shell script as `user` (with its supplementary groups): (status, stdout, stderr).
+pub fn as_user(user: &LocalUser, script: &str) -> (i32, String, String) {
+    run(Command::new("setpriv")
+        .arg(format!("--reuid={}", user.uid))
+        .arg(format!("--regid={}", user.gid))
+        .arg("--init-groups")
+        .args(["--", "bash", "-c", script]))
+}
+
+/// Lets other users reach the mount point (tests keep it in a private temp folder).
+pub fn open_the_way(mount: &Mount) {
+    let parent = mount.path.parent().expect("a folder above the mount");
+    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A refusal: the command failed with EACCES, as the shell tools print it.
+#[track_caller]
+fn refused(what: &str, (code, stdout, stderr): (i32, String, String)) {
+    assert_ne!(code, 0, "{what} should fail; stdout: {stdout}");
+    assert!(
+        stderr.contains("Permission denied"),
+        "{what} should be EACCES, got: {stderr}"
+    );
+}
+
+fn q(path: &Path) -> String {
+    format!("'{}'", path.display())
+}
+
+async fn staged_world() -> (World, String) {
+    let world = World::local(WorldOptions::default()).await;
+    let p = project(&world, "Shared");
+    let file = world.file("dist.tar.gz", b"root's artifact\n");
+    run_ok(
+        world
+            .cli()
+            .args([p.as_str(), "1.0.0", "--stage"])
+            .arg(&file)
+            .args(["--metadata", "lang=rust", "--filename"]),
+    );
+    (world, p)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everyone_reads_a_shared_mount_but_only_the_owner_changes_it() {
+    let (world, p) = staged_world().await;
+    let guest = guest();
+    let mount = Mount::start(&world, &["--allow-other", "--allow-delete"]);
+    open_the_way(&mount);
+    let line = mount_line(&mount.path).expect("mounted");
+    assert!(line.contains("default_permissions"), "{line}");
+    assert!(line.contains("allow_other"), "{line}");
+    // Root's own staging folder, for the guest to try to tag.
+    std::fs::create_dir(mount.join(&format!("{p}/2.0.0"))).unwrap();
+
+    let project_dir = mount.join(&p);
+    let listing = as_user(&guest, &format!("ls {}", q(&project_dir)));
+    assert_eq!(listing.0, 0, "{listing:?}");
+    assert!(listing.1.lines().any(|l| l == "1.0.0"), "{listing:?}");
+    let read = as_user(
+        &guest,
+        &format!("cat {}", q(&project_dir.join("latest/dist.tar.gz"))),
+    );
+    assert_eq!(read, (0, "root's artifact\n".to_string(), String::new()));
+    let attrs = as_user(
+        &guest,
+        &format!(
+            "getfattr --only-values -n user.lang {}",
+            q(&project_dir.join("1.0.0"))
+        ),
+    );
+    assert_eq!(attrs.1, "rust", "{attrs:?}");
+
+    refused(
+        "mkdir of a project",
+        as_user(&guest, &format!("mkdir {}", q(&mount.join("Intruder")))),
+    );
+    refused(
+        "mkdir of a version",
+        as_user(&guest, &format!("mkdir {}", q(&project_dir.join("1.0.1")))),
+    );
+    refused(
+        "setfattr on root's staging folder",
+        as_user(
+            &guest,
+            &format!(
+                "setfattr -n user.owner -v guest {}",
+                q(&project_dir.join("2.0.0"))
+            ),
+        ),
+    );
+    refused(
+        "cp into root's staging folder",
+        as_user(
+            &guest,
+            &format!("echo evil > {}", q(&project_dir.join("2.0.0/dist.tar.gz"))),
+        ),
+    );
+    refused(
+        "ln -sfn onto latest",
+        as_user(
+            &guest,
+            &format!("ln -sfn 2.0.0 {}", q(&project_dir.join("latest"))),
+        ),
+    );
+    refused(
+        "rm -r of a staged version",
+        as_user(&guest, &format!("rm -rf {}", q(&project_dir.join("1.0.0")))),
+    );
+
+    // Nothing changed: the store still holds 1.0.0 alone, latest points at it, and
+    // root's staging folder is untouched.
+    let listed = run_ok(world.cli().args([p.as_str(), "--list"]));
+    assert_eq!(listed.trim(), "1.0.0");
+    let latest = std::fs::read_link(project_dir.join("latest")).unwrap();
+    assert_eq!(latest, Path::new("1.0.0"));
+    assert!(crate::support::files::getxattr(&project_dir.join("2.0.0"), "user.owner", 64).is_err());
+    assert!(!mount.join("Intruder").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_allow_other_other_users_see_nothing() {
+    let (world, _p) = staged_world().await;
+    let guest = guest();
+    let mount = Mount::start(&world, &["-o", "default_permissions"]);
+    open_the_way(&mount);
+    let line = mount_line(&mount.path).expect("mounted");
+    assert!(line.contains("default_permissions"), "{line}");
+    refused("ls", as_user(&guest, &format!("ls {}", q(&mount.path))));
+}
