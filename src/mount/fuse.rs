@@ -128,8 +128,25 @@ fn file_attr(attr: &Attr) -> FileAttr {
     }
 }
 
+/// The longest name a folder of the mount holds (what `statfs` says, as on most Linux
+/// filesystems); FUSE itself passes names of up to 1,024 bytes.
+const NAME_MAX: usize = 255;
+
+/// ENAMETOOLONG before anything else: no region is asked about such a name, and none
+/// is made (a longer file name could not be shown back under the same name).
+fn short_enough(name: &OsStr) -> Result<(), FsError> {
+    if name.len() > NAME_MAX {
+        return Err(FsError::new(
+            FsErrorKind::NameTooLong,
+            format!("a name of {} bytes (at most {NAME_MAX})", name.len()),
+        ));
+    }
+    Ok(())
+}
+
 /// Names the kernel passes are bytes; ours are UTF-8, so others cannot exist.
 fn utf8(name: &OsStr) -> Result<String, FsError> {
+    short_enough(name)?;
     name.to_str()
         .map(str::to_string)
         .ok_or_else(|| FsError::not_found("a name that is not UTF-8"))
@@ -137,6 +154,7 @@ fn utf8(name: &OsStr) -> Result<String, FsError> {
 
 /// A new name must be UTF-8 (it becomes an S3 key or a metadata value).
 fn utf8_new(name: &OsStr) -> Result<String, FsError> {
+    short_enough(name)?;
     name.to_str()
         .map(str::to_string)
         .ok_or_else(|| FsError::new(FsErrorKind::Invalid, "names must be UTF-8"))

@@ -28,6 +28,7 @@ mod support;
 
 mod cli;
 mod interop;
+mod limits;
 mod mount;
 mod protocol;
 mod shared_mount;
