@@ -1,0 +1,145 @@
+//! What a node is: the version pinned behind it, and its attributes (`getattr`,
+//! the entries `lookup` returns with their TTLs, and `statfs`).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::{parse_version_name, ArtifactFs};
+use crate::fs::attr::{Attr, Entry};
+use crate::fs::error::{FsError, FsErrorKind, FsResult};
+use crate::fs::inode::Node;
+use crate::fs::lock;
+use crate::fs::pinned::PinnedVersion;
+
+/// What `statfs` reports.
+#[derive(Debug, Clone, Copy)]
+pub struct StatFs {
+    pub blocks: u64,
+    pub files: u64,
+    pub block_size: u32,
+    pub name_max: u32,
+}
+
+impl ArtifactFs {
+    /// A version, pinned on first sight for the life of the mount (versions are
+    /// immutable); the on-disk cache's copy when no region answers.
+    pub(in crate::fs) async fn pinned(
+        &self,
+        project: &str,
+        version_name: &str,
+    ) -> FsResult<Arc<PinnedVersion>> {
+        let key = (project.to_string(), version_name.to_string());
+        if let Some(pinned) = lock(&self.pinned).get(&key) {
+            return Ok(Arc::clone(pinned));
+        }
+        if self.recently_missing(&key) {
+            return Err(FsError::not_found(format!(
+                "{project}@{version_name} is not staged"
+            )));
+        }
+        let version = parse_version_name(version_name)
+            .ok_or_else(|| FsError::not_found(format!("{version_name:?} cannot be a version")))?;
+        let resolved = match PinnedVersion::resolve(&self.session, project, &version).await {
+            Err(e) if e.kind == FsErrorKind::Unavailable => {
+                match self
+                    .cache
+                    .as_ref()
+                    .and_then(|c| c.pinned(project, version_name))
+                {
+                    Some(cached) => {
+                        tracing::warn!("{e}: serving {project}@{version_name} from the cache");
+                        Ok(cached)
+                    }
+                    None => Err(e),
+                }
+            }
+            other => other,
+        };
+        match resolved {
+            Ok(pinned) => {
+                let pinned = Arc::new(pinned);
+                let mut table = lock(&self.pinned);
+                // Another lookup may have pinned it meanwhile: the first pin wins.
+                let kept = table.entry(key).or_insert(pinned);
+                Ok(Arc::clone(kept))
+            }
+            Err(e) => {
+                if e.kind == FsErrorKind::NotFound {
+                    self.found_missing(key);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn entry_for(&self, node: &Node, attr: Attr) -> Entry {
+        let ttl = match node {
+            // Staging nodes change under the mount's own hand: asked every time.
+            Node::Subfolder(..) => Duration::ZERO,
+            Node::Version(p, v) | Node::File(p, v) if self.is_staging(p, v) => Duration::ZERO,
+            Node::Version(..) | Node::File(..) => self.options.immutable_ttl,
+            _ => self.options.metadata_ttl,
+        };
+        Entry { attr, ttl }
+    }
+
+    pub(in crate::fs) async fn entry(&self, node: Node) -> FsResult<Entry> {
+        let inode = self.inodes.inode_of(&node);
+        let attr = match &node {
+            Node::Root | Node::Project(_) if self.staging.is_some() => {
+                self.ownership.writable_directory(inode, self.mounted_at)
+            }
+            Node::Root | Node::Project(_) => self.ownership.directory(inode, self.mounted_at),
+            Node::Subfolder(project, version, name) => {
+                let view = self
+                    .staging_view(project, version)
+                    .filter(|view| view.subfolders.contains(name))
+                    .ok_or_else(|| FsError::not_found(format!("no folder {name}")))?;
+                self.ownership.writable_directory(inode, view.created)
+            }
+            Node::Latest(project) => {
+                let target = self.latest_of(project).await?.to_string();
+                self.ownership
+                    .symlink(inode, target.len() as u64, self.mounted_at)
+            }
+            Node::PendingLink(project, name) => {
+                let target = self.pending_target(project, name).await?;
+                self.ownership
+                    .symlink(inode, target.len() as u64, SystemTime::now())
+            }
+            Node::Version(project, version) => match self.staging_view(project, version) {
+                Some(view) => self.ownership.writable_directory(inode, view.created),
+                None => {
+                    let pinned = self.pinned(project, version).await?;
+                    self.ownership.directory(inode, pinned.mtime)
+                }
+            },
+            Node::File(project, version) => match self.staging_view(project, version) {
+                Some(view) => {
+                    let file = view
+                        .file
+                        .ok_or_else(|| FsError::not_found("the staging file is gone"))?;
+                    self.ownership.staging_file(inode, file.size, file.mtime)
+                }
+                None => {
+                    let pinned = self.pinned(project, version).await?;
+                    self.ownership.file(inode, pinned.size, pinned.mtime)
+                }
+            },
+        };
+        Ok(self.entry_for(&node, attr))
+    }
+
+    pub async fn getattr(&self, inode: u64) -> FsResult<Entry> {
+        self.entry(self.node(inode)?).await
+    }
+
+    pub fn statfs(&self) -> StatFs {
+        StatFs {
+            blocks: 0,
+            files: self.inodes.len() as u64,
+            block_size: 4096,
+            name_max: 255,
+        }
+    }
+}

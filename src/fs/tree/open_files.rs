@@ -1,0 +1,171 @@
+//! Open files: `open`, `read` and `release`, and the table of handles they share
+//! with writes. A file is streamed from the regions, served from the on-disk cache,
+//! or read from the spool while it is staging.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use super::ArtifactFs;
+use crate::fs::disk_cache::CachedFile;
+use crate::fs::error::{FsError, FsErrorKind, FsResult};
+use crate::fs::inode::Node;
+use crate::fs::lock;
+use crate::fs::read::FileReader;
+
+/// An open file: streamed from the regions, served from the on-disk cache, or a
+/// staging file in the spool.
+pub(in crate::fs) enum OpenFile {
+    Streamed(tokio::sync::Mutex<FileReader>),
+    Cached(Arc<CachedFile>),
+    Spooled(SpooledHandle),
+}
+
+/// An opened file: its handle, and whether its content can never change (the kernel
+/// may then keep its pages).
+#[derive(Debug, Clone, Copy)]
+pub struct Opened {
+    pub handle: u64,
+    pub immutable: bool,
+}
+
+/// A handle on a staging file.
+pub(in crate::fs) struct SpooledHandle {
+    pub project: String,
+    pub version: String,
+    pub inode: u64,
+    pub file: Arc<std::fs::File>,
+    pub write: bool,
+    /// Its last close was seen (it no longer counts as a writer).
+    pub closed: AtomicBool,
+    /// Why a write through it failed: what it wrote is incomplete, never staged.
+    pub write_failed: Mutex<Option<FsError>>,
+    /// The process that opened it (0 when unknown): only its closes are the writer's.
+    pub opener: u32,
+}
+
+pub(in crate::fs) type Handle = Arc<OpenFile>;
+
+/// The files open through the mount, by handle.
+pub(super) struct OpenFiles {
+    files: Mutex<HashMap<u64, Handle>>,
+    next_handle: AtomicU64,
+}
+
+impl Default for OpenFiles {
+    fn default() -> Self {
+        OpenFiles {
+            files: Mutex::new(HashMap::new()),
+            next_handle: AtomicU64::new(1),
+        }
+    }
+}
+
+impl OpenFiles {
+    fn add(&self, file: OpenFile) -> u64 {
+        let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        lock(&self.files).insert(handle, Arc::new(file));
+        handle
+    }
+
+    fn get(&self, handle: u64) -> FsResult<Handle> {
+        lock(&self.files)
+            .get(&handle)
+            .cloned()
+            .ok_or_else(|| FsError::new(FsErrorKind::BadHandle, format!("no handle {handle}")))
+    }
+
+    fn remove(&self, handle: u64) -> Option<Handle> {
+        lock(&self.files).remove(&handle)
+    }
+}
+
+impl ArtifactFs {
+    /// Opens a file for process `pid`; `write` for any access that may change it,
+    /// `truncate` for O_TRUNC.
+    pub async fn open(
+        &self,
+        inode: u64,
+        write: bool,
+        truncate: bool,
+        pid: u32,
+    ) -> FsResult<Opened> {
+        let (project, version) = match self.node(inode)? {
+            Node::File(project, version) => (project, version),
+            Node::Root | Node::Project(_) | Node::Version(..) | Node::Subfolder(..) => {
+                return Err(FsError::new(FsErrorKind::IsDirectory, "a folder"))
+            }
+            Node::Latest(_) | Node::PendingLink(..) => {
+                return Err(FsError::new(FsErrorKind::Invalid, "a symlink"))
+            }
+        };
+        if self.is_staging(&project, &version) {
+            let handle = self.open_spooled(inode, project, version, write, truncate, pid)?;
+            return Ok(Opened {
+                handle,
+                immutable: false,
+            });
+        }
+        if write {
+            return Err(self.refuse_change(&format!("opening {project}@{version} for writing")));
+        }
+        let pinned = self.pinned(&project, &version).await?;
+        let file = match self.cache.as_ref().filter(|c| c.fits(pinned.size)) {
+            Some(cache) => OpenFile::Cached(cache.open_file(&pinned, &self.session).await?),
+            None => {
+                let reader =
+                    FileReader::new(pinned, self.session.clone(), Arc::clone(&self.read_shared));
+                OpenFile::Streamed(tokio::sync::Mutex::new(reader))
+            }
+        };
+        Ok(Opened {
+            handle: self.add_handle(file),
+            immutable: true,
+        })
+    }
+
+    pub(in crate::fs) fn add_handle(&self, file: OpenFile) -> u64 {
+        self.open_files.add(file)
+    }
+
+    pub(in crate::fs) fn handle(&self, handle: u64) -> FsResult<Handle> {
+        self.open_files.get(handle)
+    }
+
+    pub async fn read(&self, handle: u64, offset: u64, size: u32) -> FsResult<Bytes> {
+        let file = self.handle(handle)?;
+        match file.as_ref() {
+            OpenFile::Streamed(reader) => reader.lock().await.read(offset, size).await,
+            OpenFile::Cached(cached) => cached.read(offset, size).await,
+            OpenFile::Spooled(spooled) => spooled_read(&spooled.file, offset, size),
+        }
+    }
+
+    pub fn release(&self, handle: u64) {
+        let Some(file) = self.open_files.remove(handle) else {
+            return;
+        };
+        if let OpenFile::Spooled(spooled) = file.as_ref() {
+            self.writer_closed(spooled);
+        }
+    }
+}
+
+/// Reads a staging file from the spool.
+fn spooled_read(file: &std::fs::File, offset: u64, size: u32) -> FsResult<Bytes> {
+    use std::os::unix::fs::FileExt;
+    let mut buffer = vec![0u8; size as usize];
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read_at(&mut buffer[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(FsError::unavailable(format!("reading the spool: {e}"))),
+        }
+    }
+    buffer.truncate(filled);
+    Ok(Bytes::from(buffer))
+}
