@@ -73,7 +73,7 @@ impl ArtifactFs {
                     Err(e) => return Err(e),
                 }
                 staging.create_project(name)?;
-                lock(&self.missing).remove(&(name.to_string(), String::new()));
+                self.missing.forget(&(name.to_string(), String::new()));
                 self.entry(Node::Project(name.to_string())).await
             }
             Node::Project(project) => {
@@ -108,7 +108,7 @@ impl ArtifactFs {
                     ),
                 }
                 staging.create_version(&project, name)?;
-                lock(&self.missing).remove(&(project.clone(), name.to_string()));
+                self.missing.forget(&(project.clone(), name.to_string()));
                 self.entry(Node::Version(project, name.to_string())).await
             }
             node => match self.staging_place(&node) {
@@ -349,8 +349,8 @@ impl ArtifactFs {
 
     /// After a stage or a yank: listings, `latest` and names found missing are read again.
     fn forget_listings(&self, project: &str, version: &str) {
-        lock(&self.missing).remove(&(project.to_string(), version.to_string()));
-        lock(&self.missing).remove(&(project.to_string(), String::new()));
+        self.missing.forget(&(project.to_string(), version.to_string()));
+        self.missing.forget(&(project.to_string(), String::new()));
         lock(&self.versions).remove(project);
         *lock(&self.projects) = None;
         lock(&self.pinned).remove(&(project.to_string(), version.to_string()));
@@ -492,7 +492,7 @@ impl ArtifactFs {
         lock(&self.yanked_here).insert((project.clone(), version.clone()));
         lock(&self.staged_here).remove(&(project.clone(), version.clone()));
         self.forget_listings(&project, &version);
-        lock(&self.missing).insert((project, version), std::time::Instant::now());
+        self.missing.found((project, version));
         Ok(())
     }
 

@@ -2,8 +2,8 @@
 //! Each submodule answers one family of calls; see the module comment of `crate::fs`
 //! for the layout and the caching rules.
 //!
-//! - `namespace`: `lookup`, `readdir`, and the listings, `latest` and missing names
-//!   they keep for `metadata_ttl`;
+//! - `namespace`: `lookup`, `readdir`, and the listings and `latest` they keep for
+//!   `metadata_ttl`; `missing`: the bounded cache of names found missing;
 //! - `attributes`: the pinned version behind a node, `getattr`, `statfs`;
 //! - `latest`: `latest` as a symlink, read and moved (`readlink`, `symlink`,
 //!   `rename`, `unlink`);
@@ -15,6 +15,7 @@
 mod attributes;
 mod extended_attributes;
 mod latest;
+mod missing;
 mod namespace;
 mod open_files;
 
@@ -33,6 +34,7 @@ use super::inode::{InodeTable, Node};
 use super::pinned::PinnedVersion;
 use super::read::{ReadOptions, ReadShared};
 use super::staging::{Staging, VersionView};
+use missing::MissingNames;
 
 pub use attributes::StatFs;
 pub use open_files::Opened;
@@ -86,7 +88,7 @@ pub struct ArtifactFs {
     pub(super) inodes: InodeTable,
     pub(super) pinned: Mutex<HashMap<(String, String), Arc<PinnedVersion>>>,
     /// Names found missing, and when: (project, version), or (project, "") for a project.
-    pub(super) missing: Mutex<HashMap<(String, String), Instant>>,
+    pub(super) missing: MissingNames,
     pub(super) versions: Mutex<HashMap<String, Timed<Vec<Version>>>>,
     pub(super) latest: Mutex<HashMap<String, Timed<Version>>>,
     pub(super) projects: Mutex<Option<Timed<Vec<String>>>>,
@@ -122,7 +124,7 @@ impl ArtifactFs {
             options,
             inodes: InodeTable::default(),
             pinned: Mutex::new(HashMap::new()),
-            missing: Mutex::new(HashMap::new()),
+            missing: MissingNames::new(options.metadata_ttl),
             versions: Mutex::new(HashMap::new()),
             latest: Mutex::new(HashMap::new()),
             projects: Mutex::new(None),

@@ -22,14 +22,12 @@ impl ArtifactFs {
 
     /// Whether a name was found missing within the metadata TTL.
     pub(super) fn recently_missing(&self, key: &(String, String)) -> bool {
-        lock(&self.missing)
-            .get(key)
-            .is_some_and(|at| at.elapsed() < self.options.metadata_ttl)
+        self.missing.recently(key)
     }
 
     /// Notes that a name was found missing, now.
     pub(super) fn found_missing(&self, key: (String, String)) {
-        lock(&self.missing).insert(key, Instant::now());
+        self.missing.found(key);
     }
 
     /// Checks, at mount time, what the granted permissions can list; returns one-line
