@@ -1,0 +1,100 @@
+//! Staging through the mount: the staging folders made with `mkdir`, the one file each
+//! staging version may hold (its bytes in the spool, see `spool`), its attributes, and
+//! the stage that publishes it to every region.
+//!
+//! When a stage runs (the rule is also in the README):
+//! - at the `close()` (FUSE `flush`) of a handle open for writing, when it is the last
+//!   descriptor of the file its process holds and no other handle is writing, and the
+//!   file has its final name in the version folder; `close()` returns when the stage is
+//!   done, with its errno;
+//! - at the `rename` that gives a file written under a temporary name (rsync's
+//!   `.NAME.XXXXXX`, or inside a hidden subfolder such as `.~tmp~`) its final name;
+//! - never for a writer that is exiting by a signal or with a failure status: its bytes
+//!   stay in the spool, reported as abandoned.
+//!
+//! A failed stage keeps the file (closing it again retries, `rm` discards it). A stage
+//! that reached a majority but not every region publishes the version and keeps the
+//! spool, to repair the others from.
+//!
+//! Its parts: `model` (what is staging, in memory: the folders, each version's file
+//! and its stage), `folders` (`mkdir`, `rmdir` and what the mount lists), `file` (the
+//! one file: create, open, write, truncate, rename, `rm`), `attributes` (`user.*` of the
+//! folder and the file), `journal` (every change saved to `state.json`, and
+//! `status.json`), `stage` (when a stage runs, and the stage itself).
+
+mod attributes;
+mod file;
+mod folders;
+mod journal;
+mod model;
+mod stage;
+
+use std::sync::Mutex;
+
+use crate::protocol::{DigestWriter, StageOptions};
+
+use super::error::{FsError, FsResult};
+use super::spool::{FileStatus, Spool, SpooledVersion};
+use model::{Folders, StagingVersion};
+
+pub use attributes::{AttributeOwner, SetMode};
+pub use file::RenameEffect;
+pub use model::{FileView, VersionView};
+pub use stage::{is_temporary_name, CloseEffect};
+
+pub struct Staging {
+    spool: Spool,
+    stage_options: StageOptions,
+    folders: Mutex<Folders>,
+}
+
+impl Staging {
+    /// Opens the spool and takes up what it holds: files that were being written when
+    /// the daemon stopped are kept, as abandoned.
+    pub fn open(dir: &std::path::Path, limit: u64, stage_options: StageOptions) -> FsResult<Self> {
+        let (spool, found, projects) = Spool::open(dir, limit).map_err(|e| {
+            FsError::unavailable(format!(
+                "cannot use the staging folder {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let mut folders = Folders {
+            projects: projects.into_iter().collect(),
+            versions: Default::default(),
+        };
+        for SpooledVersion {
+            project,
+            version,
+            mut state,
+            size,
+        } in found
+        {
+            if let Some(file) = state.file.as_mut() {
+                if file.status == FileStatus::Writing {
+                    file.status = FileStatus::Abandoned {
+                        reason: "the daemon stopped before it was staged".into(),
+                    };
+                    spool.save(&project, &version, &state)?;
+                }
+            }
+            // Its bytes were written when nothing was hashing them.
+            let mut digest = DigestWriter::new(stage_options.part_size);
+            digest.forget();
+            tracing::info!(project, version, "staging folder taken up from the spool");
+            folders
+                .versions
+                .insert((project, version), StagingVersion::new(state, size, digest));
+        }
+        let staging = Staging {
+            spool,
+            stage_options,
+            folders: Mutex::new(folders),
+        };
+        staging.write_status();
+        Ok(staging)
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        self.spool.root()
+    }
+}
