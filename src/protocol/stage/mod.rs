@@ -1,0 +1,313 @@
+//! Staging: one artifact to every region at once.
+//!
+//! The file is read once up front to hash it (and each multipart part). Then, in every
+//! region concurrently: look up the bucket; `HeadObject` the key (an existing artifact
+//! with the same MD5 and metadata counts as held, so a retry after a partial failure
+//! succeeds; other bytes fail the region); put the metadata object, then the artifact,
+//! both with Content-MD5 and `If-None-Match: *` (so two stagers of one version cannot
+//! both win in a region); then move the latest-version parameter, only forward when it
+//! can be read first, else written as the Python tool writes it.
+//!
+//! The contract: the stage succeeds when more than half of the regions hold the
+//! artifact, so every quorum read of `latest` sees it. `require_all_regions` restores the
+//! Python tool's rule that any failed region fails the stage. The report names every
+//! region's outcome either way.
+//!
+//! This module holds the options, the contract and its entry points (stage, upload
+//! ahead, abandon); `digests` hashes the file, `region` does one region's part and
+//! `report` says how each region came out.
+
+mod digests;
+mod region;
+mod report;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::join_all;
+use semver::Version;
+
+use crate::storage::CompletedPart;
+
+use super::error::Error;
+use super::metadata::{self, validate_user_metadata, Metadata, FILENAME_KEY};
+use super::names::{artifact_key, latest_parameter_name, validate_project_name};
+use super::session::Session;
+
+pub use digests::{part_size_for, DigestWriter, FileDigests, MAX_PARTS, MIN_PART_SIZE};
+pub use report::{LatestChange, RegionOutcome, StageReport};
+
+use digests::prepare;
+use region::RegionPlan;
+
+/// How a stage runs beyond what the format fixes.
+#[derive(Debug, Clone)]
+pub struct StageOptions {
+    /// Fail when any region fails (the Python tool's rule) rather than on no majority.
+    pub require_all_regions: bool,
+    /// Files larger than this are uploaded in parts.
+    pub multipart_threshold: u64,
+    /// Size of each part (at least 5 MiB; raised when 10,000 parts would not do).
+    pub part_size: u64,
+    /// Parts in flight per region.
+    pub part_concurrency: usize,
+}
+
+impl Default for StageOptions {
+    fn default() -> Self {
+        StageOptions {
+            require_all_regions: false,
+            multipart_threshold: 16 << 20,
+            part_size: 8 << 20,
+            part_concurrency: 2,
+        }
+    }
+}
+
+/// What to stage: a file, the name to save for it, its digests when known, and its
+/// parts when they were uploaded ahead.
+pub struct StageSource<'a> {
+    pub path: &'a Path,
+    pub file_name: Option<String>,
+    pub digests: Option<FileDigests>,
+    pub ahead: Option<UploadedAhead>,
+}
+
+/// The parts of a large file uploaded to each region before its stage, without the
+/// completion that publishes them. The mount uploads ahead when rsync closes its
+/// temporary file, so that the rename that stages it only completes the uploads.
+#[derive(Debug, Clone, Default)]
+pub struct UploadedAhead {
+    key: String,
+    md5_hex: String,
+    size: u64,
+    /// Region -> (upload id, parts).
+    regions: HashMap<String, (String, Vec<CompletedPart>)>,
+}
+
+impl UploadedAhead {
+    /// How many regions hold every part.
+    pub fn regions(&self) -> usize {
+        self.regions.len()
+    }
+}
+
+impl Session {
+    /// Stages `path` as `project` at `version` with the default options (see the
+    /// module's comment for the contract).
+    pub async fn stage(
+        &self,
+        project: &str,
+        version: &Version,
+        path: &Path,
+        metadata: Metadata,
+        save_filename: bool,
+    ) -> Result<StageReport, Error> {
+        self.stage_with(
+            project,
+            version,
+            path,
+            metadata,
+            save_filename,
+            &StageOptions::default(),
+        )
+        .await
+    }
+
+    /// Stages with explicit options. A read-only session runs a dry run: the heads and
+    /// the read of the file, no writes.
+    pub async fn stage_with(
+        &self,
+        project: &str,
+        version: &Version,
+        path: &Path,
+        metadata: Metadata,
+        save_filename: bool,
+        options: &StageOptions,
+    ) -> Result<StageReport, Error> {
+        let file_name = if save_filename {
+            let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+                Error::io(
+                    format!("staging {}", path.display()),
+                    std::io::Error::other("the path has no usable file name"),
+                )
+            })?;
+            Some(name.to_string())
+        } else {
+            None
+        };
+        let source = StageSource {
+            path,
+            file_name,
+            digests: None,
+            ahead: None,
+        };
+        self.stage_file(project, version, source, metadata, options)
+            .await
+    }
+
+    /// Stages a file kept under another name (the mount's spool): `file_name` is saved
+    /// as `startifact:filename`, and digests computed while it was written spare a
+    /// second read.
+    pub async fn stage_file(
+        &self,
+        project: &str,
+        version: &Version,
+        source: StageSource<'_>,
+        mut metadata: Metadata,
+        options: &StageOptions,
+    ) -> Result<StageReport, Error> {
+        validate_project_name(project)?;
+        validate_user_metadata(&metadata)?;
+        if let Some(name) = source.file_name {
+            metadata.insert(FILENAME_KEY.to_string(), name);
+        }
+        let path = source.path;
+        let prepared = prepare(path, options, source.digests).await?;
+        let configuration = self.ready_configuration().await?.clone();
+        let key = artifact_key(&configuration.bucket_key_prefix, project, version);
+        let ahead = match source.ahead {
+            Some(ahead)
+                if ahead.key == key
+                    && ahead.md5_hex == prepared.md5_hex
+                    && ahead.size == prepared.size
+                    && !self.read_only() =>
+            {
+                ahead.regions
+            }
+            Some(stale) => {
+                self.abandon_ahead(stale).await;
+                HashMap::new()
+            }
+            None => HashMap::new(),
+        };
+        let plan = RegionPlan {
+            session: self,
+            ahead: std::sync::Mutex::new(ahead),
+            key: &key,
+            metadata_bytes: metadata::encode(&metadata).map(Bytes::from),
+            metadata: &metadata,
+            latest_parameter: latest_parameter_name(&configuration.parameter_name_prefix, project),
+            version,
+            prepared: &prepared,
+            options,
+            dry_run: self.read_only(),
+        };
+        // Owned handles, so the future is `Send` for any lifetime (the mount spawns it).
+        let outcomes = join_all(self.stores().iter().map(|store| {
+            let (store, plan) = (Arc::clone(store), &plan);
+            async move {
+                let outcome = plan.run(store.as_ref()).await;
+                // Parts uploaded ahead that this stage did not complete are dropped.
+                if let Some((upload_id, _)) = plan.take_ahead(store.region()) {
+                    if let Ok(bucket) = self.bucket(store.as_ref()).await {
+                        plan.abandon(store.as_ref(), &bucket, &upload_id).await;
+                    }
+                }
+                outcome
+            }
+        }))
+        .await;
+        let report = StageReport {
+            project: project.to_string(),
+            version: version.clone(),
+            key: key.clone(),
+            md5: prepared.md5_hex.clone(),
+            size: prepared.size,
+            dry_run: self.read_only(),
+            regions: self.regions().into_iter().zip(outcomes).collect(),
+        };
+        for (region, outcome) in &report.regions {
+            match outcome {
+                RegionOutcome::Failed(_) => tracing::warn!(region, project, %version, "{outcome}"),
+                _ => tracing::info!(region, project, %version, "{outcome}"),
+            }
+        }
+        if report.succeeded(options.require_all_regions) {
+            Ok(report)
+        } else {
+            Err(Error::CannotStage(Box::new(report)))
+        }
+    }
+}
+
+impl Session {
+    /// Uploads the parts of a large file to every region without completing them (see
+    /// `UploadedAhead`); `None` for a file staged in one request. A region that fails
+    /// is left out: the stage uploads to it in full.
+    pub async fn upload_ahead(
+        &self,
+        project: &str,
+        version: &Version,
+        source: StageSource<'_>,
+        options: &StageOptions,
+    ) -> Result<Option<UploadedAhead>, Error> {
+        validate_project_name(project)?;
+        if self.read_only() {
+            return Err(Error::ReadOnly);
+        }
+        let prepared = prepare(source.path, options, source.digests).await?;
+        if prepared.whole.is_some() {
+            return Ok(None);
+        }
+        let configuration = self.ready_configuration().await?.clone();
+        let key = artifact_key(&configuration.bucket_key_prefix, project, version);
+        let metadata = Metadata::new();
+        let plan = RegionPlan {
+            session: self,
+            ahead: std::sync::Mutex::new(HashMap::new()),
+            key: &key,
+            metadata_bytes: None,
+            metadata: &metadata,
+            latest_parameter: String::new(),
+            version,
+            prepared: &prepared,
+            options,
+            dry_run: false,
+        };
+        let uploads = join_all(self.stores().iter().map(|store| {
+            let (store, plan) = (Arc::clone(store), &plan);
+            async move {
+                let region = store.region().to_string();
+                match plan.upload_without_completing(store.as_ref()).await {
+                    Ok(Some(upload)) => Some((region, upload)),
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::warn!(region, "could not upload ahead: {e}");
+                        None
+                    }
+                }
+            }
+        }))
+        .await;
+        Ok(Some(UploadedAhead {
+            key,
+            md5_hex: prepared.md5_hex.clone(),
+            size: prepared.size,
+            regions: uploads.into_iter().flatten().collect(),
+        }))
+    }
+
+    /// Aborts uploads made ahead that no stage will complete.
+    pub async fn abandon_ahead(&self, ahead: UploadedAhead) {
+        for store in self.stores() {
+            let Some((upload_id, _)) = ahead.regions.get(store.region()) else {
+                continue;
+            };
+            let Ok(bucket) = self.bucket(store.as_ref()).await else {
+                continue;
+            };
+            if let Err(e) = store
+                .abort_multipart_upload(&bucket, &ahead.key, upload_id)
+                .await
+            {
+                tracing::debug!(
+                    region = store.region(),
+                    "could not abort upload {upload_id}: {e}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! One region's part of a stage: its bucket and whether the key is there, the upload
+//! (in one request or in parts, or completing parts uploaded ahead), the check of an
+//! artifact already there, and the forward-only move of `latest`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use md5::{Digest, Md5};
+use semver::Version;
+
+use crate::protocol::metadata::{self, Metadata};
+use crate::protocol::names::metadata_key;
+use crate::protocol::session::Session;
+use crate::storage::{CompletedPart, PutOptions, RegionStore, StorageError, MD5_METADATA_KEY};
+
+use super::digests::{base64_of, Prepared};
+use super::{LatestChange, RegionOutcome, StageOptions};
+
+/// Why a region did not take the artifact.
+enum Refusal {
+    /// The key holds other bytes or metadata.
+    Taken(String),
+    Failed(String),
+}
+
+impl From<String> for Refusal {
+    fn from(reason: String) -> Self {
+        Refusal::Failed(reason)
+    }
+}
+
+/// Everything one region's stage needs.
+pub(super) struct RegionPlan<'a> {
+    pub(super) session: &'a Session,
+    /// Parts uploaded ahead, by region: completed instead of uploaded again.
+    pub(super) ahead: std::sync::Mutex<HashMap<String, (String, Vec<CompletedPart>)>>,
+    pub(super) key: &'a str,
+    pub(super) metadata: &'a Metadata,
+    pub(super) metadata_bytes: Option<Bytes>,
+    pub(super) latest_parameter: String,
+    pub(super) version: &'a Version,
+    pub(super) prepared: &'a Prepared,
+    pub(super) options: &'a StageOptions,
+    pub(super) dry_run: bool,
+}
+
+impl RegionPlan<'_> {
+    pub(super) async fn run(&self, store: &dyn RegionStore) -> RegionOutcome {
+        match self.try_run(store).await {
+            Ok(outcome) => outcome,
+            Err(Refusal::Taken(reason)) => RegionOutcome::Taken(reason),
+            Err(Refusal::Failed(reason)) => RegionOutcome::Failed(reason),
+        }
+    }
+
+    /// The region's bucket, and whether the key is there already.
+    async fn bucket_and_presence(&self, store: &dyn RegionStore) -> Result<(String, bool), String> {
+        let bucket = self
+            .session
+            .bucket(store)
+            .await
+            .map_err(|e| e.to_string())?;
+        match store.head_object(&bucket, self.key).await {
+            Ok(_) => Ok((bucket, true)),
+            Err(e) if e.is_not_found() => Ok((bucket, false)),
+            Err(e) => Err(format!(
+                "Failed to discover if s3:/{bucket}/{} exists in {}: {e}",
+                self.key,
+                store.region()
+            )),
+        }
+    }
+
+    async fn try_run(&self, store: &dyn RegionStore) -> Result<RegionOutcome, Refusal> {
+        let region = store.region();
+        let (bucket, present) = self.bucket_and_presence(store).await?;
+        if present && self.dry_run {
+            return Err(Refusal::Taken(format!(
+                "{} exists in {bucket} in {region}",
+                self.key
+            )));
+        }
+        if present {
+            self.check_existing(store, &bucket).await?;
+            let latest = self.move_latest(store).await?;
+            return Ok(RegionOutcome::AlreadyHeld(latest));
+        }
+        if self.dry_run {
+            return Ok(RegionOutcome::WouldStage);
+        }
+        if let Some(body) = &self.metadata_bytes {
+            let options = PutOptions {
+                content_md5: Some(base64_of(&Md5::digest(body))),
+                if_none_match: true,
+                user_metadata: HashMap::new(),
+            };
+            let metadata_key = metadata_key(self.key);
+            match store
+                .put_object(&bucket, &metadata_key, body.clone(), &options)
+                .await
+            {
+                Ok(()) => {}
+                // Left by an earlier attempt, or another stager's: fine if it is ours.
+                Err(e) if e.is_precondition_failed() => {
+                    self.check_existing_metadata(store, &bucket).await?
+                }
+                Err(e) => return Err(e.to_string().into()),
+            }
+        }
+        match self.upload(store, &bucket).await {
+            Ok(()) => {}
+            Err(e) if e.is_precondition_failed() => {
+                // Another stager won the race in this region.
+                self.check_existing(store, &bucket).await?;
+                let latest = self.move_latest(store).await?;
+                return Ok(RegionOutcome::AlreadyHeld(latest));
+            }
+            Err(e) => return Err(e.to_string().into()),
+        }
+        let latest = self.move_latest(store).await?;
+        Ok(RegionOutcome::Staged(latest))
+    }
+
+    fn user_metadata(&self) -> HashMap<String, String> {
+        HashMap::from([(MD5_METADATA_KEY.to_string(), self.prepared.md5_hex.clone())])
+    }
+
+    pub(super) fn take_ahead(&self, region: &str) -> Option<(String, Vec<CompletedPart>)> {
+        self.ahead
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(region)
+    }
+
+    async fn upload(&self, store: &dyn RegionStore, bucket: &str) -> Result<(), StorageError> {
+        if let Some((upload_id, parts)) = self.take_ahead(store.region()) {
+            let completed = store
+                .complete_multipart_upload(bucket, self.key, &upload_id, &parts, true)
+                .await;
+            match completed {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_precondition_failed() => {
+                    self.abandon(store, bucket, &upload_id).await;
+                    return Err(e);
+                }
+                Err(e) => {
+                    // The upload may have expired: upload again.
+                    tracing::warn!(
+                        region = store.region(),
+                        "completing the upload made ahead failed ({e}); uploading again"
+                    );
+                    self.abandon(store, bucket, &upload_id).await;
+                }
+            }
+        }
+        if let Some(body) = &self.prepared.whole {
+            let options = PutOptions {
+                content_md5: Some(self.prepared.md5_base64.clone()),
+                if_none_match: true,
+                user_metadata: self.user_metadata(),
+            };
+            return store
+                .put_object(bucket, self.key, body.clone(), &options)
+                .await;
+        }
+        let upload_id = store
+            .create_multipart_upload(bucket, self.key, &self.user_metadata())
+            .await?;
+        let result = self.upload_parts(store, bucket, &upload_id).await;
+        let parts = match result {
+            Ok(parts) => parts,
+            Err(e) => {
+                self.abandon(store, bucket, &upload_id).await;
+                return Err(e);
+            }
+        };
+        let completed = store
+            .complete_multipart_upload(bucket, self.key, &upload_id, &parts, true)
+            .await;
+        if completed.is_err() {
+            self.abandon(store, bucket, &upload_id).await;
+        }
+        completed
+    }
+
+    /// Creates a multipart upload and uploads every part, unless the key is taken.
+    pub(super) async fn upload_without_completing(
+        &self,
+        store: &dyn RegionStore,
+    ) -> Result<Option<(String, Vec<CompletedPart>)>, String> {
+        let (bucket, present) = self.bucket_and_presence(store).await?;
+        if present {
+            return Ok(None);
+        }
+        let upload_id = store
+            .create_multipart_upload(&bucket, self.key, &self.user_metadata())
+            .await
+            .map_err(|e| e.to_string())?;
+        match self.upload_parts(store, &bucket, &upload_id).await {
+            Ok(parts) => Ok(Some((upload_id, parts))),
+            Err(e) => {
+                self.abandon(store, &bucket, &upload_id).await;
+                Err(e.to_string())
+            }
+        }
+    }
+
+    async fn upload_parts(
+        &self,
+        store: &dyn RegionStore,
+        bucket: &str,
+        upload_id: &str,
+    ) -> Result<Vec<CompletedPart>, StorageError> {
+        let path = &self.prepared.path;
+        let parts: Vec<(i32, u64, u64, String)> = self
+            .prepared
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(index, (offset, length, md5))| (index as i32 + 1, *offset, *length, md5.clone()))
+            .collect();
+        let mut parts: Vec<CompletedPart> = stream::iter(parts)
+            .map(|(number, offset, length, md5)| async move {
+                let body = read_part(path, offset, length).await?;
+                store
+                    .upload_part(bucket, self.key, upload_id, number, body, &md5)
+                    .await
+            })
+            .buffer_unordered(self.options.part_concurrency.max(1))
+            .try_collect()
+            .await?;
+        parts.sort_by_key(|p| p.part_number);
+        Ok(parts)
+    }
+
+    /// Best effort: stagers are usually not granted `s3:AbortMultipartUpload`, and a
+    /// bucket lifecycle rule should clean up what is left.
+    pub(super) async fn abandon(&self, store: &dyn RegionStore, bucket: &str, upload_id: &str) {
+        if let Err(e) = store
+            .abort_multipart_upload(bucket, self.key, upload_id)
+            .await
+        {
+            tracing::debug!(
+                region = store.region(),
+                "could not abort upload {upload_id}: {e}"
+            );
+        }
+    }
+
+    /// An artifact already in the region counts as held only with our MD5 and metadata.
+    async fn check_existing(&self, store: &dyn RegionStore, bucket: &str) -> Result<(), Refusal> {
+        let region = store.region();
+        let info = store
+            .head_object(bucket, self.key)
+            .await
+            .map_err(|e| e.to_string())?;
+        match info.known_md5() {
+            Some(md5) if md5 == self.prepared.md5_hex => {}
+            Some(md5) => {
+                return Err(Refusal::Taken(format!(
+                    "{} exists in {bucket} in {region} with other content (MD5 {md5}, ours {})",
+                    self.key, self.prepared.md5_hex
+                )))
+            }
+            None => {
+                return Err(Refusal::Taken(format!(
+                    "{} exists in {bucket} in {region} and its MD5 cannot be known to compare",
+                    self.key
+                )))
+            }
+        }
+        self.check_existing_metadata(store, bucket).await
+    }
+
+    async fn check_existing_metadata(
+        &self,
+        store: &dyn RegionStore,
+        bucket: &str,
+    ) -> Result<(), Refusal> {
+        let region = store.region();
+        let metadata_key = metadata_key(self.key);
+        let existing = match store.get_object(bucket, &metadata_key, None, None).await {
+            Ok(mut object) => {
+                let mut bytes = Vec::new();
+                while let Some(chunk) = object.body.next().await {
+                    bytes.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
+                }
+                metadata::decode(&metadata_key, &bytes).map_err(|e| e.to_string())?
+            }
+            Err(e) if e.is_not_found() => Metadata::new(),
+            Err(e) => return Err(e.to_string().into()),
+        };
+        if &existing != self.metadata {
+            return Err(Refusal::Taken(format!(
+                "{} exists in {bucket} in {region} with other metadata",
+                self.key
+            )));
+        }
+        Ok(())
+    }
+
+    /// Moves `latest` forward only: read it first; when reading is refused, write it as
+    /// the Python tool does.
+    async fn move_latest(&self, store: &dyn RegionStore) -> Result<LatestChange, String> {
+        let name = &self.latest_parameter;
+        let change = match store.get_parameter(name).await {
+            Ok(text) => match Version::parse(text.trim()) {
+                Ok(current) if current.cmp_precedence(self.version).is_ge() => {
+                    return Ok(LatestChange::Kept(current))
+                }
+                _ => LatestChange::Moved,
+            },
+            Err(e) if e.is_not_found() => LatestChange::Moved,
+            Err(e) if e.is_access_denied() => LatestChange::WrittenBlind,
+            Err(e) => {
+                tracing::warn!(
+                    region = store.region(),
+                    "could not read {name} before moving it: {e}"
+                );
+                LatestChange::WrittenBlind
+            }
+        };
+        store
+            .put_parameter(name, &self.version.to_string())
+            .await
+            .map_err(|e| {
+                format!(
+                    "Failed to interact with parameter {name} in {}: {e}",
+                    store.region()
+                )
+            })?;
+        Ok(change)
+    }
+}
+
+async fn read_part(path: &Path, offset: u64, length: u64) -> Result<Bytes, StorageError> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(&path)
+            .map_err(|e| StorageError::Other(format!("reading {}: {e}", path.display())))?;
+        let mut body = vec![0u8; length as usize];
+        file.read_exact_at(&mut body, offset)
+            .map_err(|e| StorageError::Other(format!("reading {}: {e}", path.display())))?;
+        Ok(Bytes::from(body))
+    })
+    .await
+    .map_err(|e| StorageError::Other(format!("read task failed: {e}")))?
+}

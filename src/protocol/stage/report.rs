@@ -1,0 +1,122 @@
+//! What a stage reports: each region's outcome, what happened to `latest` there, and
+//! whether the regions that hold the artifact make the stage a success.
+
+use std::fmt;
+
+use semver::Version;
+
+/// What happened to `latest` in one region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LatestChange {
+    /// Set to this version (it was lower, missing or unreadable).
+    Moved,
+    /// Left at a version at least as high.
+    Kept(Version),
+    /// Written without reading it first (reading was refused).
+    WrittenBlind,
+}
+
+/// One region's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegionOutcome {
+    /// Uploaded here by this stage.
+    Staged(LatestChange),
+    /// Already here with the same bytes and metadata.
+    AlreadyHeld(LatestChange),
+    /// A dry run found nothing in the way.
+    WouldStage,
+    /// The key is taken here by other bytes or other metadata (another stager won).
+    Taken(String),
+    Failed(String),
+}
+
+impl RegionOutcome {
+    pub fn holds(&self) -> bool {
+        matches!(
+            self,
+            RegionOutcome::Staged(_) | RegionOutcome::AlreadyHeld(_)
+        )
+    }
+}
+
+impl fmt::Display for RegionOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let latest = |change: &LatestChange| match change {
+            LatestChange::Moved | LatestChange::WrittenBlind => "latest moved to it".to_string(),
+            LatestChange::Kept(v) => format!("latest kept at {v}"),
+        };
+        match self {
+            RegionOutcome::Staged(c) => write!(f, "staged, {}", latest(c)),
+            RegionOutcome::AlreadyHeld(c) => write!(f, "already held, {}", latest(c)),
+            RegionOutcome::WouldStage => write!(f, "would stage (dry run)"),
+            RegionOutcome::Taken(reason) | RegionOutcome::Failed(reason) => {
+                write!(f, "failed: {reason}")
+            }
+        }
+    }
+}
+
+/// Every region's outcome of one stage.
+#[derive(Debug, Clone)]
+pub struct StageReport {
+    pub project: String,
+    pub version: Version,
+    pub key: String,
+    pub md5: String,
+    pub size: u64,
+    pub dry_run: bool,
+    pub regions: Vec<(String, RegionOutcome)>,
+}
+
+impl StageReport {
+    pub fn held(&self) -> usize {
+        self.regions.iter().filter(|(_, o)| o.holds()).count()
+    }
+
+    pub fn failed(&self) -> Vec<&(String, RegionOutcome)> {
+        self.regions
+            .iter()
+            .filter(|(_, o)| matches!(o, RegionOutcome::Failed(_) | RegionOutcome::Taken(_)))
+            .collect()
+    }
+
+    /// Whether some region holds the version with other bytes or metadata: the version
+    /// was staged by someone else, and retrying cannot help.
+    pub fn taken(&self) -> bool {
+        self.regions
+            .iter()
+            .any(|(_, o)| matches!(o, RegionOutcome::Taken(_)))
+    }
+
+    /// "2 of 3 regions hold it".
+    pub fn summary(&self) -> String {
+        if self.dry_run {
+            let ok = self.regions.len() - self.failed().len();
+            return format!("{ok} of {} regions would take it", self.regions.len());
+        }
+        format!("{} of {} regions hold it", self.held(), self.regions.len())
+    }
+
+    /// "eu-west-2: reason; ..." for the regions that failed.
+    pub fn failures(&self) -> String {
+        self.failed()
+            .iter()
+            .map(|(region, outcome)| format!("{region}: {outcome}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    pub(super) fn succeeded(&self, require_all: bool) -> bool {
+        let n = self.regions.len();
+        let ok = if self.dry_run {
+            n - self.failed().len()
+        } else {
+            self.held()
+        };
+        if require_all {
+            ok == n
+        } else {
+            ok * 2 > n
+        }
+    }
+}
