@@ -54,3 +54,44 @@ async fn names_over_255_bytes_are_enametoolong_before_any_request() {
         libc::ENOENT
     );
 }
+
+/// The daemon's resident memory, in KiB.
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Any user may look up as many names that do not exist as they like: the daemon keeps
+/// at most 16,384 of them (see `src/fs/tree/missing.rs`), so 100,000 distinct missing
+/// names cost it a bounded amount. Unbounded, they grew it by about 50 MiB. The bound
+/// asserted (24 MiB over the first 10,000 names) leaves room for the allocator keeping
+/// freed pages and for the runtime's threads, and still fails well before that growth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_missing_names_cost_bounded_memory() {
+    let world = World::local(WorldOptions::default()).await;
+    let p = project(&world, "Probe");
+    let file = world.file("dist", b"bytes");
+    run_ok(world.cli().args([p.as_str(), "1.0.0", "--stage"]).arg(&file));
+    let mount = Mount::start(&world, &["-o", "log_level=info"]);
+    let pid = mount.pid().expect("daemon");
+    let probe = |range: std::ops::Range<u32>| {
+        for n in range {
+            let missing = mount.join(&format!("{p}/9.9.{n}"));
+            assert_eq!(errno_of(std::fs::metadata(&missing)), libc::ENOENT);
+        }
+    };
+    probe(0..10_000);
+    let warmed = resident_kib(pid);
+    probe(10_000..100_000);
+    let after = resident_kib(pid);
+    let grown_mib = after.saturating_sub(warmed) / 1024;
+    eprintln!("daemon resident: {warmed} KiB after 10,000 missing names, {after} KiB after 100,000");
+    assert!(
+        grown_mib < 24,
+        "90,000 more missing names grew the daemon by {grown_mib} MiB"
+    );
+}

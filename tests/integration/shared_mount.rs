@@ -61,7 +61,7 @@ pub fn guest() -> LocalUser {
 }
 
 /// A member of the stagers group.
-fn stager() -> LocalUser {
+pub fn stager() -> LocalUser {
     local_user("startifact-stager", Some("startifact-stagers"))
 }
 

@@ -84,8 +84,10 @@ impl ArtifactFs {
     }
 
     pub(in crate::fs) async fn entry(&self, node: Node) -> FsResult<Entry> {
-        let inode = self.inodes.inode_of(&node);
-        let attr = match &node {
+        // The inode is given only once the node is found: a name that is not there
+        // (any user may look up as many as they like) costs no entry in the table.
+        let inode = 0;
+        let mut attr = match &node {
             Node::Root | Node::Project(_) if self.staging.is_some() => {
                 self.ownership.writable_directory(inode, self.mounted_at)
             }
@@ -127,6 +129,7 @@ impl ArtifactFs {
                 }
             },
         };
+        attr.inode = self.inodes.inode_of(&node);
         Ok(self.entry_for(&node, attr))
     }
 
