@@ -1,6 +1,7 @@
 //! The integration tests, in one binary (each test binary would link the whole AWS
 //! SDK): the protocol on moto and on the local store, the CLI, interop with the Python
-//! `startifact` 1.0a10, and the wire-level rules seen through a proxy.
+//! `startifact` 1.0a10, the wire-level rules seen through a proxy, and the examples of
+//! `docs/SEMANTICS.md`, run.
 
 //!
 //! Tests share one moto server; each world has its own configuration, buckets and
@@ -31,6 +32,7 @@ mod interop;
 mod limits;
 mod mount;
 mod protocol;
+mod semantics;
 mod shared_mount;
 mod staging;
 mod wire;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use startifact::protocol::Configuration;
-use startifact::storage::local::LocalRegion;
+use startifact::storage::local::{LocalRegion, LOCAL_BUCKET, LOCAL_BUCKET_NAME_PARAM};
 use startifact::storage::{Backend, RegionStore, StorageOptions};
 use startifact::Session;
 
@@ -126,6 +126,21 @@ impl World {
         world
     }
 
+    /// An empty local store, as a newcomer starts with: the first command sets it up
+    /// (one region, `local`; bucket `startifact-local`; the configuration at
+    /// `/startifact`), so what the mount shows holds no random names.
+    pub async fn local_new() -> World {
+        let scratch = tempfile::tempdir().expect("scratch folder");
+        let dir = scratch.path().join("store");
+        let mut world = Self::empty_in(Kind::Local { dir }, WorldOptions::default(), scratch).await;
+        world.config_param = "/startifact".into();
+        world.bucket_param = LOCAL_BUCKET_NAME_PARAM.into();
+        world.configuration.bucket_name_param = LOCAL_BUCKET_NAME_PARAM.into();
+        world.configuration.regions = "local".into();
+        world.buckets = [("local".to_string(), LOCAL_BUCKET.to_string())].into();
+        world
+    }
+
     async fn empty(kind: Kind, options: WorldOptions) -> World {
         Self::empty_in(kind, options, tempfile::tempdir().expect("scratch folder")).await
     }
@@ -210,9 +225,10 @@ impl World {
         self.backend_with(self.endpoints(false)).open_region(region)
     }
 
-    /// A session over all three regions, visited in `REGIONS` order.
+    /// A session over the world's regions, visited in the configuration's order.
     pub fn session(&self, read_only: bool) -> Session {
-        self.session_in(&REGIONS, read_only)
+        let regions: Vec<&str> = self.configuration.regions.split(',').collect();
+        self.session_in(&regions, read_only)
     }
 
     /// A session over the given regions, visited in that order.
@@ -252,7 +268,10 @@ impl World {
             ),
             ("LANG".to_string(), "C.UTF-8".to_string()),
             ("PYTHONIOENCODING".to_string(), "utf-8".to_string()),
-            ("STARTIFACT_REGIONS".to_string(), REGIONS.join(",")),
+            (
+                "STARTIFACT_REGIONS".to_string(),
+                self.configuration.regions.clone(),
+            ),
             (
                 "STARTIFACT_PARAMETER".to_string(),
                 self.config_param.clone(),
