@@ -40,11 +40,14 @@ pub struct DirEntry {
     pub kind: FileKind,
 }
 
-/// Owner and modes of everything the mount shows.
+/// Owner and modes of everything the mount shows. With `--stagers`, the group is the
+/// stagers' and the folders that take changes are writable by it, so that the kernel's
+/// own check (`default_permissions`) lets them in as the daemon does.
 #[derive(Debug, Clone, Copy)]
 pub struct Ownership {
     pub uid: u32,
     pub gid: u32,
+    pub group_writes: bool,
 }
 
 impl Ownership {
@@ -65,7 +68,7 @@ impl Ownership {
     /// staging folders.
     pub fn writable_directory(&self, inode: u64, mtime: SystemTime) -> Attr {
         Attr {
-            perm: 0o755,
+            perm: if self.group_writes { 0o775 } else { 0o755 },
             ..self.directory(inode, mtime)
         }
     }

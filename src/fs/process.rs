@@ -4,7 +4,8 @@
 //! its last), and whether it is exiting, killed by a signal or with a failure status (so
 //! what it wrote may be cut short). Linux keeps an exiting task's flags and exit code in
 //! `/proc/PID/stat` while it closes its descriptors, which is when FUSE sends the last
-//! `flush`.
+//! `flush`. It also says whether a process is in the tree of the one that opened a file
+//! (only that tree may write it).
 //!
 //! Reading `/proc/PID/stat` of a task in the middle of `execve` waits for the exec to
 //! finish, and the exec waits for the `flush` of its close-on-exec descriptors: callers
@@ -41,6 +42,38 @@ pub fn process_of(tid: u32) -> Option<u32> {
 /// on the thread).
 pub fn is_thread_of(tgid: u32, tid: u32) -> bool {
     Path::new(&format!("/proc/{tgid}/task/{tid}")).exists()
+}
+
+/// Whether thread `tid` belongs to process `opener` or to one of its descendants (a
+/// child that inherited the descriptor): the only writers a file being written takes.
+/// A process whose ancestry cannot be read is not in the tree.
+pub fn is_in_tree_of(opener: u32, tid: u32) -> bool {
+    if is_thread_of(opener, tid) {
+        return true;
+    }
+    let mut pid = match process_of(tid) {
+        Some(pid) => pid,
+        None => return false,
+    };
+    // Bounded: a chain of ancestors deeper than this is not a build tool's.
+    for _ in 0..64 {
+        if pid == opener {
+            return true;
+        }
+        match parent_of(pid) {
+            Some(parent) if parent > 1 => pid = parent,
+            _ => return false,
+        }
+    }
+    false
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("PPid:"))
+        .and_then(|ppid| ppid.trim().parse().ok())
 }
 
 /// Looks at process `pid` closing the file with inode `inode` named `name`.
@@ -149,5 +182,20 @@ mod tests {
         assert_eq!(process_of(me), Some(me));
         assert!(is_thread_of(me, me));
         assert!(!is_thread_of(me, 1));
+    }
+
+    #[test]
+    fn children_are_in_their_parents_tree_and_others_are_not() {
+        let me = std::process::id();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        assert!(is_in_tree_of(me, child.id()));
+        assert!(is_in_tree_of(me, me));
+        assert!(!is_in_tree_of(child.id(), me));
+        assert!(!is_in_tree_of(me, 1));
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }

@@ -208,6 +208,9 @@ impl ArtifactFs {
             (Some(staging), false) => staging,
             _ => self.writable_staging("opening for writing")?,
         };
+        if write {
+            self.may_join_writers(&project, &version, pid)?;
+        }
         let file = staging.open_file(&project, &version, write, truncate)?;
         Ok(self.add_handle(OpenFile::Spooled(SpooledHandle {
             project,
@@ -225,6 +228,25 @@ impl ArtifactFs {
         })))
     }
 
+    /// A file being written is written only by the process tree that opened it: any
+    /// other process (another user's, or another of root's) is refused, so no one can
+    /// add bytes to what its writer is about to publish.
+    fn may_join_writers(&self, project: &str, version: &str, pid: u32) -> FsResult<()> {
+        let openers = self.open_files.writers_of(project, version);
+        match openers
+            .into_iter()
+            .find(|&opener| opener != 0 && !process::is_in_tree_of(opener, pid))
+        {
+            Some(opener) => Err(FsError::new(
+                FsErrorKind::AccessDenied,
+                format!(
+                    "{project}/{version}: its file is being written by process {opener}; pid {pid} may not write it too"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// A writer's last close (or its release without one): it stops counting.
     pub(super) fn writer_closed(&self, spooled: &SpooledHandle) {
         if spooled.write && !spooled.closed.swap(true, Ordering::Relaxed) {
@@ -234,13 +256,24 @@ impl ArtifactFs {
         }
     }
 
-    pub async fn write(&self, handle: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+    /// A write by thread `pid` (0 when the kernel does not say).
+    pub async fn write(&self, handle: u64, offset: u64, data: &[u8], pid: u32) -> FsResult<u32> {
         let handle = self.handle(handle)?;
         let OpenFile::Spooled(spooled) = handle.as_ref() else {
             return Err(self.refuse_change("writing"));
         };
         if !spooled.write {
             return Err(FsError::new(FsErrorKind::BadHandle, "not open for writing"));
+        }
+        // A descriptor handed to a process outside the opener's tree writes nothing.
+        if spooled.opener != 0 && pid != 0 && !process::is_in_tree_of(spooled.opener, pid) {
+            return Err(FsError::new(
+                FsErrorKind::AccessDenied,
+                format!(
+                    "{}/{}: pid {pid} is not in the tree of process {}, which opened the file",
+                    spooled.project, spooled.version, spooled.opener
+                ),
+            ));
         }
         let staging = self.writable_staging("writing")?;
         let written = staging
@@ -349,7 +382,8 @@ impl ArtifactFs {
 
     /// After a stage or a yank: listings, `latest` and names found missing are read again.
     fn forget_listings(&self, project: &str, version: &str) {
-        self.missing.forget(&(project.to_string(), version.to_string()));
+        self.missing
+            .forget(&(project.to_string(), version.to_string()));
         self.missing.forget(&(project.to_string(), String::new()));
         lock(&self.versions).remove(project);
         *lock(&self.projects) = None;

@@ -233,6 +233,7 @@ fn run(config: &MountConfig, mountpoint: &Path, readiness: &mut Readiness) -> Re
         read_only: config.read_only,
         uid: config.uid.unwrap_or_else(|| unsafe { libc::getuid() }),
         gid: config.gid.unwrap_or_else(|| unsafe { libc::getgid() }),
+        stagers: config.stagers,
         metadata_ttl: config.metadata_ttl,
         allow_delete: config.allow_delete,
         ..FsOptions::default()

@@ -18,6 +18,8 @@ use fuser::{
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
+use tracing::Instrument;
+
 use super::access::Access;
 use crate::fs::{
     ArtifactFs, Attr, AttrChange, Caller, Entry, FileKind, FsError, FsErrorKind, SetMode,
@@ -62,6 +64,17 @@ impl FuseAdapter {
         F: Future<Output = ()> + Send + 'static,
     {
         self.runtime.spawn(work(Arc::clone(&self.fs)));
+    }
+
+    /// Like `spawn`, for a change: every line it logs names the caller (who staged,
+    /// moved `latest`, set metadata or yanked).
+    fn spawn_as<F>(&self, caller: Caller, work: impl FnOnce(Arc<ArtifactFs>) -> F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let span = tracing::info_span!("change", by = %caller);
+        self.runtime
+            .spawn(work(Arc::clone(&self.fs)).instrument(span));
     }
 }
 
@@ -236,15 +249,21 @@ impl Filesystem for FuseAdapter {
             }),
             other: mode.is_some() || uid.is_some() || gid.is_some() || atime.is_some(),
         };
-        if change.size.is_some() || change.mtime.is_some() || change.other {
-            allowed!(self, req, reply, "setattr");
-        }
-        self.spawn(|fs| async move {
+        let caller = if change.size.is_some() || change.mtime.is_some() || change.other {
+            Some(allowed!(self, req, reply, "setattr"))
+        } else {
+            None
+        };
+        let work = |fs: Arc<ArtifactFs>| async move {
             match fs.setattr(ino.0, change).await {
                 Ok(entry) => reply.attr(&entry.ttl, &file_attr(&entry.attr)),
                 Err(e) => reply.error(errno("setattr", &e)),
             }
-        });
+        };
+        match caller {
+            Some(caller) => self.spawn_as(caller, work),
+            None => self.spawn(work),
+        }
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
@@ -279,27 +298,27 @@ impl Filesystem for FuseAdapter {
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        allowed!(self, req, reply, "mkdir");
+        let caller = allowed!(self, req, reply, "mkdir");
         let name = utf8_new(name);
-        self.spawn(|fs| async move {
+        self.spawn_as(caller, |fs| async move {
             let result = async { fs.mkdir(parent.0, &name?).await }.await;
             answer_entry(reply, "mkdir", result);
         });
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        allowed!(self, req, reply, "unlink");
+        let caller = allowed!(self, req, reply, "unlink");
         let name = utf8(name);
-        self.spawn(|fs| async move {
+        self.spawn_as(caller, |fs| async move {
             let result = async { fs.unlink(parent.0, &name?).await }.await;
             answer_empty(reply, "unlink", result);
         });
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        allowed!(self, req, reply, "rmdir");
+        let caller = allowed!(self, req, reply, "rmdir");
         let name = utf8(name);
-        self.spawn(|fs| async move {
+        self.spawn_as(caller, |fs| async move {
             let result = async { fs.rmdir(parent.0, &name?).await }.await;
             answer_empty(reply, "rmdir", result);
         });
@@ -313,9 +332,9 @@ impl Filesystem for FuseAdapter {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        allowed!(self, req, reply, "symlink");
+        let caller = allowed!(self, req, reply, "symlink");
         let names = utf8(link_name).and_then(|name| Ok((name, utf8(target.as_os_str())?)));
-        self.spawn(|fs| async move {
+        self.spawn_as(caller, |fs| async move {
             let result = async {
                 let (name, target) = names?;
                 fs.symlink(parent.0, &name, &target).await
@@ -335,9 +354,9 @@ impl Filesystem for FuseAdapter {
         _flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        allowed!(self, req, reply, "rename");
+        let caller = allowed!(self, req, reply, "rename");
         let names = utf8(name).and_then(|name| Ok((name, utf8(newname)?)));
-        self.spawn(|fs| async move {
+        self.spawn_as(caller, |fs| async move {
             let result = async {
                 let (name, newname) = names?;
                 fs.rename(parent.0, &name, newparent.0, &newname).await
@@ -360,14 +379,23 @@ impl Filesystem for FuseAdapter {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let pid = req.pid();
         let truncate = flags.0 & libc::O_TRUNC != 0;
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY || truncate;
-        if write {
-            allowed!(self, req, reply, "open for writing");
+        if !write {
+            let pid = req.pid();
+            return self.spawn(|fs| async move {
+                match fs.open(ino.0, false, false, pid).await {
+                    Ok(opened) => {
+                        reply.opened(FileHandle(opened.handle), open_flags(opened.immutable))
+                    }
+                    Err(e) => reply.error(errno("open", &e)),
+                }
+            });
         }
-        self.spawn(|fs| async move {
-            match fs.open(ino.0, write, truncate, pid).await {
+        let caller = allowed!(self, req, reply, "open for writing");
+        let pid = caller.pid;
+        self.spawn_as(caller, |fs| async move {
+            match fs.open(ino.0, true, truncate, pid).await {
                 Ok(opened) => reply.opened(FileHandle(opened.handle), open_flags(opened.immutable)),
                 Err(e) => reply.error(errno("open", &e)),
             }
@@ -416,9 +444,9 @@ impl Filesystem for FuseAdapter {
         if let Err(e) = self.may_write(req) {
             return reply.error(errno("write", &e));
         }
-        let data = data.to_vec();
+        let (data, pid) = (data.to_vec(), req.pid());
         self.spawn(|fs| async move {
-            match fs.write(fh.0, offset, &data).await {
+            match fs.write(fh.0, offset, &data, pid).await {
                 Ok(written) => reply.written(written),
                 Err(e) => reply.error(errno("write", &e)),
             }
@@ -434,8 +462,9 @@ impl Filesystem for FuseAdapter {
         reply: ReplyEmpty,
     ) {
         // The errno of the stage that runs here is what close() returns.
-        let pid = req.pid();
-        self.spawn(|fs| async move {
+        let caller = Caller::new(req.uid(), req.gid(), req.pid());
+        let pid = caller.pid;
+        self.spawn_as(caller, |fs| async move {
             answer_empty(reply, "close", fs.flush(fh.0, pid).await);
         });
     }
@@ -533,7 +562,7 @@ impl Filesystem for FuseAdapter {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        allowed!(self, req, reply, "setxattr");
+        let caller = allowed!(self, req, reply, "setxattr");
         let name = attribute_name(name);
         let value = value.to_vec();
         let mode = if flags & libc::XATTR_CREATE != 0 {
@@ -543,7 +572,7 @@ impl Filesystem for FuseAdapter {
         } else {
             SetMode::Any
         };
-        self.spawn(|fs| async move {
+        self.spawn_as(caller, |fs| async move {
             let result = async { fs.setxattr(ino.0, &name?, &value, mode).await }.await;
             answer_empty(reply, "setxattr", result);
         });
@@ -578,9 +607,9 @@ impl Filesystem for FuseAdapter {
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        allowed!(self, req, reply, "removexattr");
+        let caller = allowed!(self, req, reply, "removexattr");
         let name = attribute_name(name);
-        self.spawn(|fs| async move {
+        self.spawn_as(caller, |fs| async move {
             let result = async { fs.removexattr(ino.0, &name?).await }.await;
             answer_empty(reply, "removexattr", result);
         });
@@ -600,10 +629,9 @@ impl Filesystem for FuseAdapter {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        allowed!(self, req, reply, "create");
-        let name = utf8_new(name);
-        let pid = req.pid();
-        self.spawn(|fs| async move {
+        let caller = allowed!(self, req, reply, "create");
+        let (name, pid) = (utf8_new(name), caller.pid);
+        self.spawn_as(caller, |fs| async move {
             let result = async { fs.create(parent.0, &name?, pid).await }.await;
             match result {
                 Ok((entry, handle)) => reply.created(

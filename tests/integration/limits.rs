@@ -11,7 +11,12 @@ async fn names_over_255_bytes_are_enametoolong_before_any_request() {
     let world = World::local(WorldOptions::default()).await;
     let p = project(&world, "Long");
     let file = world.file("dist", b"bytes");
-    run_ok(world.cli().args([p.as_str(), "1.0.0", "--stage"]).arg(&file));
+    run_ok(
+        world
+            .cli()
+            .args([p.as_str(), "1.0.0", "--stage"])
+            .arg(&file),
+    );
     let mount = Mount::start(&world, &[]);
     let long = "a".repeat(256);
 
@@ -29,7 +34,10 @@ async fn names_over_255_bytes_are_enametoolong_before_any_request() {
     );
     std::fs::create_dir(mount.join(&format!("{p}/1.1.0"))).unwrap();
     assert_eq!(
-        errno_of(std::fs::write(mount.join(&format!("{p}/1.1.0/{long}")), b"x")),
+        errno_of(std::fs::write(
+            mount.join(&format!("{p}/1.1.0/{long}")),
+            b"x"
+        )),
         libc::ENAMETOOLONG
     );
     // Nothing was made: the staging version is still empty.
@@ -75,7 +83,12 @@ async fn many_missing_names_cost_bounded_memory() {
     let world = World::local(WorldOptions::default()).await;
     let p = project(&world, "Probe");
     let file = world.file("dist", b"bytes");
-    run_ok(world.cli().args([p.as_str(), "1.0.0", "--stage"]).arg(&file));
+    run_ok(
+        world
+            .cli()
+            .args([p.as_str(), "1.0.0", "--stage"])
+            .arg(&file),
+    );
     let mount = Mount::start(&world, &["-o", "log_level=info"]);
     let pid = mount.pid().expect("daemon");
     let probe = |range: std::ops::Range<u32>| {
@@ -89,7 +102,9 @@ async fn many_missing_names_cost_bounded_memory() {
     probe(10_000..100_000);
     let after = resident_kib(pid);
     let grown_mib = after.saturating_sub(warmed) / 1024;
-    eprintln!("daemon resident: {warmed} KiB after 10,000 missing names, {after} KiB after 100,000");
+    eprintln!(
+        "daemon resident: {warmed} KiB after 10,000 missing names, {after} KiB after 100,000"
+    );
     assert!(
         grown_mib < 24,
         "90,000 more missing names grew the daemon by {grown_mib} MiB"

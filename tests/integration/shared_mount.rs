@@ -195,3 +195,100 @@ async fn without_allow_other_other_users_see_nothing() {
     assert!(line.contains("default_permissions"), "{line}");
     refused("ls", as_user(&guest, &format!("ls {}", q(&mount.path))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stagers_stage_and_each_change_names_who_made_it() {
+    let (world, p) = staged_world().await;
+    let (stager, guest) = (stager(), guest());
+    let mount = Mount::start(
+        &world,
+        &["--allow-other", "--stagers", "startifact-stagers"],
+    );
+    open_the_way(&mount);
+    let shown = std::fs::metadata(&mount.path).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(shown.mode() & 0o777, 0o775, "the stagers may make projects");
+    let stagers_gid = shown.gid();
+
+    let version = mount.join(&format!("{p}/1.1.0"));
+    let staged = as_user(
+        &stager,
+        &format!(
+            "mkdir {v} && printf 'staged by a stager' > {v}/dist.tar.gz",
+            v = q(&version)
+        ),
+    );
+    assert_eq!(staged.0, 0, "{staged:?}\n{}", mount.log());
+    let downloaded = run_ok(world.cli().args([p.as_str(), "1.1.0", "--download", "-"]));
+    assert_eq!(downloaded, "staged by a stager");
+    assert_eq!(
+        std::fs::metadata(mount.join(&format!("{p}/1.1.0")))
+            .unwrap()
+            .gid(),
+        stagers_gid
+    );
+    let log = mount.log();
+    let by = format!("by=uid {} gid {}", stager.uid, stager.gid);
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&by) && l.contains("staged:") && l.contains("(bash)")),
+        "the stage names its stager: {log}"
+    );
+    let moved = as_user(
+        &stager,
+        &format!("ln -sfn 1.0.0 {}", q(&mount.join(&format!("{p}/latest")))),
+    );
+    assert_eq!(moved.0, 0, "{moved:?}");
+    assert!(mount
+        .log()
+        .lines()
+        .any(|l| l.contains(&by) && l.contains("latest moved")));
+
+    refused(
+        "mkdir by a user outside the group",
+        as_user(
+            &guest,
+            &format!("mkdir {}", q(&mount.join(&format!("{p}/1.2.0")))),
+        ),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_writer_adds_to_a_file_in_flight() {
+    let (world, p) = staged_world().await;
+    let guest = guest();
+    let mount = Mount::start(&world, &["--allow-other"]);
+    open_the_way(&mount);
+    let version = mount.join(&format!("{p}/2.0.0"));
+    std::fs::create_dir(&version).unwrap();
+    let file = version.join("dist.tar.gz");
+    let mut writer = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "exec 3>{f}; printf 'root ' >&3; sleep 3; printf bytes >&3; exec 3>&-",
+            f = q(&file)
+        ))
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer never wrote"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Another of root's processes: the kernel lets root in, the daemon does not.
+    let (code, _, stderr) = run(Command::new("bash")
+        .arg("-c")
+        .arg(format!("printf evil >> {}", q(&file))));
+    assert_ne!(code, 0);
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    refused(
+        "appending as another user",
+        as_user(&guest, &format!("printf evil >> {}", q(&file))),
+    );
+    assert!(writer.wait().unwrap().success());
+    let downloaded = run_ok(world.cli().args([p.as_str(), "2.0.0", "--download", "-"]));
+    assert_eq!(downloaded, "root bytes");
+}

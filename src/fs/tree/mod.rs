@@ -49,6 +49,8 @@ pub struct FsOptions {
     pub read_only: bool,
     pub uid: u32,
     pub gid: u32,
+    /// Folders that take changes are writable by this group too (`--stagers`).
+    pub stagers: Option<u32>,
     /// How long listings, `latest` and missing names are trusted.
     pub metadata_ttl: Duration,
     /// How long the kernel may keep entries of immutable versions.
@@ -64,6 +66,7 @@ impl Default for FsOptions {
             read_only: false,
             uid: 0,
             gid: 0,
+            stagers: None,
             metadata_ttl: Duration::from_secs(10),
             immutable_ttl: Duration::from_secs(24 * 3600),
             read: ReadOptions::default(),
@@ -92,7 +95,7 @@ pub struct ArtifactFs {
     pub(super) versions: Mutex<HashMap<String, Timed<Vec<Version>>>>,
     pub(super) latest: Mutex<HashMap<String, Timed<Version>>>,
     pub(super) projects: Mutex<Option<Timed<Vec<String>>>>,
-    open_files: OpenFiles,
+    pub(super) open_files: OpenFiles,
     read_shared: Arc<ReadShared>,
     pub(super) invalidator: OnceLock<Invalidator>,
     cache: Option<Arc<DiskCache>>,
@@ -117,7 +120,8 @@ impl ArtifactFs {
         ArtifactFs {
             ownership: Ownership {
                 uid: options.uid,
-                gid: options.gid,
+                gid: options.stagers.unwrap_or(options.gid),
+                group_writes: options.stagers.is_some(),
             },
             read_shared: Arc::new(ReadShared::new(options.read.clone())),
             missing: MissingNames::new(options.metadata_ttl),

@@ -49,7 +49,7 @@ pub(in crate::fs) struct SpooledHandle {
 pub(in crate::fs) type Handle = Arc<OpenFile>;
 
 /// The files open through the mount, by handle.
-pub(super) struct OpenFiles {
+pub(in crate::fs) struct OpenFiles {
     files: Mutex<HashMap<u64, Handle>>,
     next_handle: AtomicU64,
 }
@@ -79,6 +79,25 @@ impl OpenFiles {
 
     fn remove(&self, handle: u64) -> Option<Handle> {
         lock(&self.files).remove(&handle)
+    }
+
+    /// The processes that opened a staging version's file for writing and still
+    /// count as its writers.
+    pub(in crate::fs) fn writers_of(&self, project: &str, version: &str) -> Vec<u32> {
+        lock(&self.files)
+            .values()
+            .filter_map(|file| match file.as_ref() {
+                OpenFile::Spooled(s)
+                    if s.write
+                        && !s.closed.load(Ordering::Relaxed)
+                        && s.project == project
+                        && s.version == version =>
+                {
+                    Some(s.opener)
+                }
+                _ => None,
+            })
+            .collect()
     }
 }
 
