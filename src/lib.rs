@@ -5,8 +5,12 @@
 //! - `storage`: one region's S3-and-SSM operations behind the `RegionStore` trait, with
 //!   the AWS implementation and the local-folder one.
 //! - `protocol`: the Startifact format over that seam (`Session`, `Artifact`, staging).
+//! - `fs`: the filesystem model over a `Session`, with no FUSE types.
+//! - `arguments`: how both programs parse their arguments, below both of them.
+//! - `mount`: the `startifact-fs` daemon and the thin FUSE adapter over `fs`.
 //! - `cli`: the `startifact` command line, a thin layer over `protocol`.
 
+pub mod arguments;
 pub mod cli;
 pub mod fs;
 pub mod mount;

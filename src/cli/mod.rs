@@ -9,9 +9,9 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
 use semver::Version;
 
+use crate::arguments::parse_arguments;
 use crate::protocol::{
     parse_version, read_latest, regions::parse_regions, Error, RegionOutcome, Session,
     SessionBuilder, StageOptions,
@@ -32,22 +32,6 @@ impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         Failure(e.to_string())
     }
-}
-
-/// Parses the process's arguments. Help and version print and exit 0; an error prints
-/// its first line between `prefix` and `suffix` on stderr and exits 1 (not clap's 2).
-pub fn parse_arguments<T: Parser>(prefix: &str, suffix: &str) -> Result<T, ExitCode> {
-    T::try_parse().map_err(|e| {
-        use clap::error::ErrorKind;
-        if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        let text = e.to_string();
-        let first = text.lines().next().unwrap_or("invalid arguments");
-        eprintln!("{prefix}{first}{suffix}");
-        ExitCode::FAILURE
-    })
 }
 
 /// Runs the command line with the process's arguments.

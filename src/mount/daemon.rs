@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::arguments::parse_arguments;
 use crate::fs::{ArtifactFs, DiskCache, FsOptions, Staging};
 use crate::protocol::regions::parse_regions;
 use crate::protocol::{SessionBuilder, StageOptions};
@@ -41,7 +42,7 @@ impl Readiness {
 }
 
 pub fn main() -> ExitCode {
-    let args: MountArgs = match crate::cli::parse_arguments("startifact-fs: ", "") {
+    let args: MountArgs = match parse_arguments("startifact-fs: ", "") {
         Ok(args) => args,
         Err(code) => return code,
     };

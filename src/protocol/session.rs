@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use semver::Version;
 use tokio::sync::OnceCell;
 
-use crate::storage::local::LocalStore;
 use crate::storage::{Backend, RegionStore, StorageOptions};
 
 use super::configuration::{configuration_parameter_from_env, Configuration};
 use super::error::Error;
 use super::regions::{regions_from_env, shuffle};
+use super::setup::open_local_store;
 
 /// The configuration and the region it was read from.
 #[derive(Debug, Clone)]
@@ -48,9 +48,7 @@ impl SessionBuilder {
         });
         let (backend, regions) = match local_store {
             Some(dir) => {
-                let held = LocalStore::open(&dir, &configuration_parameter).map_err(|e| {
-                    Error::io(format!("opening the local store {}", dir.display()), e)
-                })?;
+                let held = open_local_store(&dir, &configuration_parameter).await?;
                 let regions = match self.regions {
                     Some(regions) => regions,
                     None => regions_from_env().unwrap_or(held),

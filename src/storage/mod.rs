@@ -12,7 +12,6 @@
 pub mod aws;
 mod backend;
 pub mod local;
-mod local_layout;
 pub mod options;
 
 use std::collections::HashMap;

@@ -1,0 +1,174 @@
+//! A local region's multipart uploads: `uploads/{id}/` holds the upload's manifest
+//! (bucket, key, user metadata) and its parts as they arrive; completing joins the
+//! parts into one temporary file, checks each against its ETag, and commits it as an
+//! object with S3's multipart ETag (`"{md5 of the part digests}-{parts}"`).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use base64::Engine;
+use bytes::Bytes;
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+
+use super::layout::path_of;
+use super::objects::{commit, Sidecar};
+use super::{blocking, io_error, LocalRegion};
+use crate::storage::{CompletedPart, StorageError};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct UploadManifest {
+    bucket: String,
+    key: String,
+    user_metadata: HashMap<String, String>,
+}
+
+fn md5_base64(body: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Md5::digest(body))
+}
+
+/// The folder of an upload; an id that is not ours (hex) names no upload.
+fn upload_dir(local: &LocalRegion, upload_id: &str) -> Result<PathBuf, StorageError> {
+    if upload_id.is_empty() || !upload_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StorageError::NotFound(format!("NoSuchUpload: {upload_id}")));
+    }
+    Ok(local.root.join("uploads").join(upload_id))
+}
+
+pub(super) async fn create(
+    local: &LocalRegion,
+    bucket: &str,
+    key: &str,
+    user_metadata: &HashMap<String, String>,
+) -> Result<String, StorageError> {
+    local.existing_bucket(bucket)?;
+    let upload_id = format!("{:032x}", rand::random::<u128>());
+    let dir = upload_dir(local, &upload_id)?;
+    let manifest = UploadManifest {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        user_metadata: user_metadata.clone(),
+    };
+    let body = serde_json::to_vec(&manifest)
+        .map_err(|e| StorageError::Other(format!("upload manifest: {e}")))?;
+    blocking(move || {
+        std::fs::create_dir_all(&dir).map_err(|e| io_error("creating upload", e))?;
+        std::fs::write(dir.join("manifest.json"), body).map_err(|e| io_error("creating upload", e))
+    })
+    .await?;
+    Ok(upload_id)
+}
+
+pub(super) async fn upload_part(
+    local: &LocalRegion,
+    upload_id: &str,
+    part_number: i32,
+    body: Bytes,
+    content_md5: &str,
+) -> Result<CompletedPart, StorageError> {
+    local.check_up()?;
+    if !(1..=10_000).contains(&part_number) {
+        return Err(StorageError::Invalid(format!("part number {part_number}")));
+    }
+    let dir = upload_dir(local, upload_id)?;
+    let content_md5 = content_md5.to_string();
+    let upload_id = upload_id.to_string();
+    blocking(move || {
+        if !dir.is_dir() {
+            return Err(StorageError::NotFound(format!(
+                "NoSuchUpload: {upload_id:?}"
+            )));
+        }
+        let actual = md5_base64(&body);
+        if actual != content_md5 {
+            return Err(StorageError::BadDigest(format!(
+                "part {part_number}: Content-MD5 {content_md5} but the body's MD5 is {actual}"
+            )));
+        }
+        let etag = format!("\"{}\"", hex::encode(Md5::digest(&body)));
+        std::fs::write(dir.join(format!("part-{part_number:05}")), &body)
+            .map_err(|e| io_error("writing part", e))?;
+        Ok(CompletedPart { part_number, etag })
+    })
+    .await
+}
+
+pub(super) async fn complete(
+    local: &LocalRegion,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    parts: &[CompletedPart],
+    if_none_match: bool,
+) -> Result<(), StorageError> {
+    let bucket_root = local.existing_bucket(bucket)?;
+    let dir = upload_dir(local, upload_id)?;
+    let this = local.clone();
+    let key = key.to_string();
+    let parts = parts.to_vec();
+    blocking(move || {
+        let what = format!("completing {key} in {}", this.region);
+        let manifest: UploadManifest = std::fs::read(dir.join("manifest.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| StorageError::NotFound(format!("{what}: NoSuchUpload")))?;
+        if manifest.key != key {
+            return Err(StorageError::Invalid(format!(
+                "{what}: upload is for {}",
+                manifest.key
+            )));
+        }
+        if if_none_match && path_of(&bucket_root, &key).exists() {
+            return Err(StorageError::PreconditionFailed(format!("{what}: exists")));
+        }
+        let tmp = this.tmp_dir();
+        std::fs::create_dir_all(&tmp).map_err(|e| io_error(&what, e))?;
+        let temporary = tmp.join(format!(".tmp-{:016x}", rand::random::<u64>()));
+        let mut out = std::fs::File::create(&temporary).map_err(|e| io_error(&what, e))?;
+        let mut digests = Vec::new();
+        for (index, part) in parts.iter().enumerate() {
+            if part.part_number != index as i32 + 1 {
+                let _ = std::fs::remove_file(&temporary);
+                return Err(StorageError::Invalid(format!("{what}: parts out of order")));
+            }
+            let body = std::fs::read(dir.join(format!("part-{:05}", part.part_number)))
+                .map_err(|e| io_error(&what, e))?;
+            let digest = Md5::digest(&body);
+            if format!("\"{}\"", hex::encode(digest)) != part.etag {
+                let _ = std::fs::remove_file(&temporary);
+                return Err(StorageError::Invalid(format!(
+                    "{what}: InvalidPart {index}"
+                )));
+            }
+            digests.extend_from_slice(&digest);
+            out.write_all(&body).map_err(|e| io_error(&what, e))?;
+        }
+        out.sync_data().map_err(|e| io_error(&what, e))?;
+        drop(out);
+        let sidecar = Sidecar {
+            etag: format!("\"{}-{}\"", hex::encode(Md5::digest(&digests)), parts.len()),
+            user_metadata: manifest.user_metadata,
+        };
+        commit(
+            &this,
+            &bucket_root,
+            &key,
+            &temporary,
+            &sidecar,
+            if_none_match,
+        )?;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    })
+    .await
+}
+
+pub(super) async fn abort(local: &LocalRegion, upload_id: &str) -> Result<(), StorageError> {
+    let dir = upload_dir(local, upload_id)?;
+    match tokio::fs::remove_dir_all(&dir).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error("aborting upload", e)),
+    }
+}

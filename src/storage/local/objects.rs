@@ -1,0 +1,269 @@
+//! A local region's objects and their sidecars: one file per object under
+//! `buckets/{bucket}/`, named by `layout`, and beside it a sidecar holding the ETag and
+//! user metadata S3 would keep. Heads, ranged reads streamed in chunks, whole-object
+//! writes (Content-MD5 and `If-None-Match: *` honoured), listings and deletes.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use futures::StreamExt;
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+
+use super::layout::{name_of, path_of, sidecar_of};
+use super::{blocking, io_error, place, walk, LocalRegion};
+use crate::storage::{ObjectInfo, ObjectStream, ObjectSummary, PutOptions, StorageError};
+
+const READ_CHUNK: usize = 1 << 20;
+
+/// What S3 keeps about an object besides its bytes.
+#[derive(Debug, Serialize, Deserialize, Default)]
+pub(super) struct Sidecar {
+    pub(super) etag: String,
+    #[serde(default)]
+    pub(super) user_metadata: HashMap<String, String>,
+}
+
+fn read_sidecar(file: &Path) -> Sidecar {
+    std::fs::read(sidecar_of(file))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+fn write_sidecar(local: &LocalRegion, file: &Path, sidecar: &Sidecar) -> io::Result<()> {
+    let body = serde_json::to_vec(sidecar).map_err(io::Error::other)?;
+    let temporary = local.write_temporary(&body)?;
+    place(&temporary, &sidecar_of(file), false)
+}
+
+fn info_of(file: &Path) -> io::Result<ObjectInfo> {
+    let metadata = std::fs::metadata(file)?;
+    if !metadata.is_file() {
+        return Err(io::Error::new(io::ErrorKind::NotFound, "not an object"));
+    }
+    let sidecar = read_sidecar(file);
+    Ok(ObjectInfo {
+        size: metadata.len(),
+        etag: (!sidecar.etag.is_empty()).then_some(sidecar.etag),
+        last_modified: metadata.modified().ok(),
+        user_metadata: sidecar.user_metadata,
+        server_side_encryption: None,
+        customer_key_encrypted: false,
+    })
+}
+
+/// Stores a complete temporary file as `key`, with its sidecar.
+pub(super) fn commit(
+    local: &LocalRegion,
+    bucket_root: &Path,
+    key: &str,
+    temporary: &Path,
+    sidecar: &Sidecar,
+    exclusive: bool,
+) -> Result<(), StorageError> {
+    let dest = path_of(bucket_root, key);
+    let what = format!("storing {key} in {}", local.region);
+    place(temporary, &dest, exclusive).map_err(|e| io_error(&what, e))?;
+    write_sidecar(local, &dest, sidecar).map_err(|e| io_error(&what, e))
+}
+
+pub(super) async fn head(
+    local: &LocalRegion,
+    bucket: &str,
+    key: &str,
+) -> Result<ObjectInfo, StorageError> {
+    local.counters.head_object.fetch_add(1, Ordering::Relaxed);
+    let file = path_of(&local.existing_bucket(bucket)?, key);
+    let what = format!("s3://{bucket}/{key} in {}", local.region);
+    blocking(move || info_of(&file).map_err(|e| io_error(&what, e))).await
+}
+
+pub(super) async fn get(
+    local: &LocalRegion,
+    bucket: &str,
+    key: &str,
+    range: Option<Range<u64>>,
+    if_match: Option<&str>,
+) -> Result<ObjectStream, StorageError> {
+    local.counters.get_object.fetch_add(1, Ordering::Relaxed);
+    let file_path = path_of(&local.existing_bucket(bucket)?, key);
+    let what = format!("s3://{bucket}/{key} in {}", local.region);
+    let if_match = if_match.map(str::to_string);
+    let (info, file, range) = {
+        let what = what.clone();
+        blocking(move || {
+            let info = info_of(&file_path).map_err(|e| io_error(&what, e))?;
+            if let Some(expected) = &if_match {
+                if info.etag.as_deref() != Some(expected.as_str()) {
+                    return Err(StorageError::PreconditionFailed(format!(
+                        "{what}: ETag is {:?}, not {expected}",
+                        info.etag
+                    )));
+                }
+            }
+            let range = match range {
+                None => 0..info.size,
+                Some(r) if r.start >= info.size || r.is_empty() => {
+                    return Err(StorageError::Invalid(format!(
+                        "{what}: range {r:?} outside {} bytes",
+                        info.size
+                    )))
+                }
+                Some(r) => r.start..r.end.min(info.size),
+            };
+            let mut file = std::fs::File::open(&file_path).map_err(|e| io_error(&what, e))?;
+            file.seek(SeekFrom::Start(range.start))
+                .map_err(|e| io_error(&what, e))?;
+            Ok((info, file, range))
+        })
+        .await?
+    };
+    let counters = Arc::clone(&local.counters);
+    let remaining = range.end - range.start;
+    let info = ObjectInfo {
+        size: remaining,
+        ..info
+    };
+    let body = futures::stream::unfold((Some(file), remaining), move |(file, remaining)| {
+        let what = what.clone();
+        let counters = Arc::clone(&counters);
+        async move {
+            let mut file = file?;
+            if remaining == 0 {
+                return None;
+            }
+            let want = remaining.min(READ_CHUNK as u64) as usize;
+            let read = tokio::task::spawn_blocking(move || {
+                let mut chunk = vec![0u8; want];
+                let result = file.read_exact(&mut chunk);
+                (file, chunk, result)
+            })
+            .await;
+            match read {
+                Ok((file, chunk, Ok(()))) => {
+                    counters
+                        .get_object_bytes
+                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    Some((
+                        Ok(Bytes::from(chunk)),
+                        (Some(file), remaining - want as u64),
+                    ))
+                }
+                Ok((_, _, Err(e))) => Some((Err(io_error(&what, e)), (None, 0))),
+                Err(e) => Some((
+                    Err(StorageError::Other(format!(
+                        "{what}: read task failed: {e}"
+                    ))),
+                    (None, 0),
+                )),
+            }
+        }
+    });
+    Ok(ObjectStream {
+        info,
+        body: body.boxed(),
+    })
+}
+
+pub(super) async fn put(
+    local: &LocalRegion,
+    bucket: &str,
+    key: &str,
+    body: Bytes,
+    options: &PutOptions,
+) -> Result<(), StorageError> {
+    local.counters.put_object.fetch_add(1, Ordering::Relaxed);
+    let bucket_root = local.existing_bucket(bucket)?;
+    let this = local.clone();
+    let key = key.to_string();
+    let options = options.clone();
+    blocking(move || {
+        let what = format!("s3://{}/{key} in {}", bucket_root.display(), this.region);
+        let digest = Md5::digest(&body);
+        if let Some(sent) = &options.content_md5 {
+            let actual = base64::engine::general_purpose::STANDARD.encode(digest);
+            if *sent != actual {
+                return Err(StorageError::BadDigest(format!(
+                    "{what}: Content-MD5 {sent} but the body's MD5 is {actual}"
+                )));
+            }
+        }
+        if options.if_none_match && path_of(&bucket_root, &key).exists() {
+            return Err(StorageError::PreconditionFailed(format!("{what} exists")));
+        }
+        let temporary = this
+            .write_temporary(&body)
+            .map_err(|e| io_error(&what, e))?;
+        let sidecar = Sidecar {
+            etag: format!("\"{}\"", hex::encode(digest)),
+            user_metadata: options.user_metadata.clone(),
+        };
+        commit(
+            &this,
+            &bucket_root,
+            &key,
+            &temporary,
+            &sidecar,
+            options.if_none_match,
+        )
+    })
+    .await
+}
+
+pub(super) async fn list(
+    local: &LocalRegion,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<ObjectSummary>, StorageError> {
+    local.counters.list_objects.fetch_add(1, Ordering::Relaxed);
+    let bucket_root = local.existing_bucket(bucket)?;
+    let prefix = prefix.to_string();
+    blocking(move || {
+        let mut files = Vec::new();
+        walk(&bucket_root, &mut files).map_err(|e| io_error("listing objects", e))?;
+        let mut found = Vec::new();
+        for file in files {
+            let Some(key) = name_of(&bucket_root, &file) else {
+                continue;
+            };
+            if !key.starts_with(&prefix) {
+                continue;
+            }
+            // An object may vanish between the walk and its head.
+            if let Ok(info) = info_of(&file) {
+                found.push(ObjectSummary {
+                    key,
+                    size: info.size,
+                    etag: info.etag,
+                    last_modified: info.last_modified,
+                });
+            }
+        }
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(found)
+    })
+    .await
+}
+
+pub(super) async fn delete(
+    local: &LocalRegion,
+    bucket: &str,
+    key: &str,
+) -> Result<(), StorageError> {
+    let file = path_of(&local.existing_bucket(bucket)?, key);
+    for path in [sidecar_of(&file), file] {
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(&format!("deleting {key}"), e)),
+        }
+    }
+    Ok(())
+}
