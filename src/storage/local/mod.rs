@@ -82,6 +82,11 @@ pub struct LocalRegion {
 fn io_error(what: &str, err: io::Error) -> StorageError {
     match err.kind() {
         io::ErrorKind::NotFound => StorageError::NotFound(format!("{what}: {err}")),
+        // A key longer than a file name may be (S3 takes 1,024 bytes) cannot be in the
+        // store: absent, as S3 would say, never a region that is down.
+        io::ErrorKind::InvalidFilename => {
+            StorageError::NotFound(format!("{what}: too long for the local store"))
+        }
         io::ErrorKind::PermissionDenied => StorageError::AccessDenied(format!("{what}: {err}")),
         io::ErrorKind::AlreadyExists => {
             StorageError::PreconditionFailed(format!("{what}: already exists"))

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use startifact::protocol::setup::{LOCAL_BUCKET, LOCAL_BUCKET_NAME_PARAM};
 use startifact::protocol::Configuration;
-use startifact::storage::local::{LocalRegion, LOCAL_BUCKET, LOCAL_BUCKET_NAME_PARAM};
+use startifact::storage::local::LocalRegion;
 use startifact::storage::{Backend, RegionStore, StorageOptions};
 use startifact::Session;
 
