@@ -24,6 +24,7 @@ pub mod caller;
 pub mod disk_cache;
 pub mod error;
 pub mod inode;
+mod metadata_attributes;
 pub mod pinned;
 pub mod process;
 pub mod read;

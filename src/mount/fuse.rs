@@ -12,19 +12,20 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use fuser::{
-    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, FileHandle, FileType, Filesystem, Generation, INodeNo, KernelConfig, LockOwner,
+    OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 
 use tracing::Instrument;
 
 use super::access::Access;
-use crate::fs::{
-    ArtifactFs, Attr, AttrChange, Caller, Entry, FileKind, FsError, FsErrorKind, SetMode,
-    XattrReply,
+use super::translate::{
+    answer_empty, answer_entry, attribute_name, errno, file_attr, file_type, open_flags, utf8,
+    utf8_new,
 };
+use crate::fs::{ArtifactFs, AttrChange, Caller, FsError, FsErrorKind, SetMode, XattrReply};
 
 pub struct FuseAdapter {
     fs: Arc<ArtifactFs>,
@@ -78,31 +79,6 @@ impl FuseAdapter {
     }
 }
 
-fn errno(operation: &str, error: &FsError) -> Errno {
-    if !error.is_routine() {
-        tracing::warn!("{operation}: {error} (errno {})", error.errno());
-    } else {
-        tracing::debug!("{operation}: {error}");
-    }
-    Errno::from_i32(error.errno())
-}
-
-/// Answers a call that makes or finds an entry.
-fn answer_entry(reply: ReplyEntry, operation: &str, result: Result<Entry, FsError>) {
-    match result {
-        Ok(entry) => reply.entry(&entry.ttl, &file_attr(&entry.attr), Generation(0)),
-        Err(e) => reply.error(errno(operation, &e)),
-    }
-}
-
-/// Answers a call that returns nothing but success or an errno.
-fn answer_empty(reply: ReplyEmpty, operation: &str, result: Result<(), FsError>) {
-    match result {
-        Ok(()) => reply.ok(),
-        Err(e) => reply.error(errno(operation, &e)),
-    }
-}
-
 /// The caller of a change, or the reply's errno and return when `Access` refuses it.
 macro_rules! allowed {
     ($adapter:expr, $req:expr, $reply:expr, $operation:expr) => {
@@ -111,85 +87,6 @@ macro_rules! allowed {
             Err(e) => return $reply.error(errno($operation, &e)),
         }
     };
-}
-
-fn file_type(kind: FileKind) -> FileType {
-    match kind {
-        FileKind::Directory => FileType::Directory,
-        FileKind::RegularFile => FileType::RegularFile,
-        FileKind::Symlink => FileType::Symlink,
-    }
-}
-
-fn file_attr(attr: &Attr) -> FileAttr {
-    FileAttr {
-        ino: INodeNo(attr.inode),
-        size: attr.size,
-        blocks: attr.size.div_ceil(512),
-        atime: attr.mtime,
-        mtime: attr.mtime,
-        ctime: attr.mtime,
-        crtime: attr.mtime,
-        kind: file_type(attr.kind),
-        perm: attr.perm,
-        nlink: attr.nlink,
-        uid: attr.uid,
-        gid: attr.gid,
-        rdev: 0,
-        blksize: 128 * 1024,
-        flags: 0,
-    }
-}
-
-/// The longest name a folder of the mount holds (what `statfs` says, as on most Linux
-/// filesystems); FUSE itself passes names of up to 1,024 bytes.
-const NAME_MAX: usize = 255;
-
-/// ENAMETOOLONG before anything else: no region is asked about such a name, and none
-/// is made (a longer file name could not be shown back under the same name).
-fn short_enough(name: &OsStr) -> Result<(), FsError> {
-    if name.len() > NAME_MAX {
-        return Err(FsError::new(
-            FsErrorKind::NameTooLong,
-            format!("a name of {} bytes (at most {NAME_MAX})", name.len()),
-        ));
-    }
-    Ok(())
-}
-
-/// Names the kernel passes are bytes; ours are UTF-8, so others cannot exist.
-fn utf8(name: &OsStr) -> Result<String, FsError> {
-    short_enough(name)?;
-    name.to_str()
-        .map(str::to_string)
-        .ok_or_else(|| FsError::not_found("a name that is not UTF-8"))
-}
-
-/// A new name must be UTF-8 (it becomes an S3 key or a metadata value).
-fn utf8_new(name: &OsStr) -> Result<String, FsError> {
-    short_enough(name)?;
-    name.to_str()
-        .map(str::to_string)
-        .ok_or_else(|| FsError::new(FsErrorKind::Invalid, "names must be UTF-8"))
-}
-
-/// An attribute name to set: UTF-8, else of no namespace we keep.
-fn attribute_name(name: &OsStr) -> Result<String, FsError> {
-    name.to_str().map(str::to_string).ok_or_else(|| {
-        FsError::new(
-            FsErrorKind::Unsupported,
-            "an attribute name that is not UTF-8",
-        )
-    })
-}
-
-/// Immutable versions: the kernel may keep their pages. Staging files change.
-fn open_flags(immutable: bool) -> FopenFlags {
-    if immutable {
-        FopenFlags::FOPEN_KEEP_CACHE
-    } else {
-        FopenFlags::empty()
-    }
 }
 
 impl Filesystem for FuseAdapter {

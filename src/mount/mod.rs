@@ -5,3 +5,4 @@ pub mod access;
 pub mod daemon;
 pub mod fuse;
 pub mod options;
+mod translate;

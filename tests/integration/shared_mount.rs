@@ -16,7 +16,6 @@ use crate::support::world::{run, run_ok, World, WorldOptions};
 
 /// A local user the tests act as.
 pub struct LocalUser {
-    pub name: &'static str,
     pub uid: u32,
     pub gid: u32,
 }
@@ -49,7 +48,6 @@ pub fn local_user(name: &'static str, group: Option<&str>) -> LocalUser {
         run_ok(useradd.arg(name));
     }
     LocalUser {
-        name,
         uid: id("-u").expect("the user exists"),
         gid: id("-g").expect("the user has a group"),
     }
