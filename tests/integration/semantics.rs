@@ -38,6 +38,8 @@ const ERRNOS: &[(&str, &[&str])] = &[
     ("ENOTTY", &["Inappropriate ioctl for device"]),
     ("ENOSPC", &["No space left on device"]),
     ("EROFS", &["Read-only file system"]),
+    ("EACCES", &["Permission denied"]),
+    ("ENAMETOOLONG", &["File name too long"]),
     ("ERANGE", &["Numerical result out of range"]),
     ("ENOTEMPTY", &["Directory not empty"]),
     ("ELOOP", &["Too many levels of symbolic links"]),

@@ -260,11 +260,14 @@ async fn only_the_writer_adds_to_a_file_in_flight() {
     let version = mount.join(&format!("{p}/2.0.0"));
     std::fs::create_dir(&version).unwrap();
     let file = version.join("dist.tar.gz");
+    // The writer holds the file open until the test says it has tried the others.
+    let go_on = world.scratch.path().join("go-on");
     let mut writer = Command::new("bash")
         .arg("-c")
         .arg(format!(
-            "exec 3>{f}; printf 'root ' >&3; sleep 3; printf bytes >&3; exec 3>&-",
-            f = q(&file)
+            "exec 3>{f}; printf 'root ' >&3; until [ -e {g} ]; do sleep 0.05; done; printf bytes >&3; exec 3>&-",
+            f = q(&file),
+            g = q(&go_on)
         ))
         .spawn()
         .unwrap();
@@ -286,6 +289,7 @@ async fn only_the_writer_adds_to_a_file_in_flight() {
         "appending as another user",
         as_user(&guest, &format!("printf evil >> {}", q(&file))),
     );
+    std::fs::write(&go_on, b"").unwrap();
     assert!(writer.wait().unwrap().success());
     let downloaded = run_ok(world.cli().args([p.as_str(), "2.0.0", "--download", "-"]));
     assert_eq!(downloaded, "root bytes");
