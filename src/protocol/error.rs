@@ -87,6 +87,16 @@ pub enum Error {
         actual: String,
     },
 
+    /// The bytes about to be staged are not those that were written (hashed as they
+    /// were written): something changed the file behind the writer's back.
+    #[error("{path}: {what} changed since it was written (MD5 taken while writing {expected}, now {actual}); not staged")]
+    Changed {
+        path: String,
+        what: String,
+        expected: String,
+        actual: String,
+    },
+
     #[error("{what}: {source}")]
     Io {
         what: String,

@@ -35,4 +35,5 @@ mod protocol;
 mod semantics;
 mod shared_mount;
 mod staging;
+mod tampered_spool;
 mod wire;

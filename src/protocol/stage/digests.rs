@@ -190,6 +190,19 @@ fn read_and_hash(
         .metadata()
         .map_err(|e| Error::io(what.clone(), e))?
         .len();
+    let changed = |what: &str, expected: String, actual: String| Error::Changed {
+        path: path.display().to_string(),
+        what: what.to_string(),
+        expected,
+        actual,
+    };
+    if let Some(known) = known.filter(|known| known.size != size) {
+        return Err(changed(
+            "its size",
+            format!("{} bytes", known.size),
+            format!("{size} bytes"),
+        ));
+    }
     let multipart = size > options.multipart_threshold;
     let part_size = part_size_for(size, options.part_size);
     if multipart {
@@ -249,7 +262,14 @@ fn read_and_hash(
             )),
         ));
     }
-    let digest = whole_hasher.finalize();
+    let digest: [u8; 16] = whole_hasher.finalize().into();
+    if let Some(known) = known.filter(|known| known.md5 != digest) {
+        return Err(changed(
+            "the file",
+            hex::encode(known.md5),
+            hex::encode(digest),
+        ));
+    }
     Ok(Prepared {
         path: path.to_path_buf(),
         size,

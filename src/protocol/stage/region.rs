@@ -223,7 +223,7 @@ impl RegionPlan<'_> {
             .collect();
         let mut parts: Vec<CompletedPart> = stream::iter(parts)
             .map(|(number, offset, length, md5)| async move {
-                let body = read_part(path, offset, length).await?;
+                let body = read_part(path, offset, length, &md5).await?;
                 store
                     .upload_part(bucket, self.key, upload_id, number, body, &md5)
                     .await
@@ -335,8 +335,16 @@ impl RegionPlan<'_> {
     }
 }
 
-async fn read_part(path: &Path, offset: u64, length: u64) -> Result<Bytes, StorageError> {
-    let path = path.to_path_buf();
+/// Reads one part to upload, and checks it against the Content-MD5 it was planned with
+/// (taken while the file was written, or when it was hashed): a file changed behind the
+/// stager's back fails the part, whatever the server checks.
+async fn read_part(
+    path: &Path,
+    offset: u64,
+    length: u64,
+    md5: &str,
+) -> Result<Bytes, StorageError> {
+    let (path, md5) = (path.to_path_buf(), md5.to_string());
     tokio::task::spawn_blocking(move || {
         use std::os::unix::fs::FileExt;
         let file = std::fs::File::open(&path)
@@ -344,6 +352,13 @@ async fn read_part(path: &Path, offset: u64, length: u64) -> Result<Bytes, Stora
         let mut body = vec![0u8; length as usize];
         file.read_exact_at(&mut body, offset)
             .map_err(|e| StorageError::Other(format!("reading {}: {e}", path.display())))?;
+        let read = base64_of(&Md5::digest(&body));
+        if read != md5 {
+            return Err(StorageError::Other(format!(
+                "{}: the part at {offset} changed since it was hashed (Content-MD5 {md5}, now {read}); not staged",
+                path.display()
+            )));
+        }
         Ok(Bytes::from(body))
     })
     .await
