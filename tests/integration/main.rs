@@ -29,6 +29,7 @@ mod support;
 mod cli;
 mod interop;
 mod mount;
+mod private_disk;
 mod protocol;
 mod staging;
 mod wire;
