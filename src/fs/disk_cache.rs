@@ -7,13 +7,22 @@
 //! renamed `{entry}.data` and a record `{entry}.json` beside it keeps what the mount
 //! pinned (size, ETag, metadata...), so a cached version stays readable when every region
 //! is down, across restarts too. Entries are evicted least recently used beyond the size
-//! limit; an artifact larger than the limit is not cached. A record whose file fails its
-//! check (once per daemon run, before first use) is dropped and fetched again.
+//! limit; an artifact larger than the limit is not cached.
+//!
+//! What is on disk is never trusted on its own word. The folder is private
+//! (`PrivateDir`: `0700`, files `0600`, nothing opened through a link), and before a
+//! cached copy is first used in a daemon's life its bytes are checked against the
+//! version the mount pinned from the regions: its size, and its MD5 (`startifact-md5`
+//! or a plain ETag) or else its multipart ETag. A copy that fails, or that the store
+//! gives nothing to check against, is dropped and fetched again, never served. Only
+//! when no region answers does the pinned version itself come from the record (that is
+//! what lets a cached version outlive the regions); the folder being private is then
+//! what keeps the record honest.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -26,8 +35,10 @@ use tokio::sync::watch;
 
 use crate::protocol::Session;
 
+use super::cache_check::matches_store;
 use super::error::{FsError, FsResult};
 use super::pinned::PinnedVersion;
+use super::private_dir::{Access, PrivateDir};
 
 /// What `{entry}.json` records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +75,11 @@ impl Record {
             metadata: pinned.metadata.clone(),
             file_name: pinned.file_name.clone(),
         }
+    }
+
+    /// Whether the record is of the object the mount pinned.
+    fn describes(&self, pinned: &PinnedVersion) -> bool {
+        self.key == pinned.key && self.etag == pinned.etag && self.size == pinned.size
     }
 
     fn pinned(&self) -> Option<PinnedVersion> {
@@ -134,7 +150,7 @@ struct Entries {
 }
 
 pub struct DiskCache {
-    dir: PathBuf,
+    dir: Arc<PrivateDir>,
     capacity: u64,
     entries: Mutex<Entries>,
 }
@@ -148,29 +164,29 @@ fn entry_name(key: &str, etag: Option<&str>) -> String {
 }
 
 impl DiskCache {
-    /// Opens (creating) the cache folder and reads the records already there.
+    /// Opens (creating) the cache folder, refusing one that is not private (see
+    /// `PrivateDir`), and reads the records already there (tightening them to `0600`).
     pub fn open(dir: &Path, capacity: u64) -> std::io::Result<DiskCache> {
-        std::fs::create_dir_all(dir)?;
+        let dir = PrivateDir::open(dir)?;
         let mut found: Vec<(SystemTime, String, Record)> = Vec::new();
-        for entry in std::fs::read_dir(dir)? {
-            let path = entry?.path();
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("")
-                .to_string();
-            if let Some(stem) = name.strip_suffix(".part") {
-                let _ = std::fs::remove_file(dir.join(format!("{stem}.part")));
+        for entry in dir.entries()? {
+            let Some(name) = entry.name.to_str() else {
+                continue;
+            };
+            // Fetches the daemon did not finish, and records it did not finish writing.
+            if name.ends_with(".part") || name.ends_with(".new") {
+                let _ = dir.remove_file(name);
                 continue;
             }
             let Some(stem) = name.strip_suffix(".json") else {
                 continue;
             };
-            let record: Option<Record> = std::fs::read(&path)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            let data = dir.join(format!("{stem}.data"));
-            match (record, std::fs::metadata(&data)) {
+            let data = format!("{stem}.data");
+            let record = read_record(&dir, name);
+            let size = dir
+                .open_file(&data, Access::Read)
+                .and_then(|file| file.metadata());
+            match (record, size) {
                 (Some(record), Ok(meta)) if meta.len() == record.size => {
                     found.push((
                         meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
@@ -179,8 +195,8 @@ impl DiskCache {
                     ));
                 }
                 _ => {
-                    let _ = std::fs::remove_file(&path);
-                    let _ = std::fs::remove_file(&data);
+                    let _ = dir.remove_file(name);
+                    let _ = dir.remove_file(&data);
                 }
             }
         }
@@ -196,7 +212,7 @@ impl DiskCache {
             entries.records.insert(name, record);
         }
         Ok(DiskCache {
-            dir: dir.to_path_buf(),
+            dir: Arc::new(dir),
             capacity,
             entries: Mutex::new(entries),
         })
@@ -226,35 +242,30 @@ impl DiskCache {
         self.lock().records.values().any(|r| r.project == project)
     }
 
-    /// The cached file of a pinned version, fetching it first when it is not cached.
+    /// The cached file of a pinned version, fetching it first when it is not cached
+    /// or when the cached copy fails its check.
     pub async fn open_file(
         self: &Arc<Self>,
         pinned: &Arc<PinnedVersion>,
         session: &Session,
     ) -> FsResult<Arc<CachedFile>> {
         let name = entry_name(&pinned.key, pinned.etag.as_deref());
-        let data = self.dir.join(format!("{name}.data"));
-        let (complete, needs_check) = {
+        let found = {
             let mut entries = self.lock();
             if let Some(arriving) = entries.arriving.get(&name) {
                 return Ok(Arc::clone(arriving));
             }
-            let complete = entries.lru.get(&name).is_some();
-            (complete, complete && !entries.verified.contains(&name))
+            entries.lru.get(&name).is_some().then(|| {
+                (
+                    entries.records.get(&name).cloned(),
+                    entries.verified.contains(&name),
+                )
+            })
         };
-        if complete {
-            let ok = !needs_check || {
-                let record = self.lock().records.get(&name).cloned();
-                let path = data.clone();
-                tokio::task::spawn_blocking(move || {
-                    record.is_some_and(|r| check(&path, r.size, r.md5.as_deref()))
-                })
-                .await
-                .unwrap_or(false)
-            };
-            if ok {
-                if let Ok(file) = std::fs::File::open(&data) {
-                    self.lock().verified.insert(name.clone());
+        if let Some((record, verified)) = found {
+            match self.open_complete(&name, pinned, record, verified).await {
+                Ok(file) => {
+                    self.lock().verified.insert(name);
                     let (_, progress) = watch::channel(Progress::Done);
                     return Ok(Arc::new(CachedFile {
                         file,
@@ -262,11 +273,44 @@ impl DiskCache {
                         progress,
                     }));
                 }
+                Err(reason) => {
+                    tracing::warn!(key = %pinned.key, "the cached copy failed its check ({reason}): fetching it again");
+                    self.forget(&name);
+                }
             }
-            tracing::warn!(key = %pinned.key, "the cached copy failed its check: fetching it again");
-            self.forget(&name);
         }
         self.start_fetch(name, pinned, session)
+    }
+
+    /// Opens a complete entry, checked against what the mount pinned unless it was
+    /// already in this daemon's life. The bytes checked are those of the descriptor
+    /// then served.
+    async fn open_complete(
+        &self,
+        name: &str,
+        pinned: &Arc<PinnedVersion>,
+        record: Option<Record>,
+        verified: bool,
+    ) -> Result<std::fs::File, String> {
+        match record {
+            Some(record) if record.describes(pinned) => {}
+            Some(_) => return Err("its record is of another object".into()),
+            None => return Err("it has no record".into()),
+        }
+        let dir = Arc::clone(&self.dir);
+        let data = format!("{name}.data");
+        let pinned = Arc::clone(pinned);
+        tokio::task::spawn_blocking(move || {
+            let file = dir
+                .open_file(&data, Access::Read)
+                .map_err(|e| e.to_string())?;
+            if !verified {
+                matches_store(&file, &pinned)?;
+            }
+            Ok(file)
+        })
+        .await
+        .map_err(|e| format!("the check stopped: {e}"))?
     }
 
     fn forget(&self, name: &str) {
@@ -275,7 +319,7 @@ impl DiskCache {
         entries.records.remove(name);
         entries.verified.remove(name);
         for suffix in ["data", "json"] {
-            let _ = std::fs::remove_file(self.dir.join(format!("{name}.{suffix}")));
+            let _ = self.dir.remove_file(format!("{name}.{suffix}"));
         }
     }
 
@@ -285,22 +329,33 @@ impl DiskCache {
         pinned: &Arc<PinnedVersion>,
         session: &Session,
     ) -> FsResult<Arc<CachedFile>> {
-        let part = self.dir.join(format!("{name}.part"));
-        let writer = std::fs::File::create(&part)
-            .map_err(|e| FsError::unavailable(format!("creating {}: {e}", part.display())))?;
-        let reader = std::fs::File::open(&part)
-            .map_err(|e| FsError::unavailable(format!("opening {}: {e}", part.display())))?;
+        let part = format!("{name}.part");
+        let mut entries = self.lock();
+        // Another open may have started the same fetch since this one looked.
+        if let Some(arriving) = entries.arriving.get(&name) {
+            return Ok(Arc::clone(arriving));
+        }
+        let unavailable = |what: &str, e: std::io::Error| {
+            FsError::unavailable(format!(
+                "{what} {}: {e}",
+                self.dir.path().join(&part).display()
+            ))
+        };
+        let writer = self
+            .dir
+            .create_new(&part)
+            .map_err(|e| unavailable("creating", e))?;
+        let reader = writer.try_clone().map_err(|e| unavailable("opening", e))?;
         let (sender, progress) = watch::channel(Progress::Bytes(0));
         let cached = Arc::new(CachedFile {
             file: reader,
             size: pinned.size,
             progress,
         });
-        self.lock()
-            .arriving
-            .insert(name.clone(), Arc::clone(&cached));
+        entries.arriving.insert(name.clone(), Arc::clone(&cached));
+        drop(entries);
         let fetch = Fetch {
-            dir: self.dir.clone(),
+            dir: Arc::clone(&self.dir),
             name,
             pinned: Arc::clone(pinned),
             session: session.clone(),
@@ -314,7 +369,7 @@ impl DiskCache {
                 }
                 Err(reason) => {
                     tracing::warn!(key = %fetch.pinned.key, "fetching into the cache failed: {reason}");
-                    let _ = std::fs::remove_file(fetch.dir.join(format!("{}.part", fetch.name)));
+                    let _ = fetch.dir.remove_file(format!("{}.part", fetch.name));
                     cache.abandon(&fetch.pinned);
                     let _ = sender.send(Progress::Failed(reason));
                 }
@@ -328,7 +383,7 @@ impl DiskCache {
         let name = entry_name(&pinned.key, pinned.etag.as_deref());
         let mut entries = self.lock();
         entries.arriving.remove(&name);
-        if !self.dir.join(format!("{name}.data")).exists() {
+        if !matches!(self.dir.file_size(format!("{name}.data")), Ok(Some(_))) {
             return;
         }
         entries.lru.put(name.clone(), pinned.size);
@@ -342,7 +397,7 @@ impl DiskCache {
             entries.records.remove(&old);
             entries.verified.remove(&old);
             for suffix in ["data", "json"] {
-                let _ = std::fs::remove_file(self.dir.join(format!("{old}.{suffix}")));
+                let _ = self.dir.remove_file(format!("{old}.{suffix}"));
             }
             tracing::debug!("evicted {old} ({size} bytes) from the cache");
             total -= size;
@@ -361,30 +416,18 @@ impl DiskCache {
     }
 }
 
-/// Checks a cached file against its size and, when known, its MD5.
-fn check(path: &Path, size: u64, md5: Option<&str>) -> bool {
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return false;
-    };
-    let mut hasher = Md5::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        match file.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => {
-                hasher.update(&buffer[..n]);
-                total += n as u64;
-            }
-            Err(_) => return false,
-        }
-    }
-    total == size && md5.is_none_or(|expected| hex::encode(hasher.finalize()) == expected)
+fn read_record(dir: &PrivateDir, name: &str) -> Option<Record> {
+    let mut bytes = Vec::new();
+    dir.open_file(name, Access::Read)
+        .ok()?
+        .read_to_end(&mut bytes)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// One whole-artifact fetch into `{name}.part`.
 struct Fetch {
-    dir: PathBuf,
+    dir: Arc<PrivateDir>,
     name: String,
     pinned: Arc<PinnedVersion>,
     session: Session,
@@ -460,13 +503,14 @@ impl Fetch {
             .sync_all()
             .map_err(|e| format!("writing the cache: {e}"))?;
         let record = serde_json::to_vec(&Record::of(pinned)).map_err(|e| e.to_string())?;
-        let json = self.dir.join(format!("{}.json", self.name));
-        std::fs::write(&json, record).map_err(|e| format!("writing {}: {e}", json.display()))?;
-        std::fs::rename(
-            self.dir.join(format!("{}.part", self.name)),
-            self.dir.join(format!("{}.data", self.name)),
-        )
-        .map_err(|e| format!("filing the cache entry: {e}"))?;
+        let json = format!("{}.json", self.name);
+        self.dir
+            .replace(&json, &record)
+            .map_err(|e| format!("writing {}: {e}", self.dir.path().join(&json).display()))?;
+        self.dir
+            .rename(format!("{}.part", self.name), format!("{}.data", self.name))
+            .and_then(|()| self.dir.sync())
+            .map_err(|e| format!("filing the cache entry: {e}"))?;
         Ok(())
     }
 }

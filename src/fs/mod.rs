@@ -20,12 +20,15 @@
 //! (and the kernel is told the same TTL), so they may be that much out of date.
 
 pub mod attr;
+mod cache_check;
 pub mod caller;
 pub mod disk_cache;
 pub mod error;
+mod folder_checks;
 pub mod inode;
 mod metadata_attributes;
 pub mod pinned;
+pub mod private_dir;
 pub mod process;
 pub mod read;
 pub mod spool;

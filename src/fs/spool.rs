@@ -11,19 +11,25 @@
 //!       data                     the file's bytes
 //! ```
 //!
+//! The folder is private (`PrivateDir`): `0700` folders and `0600` files of the daemon's
+//! user, every name opened relative to it and never through a link, so that nobody
+//! else can read the bytes or make the daemon write elsewhere.
+//!
 //! State files are replaced atomically (write, fsync, rename). The bytes of `data` are
 //! durable once the writer called `fsync`, or once the stage that publishes them is done.
 //! Sizes are counted against a limit: writing past it answers ENOSPC.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use super::error::{FsError, FsErrorKind, FsResult};
+use super::private_dir::{Access, PrivateDir};
 
 /// The default size limit of the spool.
 pub const DEFAULT_STAGING_SIZE: u64 = 10 << 30;
@@ -127,52 +133,69 @@ fn io_error(what: impl std::fmt::Display, e: std::io::Error) -> FsError {
 }
 
 pub struct Spool {
-    root: PathBuf,
+    root: PrivateDir,
     limit: u64,
     used: AtomicU64,
+    /// Held while a state file is replaced: its temporary `{name}.new` is created
+    /// exclusively, so two replacements must not overlap.
+    replacing: Mutex<()>,
 }
 
 impl Spool {
-    /// Opens (creating) the spool folder and reads what it holds.
+    /// Opens (creating) the spool folder, refusing one that is not private (see
+    /// `PrivateDir`), and reads what it holds; its folders and files are tightened to
+    /// `0700` and `0600` on the way.
     pub fn open(
         root: &Path,
         limit: u64,
     ) -> std::io::Result<(Spool, Vec<SpooledVersion>, Vec<String>)> {
-        std::fs::create_dir_all(root)?;
+        let root = PrivateDir::open(root)?;
         let mut versions = Vec::new();
         let mut projects = Vec::new();
-        for project in std::fs::read_dir(root)? {
-            let project = project?;
-            if !project.file_type()?.is_dir() {
-                continue;
-            }
-            let Some(project_name) = project.file_name().to_str().map(str::to_string) else {
+        for project in root.entries()? {
+            let Some(project_name) = project.name.to_str().map(str::to_string) else {
                 continue;
             };
+            if !project.is_folder {
+                continue;
+            }
+            let project_dir = match root.folder(&project_name, false) {
+                Ok(dir) => dir,
+                Err(e) => {
+                    tracing::warn!(
+                        "ignoring {}: {e}",
+                        root.path().join(&project_name).display()
+                    );
+                    continue;
+                }
+            };
             projects.push(project_name.clone());
-            for version in std::fs::read_dir(project.path())? {
-                let version = version?;
-                let Some(version_name) = version.file_name().to_str().map(str::to_string) else {
+            for version in project_dir.entries()? {
+                let Some(version_name) = version.name.to_str().map(str::to_string) else {
                     continue;
                 };
-                let state_path = version.path().join(STATE_FILE);
-                let state: VersionState = match std::fs::read(&state_path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
-                {
-                    Ok(state) => state,
+                let place = project_dir.path().join(&version_name);
+                let found = project_dir
+                    .folder(&version_name, false)
+                    .and_then(|dir| read_version(&dir).map(|found| (dir, found)));
+                let (version_dir, state) = match found {
+                    Ok(found) => found,
                     Err(e) => {
                         tracing::warn!(
-                            "ignoring the staging folder {}: {}: {e}",
-                            version.path().display(),
-                            state_path.display()
+                            "ignoring the staging folder {}: {STATE_FILE}: {e}",
+                            place.display()
                         );
                         continue;
                     }
                 };
-                let size = std::fs::metadata(version.path().join(DATA_FILE))
-                    .map(|m| m.len())
-                    .unwrap_or(0);
+                let size = match version_dir.open_file(DATA_FILE, Access::Read) {
+                    Ok(file) => file.metadata()?.len(),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+                    Err(e) => {
+                        tracing::warn!("ignoring {}/{DATA_FILE}: {e}", place.display());
+                        0
+                    }
+                };
                 versions.push(SpooledVersion {
                     project: project_name.clone(),
                     version: version_name,
@@ -183,15 +206,16 @@ impl Spool {
         }
         let used = versions.iter().map(|v| v.size).sum();
         let spool = Spool {
-            root: root.to_path_buf(),
+            root,
             limit,
             used: AtomicU64::new(used),
+            replacing: Mutex::new(()),
         };
         Ok((spool, versions, projects))
     }
 
     pub fn root(&self) -> &Path {
-        &self.root
+        self.root.path()
     }
 
     pub fn used(&self) -> u64 {
@@ -202,26 +226,34 @@ impl Spool {
         self.limit
     }
 
-    fn version_dir(&self, project: &str, version: &str) -> PathBuf {
-        self.root.join(project).join(version)
+    fn version_path(&self, project: &str, version: &str) -> PathBuf {
+        self.root().join(project).join(version)
     }
 
+    /// Where the data file is, for what reads it by its path (the stage). The spool
+    /// folder is private, so nothing between it and the file can be swapped by another
+    /// user.
     pub fn data_path(&self, project: &str, version: &str) -> PathBuf {
-        self.version_dir(project, version).join(DATA_FILE)
+        self.version_path(project, version).join(DATA_FILE)
+    }
+
+    fn version_dir(&self, project: &str, version: &str) -> std::io::Result<PrivateDir> {
+        self.root.folder(project, false)?.folder(version, false)
     }
 
     pub fn create_project(&self, project: &str) -> FsResult<()> {
-        let dir = self.root.join(project);
-        std::fs::create_dir_all(&dir).map_err(|e| io_error(dir.display(), e))
+        self.root
+            .folder(project, true)
+            .map(drop)
+            .map_err(|e| io_error(self.root().join(project).display(), e))
     }
 
     /// Removes a project's folder once it holds no staging version.
     pub fn remove_project(&self, project: &str) -> FsResult<()> {
-        let dir = self.root.join(project);
-        match std::fs::remove_dir(&dir) {
+        match self.root.remove_folder(project) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_error(dir.display(), e)),
+            Err(e) => Err(io_error(self.root().join(project).display(), e)),
         }
     }
 
@@ -231,60 +263,68 @@ impl Spool {
         version: &str,
         state: &VersionState,
     ) -> FsResult<()> {
-        let dir = self.version_dir(project, version);
-        std::fs::create_dir_all(&dir).map_err(|e| io_error(dir.display(), e))?;
+        self.root
+            .folder(project, true)
+            .and_then(|dir| dir.folder(version, true))
+            .map_err(|e| io_error(self.version_path(project, version).display(), e))?;
         self.save(project, version, state)
     }
 
     /// Replaces `state.json` atomically and durably.
     pub fn save(&self, project: &str, version: &str, state: &VersionState) -> FsResult<()> {
-        let dir = self.version_dir(project, version);
-        let path = dir.join(STATE_FILE);
-        let temporary = dir.join(format!("{STATE_FILE}.new"));
+        let path = self.version_path(project, version).join(STATE_FILE);
         let bytes = serde_json::to_vec_pretty(state)
             .map_err(|e| FsError::unavailable(format!("encoding {}: {e}", path.display())))?;
-        let write = || -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&temporary)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&temporary, &path)?;
-            std::fs::File::open(&dir)?.sync_all()
-        };
-        write().map_err(|e| io_error(path.display(), e))
+        let _one_at_a_time = super::lock(&self.replacing);
+        self.version_dir(project, version)
+            .and_then(|dir| dir.replace(STATE_FILE, &bytes))
+            .map_err(|e| io_error(path.display(), e))
     }
 
     /// Drops a staging version and its bytes.
     pub fn remove_version(&self, project: &str, version: &str) -> FsResult<()> {
-        let dir = self.version_dir(project, version);
-        let size = std::fs::metadata(dir.join(DATA_FILE))
-            .map(|m| m.len())
+        let project_dir = match self.root.folder(project, false) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_error(self.root().join(project).display(), e)),
+        };
+        let size = self
+            .version_dir(project, version)
+            .and_then(|dir| dir.file_size(DATA_FILE))
+            .ok()
+            .flatten()
             .unwrap_or(0);
-        match std::fs::remove_dir_all(&dir) {
+        match project_dir.remove_all(version) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_error(dir.display(), e)),
+            Err(e) => return Err(io_error(self.version_path(project, version).display(), e)),
         }
         self.release(size);
         Ok(())
     }
 
-    /// Opens the data file, creating it empty when asked.
+    /// Opens the data file, creating it empty (`0600`) when asked; never through a link.
     pub fn open_data(&self, project: &str, version: &str, create: bool) -> FsResult<std::fs::File> {
-        let path = self.data_path(project, version);
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(create)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| io_error(path.display(), e))
+        let access = if create {
+            Access::ReadWriteCreate
+        } else {
+            Access::ReadWrite
+        };
+        self.version_dir(project, version)
+            .and_then(|dir| dir.open_file(DATA_FILE, access))
+            .map_err(|e| io_error(self.data_path(project, version).display(), e))
     }
 
     /// Drops the data file (its bytes no longer count).
     pub fn remove_data(&self, project: &str, version: &str) -> FsResult<()> {
         let path = self.data_path(project, version);
-        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        match std::fs::remove_file(&path) {
+        let dir = match self.version_dir(project, version) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_error(path.display(), e)),
+        };
+        let size = dir.file_size(DATA_FILE).ok().flatten().unwrap_or(0);
+        match dir.remove_file(DATA_FILE) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_error(path.display(), e)),
@@ -303,7 +343,7 @@ impl Spool {
                     FsErrorKind::NoSpace,
                     format!(
                         "the staging folder {} is full: {current} of {} bytes used (--staging-size)",
-                        self.root.display(),
+                        self.root().display(),
                         self.limit
                     ),
                 ));
@@ -328,8 +368,6 @@ impl Spool {
 
     /// Rewrites `status.json`; a failure is logged, not fatal.
     pub fn write_status(&self, entries: &[StatusEntry]) {
-        let path = self.root.join(STATUS_FILE);
-        let temporary = self.root.join(format!("{STATUS_FILE}.new"));
         let document = serde_json::json!({
             "used_bytes": self.used(),
             "limit_bytes": self.limit,
@@ -337,12 +375,25 @@ impl Spool {
         });
         let result = serde_json::to_vec_pretty(&document)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&temporary, bytes))
-            .and_then(|()| std::fs::rename(&temporary, &path));
+            .and_then(|bytes| {
+                let _one_at_a_time = super::lock(&self.replacing);
+                self.root.replace(STATUS_FILE, &bytes)
+            });
         if let Err(e) = result {
-            tracing::warn!("cannot write {}: {e}", path.display());
+            tracing::warn!(
+                "cannot write {}: {e}",
+                self.root().join(STATUS_FILE).display()
+            );
         }
     }
+}
+
+/// Reads a version's `state.json` (tightened to `0600` on the way).
+fn read_version(dir: &PrivateDir) -> std::io::Result<VersionState> {
+    let mut bytes = Vec::new();
+    dir.open_file(STATE_FILE, Access::Read)?
+        .read_to_end(&mut bytes)?;
+    serde_json::from_slice(&bytes).map_err(std::io::Error::other)
 }
 
 #[cfg(test)]
@@ -382,5 +433,25 @@ mod tests {
         assert_eq!(spool.used(), 60);
         spool.remove_version("P", "1.0.0").unwrap();
         assert_eq!(spool.used(), 0);
+    }
+
+    #[test]
+    fn links_in_the_spool_are_never_followed() {
+        let scratch = tempfile::tempdir().unwrap();
+        let target = scratch.path().join("target");
+        std::fs::write(&target, b"precious").unwrap();
+        let root = scratch.path().join("spool");
+        let (spool, _, _) = Spool::open(&root, 100).unwrap();
+        spool
+            .create_version("P", "1.0.0", &VersionState::default())
+            .unwrap();
+        for link in ["status.json.new", "P/1.0.0/state.json.new", "P/1.0.0/data"] {
+            std::os::unix::fs::symlink(&target, root.join(link)).unwrap();
+        }
+        spool.save("P", "1.0.0", &VersionState::default()).unwrap();
+        spool.write_status(&[]);
+        assert!(spool.open_data("P", "1.0.0", true).is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+        assert!(std::fs::read(root.join("status.json")).is_ok());
     }
 }

@@ -2,7 +2,8 @@
 //! one), fork into the background before any thread, the tokio runtime or the SDK
 //! clients exist, mount, tell the waiting parent once the mount answers (or why it
 //! failed), and unmount cleanly on SIGINT/SIGTERM (detaching only when the mount stays
-//! busy).
+//! busy). The folders it keeps files in, and its log, are checked at start: see
+//! `crate::fs::private_dir`.
 
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::arguments::parse_arguments;
+use crate::fs::private_dir::{open_append_only, PrivateDir};
 use crate::fs::{ArtifactFs, DiskCache, FsOptions, Staging};
 use crate::protocol::regions::parse_regions;
 use crate::protocol::{SessionBuilder, StageOptions};
@@ -53,6 +55,15 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Before anything else: a daemon with nowhere safe to keep its spool says so.
+    let staging_dir = match (!config.read_only).then(|| config.staging_dir()) {
+        None => None,
+        Some(Ok(dir)) => Some(dir),
+        Some(Err(message)) => {
+            eprintln!("startifact-fs: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mountpoint = match prepare_mountpoint(&config.mountpoint) {
         Ok(path) => path,
         Err(message) => {
@@ -71,7 +82,7 @@ pub fn main() -> ExitCode {
             }
         }
     };
-    serve(config, mountpoint, readiness)
+    serve(config, staging_dir, mountpoint, readiness)
 }
 
 fn errno_of(e: &std::io::Error) -> i32 {
@@ -175,10 +186,8 @@ fn init_logging(config: &MountConfig) -> Result<(), String> {
         .with_target(false);
     match &config.log_file {
         Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
+            // Never through a link, 0600: the log tells what the daemon does and where.
+            let file = open_append_only(path)
                 .map_err(|e| format!("cannot open the log {}: {e}", path.display()))?;
             builder
                 .with_ansi(false)
@@ -190,8 +199,13 @@ fn init_logging(config: &MountConfig) -> Result<(), String> {
     Ok(())
 }
 
-fn serve(config: MountConfig, mountpoint: PathBuf, mut readiness: Readiness) -> ExitCode {
-    match run(&config, &mountpoint, &mut readiness) {
+fn serve(
+    config: MountConfig,
+    staging_dir: Option<PathBuf>,
+    mountpoint: PathBuf,
+    mut readiness: Readiness,
+) -> ExitCode {
+    match run(&config, staging_dir, &mountpoint, &mut readiness) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");
@@ -204,8 +218,33 @@ fn serve(config: MountConfig, mountpoint: PathBuf, mut readiness: Readiness) -> 
     }
 }
 
-fn run(config: &MountConfig, mountpoint: &Path, readiness: &mut Readiness) -> Result<(), String> {
+/// Refuses a folder others could plant links in or move away (and tightens ours).
+fn check_private_folder(what: &str, dir: &Path) -> Result<(), String> {
+    PrivateDir::open(dir)
+        .map(drop)
+        .map_err(|e| format!("refusing the {what} folder: {e}"))
+}
+
+fn run(
+    config: &MountConfig,
+    staging_dir: Option<PathBuf>,
+    mountpoint: &Path,
+    readiness: &mut Readiness,
+) -> Result<(), String> {
     init_logging(config)?;
+    // Before any region is asked anything.
+    if let Some(dir) = &staging_dir {
+        if config.staging_dir.is_none() {
+            // The default's base folder holds only ours: it need not be readable either.
+            if let Some(base) = dir.parent() {
+                check_private_folder("staging", base)?;
+            }
+        }
+        check_private_folder("staging", dir)?;
+    }
+    if let Some(dir) = &config.cache_dir {
+        check_private_folder("cache", dir)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("startifact-io")
@@ -240,8 +279,7 @@ fn run(config: &MountConfig, mountpoint: &Path, readiness: &mut Readiness) -> Re
         ..FsOptions::default()
     };
     let mut fs = ArtifactFs::new(session, fs_options);
-    if !config.read_only {
-        let dir = config.staging_dir();
+    if let Some(dir) = staging_dir {
         let stage_options = StageOptions {
             part_size: config.part_size,
             ..StageOptions::default()

@@ -216,19 +216,18 @@ fn parse_id(key: &str, text: &str) -> Result<u32, String> {
 
 impl MountConfig {
     /// Where staging folders are kept: the option, else a folder per source (two
-    /// mounts of one source share it; mounts of different sources never mix).
-    pub fn staging_dir(&self) -> PathBuf {
+    /// mounts of one source share it; mounts of different sources never mix). A daemon
+    /// that is not root and has no state folder of its own is told so: it never falls
+    /// back to a folder others can write to.
+    pub fn staging_dir(&self) -> Result<PathBuf, String> {
         if let Some(dir) = &self.staging_dir {
-            return dir.clone();
+            return Ok(dir.clone());
         }
-        let base = if unsafe { libc::geteuid() } == 0 {
-            PathBuf::from("/var/lib/startifact-fs/staging")
-        } else if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
-            PathBuf::from(state).join("startifact-fs/staging")
-        } else {
-            let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
-            PathBuf::from(home).join(".local/state/startifact-fs/staging")
-        };
+        let base = default_staging_base(
+            unsafe { libc::geteuid() },
+            std::env::var_os("XDG_STATE_HOME").as_deref(),
+            std::env::var_os("HOME").as_deref(),
+        )?;
         let tag = match &self.source {
             Source::Aws => "aws".to_string(),
             Source::Local(dir) => {
@@ -238,7 +237,33 @@ impl MountConfig {
                 format!("local-{}", &hex::encode(digest)[..12])
             }
         };
-        base.join(tag)
+        Ok(base.join(tag))
+    }
+}
+
+/// The folder that holds the default staging folders: `/var/lib/startifact-fs/staging`
+/// for root, else under `$XDG_STATE_HOME` or `~/.local/state` (absolute paths only, as
+/// the XDG specification asks).
+pub fn default_staging_base(
+    euid: u32,
+    xdg_state_home: Option<&std::ffi::OsStr>,
+    home: Option<&std::ffi::OsStr>,
+) -> Result<PathBuf, String> {
+    let absolute = |value: Option<&std::ffi::OsStr>| {
+        value.map(PathBuf::from).filter(|path| path.is_absolute())
+    };
+    if euid == 0 {
+        Ok(PathBuf::from("/var/lib/startifact-fs/staging"))
+    } else if let Some(state) = absolute(xdg_state_home) {
+        Ok(state.join("startifact-fs/staging"))
+    } else if let Some(home) = absolute(home) {
+        Ok(home.join(".local/state/startifact-fs/staging"))
+    } else {
+        Err(
+            "no folder to keep staging folders in: neither HOME nor XDG_STATE_HOME is set \
+             to an absolute path; set one, give --staging-dir DIR, or mount with --read-only"
+                .to_string(),
+        )
     }
 }
 
@@ -408,6 +433,36 @@ mod tests {
             (c.cache_dir, c.cache_size),
             (Some(PathBuf::from("/c")), 2 << 30)
         );
+    }
+
+    #[test]
+    fn staging_folders_default_to_a_state_folder_never_to_tmp() {
+        use std::ffi::OsStr;
+        let root = default_staging_base(0, None, None).unwrap();
+        assert_eq!(root, PathBuf::from("/var/lib/startifact-fs/staging"));
+        let xdg = default_staging_base(1000, Some(OsStr::new("/x")), Some(OsStr::new("/h")));
+        assert_eq!(xdg.unwrap(), PathBuf::from("/x/startifact-fs/staging"));
+        let home = default_staging_base(1000, None, Some(OsStr::new("/h")));
+        assert_eq!(
+            home.unwrap(),
+            PathBuf::from("/h/.local/state/startifact-fs/staging")
+        );
+        // Relative values are not state folders.
+        let relative = default_staging_base(1000, Some(OsStr::new("x")), Some(OsStr::new("/h")));
+        assert_eq!(
+            relative.unwrap(),
+            PathBuf::from("/h/.local/state/startifact-fs/staging")
+        );
+        for (xdg, home) in [
+            (None, None),
+            (Some(""), Some("")),
+            (Some("rel"), Some("rel")),
+        ] {
+            let e =
+                default_staging_base(1000, xdg.map(OsStr::new), home.map(OsStr::new)).unwrap_err();
+            assert!(e.contains("neither HOME nor XDG_STATE_HOME"), "{e}");
+            assert!(e.contains("--staging-dir"), "{e}");
+        }
     }
 
     #[test]

@@ -31,6 +31,7 @@ mod cli;
 mod interop;
 mod limits;
 mod mount;
+mod private_disk;
 mod protocol;
 mod semantics;
 mod shared_mount;

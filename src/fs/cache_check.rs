@@ -1,0 +1,205 @@
+//! Whether a cached copy is the version the mount pinned from the regions: its size,
+//! then its MD5 when the store gives one (`startifact-md5`, or a plain ETag), else its
+//! multipart ETag, recomputed for the part sizes uploaders use. The cache's own record
+//! is never the reference: whoever could write the bytes could write the record too.
+
+use std::os::unix::fs::FileExt;
+
+use md5::{Digest, Md5};
+
+use super::pinned::PinnedVersion;
+
+/// Checks a cached file against the version the mount pinned: its size, then its MD5
+/// when the store gives one, else its multipart ETag.
+pub(super) fn matches_store(file: &std::fs::File, pinned: &PinnedVersion) -> Result<(), String> {
+    let size = file.metadata().map_err(|e| e.to_string())?.len();
+    if size != pinned.size {
+        return Err(format!("{size} bytes, not {}", pinned.size));
+    }
+    if let Some(expected) = &pinned.md5 {
+        let mut hasher = Md5::new();
+        read_all(file, |chunk| hasher.update(chunk))?;
+        let md5 = hex::encode(hasher.finalize());
+        return match md5 == *expected {
+            true => Ok(()),
+            false => Err(format!("MD5 {md5}, not {expected}")),
+        };
+    }
+    let Some((expected, parts)) = pinned.etag.as_deref().and_then(multipart_etag) else {
+        return Err("the store gives no MD5 to check it against".into());
+    };
+    let mut candidates: Vec<PartHasher> = part_sizes(size, parts)
+        .into_iter()
+        .map(PartHasher::new)
+        .collect();
+    read_all(file, |chunk| {
+        for candidate in &mut candidates {
+            candidate.update(chunk);
+        }
+    })?;
+    match candidates
+        .into_iter()
+        .any(|c| c.finish() == (expected.clone(), parts))
+    {
+        true => Ok(()),
+        false => Err(format!(
+            "no usual part size gives its multipart ETag {expected}-{parts}"
+        )),
+    }
+}
+
+fn read_all(file: &std::fs::File, mut take: impl FnMut(&[u8])) -> Result<(), String> {
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    loop {
+        match file.read_at(&mut buffer, at) {
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                take(&buffer[..n]);
+                at += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("reading the cache: {e}")),
+        }
+    }
+}
+
+/// `"{md5 of the parts' MD5s}-{parts}"`, the ETag S3 gives a multipart upload.
+fn multipart_etag(etag: &str) -> Option<(String, u64)> {
+    let (digest, parts) = etag.trim_matches('"').split_once('-')?;
+    let parts: u64 = parts.parse().ok().filter(|n| *n > 0)?;
+    (digest.len() == 32 && digest.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| (digest.to_ascii_lowercase(), parts))
+}
+
+/// The part sizes uploaders use that cut `size` bytes into `parts` parts: ours (see
+/// `part_size_for`), S3's smallest, and the powers of two from 8 MiB that the AWS CLI
+/// and boto3 use.
+fn part_sizes(size: u64, parts: u64) -> Vec<u64> {
+    if parts == 1 {
+        return vec![size.max(1)];
+    }
+    let ours = crate::protocol::stage::part_size_for(
+        size,
+        crate::protocol::StageOptions::default().part_size,
+    );
+    let mut sizes = vec![ours, crate::protocol::stage::MIN_PART_SIZE];
+    sizes.extend((23..=32).map(|shift| 1u64 << shift));
+    sizes.retain(|p| size.div_ceil(*p) == parts);
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
+}
+
+/// The multipart ETag of a file, for one part size.
+struct PartHasher {
+    part_size: u64,
+    in_part: u64,
+    part: Md5,
+    digests: Md5,
+    parts: u64,
+}
+
+impl PartHasher {
+    fn new(part_size: u64) -> Self {
+        PartHasher {
+            part_size,
+            in_part: 0,
+            part: Md5::new(),
+            digests: Md5::new(),
+            parts: 0,
+        }
+    }
+
+    fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let take = data.len().min((self.part_size - self.in_part) as usize);
+            self.part.update(&data[..take]);
+            self.in_part += take as u64;
+            data = &data[take..];
+            if self.in_part == self.part_size {
+                self.digests.update(self.part.finalize_reset());
+                self.parts += 1;
+                self.in_part = 0;
+            }
+        }
+    }
+
+    fn finish(mut self) -> (String, u64) {
+        if self.in_part > 0 {
+            self.digests.update(self.part.finalize_reset());
+            self.parts += 1;
+        }
+        (hex::encode(self.digests.finalize()), self.parts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use semver::Version;
+    use std::time::SystemTime;
+
+    fn pinned(bytes_len: u64, etag: &str, md5: Option<String>) -> PinnedVersion {
+        PinnedVersion {
+            project: "P".into(),
+            version: Version::new(1, 0, 0),
+            key: "P@1.0.0".into(),
+            size: bytes_len,
+            etag: Some(etag.into()),
+            md5,
+            mtime: SystemTime::UNIX_EPOCH,
+            region: "r".into(),
+            bucket: "b".into(),
+            metadata: Default::default(),
+            file_name: "P@1.0.0".into(),
+        }
+    }
+
+    fn file_of(bytes: &[u8]) -> (tempfile::TempDir, std::fs::File) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        std::fs::write(&path, bytes).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        (dir, file)
+    }
+
+    #[test]
+    fn cached_bytes_are_checked_against_the_md5_the_store_gives() {
+        let real = b"real artifact!";
+        let md5 = hex::encode(Md5::digest(real));
+        let (_dir, file) = file_of(real);
+        let etag = format!("\"{md5}\"");
+        assert!(matches_store(&file, &pinned(14, &etag, Some(md5.clone()))).is_ok());
+        let (_dir, evil) = file_of(b"EVIL! artifact");
+        let e = matches_store(&evil, &pinned(14, &etag, Some(md5.clone()))).unwrap_err();
+        assert!(e.contains("MD5"), "{e}");
+        // No MD5 and no multipart ETag: nothing to check against, so not served.
+        assert!(matches_store(&file, &pinned(14, "\"opaque\"", None)).is_err());
+    }
+
+    #[test]
+    fn cached_bytes_are_checked_against_a_multipart_etag() {
+        let part = 8u64 << 20;
+        let bytes: Vec<u8> = (0..part + 1000).map(|i| (i % 251) as u8).collect();
+        let mut digests = Vec::new();
+        for chunk in bytes.chunks(part as usize) {
+            digests.extend_from_slice(&Md5::digest(chunk));
+        }
+        let etag = format!("\"{}-2\"", hex::encode(Md5::digest(&digests)));
+        let (_dir, file) = file_of(&bytes);
+        let size = bytes.len() as u64;
+        assert!(matches_store(&file, &pinned(size, &etag, None)).is_ok());
+        let mut damaged = bytes.clone();
+        damaged[part as usize + 10] ^= 1;
+        let (_dir, file) = file_of(&damaged);
+        assert!(matches_store(&file, &pinned(size, &etag, None)).is_err());
+        assert_eq!(
+            multipart_etag("\"ABCDEF0123456789abcdef0123456789-3\"")
+                .unwrap()
+                .1,
+            3
+        );
+        assert!(multipart_etag("\"abcdef0123456789abcdef0123456789\"").is_none());
+    }
+}
