@@ -19,6 +19,7 @@
 //! durable once the writer called `fsync`, or once the stage that publishes them is done.
 //! Sizes are counted against a limit: writing past it answers ENOSPC.
 
+use super::caller::Caller;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -74,6 +75,9 @@ pub struct FileState {
     pub attributes: BTreeMap<String, String>,
     #[serde(default)]
     pub mtime_seconds: u64,
+    /// Who last opened it for writing: its stager, shown as its owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<Caller>,
     #[serde(flatten)]
     pub status: FileStatus,
 }
@@ -111,6 +115,9 @@ pub struct StatusEntry {
     pub state: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Who wrote the file (uid, gid, pid, command).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<Caller>,
 }
 
 pub fn seconds_of(time: SystemTime) -> u64 {
@@ -421,6 +428,7 @@ mod tests {
             status: FileStatus::Failed {
                 reason: "no region".into(),
             },
+            by: Some(Caller::daemon()),
         });
         spool.save("P", "1.0.0", &state).unwrap();
         drop(spool);

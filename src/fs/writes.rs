@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use crate::protocol::validate_project_name;
 
 use super::attr::Entry;
+use super::caller::Caller;
 use super::error::{FsError, FsErrorKind, FsResult};
 use super::inode::Node;
 use super::lock;
@@ -162,7 +163,7 @@ impl ArtifactFs {
 
     /// `open(O_CREAT)` of a name that is not there (or `O_EXCL`): the handle writes,
     /// whatever access it asked for, since it made the file.
-    pub async fn create(&self, parent: u64, name: &str, pid: u32) -> FsResult<(Entry, u64)> {
+    pub async fn create(&self, parent: u64, name: &str, caller: &Caller) -> FsResult<(Entry, u64)> {
         let staging = self.writable_staging("creating a file")?;
         let parent_node = self.node(parent)?;
         let Some((project, version, folder)) = self.staging_place(&parent_node) else {
@@ -174,7 +175,7 @@ impl ArtifactFs {
                 _ => self.refuse_change("creating a file"),
             });
         };
-        let file = staging.create_file(&project, &version, folder.as_deref(), name)?;
+        let file = staging.create_file(&project, &version, folder.as_deref(), name, caller)?;
         let node = Node::File(project.clone(), version.clone());
         let inode = self.inodes.inode_of(&node);
         tracing::info!(project, version, name, "staging file created");
@@ -186,7 +187,7 @@ impl ArtifactFs {
             write: true,
             closed: Default::default(),
             write_failed: Default::default(),
-            opener: process::process_of(pid).unwrap_or(0),
+            opener: process::process_of(caller.pid).unwrap_or(0),
         }));
         Ok((self.entry(node).await?, handle))
     }
@@ -198,16 +199,16 @@ impl ArtifactFs {
         version: String,
         write: bool,
         truncate: bool,
-        pid: u32,
+        caller: &Caller,
     ) -> FsResult<u64> {
         let staging = match (&self.staging, write) {
             (Some(staging), false) => staging,
             _ => self.writable_staging("opening for writing")?,
         };
         if write {
-            self.may_join_writers(&project, &version, pid)?;
+            self.may_join_writers(&project, &version, caller.pid)?;
         }
-        let file = staging.open_file(&project, &version, write, truncate)?;
+        let file = staging.open_file(&project, &version, write.then_some(caller), truncate)?;
         Ok(self.add_handle(OpenFile::Spooled(SpooledHandle {
             project,
             version,
@@ -217,7 +218,7 @@ impl ArtifactFs {
             closed: Default::default(),
             write_failed: Default::default(),
             opener: if write {
-                process::process_of(pid).unwrap_or(0)
+                process::process_of(caller.pid).unwrap_or(0)
             } else {
                 0
             },

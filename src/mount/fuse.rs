@@ -279,9 +279,15 @@ impl Filesystem for FuseAdapter {
         let truncate = flags.0 & libc::O_TRUNC != 0;
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY || truncate;
         if !write {
-            let pid = req.pid();
+            // A reader: no /proc read, no attribution.
+            let reader = Caller {
+                uid: req.uid(),
+                gid: req.gid(),
+                pid: req.pid(),
+                command: None,
+            };
             return self.spawn(|fs| async move {
-                match fs.open(ino.0, false, false, pid).await {
+                match fs.open(ino.0, false, false, &reader).await {
                     Ok(opened) => {
                         reply.opened(FileHandle(opened.handle), open_flags(opened.immutable))
                     }
@@ -290,9 +296,8 @@ impl Filesystem for FuseAdapter {
             });
         }
         let caller = allowed!(self, req, reply, "open for writing");
-        let pid = caller.pid;
-        self.spawn_as(caller, |fs| async move {
-            match fs.open(ino.0, true, truncate, pid).await {
+        self.spawn_as(caller.clone(), |fs| async move {
+            match fs.open(ino.0, true, truncate, &caller).await {
                 Ok(opened) => reply.opened(FileHandle(opened.handle), open_flags(opened.immutable)),
                 Err(e) => reply.error(errno("open", &e)),
             }
@@ -527,9 +532,9 @@ impl Filesystem for FuseAdapter {
         reply: ReplyCreate,
     ) {
         let caller = allowed!(self, req, reply, "create");
-        let (name, pid) = (utf8_new(name), caller.pid);
-        self.spawn_as(caller, |fs| async move {
-            let result = async { fs.create(parent.0, &name?, pid).await }.await;
+        let name = utf8_new(name);
+        self.spawn_as(caller.clone(), |fs| async move {
+            let result = async { fs.create(parent.0, &name?, &caller).await }.await;
             match result {
                 Ok((entry, handle)) => reply.created(
                     &entry.ttl,

@@ -249,6 +249,38 @@ async fn stagers_stage_and_each_change_names_who_made_it() {
             &format!("mkdir {}", q(&mount.join(&format!("{p}/1.2.0")))),
         ),
     );
+
+    // A stager's writer killed mid-write: the file is kept, shown as the stager's, and
+    // status.json says who wrote it.
+    let abandoned = mount.join(&format!("{p}/1.3.0"));
+    let killed = as_user(
+        &stager,
+        &format!(
+            "mkdir {v} && exec 3>{v}/dist.tar.gz && printf partial >&3 && kill -9 $$",
+            v = q(&abandoned)
+        ),
+    );
+    assert_eq!(killed.0, -1, "killed by a signal: {killed:?}");
+    assert_eq!(
+        std::fs::metadata(abandoned.join("dist.tar.gz"))
+            .unwrap()
+            .uid(),
+        stager.uid
+    );
+    let status: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(mount.staging_dir().join("status.json")).unwrap(),
+    )
+    .unwrap();
+    let entry = status["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["version"] == "1.3.0")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(entry["state"], "abandoned", "{entry}");
+    assert_eq!(entry["by"]["uid"], stager.uid, "{entry}");
+    assert_eq!(entry["by"]["command"], "bash", "{entry}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 //! spool (counted against its limit), renamed between the version folder and its
 //! hidden subfolders, synced, and discarded by `rm`.
 
+use crate::fs::caller::Caller;
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -59,6 +60,7 @@ impl Staging {
         version: &str,
         folder: Option<&str>,
         name: &str,
+        by: &Caller,
     ) -> FsResult<Arc<std::fs::File>> {
         self.update(project, version, |slot| {
             if let Some(existing) = &slot.state.file {
@@ -87,19 +89,22 @@ impl Staging {
                 attributes: BTreeMap::new(),
                 mtime_seconds: seconds_of(SystemTime::now()),
                 status: FileStatus::Writing,
+                by: Some(by.clone()),
             });
             Ok(file)
         })
     }
 
-    /// Opens the version's file: for reading, or for writing (`truncate` empties it).
+    /// Opens the version's file: for reading, or for writing by `writer` (`truncate`
+    /// empties it).
     pub fn open_file(
         &self,
         project: &str,
         version: &str,
-        write: bool,
+        writer: Option<&Caller>,
         truncate: bool,
     ) -> FsResult<Arc<std::fs::File>> {
+        let write = writer.is_some();
         self.update(project, version, |slot| {
             if write {
                 slot.not_staging(project, version)?;
@@ -117,6 +122,7 @@ impl Staging {
                 slot.bytes.writers += 1;
                 if let Some(state) = slot.state.file.as_mut() {
                     state.status = FileStatus::Writing;
+                    state.by = writer.cloned();
                 }
             }
             Ok(file)

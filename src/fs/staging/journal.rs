@@ -58,6 +58,7 @@ impl Staging {
                     size: slot.bytes.size,
                     state: state.to_string(),
                     reason,
+                    by: file.and_then(|f| f.by.clone()),
                 }
             })
             .collect();

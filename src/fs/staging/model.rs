@@ -2,6 +2,7 @@
 //! version its saved state, the bytes of its file as they are written, and its stage;
 //! with the views the mount shows of them.
 
+use crate::fs::caller::Caller;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -20,6 +21,7 @@ pub struct FileView {
     pub mtime: SystemTime,
     pub attributes: Metadata,
     pub status: FileStatus,
+    pub by: Option<Caller>,
 }
 
 /// A staging version, as the mount shows it.
@@ -138,6 +140,7 @@ impl StagingVersion {
                 mtime: time_of(f.mtime_seconds),
                 attributes: f.attributes.clone(),
                 status: f.status.clone(),
+                by: f.by.clone(),
             }),
         }
     }

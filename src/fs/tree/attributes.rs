@@ -121,7 +121,13 @@ impl ArtifactFs {
                     let file = view
                         .file
                         .ok_or_else(|| FsError::not_found("the staging file is gone"))?;
-                    self.ownership.staging_file(inode, file.size, file.mtime)
+                    let mut attr = self.ownership.staging_file(inode, file.size, file.mtime);
+                    // Shown as its writer's, so that the writer's own `chmod` and
+                    // `touch` (rsync, cp -p) pass the kernel's check.
+                    if let Some(by) = &file.by {
+                        attr.uid = by.uid;
+                    }
+                    attr
                 }
                 None => {
                     let pinned = self.pinned(project, version).await?;

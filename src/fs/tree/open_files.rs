@@ -2,6 +2,7 @@
 //! with writes. A file is streamed from the regions, served from the on-disk cache,
 //! or read from the spool while it is staging.
 
+use crate::fs::caller::Caller;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -102,14 +103,14 @@ impl OpenFiles {
 }
 
 impl ArtifactFs {
-    /// Opens a file for process `pid`; `write` for any access that may change it,
+    /// Opens a file for `caller`; `write` for any access that may change it,
     /// `truncate` for O_TRUNC.
     pub async fn open(
         &self,
         inode: u64,
         write: bool,
         truncate: bool,
-        pid: u32,
+        caller: &Caller,
     ) -> FsResult<Opened> {
         let (project, version) = match self.node(inode)? {
             Node::File(project, version) => (project, version),
@@ -121,7 +122,7 @@ impl ArtifactFs {
             }
         };
         if self.is_staging(&project, &version) {
-            let handle = self.open_spooled(inode, project, version, write, truncate, pid)?;
+            let handle = self.open_spooled(inode, project, version, write, truncate, caller)?;
             return Ok(Opened {
                 handle,
                 immutable: false,
