@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::arguments::parse_arguments;
 use crate::fs::private_dir::{open_append_only, PrivateDir};
+use crate::fs::staging::ABANDONED_TTL;
 use crate::fs::{ArtifactFs, DiskCache, FsOptions, Staging};
 use crate::protocol::regions::parse_regions;
 use crate::protocol::{SessionBuilder, StageOptions};
@@ -284,10 +285,26 @@ fn run(
             part_size: config.part_size,
             ..StageOptions::default()
         };
-        let staging = Staging::open(&dir, config.staging_size, stage_options)
+        let mut staging = Staging::open(&dir, config.staging_size, stage_options)
             .map_err(|e| format!("cannot use the staging folder {}: {e}", dir.display()))?;
+        if config.allow_other {
+            // Others write here too: no one user fills the spool for everyone.
+            staging = staging.with_share(config.staging_size / 2);
+        }
         tracing::info!(dir = %dir.display(), limit = config.staging_size, "staging folder (status.json says what it holds)");
-        fs = fs.with_staging(Arc::new(staging));
+        let staging = Arc::new(staging);
+        let sweeper = Arc::clone(&staging);
+        runtime.spawn(async move {
+            let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                every_hour.tick().await;
+                let expiring = Arc::clone(&sweeper);
+                let _ =
+                    tokio::task::spawn_blocking(move || expiring.expire_abandoned(ABANDONED_TTL))
+                        .await;
+            }
+        });
+        fs = fs.with_staging(staging);
     }
     if let Some(dir) = &config.cache_dir {
         let cache = DiskCache::open(dir, config.cache_size)

@@ -326,3 +326,47 @@ async fn only_the_writer_adds_to_a_file_in_flight() {
     let downloaded = run_ok(world.cli().args([p.as_str(), "2.0.0", "--download", "-"]));
     assert_eq!(downloaded, "root bytes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_cannot_fill_the_staging_folder_for_everyone() {
+    let (world, p) = staged_world().await;
+    let stager = stager();
+    let mount = Mount::start(
+        &world,
+        &[
+            "--allow-other",
+            "--stagers",
+            "startifact-stagers",
+            "--staging-size",
+            "1M",
+        ],
+    );
+    open_the_way(&mount);
+    // The stager's killed copy keeps 400 kB: abandoned, still held.
+    let killed = as_user(
+        &stager,
+        &format!(
+            "mkdir {v} && exec 3>{v}/dist && head -c 400000 /dev/zero >&3 && kill -9 $$",
+            v = q(&mount.join(&format!("{p}/2.0.0")))
+        ),
+    );
+    assert_eq!(killed.0, -1, "{killed:?}");
+    // Half of --staging-size each: the stager may not take more...
+    let (code, _, stderr) = as_user(
+        &stager,
+        &format!(
+            "mkdir {v} && head -c 400000 /dev/zero > {v}/dist",
+            v = q(&mount.join(&format!("{p}/3.0.0")))
+        ),
+    );
+    assert!(
+        code != 0 && stderr.contains("No space left on device"),
+        "{stderr}"
+    );
+    // ...and the owner still can.
+    let version = mount.join(&format!("{p}/4.0.0"));
+    std::fs::create_dir(&version).unwrap();
+    std::fs::write(version.join("dist"), vec![7u8; 300_000]).unwrap();
+    let listed = run_ok(world.cli().args([p.as_str(), "--list"]));
+    assert!(listed.lines().any(|l| l == "4.0.0"), "{listed}");
+}

@@ -140,9 +140,10 @@ impl Staging {
     ) -> FsResult<u32> {
         let digest = {
             let mut folders = lock(&self.folders);
-            let slot = folders.file_slot(project, version)?;
             let end = offset + data.len() as u64;
-            let growth = end.saturating_sub(slot.bytes.size);
+            let growth = end.saturating_sub(folders.file_slot(project, version)?.bytes.size);
+            self.check_share(&folders, project, version, growth)?;
+            let slot = folders.file_slot(project, version)?;
             self.spool.reserve(growth)?;
             slot.bytes.size = slot.bytes.size.max(end);
             if let Some(state) = slot.state.file.as_mut() {
@@ -165,6 +166,8 @@ impl Staging {
     /// `truncate`/`ftruncate` of the staging file.
     pub fn truncate(&self, project: &str, version: &str, size: u64) -> FsResult<()> {
         let mut folders = lock(&self.folders);
+        let growth = size.saturating_sub(folders.file_slot(project, version)?.bytes.size);
+        self.check_share(&folders, project, version, growth)?;
         let bytes = &mut folders.file_slot(project, version)?.bytes;
         if size > bytes.size {
             self.spool.reserve(size - bytes.size)?;

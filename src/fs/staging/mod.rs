@@ -23,6 +23,7 @@
 //! `status.json`), `stage` (when a stage runs, and the stage itself).
 
 mod attributes;
+mod fair_share;
 mod file;
 mod folders;
 mod journal;
@@ -38,6 +39,7 @@ use super::spool::{FileStatus, Spool, SpooledVersion};
 use model::{Folders, StagingVersion};
 
 pub use attributes::{AttributeOwner, SetMode};
+pub use fair_share::ABANDONED_TTL;
 pub use file::RenameEffect;
 pub use model::{FileView, VersionView};
 pub use stage::{is_temporary_name, CloseEffect};
@@ -46,6 +48,8 @@ pub struct Staging {
     spool: Spool,
     stage_options: StageOptions,
     folders: Mutex<Folders>,
+    /// What each user may hold of the spool, on a shared mount.
+    share: Option<u64>,
 }
 
 impl Staging {
@@ -89,6 +93,7 @@ impl Staging {
             spool,
             stage_options,
             folders: Mutex::new(folders),
+            share: None,
         };
         staging.write_status();
         Ok(staging)
