@@ -3,7 +3,8 @@
 //! `setfattr`, `ln -sfn` and `rm -r` through `setpriv`. Everyone may read; only the
 //! daemon's owner and the `--stagers` group may change anything, and what they change
 //! is logged with who they are. Who may do what is decided in the adapter and the
-//! model, the same over every backend, so these tests use the local store.
+//! model, the same over every backend, so these tests use the local store; the one
+//! about credentials in the log runs on moto, where credentials are sent.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -369,4 +370,40 @@ async fn one_user_cannot_fill_the_staging_folder_for_everyone() {
     std::fs::write(version.join("dist"), vec![7u8; 300_000]).unwrap();
     let listed = run_ok(world.cli().args([p.as_str(), "--list"]));
     assert!(listed.lines().any(|l| l == "4.0.0"), "{listed}");
+}
+
+/// Credentials that look like real ones never reach a log, at the most verbose level,
+/// whatever the mount does (reads, a stage, a move of `latest`, a refusal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_credential_appears_in_the_log_at_trace_level() {
+    let world = World::moto(WorldOptions::default()).await;
+    let p = project(&world, "Secret");
+    let (key_id, secret, token) = (
+        "AKIAZZSECRETLOOKING1",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzSECRETzz",
+        "FwoGZXIvYXdzEBSECRETSESSIONTOKENzz",
+    );
+    let env = [
+        ("AWS_ACCESS_KEY_ID", key_id),
+        ("AWS_SECRET_ACCESS_KEY", secret),
+        ("AWS_SESSION_TOKEN", token),
+    ];
+    let mount = Mount::start_with_env(&world, &["-o", "log_level=trace"], &env);
+    let version = mount.join(&format!("{p}/1.0.0"));
+    std::fs::create_dir_all(&version).unwrap();
+    std::fs::write(version.join("dist"), b"bytes").unwrap();
+    assert_eq!(std::fs::read(version.join("dist")).unwrap(), b"bytes");
+    std::os::unix::fs::symlink("1.0.0", mount.join(&format!("{p}/latest.tmp"))).unwrap();
+    std::fs::rename(
+        mount.join(&format!("{p}/latest.tmp")),
+        mount.join(&format!("{p}/latest")),
+    )
+    .unwrap();
+    let _ = std::fs::remove_file(version.join("dist"));
+    let log = mount.log();
+    assert!(log.contains("TRACE") || log.contains("DEBUG"), "{log}");
+    assert!(log.contains("staged"), "{log}");
+    for credential in [key_id, secret, token] {
+        assert!(!log.contains(credential), "{credential} is in the log");
+    }
 }

@@ -33,17 +33,22 @@ pub fn daemon_command(world: &World) -> Command {
 impl Mount {
     /// Mounts in the foreground with `args` before the mount point.
     pub fn start(world: &World, args: &[&str]) -> Mount {
+        Self::start_with_env(world, args, &[])
+    }
+
+    /// Mounts with `env` set over the world's environment.
+    pub fn start_with_env(world: &World, args: &[&str], env: &[(&str, &str)]) -> Mount {
         let dir = tempfile::tempdir().expect("mount folder");
         let path = dir.path().join("mnt");
         std::fs::create_dir(&path).expect("mount point");
-        Self::start_in(world, args, dir, path)
+        Self::start_in(world, args, env, dir, path)
     }
 
     /// Mounts again on the mount point of `previous` (whose daemon is gone).
     pub fn restart(world: &World, args: &[&str], mut previous: Mount) -> Mount {
         previous.kill();
         let dir = previous.dir.take().expect("mount folder");
-        Self::start_in(world, args, dir, previous.path.clone())
+        Self::start_in(world, args, &[], dir, previous.path.clone())
     }
 
     /// Kills the daemon with SIGKILL, leaving its mount stale.
@@ -54,9 +59,16 @@ impl Mount {
         }
     }
 
-    fn start_in(world: &World, args: &[&str], dir: tempfile::TempDir, path: PathBuf) -> Mount {
+    fn start_in(
+        world: &World,
+        args: &[&str],
+        env: &[(&str, &str)],
+        dir: tempfile::TempDir,
+        path: PathBuf,
+    ) -> Mount {
         let log = dir.path().join("daemon.log");
         let mut command = daemon_command(world);
+        command.envs(env.iter().copied());
         command
             .arg("-f")
             .args(["--metadata-ttl", "1", "--log-level", "debug", "--log-file"])
