@@ -192,6 +192,14 @@ impl ArtifactFs {
         Ok((self.entry(node).await?, handle))
     }
 
+    /// `mknod` of a regular file: made as `create` makes it, with no handle left open
+    /// (the writer opens it next; its close stages it).
+    pub async fn mknod_file(&self, parent: u64, name: &str, caller: &Caller) -> FsResult<Entry> {
+        let (entry, handle) = self.create(parent, name, caller).await?;
+        self.release(handle);
+        Ok(entry)
+    }
+
     pub(super) fn open_spooled(
         &self,
         inode: u64,

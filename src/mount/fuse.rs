@@ -175,15 +175,24 @@ impl Filesystem for FuseAdapter {
     fn mknod(
         &self,
         req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _mode: u32,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
         _umask: u32,
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        allowed!(self, req, reply, "mknod");
-        reply.error(errno("mknod", &self.fs.refuse_change("creating a node")));
+        let caller = allowed!(self, req, reply, "mknod");
+        // GNU tar makes regular files with mknod when it will set their attributes:
+        // that is a create; devices, FIFOs and sockets have no place in a version.
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            return reply.error(errno("mknod", &self.fs.refuse_change("creating a node")));
+        }
+        let name = utf8_new(name);
+        self.spawn_as(caller.clone(), |fs| async move {
+            let result = async { fs.mknod_file(parent.0, &name?, &caller).await }.await;
+            answer_entry(reply, "mknod", result);
+        });
     }
 
     fn mkdir(

@@ -30,6 +30,7 @@ mod support;
 mod cli;
 mod interop;
 mod limits;
+mod mknod;
 mod mount;
 mod private_disk;
 mod protocol;
