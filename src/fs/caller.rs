@@ -19,15 +19,24 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// A caller as the kernel names it; the command is read from `/proc` at once, since
-    /// the process may be gone by the time the change is logged.
+    /// A caller as the kernel names it, without reading `/proc` (this runs on the FUSE
+    /// session threads, for every close); see `named`.
     pub fn new(uid: u32, gid: u32, pid: u32) -> Self {
         Caller {
             uid,
             gid,
             pid,
-            command: command_of(pid),
+            command: None,
         }
+    }
+
+    /// The same caller with its command read from `/proc/PID/comm`, off the session
+    /// threads, before the change it asked for is logged or recorded.
+    pub fn named(mut self) -> Self {
+        if self.command.is_none() {
+            self.command = command_of(self.pid);
+        }
+        self
     }
 
     /// The daemon itself (work it resumes on its own, tests without a kernel).
@@ -98,6 +107,8 @@ mod tests {
         let me = Caller::daemon();
         let caller = Caller::new(me.uid, me.gid, me.pid);
         assert!(caller.in_group(me.gid));
+        assert!(caller.command.is_none(), "no /proc read until named");
+        let caller = caller.named();
         assert!(caller.command.is_some());
         let shown = caller.to_string();
         assert!(shown.starts_with(&format!("uid {} gid {} pid {}", me.uid, me.gid, me.pid)));
@@ -105,7 +116,7 @@ mod tests {
 
     #[test]
     fn a_gone_process_has_no_supplementary_groups() {
-        let gone = Caller::new(12345, 12345, u32::MAX - 1);
+        let gone = Caller::new(12345, 12345, u32::MAX - 1).named();
         assert!(gone.command.is_none());
         assert!(!gone.in_group(0));
         assert!(gone.in_group(12345));

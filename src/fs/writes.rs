@@ -175,7 +175,8 @@ impl ArtifactFs {
                 _ => self.refuse_change("creating a file"),
             });
         };
-        let file = staging.create_file(&project, &version, folder.as_deref(), name, caller)?;
+        let by = caller.clone().named();
+        let file = staging.create_file(&project, &version, folder.as_deref(), name, &by)?;
         let node = Node::File(project.clone(), version.clone());
         let inode = self.inodes.inode_of(&node);
         tracing::info!(project, version, name, "staging file created");
@@ -216,7 +217,8 @@ impl ArtifactFs {
         if write {
             self.may_join_writers(&project, &version, caller.pid)?;
         }
-        let file = staging.open_file(&project, &version, write.then_some(caller), truncate)?;
+        let writer = write.then(|| caller.clone().named());
+        let file = staging.open_file(&project, &version, writer.as_ref(), truncate)?;
         Ok(self.add_handle(OpenFile::Spooled(SpooledHandle {
             project,
             version,

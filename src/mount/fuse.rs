@@ -49,14 +49,9 @@ impl FuseAdapter {
         Ok(caller)
     }
 
-    /// The same check on the hot path of `write`: no `/proc` read for an owner.
+    /// The same check on the hot path of `write` (no `/proc` read for an owner).
     fn may_write(&self, req: &Request) -> Result<(), FsError> {
-        let caller = Caller {
-            uid: req.uid(),
-            gid: req.gid(),
-            pid: req.pid(),
-            command: None,
-        };
+        let caller = Caller::new(req.uid(), req.gid(), req.pid());
         self.access.check(&caller, "writing")
     }
 
@@ -69,13 +64,16 @@ impl FuseAdapter {
 
     /// Like `spawn`, for a change: every line it logs names the caller (who staged,
     /// moved `latest`, set metadata or yanked).
-    fn spawn_as<F>(&self, caller: Caller, work: impl FnOnce(Arc<ArtifactFs>) -> F)
+    fn spawn_as<F>(&self, caller: Caller, work: impl FnOnce(Arc<ArtifactFs>) -> F + Send + 'static)
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let span = tracing::info_span!("change", by = %caller);
-        self.runtime
-            .spawn(work(Arc::clone(&self.fs)).instrument(span));
+        let fs = Arc::clone(&self.fs);
+        self.runtime.spawn(async move {
+            // The caller's command is read here, on the runtime, not the session thread.
+            let span = tracing::info_span!("change", by = %caller.named());
+            work(fs).instrument(span).await
+        });
     }
 }
 
@@ -151,7 +149,7 @@ impl Filesystem for FuseAdapter {
         } else {
             None
         };
-        let work = |fs: Arc<ArtifactFs>| async move {
+        let work = move |fs: Arc<ArtifactFs>| async move {
             match fs.setattr(ino.0, change).await {
                 Ok(entry) => reply.attr(&entry.ttl, &file_attr(&entry.attr)),
                 Err(e) => reply.error(errno("setattr", &e)),
@@ -189,7 +187,7 @@ impl Filesystem for FuseAdapter {
             return reply.error(errno("mknod", &self.fs.refuse_change("creating a node")));
         }
         let name = utf8_new(name);
-        self.spawn_as(caller.clone(), |fs| async move {
+        self.spawn_as(caller.clone(), move |fs| async move {
             let result = async { fs.mknod_file(parent.0, &name?, &caller).await }.await;
             answer_entry(reply, "mknod", result);
         });
@@ -206,7 +204,7 @@ impl Filesystem for FuseAdapter {
     ) {
         let caller = allowed!(self, req, reply, "mkdir");
         let name = utf8_new(name);
-        self.spawn_as(caller, |fs| async move {
+        self.spawn_as(caller, move |fs| async move {
             let result = async { fs.mkdir(parent.0, &name?).await }.await;
             answer_entry(reply, "mkdir", result);
         });
@@ -215,7 +213,7 @@ impl Filesystem for FuseAdapter {
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let caller = allowed!(self, req, reply, "unlink");
         let name = utf8(name);
-        self.spawn_as(caller, |fs| async move {
+        self.spawn_as(caller, move |fs| async move {
             let result = async { fs.unlink(parent.0, &name?).await }.await;
             answer_empty(reply, "unlink", result);
         });
@@ -224,7 +222,7 @@ impl Filesystem for FuseAdapter {
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let caller = allowed!(self, req, reply, "rmdir");
         let name = utf8(name);
-        self.spawn_as(caller, |fs| async move {
+        self.spawn_as(caller, move |fs| async move {
             let result = async { fs.rmdir(parent.0, &name?).await }.await;
             answer_empty(reply, "rmdir", result);
         });
@@ -240,7 +238,7 @@ impl Filesystem for FuseAdapter {
     ) {
         let caller = allowed!(self, req, reply, "symlink");
         let names = utf8(link_name).and_then(|name| Ok((name, utf8(target.as_os_str())?)));
-        self.spawn_as(caller, |fs| async move {
+        self.spawn_as(caller, move |fs| async move {
             let result = async {
                 let (name, target) = names?;
                 fs.symlink(parent.0, &name, &target).await
@@ -262,7 +260,7 @@ impl Filesystem for FuseAdapter {
     ) {
         let caller = allowed!(self, req, reply, "rename");
         let names = utf8(name).and_then(|name| Ok((name, utf8(newname)?)));
-        self.spawn_as(caller, |fs| async move {
+        self.spawn_as(caller, move |fs| async move {
             let result = async {
                 let (name, newname) = names?;
                 fs.rename(parent.0, &name, newparent.0, &newname).await
@@ -289,12 +287,7 @@ impl Filesystem for FuseAdapter {
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY || truncate;
         if !write {
             // A reader: no /proc read, no attribution.
-            let reader = Caller {
-                uid: req.uid(),
-                gid: req.gid(),
-                pid: req.pid(),
-                command: None,
-            };
+            let reader = Caller::new(req.uid(), req.gid(), req.pid());
             return self.spawn(|fs| async move {
                 match fs.open(ino.0, false, false, &reader).await {
                     Ok(opened) => {
@@ -305,7 +298,7 @@ impl Filesystem for FuseAdapter {
             });
         }
         let caller = allowed!(self, req, reply, "open for writing");
-        self.spawn_as(caller.clone(), |fs| async move {
+        self.spawn_as(caller.clone(), move |fs| async move {
             match fs.open(ino.0, true, truncate, &caller).await {
                 Ok(opened) => reply.opened(FileHandle(opened.handle), open_flags(opened.immutable)),
                 Err(e) => reply.error(errno("open", &e)),
@@ -375,7 +368,7 @@ impl Filesystem for FuseAdapter {
         // The errno of the stage that runs here is what close() returns.
         let caller = Caller::new(req.uid(), req.gid(), req.pid());
         let pid = caller.pid;
-        self.spawn_as(caller, |fs| async move {
+        self.spawn_as(caller, move |fs| async move {
             answer_empty(reply, "close", fs.flush(fh.0, pid).await);
         });
     }
@@ -483,7 +476,7 @@ impl Filesystem for FuseAdapter {
         } else {
             SetMode::Any
         };
-        self.spawn_as(caller, |fs| async move {
+        self.spawn_as(caller, move |fs| async move {
             let result = async { fs.setxattr(ino.0, &name?, &value, mode).await }.await;
             answer_empty(reply, "setxattr", result);
         });
@@ -520,7 +513,7 @@ impl Filesystem for FuseAdapter {
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let caller = allowed!(self, req, reply, "removexattr");
         let name = attribute_name(name);
-        self.spawn_as(caller, |fs| async move {
+        self.spawn_as(caller, move |fs| async move {
             let result = async { fs.removexattr(ino.0, &name?).await }.await;
             answer_empty(reply, "removexattr", result);
         });
@@ -542,7 +535,7 @@ impl Filesystem for FuseAdapter {
     ) {
         let caller = allowed!(self, req, reply, "create");
         let name = utf8_new(name);
-        self.spawn_as(caller.clone(), |fs| async move {
+        self.spawn_as(caller.clone(), move |fs| async move {
             let result = async { fs.create(parent.0, &name?, &caller).await }.await;
             match result {
                 Ok((entry, handle)) => reply.created(
