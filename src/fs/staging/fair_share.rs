@@ -6,7 +6,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::model::Folders;
+use super::model::{Folders, StagingVersion};
 use super::Staging;
 use crate::fs::error::{FsError, FsErrorKind, FsResult};
 use crate::fs::lock;
@@ -32,27 +32,31 @@ impl Staging {
         version: &str,
         growth: u64,
     ) -> FsResult<()> {
-        let Some(share) = self.share else {
+        let Some(share) = self.share.filter(|_| growth > 0) else {
             return Ok(());
         };
-        let owner_of = |p: &str, v: &str| {
-            folders
-                .versions
-                .get(&(p.to_string(), v.to_string()))
-                .and_then(|slot| slot.state.file.as_ref())
+        // One pass over the staging versions (a handful), no allocation per entry.
+        let writer_of = |slot: &StagingVersion| {
+            slot.state
+                .file
+                .as_ref()
                 .and_then(|file| file.by.as_ref())
                 .map(|by| by.uid)
         };
-        let Some(uid) = owner_of(project, version) else {
+        let Some(uid) = folders
+            .versions
+            .get(&(project.to_string(), version.to_string()))
+            .and_then(writer_of)
+        else {
             return Ok(());
         };
         let held: u64 = folders
             .versions
-            .iter()
-            .filter(|((p, v), _)| owner_of(p, v) == Some(uid))
-            .map(|(_, slot)| slot.bytes.size)
+            .values()
+            .filter(|slot| writer_of(slot) == Some(uid))
+            .map(|slot| slot.bytes.size)
             .sum();
-        if growth > 0 && held + growth > share {
+        if held + growth > share {
             return Err(FsError::new(
                 FsErrorKind::NoSpace,
                 format!(
