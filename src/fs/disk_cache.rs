@@ -115,7 +115,14 @@ pub struct CachedFile {
 }
 
 impl CachedFile {
-    /// Reads `size` bytes at `offset`, waiting for them to arrive if need be.
+    /// Whether the whole artifact is here and passed its check.
+    pub fn is_checked(&self) -> bool {
+        *self.progress.borrow() == Progress::Done
+    }
+
+    /// Reads `size` bytes at `offset`, waiting for them to arrive if need be. The read
+    /// that reaches the end of the file also waits for the check of the whole: whoever
+    /// reads it all learns of bytes that fail it (EIO) rather than ending well.
     pub async fn read(&self, offset: u64, size: u32) -> FsResult<bytes::Bytes> {
         if offset >= self.size {
             return Ok(bytes::Bytes::new());
@@ -125,7 +132,7 @@ impl CachedFile {
         loop {
             match &*progress.borrow_and_update() {
                 Progress::Done => break,
-                Progress::Bytes(have) if *have >= end => break,
+                Progress::Bytes(have) if *have >= end && end < self.size => break,
                 Progress::Failed(reason) => return Err(FsError::unavailable(reason.clone())),
                 Progress::Bytes(_) => {}
             }

@@ -291,7 +291,7 @@ impl Filesystem for FuseAdapter {
             return self.spawn(|fs| async move {
                 match fs.open(ino.0, false, false, &reader).await {
                     Ok(opened) => {
-                        reply.opened(FileHandle(opened.handle), open_flags(opened.immutable))
+                        reply.opened(FileHandle(opened.handle), open_flags(opened.keep_pages))
                     }
                     Err(e) => reply.error(errno("open", &e)),
                 }
@@ -300,7 +300,9 @@ impl Filesystem for FuseAdapter {
         let caller = allowed!(self, req, reply, "open for writing");
         self.spawn_as(caller.clone(), move |fs| async move {
             match fs.open(ino.0, true, truncate, &caller).await {
-                Ok(opened) => reply.opened(FileHandle(opened.handle), open_flags(opened.immutable)),
+                Ok(opened) => {
+                    reply.opened(FileHandle(opened.handle), open_flags(opened.keep_pages))
+                }
                 Err(e) => reply.error(errno("open", &e)),
             }
         });

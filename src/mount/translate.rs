@@ -103,9 +103,10 @@ pub(super) fn attribute_name(name: &OsStr) -> Result<String, FsError> {
     })
 }
 
-/// Immutable versions: the kernel may keep their pages. Staging files change.
-pub(super) fn open_flags(immutable: bool) -> FopenFlags {
-    if immutable {
+/// Staged versions never change: the kernel may keep their pages (once what is read
+/// of them is known to be what was staged). Staging files change.
+pub(super) fn open_flags(keep_pages: bool) -> FopenFlags {
+    if keep_pages {
         FopenFlags::FOPEN_KEEP_CACHE
     } else {
         FopenFlags::empty()

@@ -24,12 +24,12 @@ pub(in crate::fs) enum OpenFile {
     Spooled(SpooledHandle),
 }
 
-/// An opened file: its handle, and whether its content can never change (the kernel
-/// may then keep its pages).
+/// An opened file: its handle, and whether the kernel may keep its pages (its content
+/// can never change, and what is read of it is what was staged).
 #[derive(Debug, Clone, Copy)]
 pub struct Opened {
     pub handle: u64,
-    pub immutable: bool,
+    pub keep_pages: bool,
 }
 
 /// A handle on a staging file.
@@ -125,24 +125,31 @@ impl ArtifactFs {
             let handle = self.open_spooled(inode, project, version, write, truncate, caller)?;
             return Ok(Opened {
                 handle,
-                immutable: false,
+                keep_pages: false,
             });
         }
         if write {
             return Err(self.refuse_change(&format!("opening {project}@{version} for writing")));
         }
         let pinned = self.pinned(&project, &version).await?;
-        let file = match self.cache.as_ref().filter(|c| c.fits(pinned.size)) {
-            Some(cache) => OpenFile::Cached(cache.open_file(&pinned, &self.session).await?),
+        // The kernel keeps the pages of a cached file only once its fetch has passed its
+        // check: those read while it arrives are dropped at the next open, in case it
+        // then failed.
+        let (file, keep_pages) = match self.cache.as_ref().filter(|c| c.fits(pinned.size)) {
+            Some(cache) => {
+                let cached = cache.open_file(&pinned, &self.session).await?;
+                let checked = cached.is_checked();
+                (OpenFile::Cached(cached), checked)
+            }
             None => {
                 let reader =
                     FileReader::new(pinned, self.session.clone(), Arc::clone(&self.read_shared));
-                OpenFile::Streamed(tokio::sync::Mutex::new(reader))
+                (OpenFile::Streamed(tokio::sync::Mutex::new(reader)), true)
             }
         };
         Ok(Opened {
             handle: self.add_handle(file),
-            immutable: true,
+            keep_pages,
         })
     }
 
