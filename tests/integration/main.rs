@@ -1,7 +1,7 @@
 //! The integration tests, in one binary (each test binary would link the whole AWS
 //! SDK): the protocol on moto and on the local store, the CLI, interop with the Python
-//! `startifact` 1.0a10, the wire-level rules seen through a proxy, and the examples of
-//! `docs/SEMANTICS.md`, run.
+//! `startifact` 1.0a10, the wire-level rules seen through a proxy, damaged and replaced
+//! bytes never passing for an artifact, and the examples of `docs/SEMANTICS.md`, run.
 
 //!
 //! Tests share one moto server; each world has its own configuration, buckets and
@@ -25,9 +25,30 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Runs `async fn $name(world: World, proxies: Vec<FaultProxy>)` on moto, each region
+/// behind a proxy of its own, and on the local store, with no proxies (the module that
+/// uses it imports `World`, `WorldOptions` and `FaultProxy`).
+macro_rules! on_both_backends_behind_proxies {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_moto() {
+                let (world, proxies) = super::World::moto_behind_proxies().await;
+                super::$name(world, proxies).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_local_store() {
+                let world = super::World::local(super::WorldOptions::default()).await;
+                super::$name(world, Vec::<super::FaultProxy>::new()).await
+            }
+        }
+    };
+}
+
 mod support;
 
 mod cli;
+mod integrity;
 mod interop;
 mod limits;
 mod mknod;

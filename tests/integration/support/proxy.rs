@@ -7,10 +7,9 @@
 //! proxy on the wire: it records every request (method, path, headers, body
 //! length and, on request, body MD5; the status answered) and rewrites the
 //! answers AWS would give differently. `Mode::Hang` and `Mode::Refuse`
-//! simulate a region that is hung or down. The proxy owns its own thread and
-//! tokio runtime, so plain `#[test]` functions can use it; it stops when
-//! dropped.
-#![allow(dead_code)]
+//! simulate a region that is hung or down; a `BodyFault` damages the bytes of
+//! the artifacts it serves. The proxy owns its own thread and tokio runtime, so
+//! plain `#[test]` functions can use it; it stops when dropped.
 
 use std::error::Error as StdError;
 use std::net::SocketAddr;
@@ -26,7 +25,7 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, Version};
@@ -61,6 +60,18 @@ pub enum Mode {
     Refuse,
 }
 
+/// What the proxy does to the body of an artifact it serves (a GET of an object
+/// whose key holds `@` and is not a `/metadata` object, answered 200 or 206).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFault {
+    /// Every 4096th byte flipped: the length and the headers are right.
+    Corrupt,
+    /// The connection closes half way through, short of the Content-Length.
+    Cut,
+    /// Half of the bytes, with a Content-Length (and Content-Range) that says so.
+    Shorten,
+}
+
 #[derive(Clone, Debug)]
 pub struct RecordedRequest {
     pub method: String,
@@ -75,6 +86,8 @@ pub struct RecordedRequest {
     pub body_md5: Option<String>,
     /// Status returned to the client; None if never answered.
     pub status: Option<u16>,
+    /// The fault done to the answer's body, if any.
+    pub body_fault: Option<BodyFault>,
 }
 
 impl RecordedRequest {
@@ -93,11 +106,6 @@ impl RecordedRequest {
             .map(|(_, v)| v.as_str())
     }
 
-    /// "x-amz-target: AmazonSSM.GetParameter" -> "GetParameter".
-    pub fn ssm_action(&self) -> Option<&str> {
-        self.header("x-amz-target")?.strip_prefix("AmazonSSM.")
-    }
-
     /// Whether `Content-MD5` matches the body as received; None without the
     /// header or `body_md5`. (Meaningless for aws-chunked bodies.)
     pub fn content_md5_matches(&self) -> Option<bool> {
@@ -110,6 +118,7 @@ struct Shared {
     mode: watch::Sender<Mode>,
     deny_listing: AtomicBool,
     hash_bodies: AtomicBool,
+    body_fault: Mutex<Option<BodyFault>>,
     denied_ssm: Mutex<Vec<String>>,
     log: Mutex<Vec<Arc<Mutex<RecordedRequest>>>>,
 }
@@ -130,6 +139,7 @@ impl FaultProxy {
             mode: watch::Sender::new(Mode::Forward),
             deny_listing: AtomicBool::new(false),
             hash_bodies: AtomicBool::new(false),
+            body_fault: Mutex::new(None),
             denied_ssm: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
         });
@@ -189,6 +199,19 @@ impl FaultProxy {
     /// 50 MB/s in an unoptimised test crate, which would throttle big uploads.
     pub fn set_hash_bodies(&self, on: bool) {
         self.shared.hash_bodies.store(on, Ordering::SeqCst);
+    }
+
+    /// Damages the artifacts served from now on; None serves them intact.
+    pub fn set_body_fault(&self, fault: Option<BodyFault>) {
+        *lock(&self.shared.body_fault) = fault;
+    }
+
+    /// How many answers had their body damaged so far.
+    pub fn faulted(&self) -> usize {
+        lock(&self.shared.log)
+            .iter()
+            .filter(|r| lock(r).body_fault.is_some())
+            .count()
     }
 
     /// E.g. `["GetParametersByPath", "GetParameter"]`; empty to allow all.
@@ -274,6 +297,7 @@ async fn handle(sh: Arc<Shared>, client: Upstream, req: Request<Incoming>) -> An
         body_len: 0,
         body_md5: None,
         status: None,
+        body_fault: None,
     }));
     lock(&sh.log).push(rec.clone());
     let mut body = Tap::new(incoming, rec.clone(), sh.hash_bodies.load(Ordering::SeqCst));
@@ -316,6 +340,12 @@ async fn handle(sh: Arc<Shared>, client: Upstream, req: Request<Incoming>) -> An
         && (parts.method == Method::GET || is_head)
         && !key.is_empty()
         && !params().any(|p| p == "uploadId");
+    let artifact = key.replace("%40", "@");
+    let artifact_read = parts.method == Method::GET
+        && artifact.contains('@')
+        && !artifact.ends_with("/metadata")
+        && !params().any(|p| p == "uploadId");
+    let body_fault = (*lock(&sh.body_fault)).filter(|_| artifact_read);
 
     let client_version = parts.version;
     parts.uri = match format!("{}{}", sh.upstream, target).parse() {
@@ -344,7 +374,113 @@ async fn handle(sh: Arc<Shared>, client: Upstream, req: Request<Incoming>) -> An
     strip_hop_by_hop(&mut rparts.headers);
     lock(&rec).status = Some(rparts.status.as_u16());
     let rbody = rbody.map_err(BoxError::from).boxed();
+    let served = matches!(rparts.status, StatusCode::OK | StatusCode::PARTIAL_CONTENT);
+    let rbody = match body_fault.filter(|_| served) {
+        Some(fault) => damage(fault, &mut rparts.headers, rbody, &rec),
+        None => rbody,
+    };
     Ok(Response::from_parts(rparts, rbody))
+}
+
+/// Applies `fault` to an answer's body (and, for `Shorten`, to its headers). A body
+/// whose length the headers do not give is left intact, and not recorded as damaged.
+fn damage(
+    fault: BodyFault,
+    headers: &mut HeaderMap,
+    body: ProxyBody,
+    rec: &Mutex<RecordedRequest>,
+) -> ProxyBody {
+    let length = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(length) = length.filter(|l| *l > 0) else {
+        return body;
+    };
+    let half = length / 2;
+    if fault == BodyFault::Shorten {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(half));
+        // "bytes 100-199/1000" -> "bytes 100-149/1000".
+        let range = headers.get(CONTENT_RANGE).and_then(|v| v.to_str().ok());
+        let shortened = range.and_then(|range| {
+            let (first, total) = range.strip_prefix("bytes ")?.split_once('/')?;
+            let start: u64 = first.split_once('-')?.0.parse().ok()?;
+            let last = (start + half).checked_sub(1)?;
+            HeaderValue::from_str(&format!("bytes {start}-{last}/{total}")).ok()
+        });
+        if let Some(value) = shortened {
+            headers.insert(CONTENT_RANGE, value);
+        }
+    }
+    lock(rec).body_fault = Some(fault);
+    Damaged {
+        inner: body,
+        fault,
+        at: 0,
+        stop: match fault {
+            BodyFault::Corrupt => length,
+            BodyFault::Cut | BodyFault::Shorten => half,
+        },
+    }
+    .boxed()
+}
+
+/// A response body on its way through, damaged as `fault` says.
+struct Damaged {
+    inner: ProxyBody,
+    fault: BodyFault,
+    /// Bytes passed on so far.
+    at: u64,
+    /// Where the body ends (for `Cut`, where the connection is dropped).
+    stop: u64,
+}
+
+impl Body for Damaged {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if this.at >= this.stop {
+            return Poll::Ready(match this.fault {
+                BodyFault::Cut => Some(Err(DROPPED.into())),
+                BodyFault::Corrupt | BodyFault::Shorten => None,
+            });
+        }
+        let frame = match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            Some(Ok(frame)) => frame,
+            other => return Poll::Ready(other),
+        };
+        let data = match frame.into_data() {
+            Ok(data) => data,
+            Err(frame) => return Poll::Ready(Some(Ok(frame))),
+        };
+        let keep = data.len().min((this.stop - this.at) as usize);
+        let mut data = data.slice(..keep).to_vec();
+        if this.fault == BodyFault::Corrupt {
+            for (i, byte) in data.iter_mut().enumerate() {
+                if (this.at + i as u64) % 4096 == 0 {
+                    *byte ^= 0xff;
+                }
+            }
+        }
+        this.at += keep as u64;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(data)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.fault != BodyFault::Cut && self.at >= self.stop
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.fault {
+            BodyFault::Cut => SizeHint::default(),
+            BodyFault::Corrupt | BodyFault::Shorten => SizeHint::with_exact(self.stop - self.at),
+        }
+    }
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {

@@ -18,6 +18,7 @@ use startifact::storage::{Backend, RegionStore, StorageOptions};
 use startifact::Session;
 
 use super::moto::Moto;
+use super::proxy::FaultProxy;
 use super::unique_id;
 
 pub const REGIONS: [&str; 3] = ["us-east-1", "us-west-2", "eu-west-2"];
@@ -111,6 +112,22 @@ impl World {
         }
         world.write_parameters().await;
         world
+    }
+
+    /// A world on the shared moto server whose regions are each reached through a
+    /// proxy of their own (in `REGIONS` order), so a fault can hit one region.
+    pub async fn moto_behind_proxies() -> (World, Vec<FaultProxy>) {
+        let mut world = Self::moto(WorldOptions::default()).await;
+        let proxies: Vec<FaultProxy> = REGIONS
+            .iter()
+            .map(|_| FaultProxy::start(&Moto::shared().url))
+            .collect();
+        for (region, proxy) in REGIONS.iter().zip(&proxies) {
+            world
+                .region_endpoints
+                .insert(region.to_string(), proxy.url());
+        }
+        (world, proxies)
     }
 
     /// A world on a local store in its own folder.
