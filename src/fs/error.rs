@@ -135,3 +135,182 @@ impl From<StorageError> for FsError {
         FsError::new(kind, e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The errno names of the table "Every errno" at the end of docs/SEMANTICS.md.
+    fn errnos_on_the_page() -> Vec<String> {
+        let page = include_str!("../../docs/SEMANTICS.md");
+        let table = page
+            .split("\n## Every errno\n")
+            .nth(1)
+            .expect("docs/SEMANTICS.md has a section \"Every errno\"");
+        table
+            .lines()
+            .filter_map(|line| line.strip_prefix("| E"))
+            .flat_map(|row| {
+                let first_cell = row.split('|').next().unwrap_or("");
+                format!("E{first_cell}")
+                    .split(',')
+                    .map(|name| name.trim().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn errno_named(name: &str) -> i32 {
+        match name {
+            "ENOENT" => libc::ENOENT,
+            "ENODATA" => libc::ENODATA,
+            "ERANGE" => libc::ERANGE,
+            "E2BIG" => libc::E2BIG,
+            "EPERM" => libc::EPERM,
+            "EEXIST" => libc::EEXIST,
+            "EROFS" => libc::EROFS,
+            "EOPNOTSUPP" => libc::EOPNOTSUPP,
+            "EISDIR" => libc::EISDIR,
+            "ENOTDIR" => libc::ENOTDIR,
+            "EINVAL" => libc::EINVAL,
+            "EBADF" => libc::EBADF,
+            "ENOSPC" => libc::ENOSPC,
+            "EBUSY" => libc::EBUSY,
+            "ENOTEMPTY" => libc::ENOTEMPTY,
+            "EIO" => libc::EIO,
+            "EACCES" => libc::EACCES,
+            "ENAMETOOLONG" => libc::ENAMETOOLONG,
+            "ENOTTY" => libc::ENOTTY,
+            other => panic!("{other} is not an errno this test knows"),
+        }
+    }
+
+    /// Each kind and the errno the page promises for it. The match built from the same
+    /// list makes a new kind fail to compile here until it is given its row.
+    macro_rules! kinds_and_errnos {
+        ($($kind:ident => $errno:literal,)*) => {
+            const KINDS: &[(FsErrorKind, &str)] = &[$((FsErrorKind::$kind, $errno),)*];
+            #[allow(dead_code)]
+            fn every_kind_is_listed(kind: FsErrorKind) {
+                match kind {
+                    $(FsErrorKind::$kind => {})*
+                }
+            }
+        };
+    }
+
+    // Where the op tests in `crate::fs::tests` produce each errno of the page (the file,
+    // then a test's name, shortened):
+    kinds_and_errnos! {
+        // lookup: enoent_for_a_version_no_region_holds; latest: a_symlink_to_a_version_that_is_not_staged_is_enoent
+        NotFound => "ENOENT",
+        // xattr: a_missing_attribute_is_enodata
+        NoAttribute => "ENODATA",
+        // xattr: a_zero_size_buffer_gets_the_size_and_a_small_one_erange
+        BufferTooSmall => "ERANGE",
+        // xattr: a_value_over_64_kib_is_e2big
+        TooBig => "E2BIG",
+        // staging_file: a_second_file_in_a_staging_version_is_eperm; rmdir, unlink, rename, setattr, xattr
+        Immutable => "EPERM",
+        // mkdir: mkdir_of_a_staged_version_is_eexist; stage_outcomes: close_after_someone_else_staged...
+        Exists => "EEXIST",
+        // mkdir: mkdir_on_a_read_only_mount_is_erofs
+        ReadOnly => "EROFS",
+        // xattr: attributes_outside_user_are_eopnotsupp
+        Unsupported => "EOPNOTSUPP",
+        // read: opening_a_folder_is_eisdir; rename: renaming_the_file_onto_a_hidden_folder_is_eisdir
+        IsDirectory => "EISDIR",
+        // lookup: enotdir_for_a_name_looked_up_in_a_file_or_in_latest
+        NotDirectory => "ENOTDIR",
+        // mkdir: mkdir_of_a_version_that_is_not_canonical_semver_is_einval; latest, xattr
+        Invalid => "EINVAL",
+        // read: a_released_handle_reads_nothing_ebadf
+        BadHandle => "EBADF",
+        // staging_file: a_write_past_the_staging_size_is_enospc...
+        NoSpace => "ENOSPC",
+        // stage_outcomes: changes_to_the_file_while_its_stage_runs_are_ebusy
+        Busy => "EBUSY",
+        // rmdir: rmdir_of_a_staging_version_holding_its_file_is_enotempty
+        NotEmpty => "ENOTEMPTY",
+        // regions_down: with_two_regions_down_a_missing_project_is_eio, ..._a_stage_is_eio...
+        Unavailable => "EIO",
+        // staging_file: a_write_from_outside_the_openers_process_tree_is_eacces
+        AccessDenied => "EACCES",
+        // crate::mount::translate: a_name_over_255_bytes_is_enametoolong (the adapter's check)
+        NameTooLong => "ENAMETOOLONG",
+    }
+
+    /// On the page but never the model's: fuser answers `ioctl` (the kernel then says
+    /// ENOTTY).
+    const ANSWERED_OUTSIDE_THE_MODEL: &[&str] = &["ENOTTY"];
+    /// The model's, but missing from the page's table.
+    const NOT_ON_THE_PAGE: &[&str] = &["ENOTDIR", "EBADF"];
+
+    #[test]
+    fn every_kind_maps_to_the_errno_of_its_row() {
+        for (kind, name) in KINDS {
+            let error = FsError::new(*kind, "test");
+            assert_eq!(
+                error.errno(),
+                errno_named(name),
+                "{kind:?} should be {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_errno_of_the_page_is_a_kinds_or_answered_outside_the_model() {
+        let page = errnos_on_the_page();
+        assert!(page.len() >= 17, "the table was not found whole: {page:?}");
+        for name in &page {
+            let ours = KINDS.iter().any(|(_, errno)| errno == name);
+            assert!(
+                ours || ANSWERED_OUTSIDE_THE_MODEL.contains(&name.as_str()),
+                "{name} is on the page, but no kind answers it"
+            );
+        }
+    }
+
+    #[test]
+    fn every_kinds_errno_is_on_the_page_or_known_to_be_missing_there() {
+        let page = errnos_on_the_page();
+        for (kind, name) in KINDS {
+            let listed = page.iter().any(|p| p == name);
+            let known_missing = NOT_ON_THE_PAGE.contains(name);
+            assert!(
+                listed != known_missing,
+                "{kind:?} ({name}): on the page {listed}, listed as missing there {known_missing}"
+            );
+        }
+    }
+
+    #[test]
+    fn protocol_errors_keep_absent_apart_from_unreachable() {
+        let absent = ProtocolError::ArtifactNotFound {
+            project: "P".into(),
+            version: "1.0.0".into(),
+            absent: true,
+            reasons: Vec::new(),
+        };
+        assert_eq!(FsError::from(absent).errno(), libc::ENOENT);
+        let unreachable = ProtocolError::ArtifactNotFound {
+            project: "P".into(),
+            version: "1.0.0".into(),
+            absent: false,
+            reasons: Vec::new(),
+        };
+        assert_eq!(FsError::from(unreachable).errno(), libc::EIO);
+        let no_latest = |missing| ProtocolError::NoQuorum {
+            project: "P".into(),
+            needed: 2,
+            missing,
+            reasons: Vec::new(),
+        };
+        assert_eq!(FsError::from(no_latest(2)).errno(), libc::ENOENT);
+        assert_eq!(FsError::from(no_latest(1)).errno(), libc::EIO);
+        let down = StorageError::Unavailable("down".into());
+        assert_eq!(FsError::from(down).errno(), libc::EIO);
+        let gone = StorageError::NotFound("gone".into());
+        assert_eq!(FsError::from(gone).errno(), libc::ENOENT);
+    }
+}

@@ -37,6 +37,9 @@ mod tree;
 mod writes;
 pub mod xattr;
 
+#[cfg(test)]
+mod tests;
+
 pub use attr::{Attr, DirEntry, Entry, FileKind};
 pub use caller::Caller;
 pub use disk_cache::DiskCache;

@@ -112,3 +112,33 @@ pub(super) fn open_flags(keep_pages: bool) -> FopenFlags {
         FopenFlags::empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn a_name_over_255_bytes_is_enametoolong_before_the_model_sees_it() {
+        let longest = "v".repeat(NAME_MAX);
+        assert_eq!(utf8(OsStr::new(&longest)).unwrap(), longest);
+        let long = "v".repeat(NAME_MAX + 1);
+        let long = OsStr::new(&long);
+        for checked in [utf8(long), utf8_new(long)] {
+            assert_eq!(checked.unwrap_err().errno(), libc::ENAMETOOLONG);
+        }
+        // Counted in bytes: 128 two-byte characters are 256 bytes.
+        let wide = "é".repeat(128);
+        assert_eq!(
+            utf8_new(OsStr::new(&wide)).unwrap_err().errno(),
+            libc::ENAMETOOLONG
+        );
+    }
+
+    #[test]
+    fn a_name_that_is_not_utf8_is_enoent_to_find_and_einval_to_make() {
+        let latin1 = OsStr::from_bytes(b"caf\xe9");
+        assert_eq!(utf8(latin1).unwrap_err().errno(), libc::ENOENT);
+        assert_eq!(utf8_new(latin1).unwrap_err().errno(), libc::EINVAL);
+    }
+}

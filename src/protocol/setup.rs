@@ -93,7 +93,7 @@ pub async fn open_local_store(
 
 /// Gives every region a bucket, its bucket-name parameter and the organisation
 /// configuration (no prefixes).
-async fn set_up_local_store(
+pub(crate) async fn set_up_local_store(
     dir: &Path,
     regions: &[String],
     configuration_parameter: &str,

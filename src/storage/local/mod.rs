@@ -12,7 +12,7 @@
 //! whose folder is missing answers as a region that is down, which is also how tests
 //! stop one.
 
-mod layout;
+pub(crate) mod layout;
 mod multipart;
 mod objects;
 mod parameters;

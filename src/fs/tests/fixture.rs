@@ -1,0 +1,285 @@
+//! What every test of the model starts from, with no kernel and no FUSE: a new local
+//! store of three regions in a temporary folder; two versions staged through the
+//! protocol, as another tool stages them (`SugarWater` 0.9.0 as it is, 1.0.0 with
+//! metadata and its saved file name, which moves `latest` to it: the fixture of
+//! docs/SEMANTICS.md); and an `ArtifactFs` over it with a staging folder of its own.
+//!
+//! The session visits the regions in the order of `REGIONS`, so a test knows which one
+//! a version is pinned from. The regions, the store and the configuration parameter are
+//! given to the store's setup and to the session explicitly: tests run in parallel in
+//! one process, and nothing here sets (or depends on) `STARTIFACT_*` variables.
+
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use semver::Version;
+use tempfile::TempDir;
+
+use crate::fs::{ArtifactFs, Caller, Entry, FsOptions, FsResult, Staging, ROOT_INODE};
+use crate::protocol::setup::{set_up_local_store, LOCAL_BUCKET};
+use crate::protocol::{
+    Metadata, Session, SessionBuilder, StageOptions, DEFAULT_CONFIGURATION_PARAMETER,
+};
+use crate::storage::local::{layout, LocalRegion};
+use crate::storage::RegionStore;
+
+pub(super) const PROJECT: &str = "SugarWater";
+/// In the order the session visits them: versions are pinned from the first.
+pub(super) const REGIONS: [&str; 3] = ["eu-west-2", "us-east-1", "ap-south-1"];
+/// 0.9.0, staged without metadata: its file is `SugarWater@0.9.0`.
+pub(super) const OLD_BYTES: &[u8] = b"SugarWater 0.9.0\n";
+/// 1.0.0, staged with `lang=rust` and its file name, `dist.txt`.
+pub(super) const CURRENT_BYTES: &[u8] = b"SugarWater 1.0.0\n";
+/// What the tests stage through the mount.
+pub(super) const NEW_BYTES: &[u8] = b"SugarWater 1.1.0\n";
+/// The staging file's name in tests. Not `dist.txt`: a close looks for descriptors of
+/// the closing process that end in the file's name (see `process::closer`).
+pub(super) const NEW_FILE: &str = "app.tar";
+const STAGING_LIMIT: u64 = 1 << 20;
+
+pub(super) struct Fixture {
+    pub fs: ArtifactFs,
+    /// The process behind every change: this test process, as the kernel would name it.
+    pub caller: Caller,
+    pub store: PathBuf,
+    _scratch: TempDir,
+}
+
+impl Fixture {
+    /// A writable mount with a staging folder of 1 MiB.
+    pub async fn new() -> Self {
+        Self::with(FsOptions::default(), Some(STAGING_LIMIT)).await
+    }
+
+    /// A `--read-only` mount: no staging folder.
+    pub async fn read_only() -> Self {
+        let options = FsOptions {
+            read_only: true,
+            ..FsOptions::default()
+        };
+        Self::with(options, None).await
+    }
+
+    /// A mount whose staging folder holds at most `limit` bytes (`--staging-size`).
+    pub async fn with_staging_limit(limit: u64) -> Self {
+        Self::with(FsOptions::default(), Some(limit)).await
+    }
+
+    /// A mount started with `--allow-delete`.
+    pub async fn allowing_delete() -> Self {
+        let options = FsOptions {
+            allow_delete: true,
+            ..FsOptions::default()
+        };
+        Self::with(options, Some(STAGING_LIMIT)).await
+    }
+
+    /// A mount with these options, and a staging folder of `staging_limit` bytes.
+    pub async fn with(options: FsOptions, staging_limit: Option<u64>) -> Self {
+        let scratch = scratch_folder();
+        let store = scratch.path().join("store");
+        let regions: Vec<String> = REGIONS.iter().map(|r| r.to_string()).collect();
+        set_up_local_store(&store, &regions, DEFAULT_CONFIGURATION_PARAMETER)
+            .await
+            .expect("a new local store");
+        let caller = Caller::daemon();
+        let fixture_session = session_on(&store).await;
+        stage_source(&fixture_session, scratch.path(), "0.9.0", OLD_BYTES, false).await;
+        stage_source(
+            &fixture_session,
+            scratch.path(),
+            "1.0.0",
+            CURRENT_BYTES,
+            true,
+        )
+        .await;
+        let options = FsOptions {
+            uid: caller.uid,
+            gid: caller.gid,
+            ..options
+        };
+        let mut fs = ArtifactFs::new(session_on(&store).await, options);
+        if let Some(limit) = staging_limit {
+            let staging = Staging::open(
+                &scratch.path().join("staging"),
+                limit,
+                StageOptions::default(),
+            )
+            .expect("a staging folder");
+            fs = fs.with_staging(Arc::new(staging));
+        }
+        Fixture {
+            fs,
+            caller,
+            store,
+            _scratch: scratch,
+        }
+    }
+
+    /// Another session on the same store: another tool, or another mount.
+    pub async fn other_session(&self) -> Session {
+        session_on(&self.store).await
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.caller.pid
+    }
+
+    /// Looks up a path from the root, one name at a time, as the kernel does.
+    pub async fn lookup(&self, path: &str) -> FsResult<Entry> {
+        let mut names = path.split('/');
+        let first = names.next().expect("a path");
+        let mut entry = self.fs.lookup(ROOT_INODE, first).await?;
+        for name in names {
+            entry = self.fs.lookup(entry.attr.inode, name).await?;
+        }
+        Ok(entry)
+    }
+
+    /// The inode of a path that must exist.
+    pub async fn inode(&self, path: &str) -> u64 {
+        match self.lookup(path).await {
+            Ok(entry) => entry.attr.inode,
+            Err(e) => panic!("{path}: {e} (errno {})", e.errno()),
+        }
+    }
+
+    /// The whole of a file, read through one handle.
+    pub async fn read_all(&self, path: &str) -> Vec<u8> {
+        let inode = self.inode(path).await;
+        let opened = self
+            .fs
+            .open(inode, false, false, &self.caller)
+            .await
+            .expect("open for reading");
+        let bytes = self.fs.read(opened.handle, 0, 1 << 20).await.expect("read");
+        self.fs.release(opened.handle);
+        bytes.to_vec()
+    }
+
+    /// `mkdir PROJECT/VERSION`, then the first steps of `cp`: create `name` in it and
+    /// write `bytes`. Returns the open handle.
+    pub async fn start_writing(&self, version: &str, name: &str, bytes: &[u8]) -> u64 {
+        let project = self.inode(PROJECT).await;
+        let folder = self.fs.mkdir(project, version).await.expect("mkdir");
+        let (_, handle) = self
+            .fs
+            .create(folder.attr.inode, name, &self.caller)
+            .await
+            .expect("create");
+        self.fs
+            .write(handle, 0, bytes, self.pid())
+            .await
+            .expect("write");
+        handle
+    }
+
+    /// The close of `cp`'s descriptor: FUSE `flush` (whose errno `close()` returns),
+    /// then `release`.
+    pub async fn close(&self, handle: u64) -> FsResult<()> {
+        let closed = self.fs.flush(handle, self.pid()).await;
+        self.fs.release(handle);
+        closed
+    }
+
+    /// `mkdir PROJECT/VERSION && cp FILE PROJECT/VERSION/`: the errno of the close.
+    pub async fn cp(&self, version: &str, name: &str, bytes: &[u8]) -> FsResult<()> {
+        let handle = self.start_writing(version, name, bytes).await;
+        self.close(handle).await
+    }
+
+    /// The bytes of the object `key` in a region, read through the storage layer.
+    pub async fn object(&self, region: &str, key: &str) -> Vec<u8> {
+        let store = LocalRegion::new(&self.store, region);
+        let mut object = store
+            .get_object(LOCAL_BUCKET, key, None, None)
+            .await
+            .unwrap_or_else(|e| panic!("{key} in {region}: {e}"));
+        let mut bytes = Vec::new();
+        while let Some(chunk) = object.body.next().await {
+            bytes.extend_from_slice(&chunk.expect("a chunk of the object"));
+        }
+        bytes
+    }
+
+    /// The regions whose bucket holds the object `key`.
+    pub async fn regions_holding(&self, key: &str) -> Vec<&'static str> {
+        let mut holding = Vec::new();
+        for region in REGIONS {
+            let store = LocalRegion::new(&self.store, region);
+            if store.head_object(LOCAL_BUCKET, key).await.is_ok() {
+                holding.push(region);
+            }
+        }
+        holding
+    }
+
+    /// A region that is down: its folder is gone.
+    pub fn take_down(&self, region: &str) {
+        std::fs::remove_dir_all(self.store.join(region)).expect("remove a region's folder");
+    }
+
+    /// Where a region keeps the parameter `name`.
+    pub fn parameter_file(&self, region: &str, name: &str) -> PathBuf {
+        layout::path_of(&self.store.join(region).join("parameters"), name)
+    }
+}
+
+/// The errno of a call that must fail.
+pub(super) fn errno<T: Debug>(result: FsResult<T>) -> i32 {
+    match result {
+        Ok(value) => panic!("expected an error, got {value:?}"),
+        Err(e) => e.errno(),
+    }
+}
+
+/// A folder in memory when the machine has one: the local store syncs every object it
+/// writes, which on a disk made each test ten times slower.
+fn scratch_folder() -> TempDir {
+    let memory = Path::new("/dev/shm");
+    memory
+        .is_dir()
+        .then(|| tempfile::tempdir_in(memory).ok())
+        .flatten()
+        .unwrap_or_else(|| tempfile::tempdir().expect("a temporary folder"))
+}
+
+async fn session_on(store: &Path) -> Session {
+    SessionBuilder {
+        regions: Some(REGIONS.iter().map(|r| r.to_string()).collect()),
+        local_store: Some(store.to_path_buf()),
+        configuration_parameter: Some(DEFAULT_CONFIGURATION_PARAMETER.to_string()),
+        keep_region_order: true,
+        ..SessionBuilder::default()
+    }
+    .build()
+    .await
+    .expect("a session on the local store")
+}
+
+/// Stages `bytes` as `PROJECT@version` from a file named `dist.txt`, as
+/// `startifact PROJECT VERSION --stage dist.txt` does (with `--metadata lang=rust
+/// --filename` when `described`).
+async fn stage_source(
+    session: &Session,
+    scratch: &Path,
+    version: &str,
+    bytes: &[u8],
+    described: bool,
+) {
+    let folder = scratch.join("source").join(version);
+    std::fs::create_dir_all(&folder).expect("a source folder");
+    let path = folder.join("dist.txt");
+    std::fs::write(&path, bytes).expect("a source file");
+    let mut metadata = Metadata::new();
+    if described {
+        metadata.insert("lang".to_string(), "rust".to_string());
+    }
+    let version = Version::parse(version).expect("a version");
+    session
+        .stage(PROJECT, &version, &path, metadata, described)
+        .await
+        .expect("staged through the protocol");
+}

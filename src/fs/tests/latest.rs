@@ -1,0 +1,170 @@
+//! `latest` as a symlink: `readlink`, and moving it with `symlink`, `rename` and
+//! `unlink` the ways GNU `ln -sfn` and `rm` + `ln -s` do.
+
+use super::fixture::{errno, Fixture, PROJECT, REGIONS};
+use crate::fs::{FileKind, ROOT_INODE};
+use crate::protocol::read_latest;
+
+/// `ln -sfn TARGET SugarWater/latest`: a symlink at a temporary name, renamed over it.
+async fn ln_sfn(f: &Fixture, target: &str) -> crate::fs::FsResult<()> {
+    let project = f.inode(PROJECT).await;
+    f.fs.symlink(project, "latest.tmp", target).await?;
+    f.fs.rename(project, "latest.tmp", project, "latest").await
+}
+
+async fn latest(f: &Fixture) -> String {
+    let inode = f.inode("SugarWater/latest").await;
+    f.fs.readlink(inode).await.unwrap()
+}
+
+#[tokio::test]
+async fn readlink_of_latest_is_the_latest_version() {
+    let f = Fixture::new().await;
+    assert_eq!(latest(&f).await, "1.0.0");
+}
+
+#[tokio::test]
+async fn readlink_of_what_is_not_a_symlink_is_einval() {
+    let f = Fixture::new().await;
+    for path in [PROJECT, "SugarWater/1.0.0", "SugarWater/1.0.0/dist.txt"] {
+        let inode = f.inode(path).await;
+        assert_eq!(errno(f.fs.readlink(inode).await), libc::EINVAL, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn ln_sfn_moves_latest_in_every_region() {
+    let f = Fixture::new().await;
+    ln_sfn(&f, "0.9.0").await.unwrap();
+    assert_eq!(latest(&f).await, "0.9.0");
+    let other = f.other_session().await;
+    let read = read_latest(&other, PROJECT).await.unwrap();
+    assert_eq!(read.version.to_string(), "0.9.0");
+    for region in REGIONS {
+        let file = f.parameter_file(region, "/SugarWater/latest");
+        assert_eq!(
+            std::fs::read_to_string(file).unwrap().trim(),
+            "0.9.0",
+            "{region}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_pending_symlink_reads_its_target_and_is_not_listed() {
+    let f = Fixture::new().await;
+    let project = f.inode(PROJECT).await;
+    let link =
+        f.fs.symlink(project, "latest.tmp", "./0.9.0/")
+            .await
+            .unwrap();
+    assert_eq!(link.attr.kind, FileKind::Symlink);
+    assert_eq!(f.fs.readlink(link.attr.inode).await.unwrap(), "0.9.0");
+    let listed = f.fs.readdir(project).await.unwrap();
+    assert!(listed.iter().all(|e| e.name != "latest.tmp"));
+    assert_eq!(latest(&f).await, "1.0.0", "not moved before the rename");
+}
+
+#[tokio::test]
+async fn a_symlink_to_a_version_that_is_not_staged_is_enoent() {
+    let f = Fixture::new().await;
+    assert_eq!(errno(ln_sfn(&f, "2.0.0").await), libc::ENOENT);
+    let project = f.inode(PROJECT).await;
+    f.fs.mkdir(project, "1.1.0").await.unwrap();
+    assert_eq!(
+        errno(ln_sfn(&f, "1.1.0").await),
+        libc::ENOENT,
+        "a staging version is not staged yet"
+    );
+    assert_eq!(latest(&f).await, "1.0.0");
+}
+
+#[tokio::test]
+async fn a_symlink_to_anything_but_a_version_folder_is_einval() {
+    let f = Fixture::new().await;
+    for target in ["../Other/1.0.0", "foo", "1.0", "/etc"] {
+        assert_eq!(errno(ln_sfn(&f, target).await), libc::EINVAL, "{target}");
+    }
+}
+
+#[tokio::test]
+async fn ln_sn_onto_latest_without_f_is_eexist() {
+    let f = Fixture::new().await;
+    let project = f.inode(PROJECT).await;
+    assert_eq!(
+        errno(f.fs.symlink(project, "latest", "0.9.0").await),
+        libc::EEXIST
+    );
+    assert_eq!(latest(&f).await, "1.0.0");
+}
+
+#[tokio::test]
+async fn rm_latest_then_ln_s_moves_it() {
+    let f = Fixture::new().await;
+    let project = f.inode(PROJECT).await;
+    f.fs.unlink(project, "latest").await.unwrap();
+    assert_eq!(
+        errno(f.lookup("SugarWater/latest").await),
+        libc::ENOENT,
+        "gone until it is replaced"
+    );
+    f.fs.symlink(project, "latest", "0.9.0").await.unwrap();
+    assert_eq!(latest(&f).await, "0.9.0");
+}
+
+#[tokio::test]
+async fn a_symlink_named_as_a_version_is_eexist() {
+    let f = Fixture::new().await;
+    let project = f.inode(PROJECT).await;
+    assert_eq!(
+        errno(f.fs.symlink(project, "2.0.0", "1.0.0").await),
+        libc::EEXIST
+    );
+}
+
+#[tokio::test]
+async fn a_symlink_outside_a_project_folder_is_eperm() {
+    let f = Fixture::new().await;
+    // `ln -sf 1.0.0 SugarWater/latest` follows latest into its version folder.
+    let version = f.inode("SugarWater/1.0.0").await;
+    assert_eq!(
+        errno(f.fs.symlink(version, "1.0.0", "1.0.0").await),
+        libc::EPERM
+    );
+    assert_eq!(
+        errno(f.fs.symlink(ROOT_INODE, "link", "SugarWater").await),
+        libc::EPERM
+    );
+}
+
+#[tokio::test]
+async fn a_pending_symlink_renamed_anywhere_but_onto_latest_is_einval() {
+    let f = Fixture::new().await;
+    let project = f.inode(PROJECT).await;
+    f.fs.symlink(project, "latest.tmp", "0.9.0").await.unwrap();
+    assert_eq!(
+        errno(f.fs.rename(project, "latest.tmp", project, "current").await),
+        libc::EINVAL
+    );
+}
+
+#[tokio::test]
+async fn unlink_of_a_pending_symlink_removes_it() {
+    let f = Fixture::new().await;
+    let project = f.inode(PROJECT).await;
+    f.fs.symlink(project, "latest.tmp", "0.9.0").await.unwrap();
+    f.fs.unlink(project, "latest.tmp").await.unwrap();
+    assert_eq!(errno(f.lookup("SugarWater/latest.tmp").await), libc::ENOENT);
+    assert_eq!(latest(&f).await, "1.0.0");
+}
+
+#[tokio::test]
+async fn moving_latest_on_a_read_only_mount_is_erofs() {
+    let f = Fixture::read_only().await;
+    let project = f.inode(PROJECT).await;
+    assert_eq!(
+        errno(f.fs.symlink(project, "latest.tmp", "0.9.0").await),
+        libc::EROFS
+    );
+    assert_eq!(errno(f.fs.unlink(project, "latest").await), libc::EROFS);
+}
