@@ -29,7 +29,7 @@ async fn a_staged_file_opens_as_immutable() {
     let f = Fixture::new().await;
     let inode = f.inode("SugarWater/1.0.0/dist.txt").await;
     let opened = f.fs.open(inode, false, false, &f.caller).await.unwrap();
-    assert!(opened.immutable, "the kernel may keep its pages");
+    assert!(opened.keep_pages, "the kernel may keep its pages");
     f.fs.release(opened.handle);
 }
 
@@ -79,7 +79,7 @@ async fn a_staging_file_reads_from_the_spool() {
     let writer = f.start_writing("1.1.0", NEW_FILE, NEW_BYTES).await;
     let inode = f.inode("SugarWater/1.1.0/app.tar").await;
     let opened = f.fs.open(inode, false, false, &f.caller).await.unwrap();
-    assert!(!opened.immutable, "a staging file changes");
+    assert!(!opened.keep_pages, "a staging file changes");
     let bytes = f.fs.read(opened.handle, 0, 100).await.unwrap();
     assert_eq!(&bytes[..], NEW_BYTES);
     f.fs.release(opened.handle);
