@@ -17,6 +17,15 @@
 //! resets the stream. Any other read is random: the streams stop and aligned blocks
 //! around the offset are fetched, through a shared LRU so nearby re-reads cost nothing.
 //!
+//! A handle that reads its file from the first byte to the last in order (what `cat`,
+//! `cp` and `rsync` do) hashes the bytes as they go out, and its last read answers EIO
+//! when they do not match the MD5 the version was pinned with (its size alone when the
+//! store gives no MD5), as does every later read of that handle. Bytes before the last
+//! read cannot be taken back, so the kernel
+//! keeps the pages of a streamed file across opens only once some handle has read it
+//! whole and its check passed (`ReadShared::is_verified`): the pages of a failed read
+//! are dropped at the next open. Reads out of order are pinned by ETag only.
+//!
 //! Memory: a stream task takes permits of a budget shared by every handle for each chunk
 //! it hands over (and stops reading the body, so TCP holds the sender back, while it
 //! waits), and a handle's channel holds at most `chunks_ahead` chunks, so the bytes held
@@ -30,6 +39,7 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use lru::LruCache;
+use md5::{Digest, Md5};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -82,12 +92,18 @@ const PERMIT_UNIT: u64 = 4096;
 /// asks for 16 KiB).
 const STREAMING_READ: u64 = 256 << 10;
 
-/// What every reader shares: the memory budget and the LRU of recent blocks.
+/// Pinned objects remembered as read whole and checked (beyond it, a file's pages are
+/// dropped at its next open until it is read whole again).
+const VERIFIED_OBJECTS: usize = 65_536;
+
+/// What every reader shares: the memory budget, the LRU of recent blocks, and the
+/// objects read whole that passed their check.
 #[derive(Debug)]
 pub struct ReadShared {
     pub options: ReadOptions,
     budget: Arc<Semaphore>,
     blocks: Mutex<LruCache<(String, u64), Bytes>>,
+    verified: Mutex<LruCache<String, ()>>,
 }
 
 impl ReadShared {
@@ -97,6 +113,9 @@ impl ReadShared {
         ReadShared {
             budget: Arc::new(Semaphore::new(permits)),
             blocks: Mutex::new(LruCache::new(blocks)),
+            verified: Mutex::new(LruCache::new(
+                NonZeroUsize::new(VERIFIED_OBJECTS).unwrap_or(NonZeroUsize::MIN),
+            )),
             options,
         }
     }
@@ -104,6 +123,20 @@ impl ReadShared {
     fn permits_for(&self, len: u64) -> u32 {
         let total = (self.options.memory_budget / PERMIT_UNIT).max(1);
         len.div_ceil(PERMIT_UNIT).clamp(1, total) as u32
+    }
+
+    /// Whether a handle has read `pinned` whole and its bytes passed their check: only
+    /// then may the kernel keep its pages from one open to the next.
+    pub fn is_verified(&self, pinned: &PinnedVersion) -> bool {
+        self.verified
+            .lock()
+            .is_ok_and(|mut verified| verified.get(&object_id(pinned)).is_some())
+    }
+
+    fn mark_verified(&self, pinned: &PinnedVersion) {
+        if let Ok(mut verified) = self.verified.lock() {
+            verified.put(object_id(pinned), ());
+        }
     }
 
     fn cached_block(&self, key: &(String, u64)) -> Option<Bytes> {
@@ -115,6 +148,17 @@ impl ReadShared {
             blocks.put(key, block);
         }
     }
+}
+
+/// The pinned object's identity: its key and ETag.
+fn object_id(pinned: &PinnedVersion) -> String {
+    format!("{}\0{}", pinned.key, pinned.etag.as_deref().unwrap_or(""))
+}
+
+/// The hash of the bytes a handle has handed out, from the first byte, in order.
+struct WholeRead {
+    hasher: Md5,
+    hashed: u64,
 }
 
 type Chunk = FsResult<(Bytes, OwnedSemaphorePermit)>;
@@ -151,6 +195,11 @@ pub struct FileReader {
     /// Where the next request starts, and how much it asks for.
     next_request: u64,
     next_size: u64,
+    /// Present while every byte consumed so far came in order from the first.
+    whole: Option<WholeRead>,
+    /// Why the bytes read whole failed their check: every later read of the handle
+    /// answers EIO too (the kernel retries a failed read-ahead with reads of its own).
+    failed: Option<String>,
 }
 
 impl FileReader {
@@ -168,32 +217,88 @@ impl FileReader {
             trail_len: 0,
             next_request: 0,
             next_size,
+            whole: Some(WholeRead {
+                hasher: Md5::new(),
+                hashed: 0,
+            }),
+            failed: None,
         }
     }
 
     /// Reads up to `size` bytes at `offset` (fewer only at the end of the file).
     pub async fn read(&mut self, offset: u64, size: u32) -> FsResult<Bytes> {
+        if let Some(reason) = &self.failed {
+            return Err(FsError::unavailable(reason.clone()));
+        }
         let file_size = self.pinned.size;
         if offset >= file_size || size == 0 {
             return Ok(Bytes::new());
         }
         let end = (offset + u64::from(size)).min(file_size);
-        if let Some(data) = self.bytes_at_hand(offset, end) {
-            return Ok(data);
-        }
-        let ahead = self
-            .next_request
-            .max(self.position)
-            .saturating_add(self.shared.options.sequential_slack);
-        if offset < self.position || offset >= ahead {
-            return self.read_random(offset, end).await;
-        }
-        match self.read_sequential(offset, end).await {
-            Ok(data) => Ok(data),
-            Err(e) => {
-                // Start afresh at the next read rather than keep a broken stream.
+        let data = match self.bytes_at_hand(offset, end) {
+            Some(data) => data,
+            None => {
+                let ahead = self
+                    .next_request
+                    .max(self.position)
+                    .saturating_add(self.shared.options.sequential_slack);
+                if offset < self.position || offset >= ahead {
+                    return self.read_random(offset, end).await;
+                }
+                match self.read_sequential(offset, end).await {
+                    Ok(data) => data,
+                    Err(e) => {
+                        // Start afresh at the next read rather than keep a broken stream.
+                        self.reset(u64::MAX);
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        if end == file_size {
+            if let Err(e) = self.check_whole_read() {
                 self.reset(u64::MAX);
-                Err(e)
+                return Err(e);
+            }
+        }
+        Ok(data)
+    }
+
+    /// At the last read of the file: when every byte went out in order, checks them
+    /// against the pinned MD5 before the last ones go.
+    fn check_whole_read(&mut self) -> FsResult<()> {
+        let size = self.pinned.size;
+        if self.whole.is_none() {
+            return Ok(());
+        }
+        if self.position < size && self.held_end() >= size {
+            // The last bytes were served from those held: hash them first.
+            self.consume(size, size)?;
+        }
+        let Some(whole) = self.whole.take() else {
+            return Ok(());
+        };
+        if whole.hashed != size {
+            return Ok(());
+        }
+        let md5 = hex::encode(whole.hasher.finalize());
+        match self.pinned.md5.as_deref() {
+            Some(expected) if expected != md5 => {
+                tracing::error!(
+                    key = %self.pinned.key,
+                    "the bytes read have MD5 {md5}, the version was pinned with {expected}: \
+                     the last read answers EIO"
+                );
+                let reason = format!(
+                    "the bytes of {} read from the regions do not match their MD5",
+                    self.pinned.key
+                );
+                self.failed = Some(reason.clone());
+                Err(FsError::unavailable(reason))
+            }
+            _ => {
+                self.shared.mark_verified(&self.pinned);
+                Ok(())
             }
         }
     }
@@ -242,6 +347,8 @@ impl FileReader {
         self.position = position;
         self.next_request = position;
         self.next_size = self.shared.options.first_request;
+        // Bytes skipped or read out of order: the whole file can no longer be checked.
+        self.whole = None;
     }
 
     fn start_stream(&mut self) {
@@ -351,6 +458,12 @@ impl FileReader {
                 let from = offset.saturating_sub(at) as usize;
                 out.extend_from_slice(&used[from..]);
             }
+            if let Some(whole) = self.whole.as_mut() {
+                if whole.hashed == at {
+                    whole.hasher.update(&used);
+                    whole.hashed += used.len() as u64;
+                }
+            }
             self.position = at + used.len() as u64;
             self.trail_len += used.len() as u64;
             self.trail.push_back((at, used));
@@ -375,14 +488,7 @@ impl FileReader {
         let mut block = offset / block_size;
         while block * block_size < end {
             let range = block * block_size..((block + 1) * block_size).min(self.pinned.size);
-            let key = (
-                format!(
-                    "{}\0{}",
-                    self.pinned.key,
-                    self.pinned.etag.as_deref().unwrap_or("")
-                ),
-                block,
-            );
+            let key = (object_id(&self.pinned), block);
             let data = match self.shared.cached_block(&key) {
                 Some(data) => data,
                 None => {

@@ -219,6 +219,31 @@ async fn a_mount_read_answers_eio_when_no_region_serves_the_whole_body() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_read_of_bytes_that_fail_their_md5_ends_in_eio_and_keeps_none() {
+    let (world, proxies) = World::moto_behind_proxies().await;
+    let bytes = random_bytes(3 << 20, 9);
+    let p = staged(&world, "Streamed", &["1.0.0"], &bytes).await;
+    let mount = Mount::start(&world, &[]);
+    let path = mount.join(&format!("{p}/1.0.0/{p}@1.0.0"));
+    set_fault(&proxies, Some(BodyFault::Corrupt));
+    let (_, errno) = read_through(&path);
+    assert_eq!(errno, Some(libc::EIO), "{}", mount.log());
+    assert!(faulted(&proxies) > 0);
+    assert!(
+        mount.log().contains("the last read answers EIO"),
+        "{}",
+        mount.log()
+    );
+
+    // Intact again: the pages the damaged read left in the kernel are dropped at the
+    // next open, so every byte comes anew.
+    set_fault(&proxies, None);
+    let (read, errno) = read_through(&path);
+    assert_eq!(errno, None, "{}", mount.log());
+    assert!(read == bytes, "other bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cached_mount_answers_eio_for_bytes_that_fail_their_md5_and_keeps_none() {
     let (world, proxies) = World::moto_behind_proxies().await;
     let bytes = random_bytes(3 << 20, 6);

@@ -3,8 +3,12 @@
 
 use semver::Version;
 
-use super::fixture::{errno, Fixture, CURRENT_BYTES, NEW_BYTES, NEW_FILE, OLD_BYTES, PROJECT};
+use super::fixture::{
+    errno, Fixture, CURRENT_BYTES, NEW_BYTES, NEW_FILE, OLD_BYTES, PROJECT, REGIONS,
+};
+use crate::protocol::setup::LOCAL_BUCKET;
 use crate::protocol::Metadata;
+use crate::storage::local::layout;
 
 async fn open(f: &Fixture, path: &str) -> u64 {
     let inode = f.inode(path).await;
@@ -25,11 +29,70 @@ async fn a_whole_file_reads_as_it_was_staged() {
 }
 
 #[tokio::test]
-async fn a_staged_file_opens_as_immutable() {
+async fn a_staged_file_keeps_its_pages_once_read_whole_and_checked() {
     let f = Fixture::new().await;
     let inode = f.inode("SugarWater/1.0.0/dist.txt").await;
     let opened = f.fs.open(inode, false, false, &f.caller).await.unwrap();
-    assert!(opened.keep_pages, "the kernel may keep its pages");
+    assert!(
+        !opened.keep_pages,
+        "not yet read whole: its pages may not be kept"
+    );
+    let bytes = f.fs.read(opened.handle, 0, 1 << 20).await.unwrap();
+    assert_eq!(&bytes[..], CURRENT_BYTES);
+    f.fs.release(opened.handle);
+    let opened = f.fs.open(inode, false, false, &f.caller).await.unwrap();
+    assert!(
+        opened.keep_pages,
+        "read whole and checked: the kernel may keep its pages"
+    );
+    f.fs.release(opened.handle);
+}
+
+/// Same length, other bytes, in every region, under the ETag the sidecars still give:
+/// what a store that damaged its copies would serve.
+fn damage_everywhere(f: &Fixture, key: &str) {
+    for region in REGIONS {
+        let file = layout::path_of(
+            &f.store.join(region).join("buckets").join(LOCAL_BUCKET),
+            key,
+        );
+        let mut bytes = std::fs::read(&file).expect("the object's file");
+        bytes[3] ^= 0xff;
+        std::fs::write(&file, bytes).expect("damage the object");
+    }
+}
+
+#[tokio::test]
+async fn the_last_read_of_a_whole_file_that_fails_its_md5_is_eio() {
+    let f = Fixture::new().await;
+    damage_everywhere(&f, "SugarWater@1.0.0");
+    let inode = f.inode("SugarWater/1.0.0/dist.txt").await;
+    let opened = f.fs.open(inode, false, false, &f.caller).await.unwrap();
+    let head = f.fs.read(opened.handle, 0, 8).await.unwrap();
+    assert_eq!(head.len(), 8, "bytes before the last read go out unchecked");
+    assert_eq!(errno(f.fs.read(opened.handle, 8, 1 << 20).await), libc::EIO);
+    f.fs.release(opened.handle);
+    let opened = f.fs.open(inode, false, false, &f.caller).await.unwrap();
+    assert!(
+        !opened.keep_pages,
+        "the pages of a failed read must be dropped"
+    );
+    assert_eq!(errno(f.fs.read(opened.handle, 0, 1 << 20).await), libc::EIO);
+    f.fs.release(opened.handle);
+}
+
+#[tokio::test]
+async fn damaged_bytes_read_out_of_order_are_not_checked_and_keep_no_pages() {
+    let f = Fixture::new().await;
+    damage_everywhere(&f, "SugarWater@1.0.0");
+    let inode = f.inode("SugarWater/1.0.0/dist.txt").await;
+    let opened = f.fs.open(inode, false, false, &f.caller).await.unwrap();
+    // The end first, then the start: pinned by ETag only, as documented.
+    f.fs.read(opened.handle, 10, 1 << 20).await.unwrap();
+    f.fs.read(opened.handle, 0, 10).await.unwrap();
+    f.fs.release(opened.handle);
+    let opened = f.fs.open(inode, false, false, &f.caller).await.unwrap();
+    assert!(!opened.keep_pages);
     f.fs.release(opened.handle);
 }
 

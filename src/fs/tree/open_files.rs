@@ -142,9 +142,15 @@ impl ArtifactFs {
                 (OpenFile::Cached(cached), checked)
             }
             None => {
+                // Likewise a streamed file's, once some handle read it whole and its
+                // bytes passed their check (see `crate::fs::read`).
+                let verified = self.read_shared.is_verified(&pinned);
                 let reader =
                     FileReader::new(pinned, self.session.clone(), Arc::clone(&self.read_shared));
-                (OpenFile::Streamed(tokio::sync::Mutex::new(reader)), true)
+                (
+                    OpenFile::Streamed(tokio::sync::Mutex::new(reader)),
+                    verified,
+                )
             }
         };
         Ok(Opened {
