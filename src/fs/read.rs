@@ -196,7 +196,7 @@ pub struct FileReader {
     next_request: u64,
     next_size: u64,
     /// Present while every byte consumed so far came in order from the first.
-    whole: Option<WholeRead>,
+    whole: Option<Box<WholeRead>>,
     /// Why the bytes read whole failed their check: every later read of the handle
     /// answers EIO too (the kernel retries a failed read-ahead with reads of its own).
     failed: Option<String>,
@@ -217,10 +217,10 @@ impl FileReader {
             trail_len: 0,
             next_request: 0,
             next_size,
-            whole: Some(WholeRead {
+            whole: Some(Box::new(WholeRead {
                 hasher: Md5::new(),
                 hashed: 0,
-            }),
+            })),
             failed: None,
         }
     }

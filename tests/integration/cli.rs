@@ -1,23 +1,10 @@
 //! The `startifact` command line: tasks, output, exit codes, and bad input.
 
+use crate::support::files::project;
+use crate::support::staging::assert_latest_everywhere;
 use crate::support::world::{run, run_ok, World, WorldOptions, REGIONS};
 
-macro_rules! on_both_backends {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn on_moto() {
-                super::$name(super::World::moto(super::WorldOptions::default()).await)
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn on_local_store() {
-                super::$name(super::World::local(super::WorldOptions::default()).await)
-            }
-        }
-    };
-}
-
-fn stage_download_list_info(world: World) {
+async fn stage_download_list_info(world: World) {
     let file = world.file("dist.tar.gz", b"the artifact");
     let out = run_ok(
         world
@@ -110,7 +97,7 @@ fn stage_download_list_info(world: World) {
 }
 on_both_backends!(stage_download_list_info);
 
-fn bad_input_exits_1_with_one_line(world: World) {
+async fn bad_input_exits_1_with_one_line(world: World) {
     let file = world.file("f", b"f");
     let cases: Vec<Vec<String>> = vec![
         vec![
@@ -324,11 +311,12 @@ fn an_empty_local_store_sets_itself_up() {
     );
 }
 
-fn set_latest_rolls_back(world: World) {
+async fn set_latest_rolls_back(world: World) {
+    let p = project(&world, "Roll");
     let file = world.file("f", b"f");
-    run_ok(world.cli().args(["Roll", "1.0.0", "--stage"]).arg(&file));
-    run_ok(world.cli().args(["Roll", "2.0.0", "--stage"]).arg(&file));
-    let out = run_ok(world.cli().args(["Roll", "1.0.0", "--set-latest"]));
+    run_ok(world.cli().args([&p, "1.0.0", "--stage"]).arg(&file));
+    run_ok(world.cli().args([&p, "2.0.0", "--stage"]).arg(&file));
+    let out = run_ok(world.cli().args([&p, "1.0.0", "--set-latest"]));
     assert_eq!(
         out.lines()
             .filter(|l| l.contains("is now 1.0.0 in"))
@@ -336,30 +324,30 @@ fn set_latest_rolls_back(world: World) {
         3,
         "{out}"
     );
-    let info = run_ok(world.cli().args(["Roll", "--info"]));
+    // What every region holds, not what the command says it did.
+    assert_latest_everywhere(&world, &p, "1.0.0").await;
+    let info = run_ok(world.cli().args([&p, "--info"]));
     assert!(
-        info.contains("The latest version of Roll is 1.0.0."),
+        info.contains(&format!("The latest version of {p} is 1.0.0.")),
         "{info}"
     );
     // Only a staged version can be the latest; bad input changes nothing.
-    for args in [
-        ["Roll", "9.9.9", "--set-latest"],
-        ["Roll", "latest", "--set-latest"],
-        ["Roll", "x.y", "--set-latest"],
-    ] {
-        let (code, _, stderr) = run(world.cli().args(args));
-        assert_eq!(code, 1, "{args:?}: {stderr}");
+    for version in ["9.9.9", "latest", "x.y"] {
+        let (code, _, stderr) = run(world.cli().args([&p, version, "--set-latest"]));
+        assert_eq!(code, 1, "{version}: {stderr}");
     }
-    let info = run_ok(world.cli().args(["Roll", "--info"]));
+    assert_latest_everywhere(&world, &p, "1.0.0").await;
+    let info = run_ok(world.cli().args([&p, "--info"]));
     assert!(
-        info.contains("The latest version of Roll is 1.0.0."),
+        info.contains(&format!("The latest version of {p} is 1.0.0.")),
         "{info}"
     );
     // Staging a higher version moves it forward again.
-    run_ok(world.cli().args(["Roll", "2.1.0", "--stage"]).arg(&file));
-    let info = run_ok(world.cli().args(["Roll", "--info"]));
+    run_ok(world.cli().args([&p, "2.1.0", "--stage"]).arg(&file));
+    assert_latest_everywhere(&world, &p, "2.1.0").await;
+    let info = run_ok(world.cli().args([&p, "--info"]));
     assert!(
-        info.contains("The latest version of Roll is 2.1.0."),
+        info.contains(&format!("The latest version of {p} is 2.1.0.")),
         "{info}"
     );
 }

@@ -3,37 +3,14 @@
 use std::collections::BTreeMap;
 
 use futures::StreamExt;
-use semver::Version;
 use startifact::protocol::{
     python_dumps, read_latest, Error, LatestChange, Metadata, RegionOutcome, StageOptions,
     Verification,
 };
 use startifact::storage::RegionStore;
 
+use crate::support::staging::v;
 use crate::support::world::{World, WorldOptions, REGIONS};
-
-macro_rules! on_both_backends {
-    ($name:ident) => {
-        on_both_backends!($name, WorldOptions::default());
-    };
-    ($name:ident, $options:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn on_moto() {
-                super::$name(World::moto($options).await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn on_local_store() {
-                super::$name(World::local($options).await).await
-            }
-        }
-    };
-}
-
-fn v(text: &str) -> Version {
-    Version::parse(text).unwrap()
-}
 
 fn metadata(pairs: &[(&str, &str)]) -> Metadata {
     pairs

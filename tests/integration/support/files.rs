@@ -51,3 +51,23 @@ pub fn random_bytes(len: usize, seed: u32) -> Vec<u8> {
 pub fn project(world: &World, base: &str) -> String {
     format!("{base}-{}", world.id)
 }
+
+/// `setxattr(2)` with no flags: Ok or Err(errno).
+pub fn setxattr(path: &Path, name: &str, value: &[u8]) -> Result<(), i32> {
+    let path = CString::new(path.as_os_str().as_bytes()).unwrap();
+    let name = CString::new(name).unwrap();
+    let done = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}

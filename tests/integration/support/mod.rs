@@ -3,10 +3,13 @@
 //! Startifact organisation over three regions, isolated from every other test by its
 //! own configuration parameter, bucket-name parameter and buckets.
 
+#[macro_use]
+pub mod backends;
 pub mod files;
 pub mod moto;
 pub mod mount;
 pub mod proxy;
+pub mod staging;
 pub mod world;
 
 use std::path::PathBuf;

@@ -1,0 +1,122 @@
+//! A large file is staged in parts of `--part-size` (8M unless told), each region's
+//! object recording the whole file's MD5, while the daemon's memory stays bounded.
+
+use std::process::Command;
+
+use md5::{Digest, Md5};
+
+use crate::support::backends::proxied_moto;
+use crate::support::files::{project, random_bytes};
+use crate::support::mount::Mount;
+use crate::support::staging::downloaded;
+use crate::support::world::{run_ok, World, WorldOptions, REGIONS};
+
+fn peak_resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// `cp` of `content` into `{p}/1.0.0` of a mount started with `args`; returns the mount.
+fn cp_into_a_new_version(world: &World, p: &str, content: &[u8], args: &[&str]) -> Mount {
+    let mount = Mount::start(world, args);
+    let source = world.file("big.bin", content);
+    let folder = mount.join(&format!("{p}/1.0.0"));
+    run_ok(Command::new("mkdir").arg("-p").arg(&folder));
+    run_ok(Command::new("cp").arg(&source).arg(&folder));
+    mount
+}
+
+/// Asserts every region holds `content` as `{p}@1.0.0` uploaded in `parts` parts, with
+/// the whole file's MD5 recorded beside the ETag.
+async fn assert_staged_in_parts(world: &World, p: &str, content: &[u8], parts: usize) {
+    let md5 = hex::encode(Md5::digest(content));
+    let key = format!("{p}@1.0.0");
+    for region in REGIONS {
+        let info = world
+            .raw_store(region)
+            .head_object(&world.buckets[region], &key)
+            .await
+            .unwrap();
+        assert_eq!(info.size, content.len() as u64);
+        let etag = info.etag.as_deref().unwrap_or("");
+        assert!(
+            etag.trim_matches('"').ends_with(&format!("-{parts}")),
+            "{region}: {etag:?}, not {parts} parts"
+        );
+        assert_eq!(info.known_md5().as_deref(), Some(md5.as_str()));
+    }
+}
+
+async fn a_200_mb_cp_stages_in_8_mib_parts_with_bounded_memory(world: World) {
+    let p = project(&world, "Big");
+    let content = random_bytes(200 * 1000 * 1000, 21);
+    let mount = cp_into_a_new_version(&world, &p, &content, &[]);
+    let peak = peak_resident_kib(mount.pid().unwrap());
+    eprintln!("daemon peak resident memory after a 200 MB cp: {peak} KiB");
+    // The bound is the behaviour: far below the file's 200 MB, whatever its size.
+    assert!(peak < 160 * 1024, "daemon peak resident memory {peak} KiB");
+    // 200 MB in 8 MiB parts: 24 of them.
+    assert_staged_in_parts(&world, &p, &content, 24).await;
+    let (bytes, _) = downloaded(&world, &p, "1.0.0").await;
+    assert!(bytes == content, "the staged artifact differs");
+}
+on_both_backends!(a_200_mb_cp_stages_in_8_mib_parts_with_bounded_memory);
+
+async fn part_size_sets_the_size_of_the_parts(world: World) {
+    let p = project(&world, "Parts");
+    let content = random_bytes(40 * 1000 * 1000, 22);
+    let _mount = cp_into_a_new_version(&world, &p, &content, &["--part-size", "6M"]);
+    // 40 MB in 6 MiB parts: 7 of them (8 MiB parts would make 5, 5 MiB parts 8).
+    assert_staged_in_parts(&world, &p, &content, 7).await;
+    let (bytes, _) = downloaded(&world, &p, "1.0.0").await;
+    assert!(bytes == content, "the staged artifact differs");
+}
+on_both_backends!(part_size_sets_the_size_of_the_parts);
+
+// Moto only: the parts are seen on the wire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_part_sent_is_the_part_size_but_the_last() {
+    let (world, proxy) = proxied_moto(WorldOptions::default(), &REGIONS).await;
+    let p = project(&world, "PartSizes");
+    let content = random_bytes(40 * 1000 * 1000, 23);
+    let _mount = cp_into_a_new_version(&world, &p, &content, &["--part-size", "6M"]);
+    let key = format!("{p}@1.0.0");
+    let mut sizes: Vec<(String, u64)> = proxy
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.method == "PUT"
+                && r.key_path().ends_with(&key)
+                && r.path_and_query.contains("partNumber=")
+        })
+        .map(|r| {
+            let number = r
+                .path_and_query
+                .split(['?', '&'])
+                .find_map(|q| q.strip_prefix("partNumber="))
+                .unwrap()
+                .to_string();
+            let length = r
+                .header("x-amz-decoded-content-length")
+                .or(r.header("content-length"))
+                .unwrap()
+                .parse()
+                .unwrap();
+            (number, length)
+        })
+        .collect();
+    sizes.sort();
+    let last = 40 * 1000 * 1000 - 6 * (6 << 20);
+    let mut expected: Vec<(String, u64)> = (1..=7)
+        .flat_map(|n| {
+            let size = if n == 7 { last } else { 6 << 20 };
+            std::iter::repeat_n((n.to_string(), size), REGIONS.len())
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(sizes, expected);
+}
