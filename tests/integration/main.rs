@@ -28,6 +28,7 @@ macro_rules! on_both_backends {
 mod support;
 
 mod cli;
+mod cli_options;
 mod interop;
 mod limits;
 mod mknod;
