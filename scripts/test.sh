@@ -31,4 +31,13 @@ fi
 export STARTIFACT_TEST_VENV="$venv"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
 
-cargo test --locked -- --test-threads="${TEST_THREADS:-4}" "$@"
+# In tiers, fastest first; the first tier that fails ends the run:
+#   1. the unit tests of the library and the binaries (the filesystem model, without
+#      FUSE, included): seconds once built, no server;
+#   2. the examples in the documentation (`cargo test` runs them too);
+#   3. the integration tests: moto, real mounts, the Python peer.
+# Arguments go to the integration tests' harness, e.g. `bash scripts/test.sh staging`
+# runs the integration tests whose names contain "staging" (after tiers 1 and 2).
+cargo test --locked --lib --bins
+cargo test --locked --doc
+cargo test --locked --test integration -- --test-threads="${TEST_THREADS:-4}" "$@"

@@ -23,6 +23,7 @@ const INFO: &str = "🌍";
 const DELIVERED: &str = "📦";
 const DELIVERING: &str = "🚚";
 const FIRE: &str = "🔥";
+const WARNING: &str = "⚠️";
 
 /// A failure of the command line: printed as one line on stderr, exit 1.
 #[derive(Debug)]
@@ -199,10 +200,10 @@ async fn download(args: &Args, path: &Path) -> Result<(), Failure> {
         if args.filename
             && crate::protocol::metadata::usable_filename(artifact.metadata().await?).is_none()
         {
-            tracing::warn!(
-                "{project}@{} has no saved file name: using {project}@{}",
-                artifact.version(),
-                artifact.version()
+            // Said whatever the log level: the file is not where the caller asked.
+            let version = artifact.version();
+            eprintln!(
+                "{WARNING} {project}@{version} has no saved file name: saving it as {project}@{version}."
             );
         }
         artifact.download_to_folder(path, args.filename).await?

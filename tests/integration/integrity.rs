@@ -17,7 +17,7 @@ use startifact::storage::PutOptions;
 use crate::support::files::{getxattr, project, random_bytes};
 use crate::support::mount::Mount;
 use crate::support::proxy::{BodyFault, FaultProxy, RecordedRequest};
-use crate::support::world::{run, run_ok, World, WorldOptions, REGIONS};
+use crate::support::world::{run, run_ok, World, REGIONS};
 
 const FAULTS: [BodyFault; 3] = [BodyFault::Corrupt, BodyFault::Cut, BodyFault::Shorten];
 /// Downloads tried until one meets a damaged region visited first (a chance in three

@@ -14,6 +14,7 @@
 mod support;
 
 mod cli;
+mod cli_options;
 mod integrity;
 mod interop;
 mod limits;

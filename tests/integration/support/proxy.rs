@@ -106,6 +106,11 @@ impl RecordedRequest {
             .map(|(_, v)| v.as_str())
     }
 
+    /// "x-amz-target: AmazonSSM.GetParameter" -> "GetParameter".
+    pub fn ssm_action(&self) -> Option<&str> {
+        self.header("x-amz-target")?.strip_prefix("AmazonSSM.")
+    }
+
     /// Whether `Content-MD5` matches the body as received; None without the
     /// header or `body_md5`. (Meaningless for aws-chunked bodies.)
     pub fn content_md5_matches(&self) -> Option<bool> {
