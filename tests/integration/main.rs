@@ -32,6 +32,7 @@ mod interop;
 mod limits;
 mod mknod;
 mod mount;
+mod ops;
 mod private_disk;
 mod protocol;
 mod semantics;

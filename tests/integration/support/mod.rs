@@ -3,10 +3,13 @@
 //! Startifact organisation over three regions, isolated from every other test by its
 //! own configuration parameter, bucket-name parameter and buckets.
 
+pub mod attributes;
 pub mod files;
 pub mod moto;
 pub mod mount;
 pub mod proxy;
+pub mod regions;
+pub mod staging_status;
 pub mod world;
 
 use std::path::PathBuf;
