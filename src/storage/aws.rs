@@ -281,7 +281,6 @@ impl RegionStore for AwsRegion {
     ) -> Result<ObjectStream, StorageError> {
         let what = self.what("GetObject", &format!("s3://{bucket}/{key}"));
         let mut request = self.s3.get_object().bucket(bucket).key(key);
-        let mut expected = None;
         if let Some(range) = &range {
             if range.is_empty() {
                 return Err(StorageError::Invalid(format!(
@@ -289,14 +288,15 @@ impl RegionStore for AwsRegion {
                 )));
             }
             request = request.range(format!("bytes={}-{}", range.start, range.end - 1));
-            expected = Some(range.end - range.start);
         }
         if let Some(etag) = if_match {
             request = request.if_match(etag);
         }
+        // The operation timeout of a GET ends at the answer's headers (the SDK hands the
+        // body over unread), so it is a short one whatever the size: a hung region is
+        // left after it, not after a transfer's time. The body is then held to the
+        // stalled-stream protection.
         let out = request
-            .customize()
-            .config_override(self.transfer_config(expected.unwrap_or(64 << 20)))
             .send()
             .await
             .map_err(|e| classify(what.clone(), e))?;

@@ -3,8 +3,9 @@
 //! The AWS SDK sets a connect timeout but no operation timeout, so a server that
 //! accepts a connection and never answers would stall a request for ever. Every
 //! request here gets a connect timeout and an operation timeout: short for heads,
-//! parameters and listings, scaled to the size for uploads and downloads. Bodies are
-//! also protected against stalls (the SDK's stalled-stream protection).
+//! parameters, listings and downloads (whose operation ends at the answer's headers),
+//! scaled to the size for uploads. Bodies are also protected against stalls (the SDK's
+//! stalled-stream protection).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,9 +17,9 @@ pub struct StorageOptions {
     /// named here uses the SDK's own resolution (`AWS_ENDPOINT_URL*`, then AWS).
     pub region_endpoints: BTreeMap<String, String>,
     pub connect_timeout: Duration,
-    /// Heads, parameters, listings, small objects.
+    /// Heads, parameters, listings, and downloads until their answer starts.
     pub short_operation_timeout: Duration,
-    /// Uploads and downloads get this plus the time the size takes at
+    /// Uploads get this plus the time the size takes at
     /// `min_throughput_bytes_per_second`.
     pub transfer_base_timeout: Duration,
     pub min_throughput_bytes_per_second: u64,

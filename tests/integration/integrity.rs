@@ -290,9 +290,8 @@ async fn replace(world: &World, regions: &[&str], key: &str, bytes: &[u8]) {
 /// GETs of `key` the proxy saw: (If-Match sent, status answered).
 fn gets_of(proxy: &FaultProxy, key: &str) -> Vec<(Option<String>, Option<u16>)> {
     proxy
-        .requests()
+        .gets_of(key)
         .into_iter()
-        .filter(|r| r.method == "GET" && r.key_path().ends_with(&format!("/{key}")))
         .map(|r| (r.header("if-match").map(str::to_string), r.status))
         .collect()
 }

@@ -86,6 +86,8 @@ impl Staging {
         let Some(job) = self.begin_stage(project, version)? else {
             return Ok(CloseEffect::Nothing);
         };
+        // `status.json` says `staging` for as long as the stage runs.
+        self.write_status();
         tracing::info!(project, version, file = job.file_name, "staging");
         let source = StageSource {
             path: &job.data_path,

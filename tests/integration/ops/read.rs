@@ -102,24 +102,11 @@ async fn what_the_python_tool_staged_reads_with_its_metadata() {
     assert_eq!(getxattr(&artifact, "user.team", 64).unwrap(), b"py");
 }
 
-/// Ranged GETs of `key` seen by the proxy, as (count, bytes asked for).
+/// GETs of `key` seen by the proxy, as (count, bytes their ranges asked for).
 fn ranged_gets(proxy: &FaultProxy, key: &str) -> (usize, u64) {
-    let mut count = 0;
-    let mut bytes = 0;
-    for request in proxy.requests() {
-        if request.method != "GET" || !request.key_path().ends_with(key) {
-            continue;
-        }
-        count += 1;
-        if let Some((start, end)) = request
-            .header("range")
-            .and_then(|r| r.strip_prefix("bytes="))
-            .and_then(|r| r.split_once('-'))
-        {
-            bytes += end.parse::<u64>().unwrap() - start.parse::<u64>().unwrap() + 1;
-        }
-    }
-    (count, bytes)
+    let gets = proxy.gets_of(key);
+    let bytes = gets.iter().filter_map(|r| r.range_len()).sum();
+    (gets.len(), bytes)
 }
 
 /// A one-region moto world reached through a fault proxy, with `content` staged as

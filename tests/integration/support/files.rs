@@ -71,3 +71,14 @@ pub fn setxattr(path: &Path, name: &str, value: &[u8]) -> Result<(), i32> {
         Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
     }
 }
+
+/// `removexattr(2)`: Ok or Err(errno).
+pub fn removexattr(path: &Path, name: &str) -> Result<(), i32> {
+    let path = CString::new(path.as_os_str().as_bytes()).unwrap();
+    let name = CString::new(name).unwrap();
+    if unsafe { libc::removexattr(path.as_ptr(), name.as_ptr()) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}

@@ -41,14 +41,23 @@ impl Mount {
         let dir = tempfile::tempdir().expect("mount folder");
         let path = dir.path().join("mnt");
         std::fs::create_dir(&path).expect("mount point");
-        Self::start_in(world, args, env, dir, path)
+        Self::start_in(world, args, env, dir, path, Some("1"))
+    }
+
+    /// Mounts with the daemon's own `--metadata-ttl` (every other mount trusts what it
+    /// read for 1 s, so that tests see changes made elsewhere at once).
+    pub fn start_with_default_metadata_ttl(world: &World, args: &[&str]) -> Mount {
+        let dir = tempfile::tempdir().expect("mount folder");
+        let path = dir.path().join("mnt");
+        std::fs::create_dir(&path).expect("mount point");
+        Self::start_in(world, args, &[], dir, path, None)
     }
 
     /// Mounts again on the mount point of `previous` (whose daemon is gone).
     pub fn restart(world: &World, args: &[&str], mut previous: Mount) -> Mount {
         previous.kill();
         let dir = previous.dir.take().expect("mount folder");
-        Self::start_in(world, args, &[], dir, previous.path.clone())
+        Self::start_in(world, args, &[], dir, previous.path.clone(), Some("1"))
     }
 
     /// Kills the daemon with SIGKILL, leaving its mount stale.
@@ -65,13 +74,17 @@ impl Mount {
         env: &[(&str, &str)],
         dir: tempfile::TempDir,
         path: PathBuf,
+        metadata_ttl: Option<&str>,
     ) -> Mount {
         let log = dir.path().join("daemon.log");
         let mut command = daemon_command(world);
         command.envs(env.iter().copied());
+        command.arg("-f");
+        if let Some(seconds) = metadata_ttl {
+            command.args(["--metadata-ttl", seconds]);
+        }
         command
-            .arg("-f")
-            .args(["--metadata-ttl", "1", "--log-level", "debug", "--log-file"])
+            .args(["--log-level", "debug", "--log-file"])
             .arg(&log);
         // A staging folder of its own (kept across `restart`), never the machine's.
         if !args.iter().any(|a| a.starts_with("--staging-dir")) {

@@ -106,6 +106,15 @@ impl RecordedRequest {
             .map(|(_, v)| v.as_str())
     }
 
+    /// How many bytes a `Range: bytes=A-B` header asks for; None without one.
+    pub fn range_len(&self) -> Option<u64> {
+        let (start, end) = self
+            .header("range")?
+            .strip_prefix("bytes=")?
+            .split_once('-')?;
+        Some(end.parse::<u64>().ok()? - start.parse::<u64>().ok()? + 1)
+    }
+
     /// "x-amz-target: AmazonSSM.GetParameter" -> "GetParameter".
     pub fn ssm_action(&self) -> Option<&str> {
         self.header("x-amz-target")?.strip_prefix("AmazonSSM.")
@@ -184,6 +193,15 @@ impl FaultProxy {
         lock(&self.shared.log)
             .iter()
             .map(|r| lock(r).clone())
+            .collect()
+    }
+
+    /// The GETs of the object `key` (not of `key/metadata`) seen so far.
+    pub fn gets_of(&self, key: &str) -> Vec<RecordedRequest> {
+        let suffix = format!("/{key}");
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == "GET" && r.key_path().ends_with(&suffix))
             .collect()
     }
 

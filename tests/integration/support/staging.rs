@@ -5,6 +5,7 @@
 use std::os::fd::IntoRawFd;
 use std::path::Path;
 
+use futures::StreamExt;
 use semver::Version;
 use startifact::protocol::names::latest_parameter_name;
 
@@ -151,4 +152,33 @@ pub async fn assert_latest_everywhere(world: &World, project: &str, version: &st
             "latest of {project} in {region}"
         );
     }
+}
+
+/// The whole object `key` in `region`, or None when the region does not hold it.
+pub async fn object_in(world: &World, region: &str, key: &str) -> Option<Vec<u8>> {
+    let store = world.raw_store(region);
+    let mut object = store
+        .get_object(&world.buckets[region], key, None, None)
+        .await
+        .ok()?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = object.body.next().await {
+        bytes.extend_from_slice(&chunk.expect("object body"));
+    }
+    Some(bytes)
+}
+
+/// Whether some region holds `key`.
+pub async fn in_any_region(world: &World, key: &str) -> bool {
+    for (region, bucket) in &world.buckets {
+        if world
+            .raw_store(region)
+            .head_object(bucket, key)
+            .await
+            .is_ok()
+        {
+            return true;
+        }
+    }
+    false
 }

@@ -1,0 +1,67 @@
+//! While the stage of a staging file runs, every change to that file answers EBUSY:
+//! opening it for writing, truncating, removing and renaming it; the stage then
+//! completes. Moto only: the stage is held in flight by a proxy that hangs every
+//! region's requests until released, which the local store has no wire for.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::support::files::{errno_of, project};
+use crate::support::moto::Moto;
+use crate::support::mount::Mount;
+use crate::support::proxy::{FaultProxy, Mode};
+use crate::support::staging::{close, status_of};
+use crate::support::world::{World, WorldOptions, REGIONS};
+
+/// `truncate(2)` of a path, with its errno.
+fn truncate(path: &Path, size: i64) -> Result<(), i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    if unsafe { libc::truncate(path.as_ptr(), size) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_to_a_file_being_staged_answer_ebusy() {
+    let mut world = World::moto(WorldOptions::default()).await;
+    let proxy = FaultProxy::start(&Moto::shared().url);
+    for region in REGIONS {
+        world.region_endpoints.insert(region.into(), proxy.url());
+    }
+    let p = project(&world, "Busy");
+    let mount = Mount::start(&world, &[]);
+    let folder = mount.join(&format!("{p}/1.0.0"));
+    std::fs::create_dir_all(&folder).unwrap();
+    let path = folder.join("app.bin");
+    let mut file = std::fs::File::create(&path).unwrap();
+    file.write_all(b"being staged").unwrap();
+
+    // The writer's close runs the stage, which hangs at the proxy until released.
+    proxy.set_mode(Mode::Hang);
+    let closing = std::thread::spawn(move || close(file));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status_of(&mount, &p, "1.0.0").unwrap()["state"] != "staging" {
+        assert!(Instant::now() < deadline, "the stage did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let for_writing = std::fs::OpenOptions::new().write(true).open(&path);
+    assert_eq!(errno_of(for_writing), libc::EBUSY);
+    assert_eq!(truncate(&path, 0), Err(libc::EBUSY));
+    assert_eq!(errno_of(std::fs::remove_file(&path)), libc::EBUSY);
+    assert_eq!(
+        errno_of(std::fs::rename(&path, folder.join("renamed.bin"))),
+        libc::EBUSY
+    );
+    assert!(!closing.is_finished(), "the stage ended before the checks");
+
+    // Released (the held requests are dropped and retried): the stage completes.
+    proxy.set_mode(Mode::Forward);
+    assert_eq!(closing.join().unwrap(), Ok(()), "{}", mount.log());
+    assert_eq!(std::fs::read(&path).unwrap(), b"being staged");
+    assert!(status_of(&mount, &p, "1.0.0").is_none());
+}
