@@ -76,8 +76,9 @@ fn parent_of(pid: u32) -> Option<u32> {
         .and_then(|ppid| ppid.trim().parse().ok())
 }
 
-/// Looks at process `pid` closing the file with inode `inode` named `name`.
-pub fn closer(pid: u32, inode: u64, name: &str) -> Closer {
+/// Looks at process `pid` closing the file with inode `inode` named `name`, in the
+/// staging version `folder` (`{project}/{version}`).
+pub fn closer(pid: u32, inode: u64, folder: &str, name: &str) -> Closer {
     if pid == 0 {
         return Closer::Unknown;
     }
@@ -99,7 +100,7 @@ pub fn closer(pid: u32, inode: u64, name: &str) -> Closer {
         Some(Exit::Status(_)) => return Closer::Finished,
         None => {}
     }
-    if holds(&proc_dir, inode, name) {
+    if holds(&proc_dir, inode, folder, name) {
         Closer::StillHolding
     } else {
         Closer::Finished
@@ -132,15 +133,20 @@ fn exit_of(stat: &str) -> Option<Exit> {
     })
 }
 
-/// Whether the process has a descriptor open on the file.
-fn holds(proc_dir: &Path, inode: u64, name: &str) -> bool {
+/// Whether the process has a descriptor open on the file: its path is in the version's
+/// folder and ends in the file's name, and its inode is the file's. (Another mount's
+/// inode numbers may be the same: the folder tells them apart.)
+fn holds(proc_dir: &Path, inode: u64, folder: &str, name: &str) -> bool {
     let Ok(fds) = std::fs::read_dir(proc_dir.join("fd")) else {
         return false;
     };
-    let suffix = format!("/{name}");
+    let (within, suffix) = (format!("/{folder}/"), format!("/{name}"));
     fds.flatten().any(|fd| {
         let points_here = std::fs::read_link(fd.path())
-            .map(|target| target.to_string_lossy().ends_with(&suffix))
+            .map(|target| {
+                let target = target.to_string_lossy();
+                target.ends_with(&suffix) && target.contains(&within)
+            })
             .unwrap_or(false);
         points_here
             && std::fs::read_to_string(proc_dir.join("fdinfo").join(fd.file_name()))

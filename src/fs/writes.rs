@@ -326,7 +326,8 @@ impl ArtifactFs {
             return Ok(());
         }
         let (inode, name) = (spooled.inode, file.name.clone());
-        let look = tokio::task::spawn_blocking(move || process::closer(pid, inode, &name));
+        let folder = format!("{project}/{version}");
+        let look = tokio::task::spawn_blocking(move || process::closer(pid, inode, &folder, &name));
         let closer = match tokio::time::timeout(CLOSER_TIMEOUT, look).await {
             Ok(Ok(closer)) => closer,
             // Its /proc entry waits for an exec that waits for this close.

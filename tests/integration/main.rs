@@ -21,6 +21,7 @@ mod limits;
 mod mknod;
 mod ops;
 mod private_disk;
+mod promises;
 mod protocol;
 mod semantics;
 mod shared_mount;

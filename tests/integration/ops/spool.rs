@@ -120,12 +120,19 @@ async fn rm_discards_a_kept_file(world: World) {
 }
 on_both_backends!(rm_discards_a_kept_file);
 
-/// Writes `our bytes` into `{p}/1.0.0/ours.bin`, has the CLI stage `theirs` as the same
+/// The file a test writes itself, named after its project: a close is final only when
+/// the closing process holds no other descriptor of that name, and the tests of one
+/// binary share a process.
+fn ours(p: &str) -> String {
+    format!("ours-{p}.bin")
+}
+
+/// Writes `our bytes` into `{p}/1.0.0/ours-{p}.bin`, has the CLI stage `theirs` as the same
 /// version meanwhile, and returns the folder and close()'s result.
 fn staged_meanwhile(world: &World, mount: &Mount, p: &str) -> (PathBuf, Result<(), i32>) {
     let folder = mount.join(&format!("{p}/1.0.0"));
     std::fs::create_dir_all(&folder).unwrap();
-    let mut ours = std::fs::File::create(folder.join("ours.bin")).unwrap();
+    let mut ours = std::fs::File::create(folder.join(ours(p))).unwrap();
     ours.write_all(b"our bytes").unwrap();
     cli_stage(world, p, "1.0.0", b"theirs", &[]);
     (folder, close(ours))
@@ -135,7 +142,7 @@ async fn a_close_after_the_version_was_staged_meanwhile_is_eexist(world: World) 
     let p = project(&world, "Race");
     let mount = Mount::start(&world, &[]);
     let (_, closed) = staged_meanwhile(&world, &mount, &p);
-    assert_eq!(closed, Err(libc::EEXIST));
+    assert_eq!(closed, Err(libc::EEXIST), "{}", mount.log());
     assert!(mount.log().contains("exists"), "{}", mount.log());
 }
 on_both_backends!(a_close_after_the_version_was_staged_meanwhile_is_eexist);
@@ -144,10 +151,7 @@ async fn a_failed_stage_keeps_its_file_and_status_says_failed(world: World) {
     let p = project(&world, "Failed");
     let mount = Mount::start(&world, &[]);
     let (folder, _) = staged_meanwhile(&world, &mount, &p);
-    assert_eq!(
-        std::fs::read(folder.join("ours.bin")).unwrap(),
-        b"our bytes"
-    );
+    assert_eq!(std::fs::read(folder.join(ours(&p))).unwrap(), b"our bytes");
     assert_eq!(status_of(&mount, &p, "1.0.0").unwrap()["state"], "failed");
 }
 on_both_backends!(a_failed_stage_keeps_its_file_and_status_says_failed);
@@ -158,7 +162,7 @@ async fn closing_a_failed_file_again_fails_the_same_way(world: World) {
     let (folder, _) = staged_meanwhile(&world, &mount, &p);
     let again = OpenOptions::new()
         .write(true)
-        .open(folder.join("ours.bin"))
+        .open(folder.join(ours(&p)))
         .unwrap();
     assert_eq!(close(again), Err(libc::EEXIST));
 }
@@ -168,7 +172,7 @@ async fn rm_discards_a_failed_file_and_the_other_stagers_version_reads(world: Wo
     let p = project(&world, "Theirs");
     let mount = Mount::start(&world, &[]);
     let (folder, _) = staged_meanwhile(&world, &mount, &p);
-    std::fs::remove_file(folder.join("ours.bin")).unwrap();
+    std::fs::remove_file(folder.join(ours(&p))).unwrap();
     std::fs::remove_dir(&folder).unwrap();
     assert_eq!(
         std::fs::read(folder.join(format!("{p}@1.0.0"))).unwrap(),
