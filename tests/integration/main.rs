@@ -24,5 +24,6 @@ mod private_disk;
 mod protocol;
 mod semantics;
 mod shared_mount;
+mod stage_regions;
 mod tampered_spool;
 mod wire;
