@@ -12,42 +12,15 @@ use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use startifact::storage::local::LocalRegion;
 use startifact::storage::Backend;
 
+use crate::support::backends::Outage;
 use crate::support::files::project;
 use crate::support::moto::Moto;
 use crate::support::mount::Mount;
 use crate::support::proxy::{FaultProxy, Mode};
 use crate::support::world::{
-    run, run_ok, test_sdk_config, test_storage_options, Kind, World, WorldOptions, REGIONS,
+    assert_one_fire_line, run, run_ok, test_sdk_config, test_storage_options, Kind, World,
+    WorldOptions, REGIONS,
 };
-
-/// The README's rule for every failure: exit 1, and one line on stderr starting 🔥.
-/// Returns that line.
-fn assert_one_fire_line(output: (i32, String, String), what: &str) -> String {
-    let (code, stdout, stderr) = output;
-    assert_eq!(code, 1, "{what}\nstdout: {stdout}\nstderr: {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{what}: {stderr}");
-    assert!(stderr.starts_with("🔥 "), "{what}: {stderr}");
-    stderr
-}
-
-/// Takes one region down: on moto its endpoint refuses every connection (for as long as
-/// the returned proxy lives), on the local store its folder is gone.
-fn take_down(world: &mut World, region: &str) -> Option<FaultProxy> {
-    match world.kind.clone() {
-        Kind::Moto { url } => {
-            let proxy = FaultProxy::start(&url);
-            proxy.set_mode(Mode::Refuse);
-            world
-                .region_endpoints
-                .insert(region.to_string(), proxy.url());
-            Some(proxy)
-        }
-        Kind::Local { dir } => {
-            std::fs::remove_dir_all(dir.join(region)).expect("the region's folder");
-            None
-        }
-    }
-}
 
 /// Adds a region to the world, set up as its first three are.
 async fn add_region(world: &mut World, region: &str) {
@@ -152,7 +125,8 @@ on_both_backends!(dry_run_prints_what_it_would_stage_and_writes_nothing);
 async fn require_all_regions_fails_a_stage_one_region_missed(mut world: World) {
     let p = project(&world, "Strict");
     let file = world.file("f", b"strict");
-    let _outage = take_down(&mut world, REGIONS[2]);
+    let outage = Outage::of(&mut world, REGIONS[2]);
+    outage.begin();
 
     let strict = run(world
         .cli()

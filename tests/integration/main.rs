@@ -25,5 +25,6 @@ mod promises;
 mod protocol;
 mod semantics;
 mod shared_mount;
+mod stage_regions;
 mod tampered_spool;
 mod wire;

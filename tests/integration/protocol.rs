@@ -9,6 +9,7 @@ use startifact::protocol::{
 };
 use startifact::storage::RegionStore;
 
+use crate::support::files::project;
 use crate::support::staging::v;
 use crate::support::world::{World, WorldOptions, REGIONS};
 
@@ -487,6 +488,31 @@ async fn missing_or_empty_configuration_is_a_clear_error(world: World) {
     assert_buckets_empty(&world).await;
 }
 on_both_backends!(missing_or_empty_configuration_is_a_clear_error);
+
+async fn a_region_without_the_configuration_parameter_does_not_count_as_answering(world: World) {
+    // The session asks the regions in order: the first two have lost the parameter.
+    for region in &REGIONS[..2] {
+        world
+            .raw_store(region)
+            .delete_parameter(&world.config_param)
+            .await
+            .unwrap();
+    }
+    let p = project(&world, "Unconfigured");
+    let path = world.file("c", b"configured elsewhere");
+    let report = world
+        .session(false)
+        .stage(&p, &v("1.0.0"), &path, Metadata::new(), false)
+        .await
+        .unwrap();
+    assert_eq!(report.held(), 3, "{report:?}");
+    let artifact = world.session(true).get(&p, None).await.unwrap();
+    assert_eq!(artifact.version(), &v("1.0.0"));
+    let out = world.dir("out").join("c");
+    artifact.download_to_path(&out).await.unwrap();
+    assert_eq!(std::fs::read(out).unwrap(), b"configured elsewhere");
+}
+on_both_backends!(a_region_without_the_configuration_parameter_does_not_count_as_answering);
 
 async fn a_dry_run_writes_nothing(world: World) {
     let path = world.file("d", b"dry");

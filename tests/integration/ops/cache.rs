@@ -1,6 +1,7 @@
 //! The disk cache (`-o cache_dir`): a read fills it, it serves reads when every region
-//! is down, the least recently used artifact goes past `cache_size`, and a copy that
-//! fails its check is fetched again, never served.
+//! is down, the least recently used artifact goes past `cache_size`, one larger than
+//! `cache_size` is streamed instead, and a copy that fails its check is fetched again,
+//! never served.
 
 use std::path::{Path, PathBuf};
 
@@ -98,6 +99,28 @@ async fn a_cached_copy_that_fails_its_check_is_fetched_again(world: World) {
     assert!(mount.log().contains("failed its check"), "{}", mount.log());
 }
 on_both_backends!(a_cached_copy_that_fails_its_check_is_fetched_again);
+
+async fn an_artifact_larger_than_the_cache_size_is_streamed_instead(world: World) {
+    let (p, first, _, cache) = two_versions_and_a_cache(&world).await;
+    let dir = world.scratch.path().join("cache");
+    let mut mount = Mount::start(&world, &["-o", &format!("{cache},cache_size=1M")]);
+    // Any file made in the folder, even one removed at once, would change its mtime.
+    let untouched = std::fs::metadata(&dir).unwrap().modified().unwrap();
+    let bytes = std::fs::read(mount.join(&format!("{p}/1.0.0/a.bin"))).unwrap();
+    assert_eq!(mount.stop(), Some(0), "{}", mount.log());
+    assert!(bytes == first, "other bytes");
+    let kept: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(kept.is_empty(), "the cache folder holds {kept:?}");
+    let modified = std::fs::metadata(&dir).unwrap().modified().unwrap();
+    assert_eq!(
+        modified, untouched,
+        "something was written into the cache folder"
+    );
+}
+on_both_backends!(an_artifact_larger_than_the_cache_size_is_streamed_instead);
 
 // Moto only: every region is taken down by a proxy on the wire.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

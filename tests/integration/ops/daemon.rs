@@ -1,6 +1,7 @@
-//! The daemon: the source argument and `-o` options (as fstab passes them), SIGTERM,
-//! background mode, an unmount from outside, bad mount points and options, and a mount
-//! point left stale by a killed daemon.
+//! The daemon: the source argument and `-o` options (as fstab passes them, generic ones
+//! of mount(8) included), SIGINT and SIGTERM (and a mount kept busy meanwhile), the
+//! kernel's read-ahead, background mode, an unmount from outside, bad mount points and
+//! options, and a mount point left stale by a killed daemon.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -56,17 +57,82 @@ async fn dash_o_uid_and_gid_own_the_files(world: World) {
 }
 on_both_backends!(dash_o_uid_and_gid_own_the_files);
 
-async fn sigterm_unmounts_and_exits_0(world: World) {
+async fn sigint_and_sigterm_unmount_cleanly_and_exit_0(world: World) {
+    for (signal, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
+        let mut mount = Mount::start(&world, &[]);
+        assert_eq!(mount.stop_with(signal), Some(0), "{name}: {}", mount.log());
+        assert!(mount_line(&mount.path).is_none(), "{name} unmounts");
+        let said = format!("{name}: unmounting {}", mount.path.display());
+        assert!(mount.log().contains(&said), "{}", mount.log());
+    }
+}
+on_both_backends!(sigint_and_sigterm_unmount_cleanly_and_exit_0);
+
+async fn a_busy_mount_is_retried_for_10_s_then_detached(world: World) {
+    let p = one_version(&world, "Busy", b"held open");
     let mut mount = Mount::start(&world, &[]);
-    assert_eq!(mount.stop(), Some(0), "{}", mount.log());
-    assert!(mount_line(&mount.path).is_none(), "SIGTERM unmounts");
+    let held = std::fs::File::open(mount.join(&format!("{p}/1.0.0/{p}@1.0.0"))).unwrap();
+    let started = Instant::now();
+    let code = mount.stop();
+    let took = started.elapsed();
+    let log = mount.log();
+    assert_eq!(code, Some(0), "{log}");
     assert!(
-        mount.log().contains("SIGTERM: unmounting"),
-        "{}",
-        mount.log()
+        took >= Duration::from_secs(10) && took < Duration::from_secs(15),
+        "the daemon exited after {took:?}: {log}"
+    );
+    assert!(mount_line(&mount.path).is_none(), "still mounted");
+    let said = format!(
+        "unmounting {} failed (Device or resource busy",
+        mount.path.display()
+    );
+    assert!(log.contains(&said) && log.contains("detaching it"), "{log}");
+    drop(held);
+}
+on_both_backends!(a_busy_mount_is_retried_for_10_s_then_detached);
+
+/// The kernel's read-ahead for a mount, in KiB: that of its device (the major:minor
+/// /proc/self/mountinfo gives for it) in /sys/class/bdi.
+fn read_ahead_kb(mountpoint: &Path) -> String {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let wanted = mountpoint.display().to_string();
+    let device = info
+        .lines()
+        .map(|line| line.split(' ').collect::<Vec<_>>())
+        .find(|fields| fields.get(4) == Some(&wanted.as_str()))
+        .map(|fields| fields[2].to_string())
+        .expect("the mount in /proc/self/mountinfo");
+    let setting = format!("/sys/class/bdi/{device}/read_ahead_kb");
+    std::fs::read_to_string(&setting)
+        .unwrap_or_else(|e| panic!("{setting}: {e}"))
+        .trim()
+        .to_string()
+}
+
+/// Runs as root, as every mount test does.
+async fn as_root_the_daemon_raises_the_mount_read_ahead_to_1_mib(world: World) {
+    assert_eq!(unsafe { libc::geteuid() }, 0, "the mount tests run as root");
+    let mount = Mount::start(&world, &[]);
+    // Raised before the daemon says it is mounted.
+    wait_until("the daemon says it is mounted", || {
+        mount.log().contains(" mounted mountpoint=")
+    });
+    assert_eq!(read_ahead_kb(&mount.path), "1024");
+}
+on_both_backends!(as_root_the_daemon_raises_the_mount_read_ahead_to_1_mib);
+
+async fn generic_mount_options_are_accepted_and_ignored(world: World) {
+    let p = one_version(&world, "Generic", b"fstab options");
+    let options = "rw,nofail,_netdev,noauto,x-systemd.automount,x-systemd.requires=network.target";
+    let mount = Mount::start(&world, &["-o", options, &source(&world)]);
+    let line = mount_line(&mount.path).unwrap();
+    assert!(line.contains(" fuse.startifact-fs rw,"), "{line}");
+    assert_eq!(
+        std::fs::read(mount.join(&format!("{p}/1.0.0/{p}@1.0.0"))).unwrap(),
+        b"fstab options"
     );
 }
-on_both_backends!(sigterm_unmounts_and_exits_0);
+on_both_backends!(generic_mount_options_are_accepted_and_ignored);
 
 /// Mounts in the background (no `-f`) on a folder of the scratch space; returns the
 /// mount point and the log file once the command has returned successfully.
@@ -85,21 +151,22 @@ fn mount_in_the_background(world: &World) -> (std::path::PathBuf, std::path::Pat
     (mountpoint, log)
 }
 
-/// Waits until the daemon logging to `log` says its mount went away.
-fn wait_until_unmount_noticed(log: &Path) {
+/// Waits (up to 10 s) until `done`.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .matches("was unmounted")
-        .count()
-        == 0
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the daemon did not notice the unmount"
-        );
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within 10 s");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Waits until the daemon logging to `log` says its mount went away.
+fn wait_until_unmount_noticed(log: &Path) {
+    wait_until("the daemon notices the unmount", || {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains("was unmounted")
+    });
 }
 
 async fn background_mode_returns_once_the_mount_answers(world: World) {

@@ -2,50 +2,19 @@
 //! the others serve listings, `latest`, bytes and attributes, and a hung region costs a
 //! read no more than its timeouts.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::backends::Outage;
 use crate::support::files::{getxattr, project, random_bytes};
 use crate::support::moto::Moto;
 use crate::support::mount::Mount;
 use crate::support::proxy::{FaultProxy, Mode};
-use crate::support::world::{run_ok, Kind, World, WorldOptions};
+use crate::support::world::{run_ok, World, WorldOptions};
 
 /// The region the mount asks first (the configuration's order), the one taken down.
 const FIRST_REGION: &str = "us-east-1";
-
-/// One region made unreachable on demand: on moto, a proxy before it refuses every
-/// connection; on the local store, its folder is moved away (which the local store
-/// answers as a region that is down).
-enum Outage {
-    Proxy(FaultProxy),
-    Folder { region: PathBuf, away: PathBuf },
-}
-
-impl Outage {
-    /// Prepares the outage of `region`; call before anything starts in the world.
-    fn of(world: &mut World, region: &str) -> Outage {
-        match &world.kind {
-            Kind::Moto { .. } => {
-                let proxy = FaultProxy::start(&Moto::shared().url);
-                world.region_endpoints.insert(region.into(), proxy.url());
-                Outage::Proxy(proxy)
-            }
-            Kind::Local { dir } => Outage::Folder {
-                region: dir.join(region),
-                away: world.scratch.path().join(format!("{region}-away")),
-            },
-        }
-    }
-
-    fn begin(&self) {
-        match self {
-            Outage::Proxy(proxy) => proxy.set_mode(Mode::Refuse),
-            Outage::Folder { region, away } => std::fs::rename(region, away).unwrap(),
-        }
-    }
-}
 
 /// Stages `P 1.0.0` as `dist.bin` with `lang=rust`; returns the project and the bytes.
 fn stage_one_version(world: &World, base: &str) -> (String, Vec<u8>) {

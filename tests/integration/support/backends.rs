@@ -1,14 +1,17 @@
 //! The backend harness: one test function run as two tests, on moto and on the local
-//! store, and the worlds whose regions go through a fault proxy (moto only: the proxy
-//! sits on the HTTP wire the local store does not have).
+//! store, the worlds whose regions go through a fault proxy (moto only: the proxy
+//! sits on the HTTP wire the local store does not have), and a region's outage on
+//! either backend.
+
+use std::path::PathBuf;
 
 use semver::Version;
 use startifact::protocol::Metadata;
 
 use super::files::project;
 use super::moto::Moto;
-use super::proxy::FaultProxy;
-use super::world::{World, WorldOptions, REGIONS};
+use super::proxy::{FaultProxy, Mode};
+use super::world::{Kind, World, WorldOptions, REGIONS};
 
 /// Runs `async fn $name(world: World)` as two tests, `$name::on_moto` and
 /// `$name::on_local_store`, each in a world made with `$options`
@@ -92,4 +95,45 @@ pub async fn without_listing_permission(base: &str) -> (World, FaultProxy, Strin
     proxy.set_deny_listing(true);
     proxy.set_denied_ssm_actions(&["GetParametersByPath"]);
     (world, proxy, p)
+}
+
+/// One region made unreachable on demand: on moto, a proxy before it refuses every
+/// connection; on the local store, its folder is moved away (which the local store
+/// answers as a region that is down).
+pub enum Outage {
+    Proxy(FaultProxy),
+    Folder { region: PathBuf, away: PathBuf },
+}
+
+impl Outage {
+    /// Prepares the outage of `region`; call before anything starts in the world.
+    pub fn of(world: &mut World, region: &str) -> Outage {
+        match &world.kind {
+            Kind::Moto { .. } => {
+                let proxy = FaultProxy::start(&Moto::shared().url);
+                world.region_endpoints.insert(region.into(), proxy.url());
+                Outage::Proxy(proxy)
+            }
+            Kind::Local { dir } => Outage::Folder {
+                region: dir.join(region),
+                away: world.scratch.path().join(format!("{region}-away")),
+            },
+        }
+    }
+
+    /// Takes the region down.
+    pub fn begin(&self) {
+        match self {
+            Outage::Proxy(proxy) => proxy.set_mode(Mode::Refuse),
+            Outage::Folder { region, away } => std::fs::rename(region, away).unwrap(),
+        }
+    }
+
+    /// Brings the region back, holding what it held before.
+    pub fn end(&self) {
+        match self {
+            Outage::Proxy(proxy) => proxy.set_mode(Mode::Forward),
+            Outage::Folder { region, away } => std::fs::rename(away, region).unwrap(),
+        }
+    }
 }

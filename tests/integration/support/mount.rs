@@ -1,5 +1,5 @@
 //! A real mount of `startifact-fs` (in the foreground, as systemd runs it) over a
-//! world, on a fresh folder; unmounted by SIGTERM when dropped.
+//! world, on a fresh folder; unmounted by SIGTERM when dropped (or by another signal).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -146,8 +146,14 @@ impl Mount {
 
     /// SIGTERM; returns the daemon's exit code once it is gone.
     pub fn stop(&mut self) -> Option<i32> {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Sends `signal`; returns the daemon's exit code once it is gone (None when it
+    /// was still there 20 s later, or died of a signal).
+    pub fn stop_with(&mut self, signal: libc::c_int) -> Option<i32> {
         let mut child = self.child.take()?;
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        unsafe { libc::kill(child.id() as i32, signal) };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = child.try_wait() {

@@ -134,6 +134,8 @@ struct Shared {
     hash_bodies: AtomicBool,
     body_fault: Mutex<Option<BodyFault>>,
     denied_ssm: Mutex<Vec<String>>,
+    /// SSM actions denied only for the parameters whose name ends with the suffix.
+    denied_ssm_parameters: Mutex<(Vec<String>, String)>,
     log: Mutex<Vec<Arc<Mutex<RecordedRequest>>>>,
 }
 
@@ -155,6 +157,7 @@ impl FaultProxy {
             hash_bodies: AtomicBool::new(false),
             body_fault: Mutex::new(None),
             denied_ssm: Mutex::new(Vec::new()),
+            denied_ssm_parameters: Mutex::new((Vec::new(), String::new())),
             log: Mutex::new(Vec::new()),
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
@@ -240,6 +243,14 @@ impl FaultProxy {
     /// E.g. `["GetParametersByPath", "GetParameter"]`; empty to allow all.
     pub fn set_denied_ssm_actions(&self, actions: &[&str]) {
         *lock(&self.shared.denied_ssm) = actions.iter().map(|a| a.to_string()).collect();
+    }
+
+    /// Denies `actions` (e.g. `["GetParameter"]`) for the parameters whose name ends with
+    /// `suffix` (e.g. `"/latest"`) only, as a policy naming those parameters would; an
+    /// empty list allows all.
+    pub fn set_denied_ssm_parameters(&self, actions: &[&str], suffix: &str) {
+        let actions = actions.iter().map(|a| a.to_string()).collect();
+        *lock(&self.shared.denied_ssm_parameters) = (actions, suffix.to_string());
     }
 }
 
@@ -340,11 +351,29 @@ async fn handle(sh: Arc<Shared>, client: Upstream, req: Request<Incoming>) -> An
         .headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok());
-    let action = action.and_then(|t| t.strip_prefix("AmazonSSM."));
-    if let Some(action) = action.filter(|a| lock(&sh.denied_ssm).iter().any(|d| d == a)) {
-        let json = format!("{{\"__type\":\"AccessDeniedException\",\"message\":\"User is not authorized to perform: ssm:{action}\"}}");
+    let action = action
+        .and_then(|t| t.strip_prefix("AmazonSSM."))
+        .map(str::to_string);
+    if let Some(action) = action
+        .as_deref()
+        .filter(|a| lock(&sh.denied_ssm).iter().any(|d| d == a))
+    {
         body.drain().await?;
-        return Ok(answer(&rec, StatusCode::BAD_REQUEST, SSM_JSON, json));
+        return Ok(ssm_access_denied(&rec, action));
+    }
+    // A denial by parameter name needs the name, which is in the (small, JSON) body.
+    let (denied_actions, suffix) = lock(&sh.denied_ssm_parameters).clone();
+    let named_denial = action.filter(|a| denied_actions.contains(a));
+    let mut read_body = None;
+    if let Some(action) = named_denial {
+        let bytes = (&mut body).collect().await?.to_bytes();
+        let name = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|json| json["Name"].as_str().map(str::to_string));
+        if name.is_some_and(|name| name.ends_with(&suffix)) {
+            return Ok(ssm_access_denied(&rec, &action));
+        }
+        read_body = Some(bytes);
     }
 
     // Path-style S3: "/bucket", "/bucket/", "/bucket/key...".
@@ -380,7 +409,11 @@ async fn handle(sh: Arc<Shared>, client: Upstream, req: Request<Incoming>) -> An
     };
     parts.version = Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
-    let forwarded = Request::from_parts(parts, body.boxed());
+    let body = match read_body {
+        Some(bytes) => Full::new(bytes).map_err(|never| match never {}).boxed(),
+        None => body.boxed(),
+    };
+    let forwarded = Request::from_parts(parts, body);
     let resp = match client.request(forwarded).await {
         Ok(resp) => resp,
         Err(e) => {
@@ -403,6 +436,12 @@ async fn handle(sh: Arc<Shared>, client: Upstream, req: Request<Incoming>) -> An
         None => rbody,
     };
     Ok(Response::from_parts(rparts, rbody))
+}
+
+/// SSM's answer to an action the caller may not perform.
+fn ssm_access_denied(rec: &Mutex<RecordedRequest>, action: &str) -> Response<ProxyBody> {
+    let json = format!("{{\"__type\":\"AccessDeniedException\",\"message\":\"User is not authorized to perform: ssm:{action}\"}}");
+    answer(rec, StatusCode::BAD_REQUEST, SSM_JSON, json)
 }
 
 /// Applies `fault` to an answer's body (and, for `Shorten`, to its headers). A body

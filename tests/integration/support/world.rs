@@ -367,3 +367,13 @@ pub fn run_ok(command: &mut Command) -> String {
     );
     stdout
 }
+
+/// The README's rule for every failure of the CLI: exit 1, and one line on stderr
+/// starting 🔥. Returns that line.
+pub fn assert_one_fire_line(output: (i32, String, String), what: &str) -> String {
+    let (code, stdout, stderr) = output;
+    assert_eq!(code, 1, "{what}\nstdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{what}: {stderr}");
+    assert!(stderr.starts_with("🔥 "), "{what}: {stderr}");
+    stderr
+}
