@@ -5,6 +5,7 @@
 
 #[macro_use]
 pub mod backends;
+pub mod body_fault;
 pub mod files;
 pub mod moto;
 pub mod mount;

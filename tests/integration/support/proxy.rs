@@ -25,7 +25,7 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::header::{HeaderMap, HeaderValue, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, Version};
@@ -34,8 +34,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use md5::{Digest, Md5};
 use tokio::sync::{oneshot, watch};
 
-type BoxError = Box<dyn StdError + Send + Sync>;
-type ProxyBody = BoxBody<Bytes, BoxError>;
+use super::body_fault::damage;
+pub use super::body_fault::BodyFault;
+
+pub(super) type BoxError = Box<dyn StdError + Send + Sync>;
+pub(super) type ProxyBody = BoxBody<Bytes, BoxError>;
 type Upstream = Client<HttpConnector, ProxyBody>;
 
 const S3_ACCESS_DENIED: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
@@ -58,18 +61,6 @@ pub enum Mode {
     Hang,
     /// Close the connection without answering.
     Refuse,
-}
-
-/// What the proxy does to the body of an artifact it serves (a GET of an object
-/// whose key holds `@` and is not a `/metadata` object, answered 200 or 206).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BodyFault {
-    /// Every 4096th byte flipped: the length and the headers are right.
-    Corrupt,
-    /// The connection closes half way through, short of the Content-Length.
-    Cut,
-    /// Half of the bytes, with a Content-Length (and Content-Range) that says so.
-    Shorten,
 }
 
 #[derive(Clone, Debug)]
@@ -270,7 +261,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The error a service returns to make hyper drop the connection on purpose.
-const DROPPED: &str = "connection dropped on purpose by the fault proxy";
+pub(super) const DROPPED: &str = "connection dropped on purpose by the fault proxy";
 
 fn dropped() -> Answer {
     Err(DROPPED.into())
@@ -432,7 +423,13 @@ async fn handle(sh: Arc<Shared>, client: Upstream, req: Request<Incoming>) -> An
     let rbody = rbody.map_err(BoxError::from).boxed();
     let served = matches!(rparts.status, StatusCode::OK | StatusCode::PARTIAL_CONTENT);
     let rbody = match body_fault.filter(|_| served) {
-        Some(fault) => damage(fault, &mut rparts.headers, rbody, &rec),
+        Some(fault) => match damage(fault, &mut rparts.headers, rbody) {
+            Ok(damaged) => {
+                lock(&rec).body_fault = Some(fault);
+                damaged
+            }
+            Err(intact) => intact,
+        },
         None => rbody,
     };
     Ok(Response::from_parts(rparts, rbody))
@@ -442,107 +439,6 @@ async fn handle(sh: Arc<Shared>, client: Upstream, req: Request<Incoming>) -> An
 fn ssm_access_denied(rec: &Mutex<RecordedRequest>, action: &str) -> Response<ProxyBody> {
     let json = format!("{{\"__type\":\"AccessDeniedException\",\"message\":\"User is not authorized to perform: ssm:{action}\"}}");
     answer(rec, StatusCode::BAD_REQUEST, SSM_JSON, json)
-}
-
-/// Applies `fault` to an answer's body (and, for `Shorten`, to its headers). A body
-/// whose length the headers do not give is left intact, and not recorded as damaged.
-fn damage(
-    fault: BodyFault,
-    headers: &mut HeaderMap,
-    body: ProxyBody,
-    rec: &Mutex<RecordedRequest>,
-) -> ProxyBody {
-    let length = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let Some(length) = length.filter(|l| *l > 0) else {
-        return body;
-    };
-    let half = length / 2;
-    if fault == BodyFault::Shorten {
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(half));
-        // "bytes 100-199/1000" -> "bytes 100-149/1000".
-        let range = headers.get(CONTENT_RANGE).and_then(|v| v.to_str().ok());
-        let shortened = range.and_then(|range| {
-            let (first, total) = range.strip_prefix("bytes ")?.split_once('/')?;
-            let start: u64 = first.split_once('-')?.0.parse().ok()?;
-            let last = (start + half).checked_sub(1)?;
-            HeaderValue::from_str(&format!("bytes {start}-{last}/{total}")).ok()
-        });
-        if let Some(value) = shortened {
-            headers.insert(CONTENT_RANGE, value);
-        }
-    }
-    lock(rec).body_fault = Some(fault);
-    Damaged {
-        inner: body,
-        fault,
-        at: 0,
-        stop: match fault {
-            BodyFault::Corrupt => length,
-            BodyFault::Cut | BodyFault::Shorten => half,
-        },
-    }
-    .boxed()
-}
-
-/// A response body on its way through, damaged as `fault` says.
-struct Damaged {
-    inner: ProxyBody,
-    fault: BodyFault,
-    /// Bytes passed on so far.
-    at: u64,
-    /// Where the body ends (for `Cut`, where the connection is dropped).
-    stop: u64,
-}
-
-impl Body for Damaged {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        if this.at >= this.stop {
-            return Poll::Ready(match this.fault {
-                BodyFault::Cut => Some(Err(DROPPED.into())),
-                BodyFault::Corrupt | BodyFault::Shorten => None,
-            });
-        }
-        let frame = match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
-            Some(Ok(frame)) => frame,
-            other => return Poll::Ready(other),
-        };
-        let data = match frame.into_data() {
-            Ok(data) => data,
-            Err(frame) => return Poll::Ready(Some(Ok(frame))),
-        };
-        let keep = data.len().min((this.stop - this.at) as usize);
-        let mut data = data.slice(..keep).to_vec();
-        if this.fault == BodyFault::Corrupt {
-            for (i, byte) in data.iter_mut().enumerate() {
-                if (this.at + i as u64) % 4096 == 0 {
-                    *byte ^= 0xff;
-                }
-            }
-        }
-        this.at += keep as u64;
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from(data)))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.fault != BodyFault::Cut && self.at >= self.stop
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self.fault {
-            BodyFault::Cut => SizeHint::default(),
-            BodyFault::Corrupt | BodyFault::Shorten => SizeHint::with_exact(self.stop - self.at),
-        }
-    }
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
