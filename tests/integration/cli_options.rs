@@ -12,7 +12,7 @@ use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use startifact::storage::local::LocalRegion;
 use startifact::storage::Backend;
 
-use crate::support::backends::Outage;
+use crate::support::backends::{proxied_moto, Outage};
 use crate::support::files::project;
 use crate::support::moto::Moto;
 use crate::support::mount::Mount;
@@ -499,21 +499,9 @@ async fn download_into_a_folder_names_the_file_by_project_and_version(world: Wor
 }
 on_both_backends!(download_into_a_folder_names_the_file_by_project_and_version);
 
-/// A moto world whose every region goes through one proxy (via STARTIFACT_ENDPOINTS).
-async fn proxied_world() -> (World, FaultProxy) {
-    let mut world = World::moto(WorldOptions::default()).await;
-    let proxy = FaultProxy::start(&Moto::shared().url);
-    for region in REGIONS {
-        world
-            .region_endpoints
-            .insert(region.to_string(), proxy.url());
-    }
-    (world, proxy)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_keys_under_startifact_are_refused_before_any_request() {
-    let (world, proxy) = proxied_world().await;
+    let (world, proxy) = proxied_moto(WorldOptions::default(), &REGIONS).await;
     let file = world.file("f", b"f");
     for (pair, filename) in [
         ("startifact:x=y", false),
@@ -541,7 +529,7 @@ async fn metadata_keys_under_startifact_are_refused_before_any_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_project_names_are_refused_before_any_request_for_every_task() {
-    let (world, proxy) = proxied_world().await;
+    let (world, proxy) = proxied_moto(WorldOptions::default(), &REGIONS).await;
     let file = world.file("f", b"f").display().to_string();
     let out = world.dir("out").display().to_string();
     let tasks: [&[&str]; 6] = [

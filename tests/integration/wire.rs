@@ -12,6 +12,7 @@ use startifact::protocol::{python_dumps, Error, Metadata, RegionOutcome, StageOp
 use startifact::storage::local::LocalRegion;
 use startifact::storage::{PutOptions, RegionStore, StorageError};
 
+use crate::support::backends::proxied_moto;
 use crate::support::moto::Moto;
 use crate::support::proxy::{FaultProxy, Mode};
 use crate::support::world::{World, WorldOptions, REGIONS};
@@ -24,21 +25,9 @@ fn v(text: &str) -> Version {
     Version::parse(text).unwrap()
 }
 
-/// A moto world whose every region goes through one proxy.
-async fn proxied_world() -> (World, FaultProxy) {
-    let mut world = World::moto(WorldOptions::default()).await;
-    let proxy = FaultProxy::start(&Moto::shared().url);
-    for region in REGIONS {
-        world
-            .region_endpoints
-            .insert(region.to_string(), proxy.url());
-    }
-    (world, proxy)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_write_carries_content_md5_and_if_none_match() {
-    let (world, proxy) = proxied_world().await;
+    let (world, proxy) = proxied_moto(WorldOptions::default(), &REGIONS).await;
     let small = b"small artifact".to_vec();
     let path = world.file("small", &small);
     let metadata: Metadata = [("lang".to_string(), "rust ✓".to_string())].into();
@@ -154,7 +143,7 @@ async fn the_local_store_refuses_a_wrong_content_md5() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_without_list_bucket_still_reads_known_versions() {
-    let (world, proxy) = proxied_world().await;
+    let (world, proxy) = proxied_moto(WorldOptions::default(), &REGIONS).await;
     let path = world.file("r", b"readable");
     world
         .session(false)
