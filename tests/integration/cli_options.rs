@@ -161,11 +161,7 @@ async fn with_four_regions_two_is_no_majority_and_three_is(mut world: World) {
     let file = world.file("f", b"even");
     // Two of the four regions name a bucket that does not exist.
     for region in &REGIONS[1..] {
-        world
-            .raw_store(region)
-            .put_parameter(&world.bucket_param, "no-such-bucket-here")
-            .await
-            .unwrap();
+        world.lose_bucket(region).await;
     }
     // --regions, not STARTIFACT_REGIONS (which names three), sets the regions.
     let stage = || {

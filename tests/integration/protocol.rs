@@ -254,11 +254,7 @@ on_both_backends!(reads_fail_over_when_a_region_loses_its_bucket_or_parameter);
 async fn a_majority_of_regions_is_enough(world: World) {
     let path = world.file("m", b"majority");
     // The last region's bucket-name parameter names a bucket that does not exist.
-    world
-        .raw_store(REGIONS[2])
-        .put_parameter(&world.bucket_param, "no-such-bucket-here")
-        .await
-        .unwrap();
+    world.lose_bucket(REGIONS[2]).await;
     let session = world.session(false);
     let report = session
         .stage("M", &v("1.0.0"), &path, Metadata::new(), false)
@@ -303,11 +299,7 @@ async fn a_majority_of_regions_is_enough(world: World) {
 
     // Only one region of three: failure, and the report says which failed and why.
     for region in &REGIONS[1..] {
-        world
-            .raw_store(region)
-            .put_parameter(&world.bucket_param, "no-such-bucket-here")
-            .await
-            .unwrap();
+        world.lose_bucket(region).await;
     }
     let err = world
         .session(false)

@@ -36,11 +36,7 @@ async fn assert_staged_in_parts(world: &World, p: &str, content: &[u8], parts: u
     let md5 = hex::encode(Md5::digest(content));
     let key = format!("{p}@1.0.0");
     for region in REGIONS {
-        let info = world
-            .raw_store(region)
-            .head_object(&world.buckets[region], &key)
-            .await
-            .unwrap();
+        let info = world.head_in(region, &key).await;
         assert_eq!(info.size, content.len() as u64);
         let etag = info.etag.as_deref().unwrap_or("");
         assert!(

@@ -45,11 +45,7 @@ async fn writes_out_of_order_stage_the_bytes_as_written(world: World) {
     let key = format!("{p}@1.0.0");
     let md5 = hex::encode(Md5::digest(&content));
     for region in REGIONS {
-        let info = world
-            .raw_store(region)
-            .head_object(&world.buckets[region], &key)
-            .await
-            .unwrap();
+        let info = world.head_in(region, &key).await;
         assert_eq!(info.known_md5().as_deref(), Some(md5.as_str()), "{region}");
         let bytes = object_in(&world, region, &key).await.unwrap();
         assert!(bytes == content, "{region} holds other bytes");

@@ -14,7 +14,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use startifact::protocol::setup::{LOCAL_BUCKET, LOCAL_BUCKET_NAME_PARAM};
 use startifact::protocol::Configuration;
 use startifact::storage::local::LocalRegion;
-use startifact::storage::{Backend, RegionStore, StorageOptions};
+use startifact::storage::{Backend, ObjectInfo, RegionStore, StorageOptions};
 use startifact::Session;
 
 use super::moto::Moto;
@@ -241,6 +241,23 @@ impl World {
     /// One region, reached directly (no proxy), to look at what was written.
     pub fn raw_store(&self, region: &str) -> Arc<dyn RegionStore> {
         self.backend_with(self.endpoints(false)).open_region(region)
+    }
+
+    /// The head of `key` in `region`'s bucket, read directly (no proxy, no mount).
+    pub async fn head_in(&self, region: &str, key: &str) -> ObjectInfo {
+        self.raw_store(region)
+            .head_object(&self.buckets[region], key)
+            .await
+            .unwrap_or_else(|e| panic!("{key} in {region}: {e}"))
+    }
+
+    /// Makes `region` fail every stage: its bucket-name parameter names a bucket that
+    /// does not exist.
+    pub async fn lose_bucket(&self, region: &str) {
+        self.raw_store(region)
+            .put_parameter(&self.bucket_param, "no-such-bucket-here")
+            .await
+            .unwrap();
     }
 
     /// A session over the world's regions, visited in the configuration's order.
