@@ -220,14 +220,7 @@ impl Artifact {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "artifact".into());
-        let temporary = folder.join(format!(
-            ".{file_name}.startifact-{:08x}",
-            rand::random::<u32>()
-        ));
+        let temporary = folder.join(temporary_name(path, rand::random::<u32>()));
         let mut failures = Vec::new();
         for store in self.session.stores() {
             let location = match self.locate_in(store.as_ref()).await {
@@ -313,6 +306,23 @@ impl Artifact {
 }
 
 /// Reads a small object whole.
+/// The name of the file a download to `path` writes before it is renamed into place:
+/// hidden, beside it, and never longer than the 255 bytes a name may have, however long
+/// the final name is (a saved name may use all 255).
+fn temporary_name(path: &Path, nonce: u32) -> String {
+    const NAME_MAX: usize = 255;
+    let suffix = format!(".startifact-{nonce:08x}");
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "artifact".into());
+    let mut keep = name.len().min(NAME_MAX - 1 - suffix.len());
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!(".{}{suffix}", &name[..keep])
+}
+
 async fn read_object(
     store: &dyn RegionStore,
     bucket: &str,
@@ -407,5 +417,32 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for CountingWriter<'_, W> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut *self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_temporary_name_fits_in_255_bytes_whatever_the_final_name() {
+        for len in [1, 200, 233, 234, 235, 254, 255] {
+            let final_name = "a".repeat(len);
+            let name = temporary_name(&Path::new("/out").join(&final_name), 0xdead_beef);
+            assert!(name.len() <= 255, "{len}: {} bytes", name.len());
+            assert!(name.starts_with('.') && name.ends_with(".startifact-deadbeef"));
+        }
+        assert_eq!(
+            temporary_name(Path::new("dist.tar.gz"), 1),
+            ".dist.tar.gz.startifact-00000001"
+        );
+    }
+
+    #[test]
+    fn a_temporary_name_cuts_a_long_name_between_characters() {
+        let final_name = "é".repeat(127); // 254 bytes
+        let name = temporary_name(Path::new(&final_name), 2);
+        assert!(name.len() <= 255);
+        assert!(name.ends_with(".startifact-00000002"));
     }
 }
