@@ -151,6 +151,7 @@ mod tests {
             mtime: SystemTime::UNIX_EPOCH,
             region: "r".into(),
             bucket: "b".into(),
+            holders: vec!["r".into()],
             metadata: Default::default(),
             file_name: "P@1.0.0".into(),
         }

@@ -93,6 +93,7 @@ impl Record {
             mtime: SystemTime::UNIX_EPOCH + Duration::from_secs(self.mtime_seconds),
             region: self.region.clone(),
             bucket: self.bucket.clone(),
+            holders: Vec::new(),
             metadata: self.metadata.clone(),
             file_name: self.file_name.clone(),
         })

@@ -1,7 +1,8 @@
-//! A staged version as the mount pins it: the size, ETag and time from the first region
-//! that answered, for the life of the mount, and its metadata. Every later ranged read
-//! asks for that ETag (`If-Match`), and fails over only to regions whose copy has it,
-//! so the kernel may cache the file's pages safely.
+//! A staged version as the mount pins it: the size, ETag and time of the copy that a
+//! majority of regions hold (see `protocol::census`), for the life of the mount, and its
+//! metadata read from that majority. Every later ranged read goes only to the regions of
+//! that majority and asks for the pinned ETag (`If-Match`), so the kernel may cache the
+//! file's pages safely and a region holding other bytes is never served.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -27,19 +28,31 @@ pub struct PinnedVersion {
     /// The MD5 when it can be known without reading (see `ObjectInfo::known_md5`).
     pub md5: Option<String>,
     pub mtime: SystemTime,
-    /// The region that answered first, and its bucket.
+    /// The first region of the majority (in session order), and its bucket.
     pub region: String,
     pub bucket: String,
+    /// Every region of the majority, in session order (`region` first). Empty when the
+    /// version was restored from the disk cache's record without asking the regions:
+    /// then any region may serve, the pinned one first, each asked for the pinned ETag.
+    pub holders: Vec<String>,
     pub metadata: Metadata,
     /// The saved file name when it is a usable one, else `{project}@{version}`.
     pub file_name: String,
 }
 
 impl PinnedVersion {
-    /// Looks the version up: `HeadObject` through the regions, then its metadata.
+    /// Looks the version up: `HeadObject` in every region, decided by the majority
+    /// rule, then its metadata from the majority.
     pub async fn resolve(session: &Session, project: &str, version: &Version) -> FsResult<Self> {
         let artifact = session.get(project, Some(version)).await?;
-        let location = artifact.locate().await?;
+        let majority = artifact.majority().await?;
+        let holders = majority
+            .group
+            .locations
+            .iter()
+            .map(|l| l.region.clone())
+            .collect();
+        let location = majority.first().clone();
         let metadata = artifact.metadata().await?.clone();
         let file_name = usable_filename(&metadata)
             .map(str::to_string)
@@ -57,24 +70,32 @@ impl PinnedVersion {
                 .unwrap_or(SystemTime::UNIX_EPOCH),
             region: location.region,
             bucket: location.bucket,
+            holders,
             metadata,
             file_name,
         })
     }
 
-    /// The session's regions, the pinned one first.
+    /// The regions that may serve the pinned bytes: the majority's, in its order.
     pub fn regions_in_order(&self, session: &Session) -> Vec<Arc<dyn RegionStore>> {
         let stores = session.stores();
-        stores
+        if self.holders.is_empty() {
+            return stores
+                .iter()
+                .filter(|s| s.region() == self.region)
+                .chain(stores.iter().filter(|s| s.region() != self.region))
+                .cloned()
+                .collect();
+        }
+        self.holders
             .iter()
-            .filter(|s| s.region() == self.region)
-            .chain(stores.iter().filter(|s| s.region() != self.region))
+            .filter_map(|region| stores.iter().find(|s| s.region() == region))
             .cloned()
             .collect()
     }
 
-    /// Reads `range` of the pinned object: the pinned region first, then any other
-    /// whose copy has the same ETag.
+    /// Reads `range` of the pinned object from the regions of the majority, the pinned
+    /// one first (each asked for the pinned ETag).
     pub async fn fetch(&self, session: &Session, range: Range<u64>) -> FsResult<Bytes> {
         let mut reasons = Vec::new();
         for store in self.regions_in_order(session) {

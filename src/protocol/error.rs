@@ -62,6 +62,25 @@ pub enum Error {
         reasons: Vec<String>,
     },
 
+    /// Neither present nor absent by the majority rule (`census`): too few regions
+    /// answered, or they hold different bytes and no copy is held by a majority.
+    #[error("Cannot say whether {project}@{version} exists: {detail}")]
+    NoMajority {
+        project: String,
+        version: String,
+        /// Regions hold different bytes (rather than too few answering).
+        conflict: bool,
+        detail: String,
+    },
+
+    #[error("Only {answered} regions could list the versions of {project}; {needed} must{}", reasons_suffix(.reasons))]
+    NoMajorityListing {
+        project: String,
+        answered: usize,
+        needed: usize,
+        reasons: Vec<String>,
+    },
+
     #[error("Fewer than {needed} of the regions could say the latest version of {project}{}", reasons_suffix(.reasons))]
     NoQuorum {
         project: String,

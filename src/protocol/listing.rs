@@ -1,8 +1,12 @@
-//! Listing the versions of a project: the union over every region that answers.
+//! Listing the versions of a project by the majority rule (see `census`): a version is
+//! listed when more than half of all regions list it; fewer than a majority answering
+//! is an error, unless the others refused (a reader without `s3:ListBucket` there), in
+//! which case what could be listed is shown. And listing the projects.
 
 use futures::future::join_all;
 use semver::Version;
 
+use super::census::majority;
 use super::error::Error;
 use super::names::{validate_project_name, version_of_key, versions_prefix};
 use super::session::Session;
@@ -39,29 +43,64 @@ pub(crate) async fn list_versions(session: &Session, project: &str) -> Result<Ve
         }
     }))
     .await;
-    let mut versions = Vec::new();
+    let regions = answers.len();
+    let mut listed: Vec<Vec<Version>> = Vec::new();
     let mut reasons = Vec::new();
-    let mut answered = false;
     for answer in answers {
         match answer {
-            Ok(found) => {
-                answered = true;
-                versions.extend(found);
-            }
+            Ok(found) => listed.push(found),
             Err(reason) => {
                 tracing::warn!("failed to list versions of {project}: {reason}");
                 reasons.push(reason);
             }
         }
     }
-    if !answered {
+    if listed.is_empty() {
         return Err(Error::NoRegionsAvailable {
             regions: session.regions(),
             reasons,
         });
     }
+    let denied_elsewhere = reasons.iter().all(|r| r.contains("access denied"));
+    if listed.len() < majority(regions) && !denied_elsewhere {
+        return Err(Error::NoMajorityListing {
+            project: project.to_string(),
+            answered: listed.len(),
+            needed: majority(regions),
+            reasons,
+        });
+    }
+    // Where the permissions let fewer than a majority list, what they can list is shown
+    // (lookups still decide by the majority rule).
+    let needed = if listed.len() < majority(regions) {
+        1
+    } else {
+        majority(regions)
+    };
+    Ok(listed_by_at_least(listed, needed))
+}
+
+/// The versions that at least `needed` of the regions' listings hold, highest first: a
+/// version a minority lists (a stage that failed half way, a racing leftover) is not
+/// one a majority could vouch for.
+fn listed_by_at_least(listed: Vec<Vec<Version>>, needed: usize) -> Vec<Version> {
+    let mut counts: Vec<(Version, usize)> = Vec::new();
+    for mut versions in listed {
+        sort_versions(&mut versions);
+        for version in versions {
+            match counts.iter_mut().find(|(v, _)| *v == version) {
+                Some((_, count)) => *count += 1,
+                None => counts.push((version, 1)),
+            }
+        }
+    }
+    let mut versions: Vec<Version> = counts
+        .into_iter()
+        .filter(|(_, count)| *count >= needed)
+        .map(|(version, _)| version)
+        .collect();
     sort_versions(&mut versions);
-    Ok(versions)
+    versions
 }
 
 #[cfg(test)]
@@ -87,6 +126,26 @@ mod tests {
             order,
             ["2.0.0", "1.10.0", "1.0.0", "1.0.0-rc.1", "1.0.0-alpha"]
         );
+    }
+
+    fn versions(list: &[&str]) -> Vec<Version> {
+        list.iter().map(|v| Version::parse(v).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_version_a_minority_lists_is_not_listed() {
+        let listed = vec![
+            versions(&["1.0.0", "2.0.0"]),
+            versions(&["1.0.0"]),
+            versions(&["1.0.0", "3.0.0"]),
+        ];
+        assert_eq!(listed_by_at_least(listed, 2), versions(&["1.0.0"]));
+    }
+
+    #[test]
+    fn a_version_two_of_three_list_is_listed() {
+        let listed = vec![versions(&["1.0.0", "2.0.0"]), versions(&["2.0.0", "1.0.0"])];
+        assert_eq!(listed_by_at_least(listed, 2), versions(&["2.0.0", "1.0.0"]));
     }
 }
 

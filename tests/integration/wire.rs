@@ -163,7 +163,7 @@ async fn a_reader_without_list_bucket_still_reads_known_versions() {
     let missing = reader.get("R", Some(&v("9.9.9"))).await.unwrap();
     assert!(matches!(
         missing.metadata().await,
-        Err(Error::NoRegionsAvailable { .. })
+        Err(Error::ArtifactNotFound { absent: true, .. })
     ));
     let err = missing.download_to_path(&out).await.unwrap_err();
     assert!(matches!(err, Error::ArtifactNotFound { .. }), "{err}");

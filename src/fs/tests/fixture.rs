@@ -221,6 +221,28 @@ impl Fixture {
         std::fs::remove_dir_all(self.store.join(region)).expect("remove a region's folder");
     }
 
+    /// Writes `bytes` under `key` in one region's bucket, over whatever was there: a
+    /// racing stager's leftover, or a hand edit.
+    pub async fn plant(&self, region: &str, key: &str, bytes: &[u8]) {
+        LocalRegion::new(&self.store, region)
+            .put_object(
+                LOCAL_BUCKET,
+                key,
+                bytes::Bytes::copy_from_slice(bytes),
+                &crate::storage::PutOptions::default(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("planting {key} in {region}: {e}"));
+    }
+
+    /// Deletes `key` from one region's bucket.
+    pub async fn delete(&self, region: &str, key: &str) {
+        LocalRegion::new(&self.store, region)
+            .delete_object(LOCAL_BUCKET, key)
+            .await
+            .unwrap_or_else(|e| panic!("deleting {key} in {region}: {e}"));
+    }
+
     /// Where a region keeps the parameter `name`.
     pub fn parameter_file(&self, region: &str, name: &str) -> PathBuf {
         layout::path_of(&self.store.join(region).join("parameters"), name)

@@ -7,6 +7,7 @@ mod fixture;
 mod getattr;
 mod latest;
 mod lookup;
+mod majority;
 mod mkdir;
 mod read;
 mod readdir;

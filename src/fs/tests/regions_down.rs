@@ -1,6 +1,7 @@
 //! Regions that are down (their folder in the local store removed): with one of three
-//! gone, lookups, listings, reads and stages answer from the majority; with two gone, a
-//! name the store cannot vouch for is EIO, never ENOENT, and no change is made.
+//! gone, lookups, listings, reads and stages answer from the majority (a name the two
+//! others say is absent is ENOENT); with two gone, a name the store cannot vouch for is
+//! EIO, never ENOENT, and no change is made.
 
 use std::time::Duration;
 
@@ -51,14 +52,17 @@ async fn with_one_region_down_a_missing_project_is_still_enoent() {
     assert_eq!(errno(f.lookup("NoSuchProject").await), libc::ENOENT);
 }
 
-/// A version is ENOENT only when every region says it is absent (docs/SEMANTICS.md,
-/// lookup): one that cannot answer leaves it unknown.
+/// A version is ENOENT when a majority of all regions says it is absent
+/// (docs/SEMANTICS.md, "One version, one content"): one region that cannot answer
+/// changes nothing, and `mkdir` of the new version arrives (issue 8, defect 1).
 #[tokio::test]
-async fn with_one_region_down_a_missing_version_is_eio() {
+async fn with_one_region_down_a_missing_version_is_enoent_and_mkdir_makes_it() {
     let f = Fixture::new().await;
     let project = f.inode(PROJECT).await;
     f.take_down(REGIONS[2]);
-    assert_eq!(errno(f.fs.lookup(project, "2.0.0").await), libc::EIO);
+    assert_eq!(errno(f.fs.lookup(project, "2.0.0").await), libc::ENOENT);
+    f.fs.mkdir(project, "2.0.0").await.unwrap();
+    assert_eq!(errno(f.fs.lookup(project, "2.0.1").await), libc::ENOENT);
 }
 
 #[tokio::test]

@@ -9,7 +9,10 @@
 //! can be read first, else written as the Python tool writes it.
 //!
 //! The contract: the stage succeeds when more than half of the regions hold the
-//! artifact, so every quorum read of `latest` sees it. `require_all_regions` restores the
+//! artifact, so every quorum read of `latest` sees it. "Hold" means a `HeadObject` after
+//! every region is done still shows our MD5: of two racing stagers, only the one whose
+//! bytes a majority holds wins, even where the server's `If-None-Match` is not atomic;
+//! the other's regions are `Taken` and it fails (the mount answers EEXIST). `require_all_regions` restores the
 //! Python tool's rule that any failed region fails the stage. The report names every
 //! region's outcome either way.
 //!
@@ -210,6 +213,21 @@ impl Session {
             }
         }))
         .await;
+        // A server's conditional writes may not be atomic (moto's CompleteMultipartUpload
+        // is not) or may be ignored: a racing stager's upload can land over ours after
+        // ours "succeeded". So once every region is done, each region we believe holds
+        // our bytes is asked again, and counts only if it still does.
+        let outcomes = if self.read_only() {
+            outcomes
+        } else {
+            join_all(
+                self.stores()
+                    .iter()
+                    .zip(outcomes)
+                    .map(|(store, outcome)| plan.confirm(store.as_ref(), outcome)),
+            )
+            .await
+        };
         let report = StageReport {
             project: project.to_string(),
             version: version.clone(),

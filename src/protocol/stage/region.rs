@@ -123,6 +123,47 @@ impl RegionPlan<'_> {
         Ok(RegionOutcome::Staged(latest))
     }
 
+    /// Asks the region again whether it holds our bytes (see `Session::stage_file`):
+    /// an outcome that holds stays only while the region's copy has our MD5.
+    pub(super) async fn confirm(
+        &self,
+        store: &dyn RegionStore,
+        outcome: RegionOutcome,
+    ) -> RegionOutcome {
+        if !outcome.holds() {
+            return outcome;
+        }
+        let region = store.region();
+        let bucket = match self.session.bucket(store).await {
+            Ok(bucket) => bucket,
+            Err(e) => return RegionOutcome::Failed(format!("could not check again: {e}")),
+        };
+        match store.head_object(&bucket, self.key).await {
+            Ok(info) if info.known_md5().as_deref() == Some(self.prepared.md5_hex.as_str()) => {
+                outcome
+            }
+            Ok(info) => {
+                let theirs = info
+                    .known_md5()
+                    .unwrap_or_else(|| format!("unknown, ETag {:?}", info.etag));
+                tracing::warn!(
+                    region,
+                    key = self.key,
+                    "another stager's bytes (MD5 {theirs}) replaced ours ({}) after our upload",
+                    self.prepared.md5_hex
+                );
+                RegionOutcome::Taken(format!(
+                    "{} in {bucket} in {region} holds other content (MD5 {theirs}, ours {}): another stager won here",
+                    self.key, self.prepared.md5_hex
+                ))
+            }
+            Err(e) => RegionOutcome::Failed(format!(
+                "could not check that {} in {region} is ours: {e}",
+                self.key
+            )),
+        }
+    }
+
     fn user_metadata(&self) -> HashMap<String, String> {
         HashMap::from([(MD5_METADATA_KEY.to_string(), self.prepared.md5_hex.clone())])
     }
