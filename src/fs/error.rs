@@ -115,9 +115,7 @@ impl From<ProtocolError> for FsError {
                 FsErrorKind::NotFound
             }
             ProtocolError::ArtifactNotFound { absent: true, .. } => FsErrorKind::NotFound,
-            ProtocolError::NoQuorum {
-                missing, needed, ..
-            } if *missing >= *needed => FsErrorKind::NotFound,
+            ProtocolError::NoQuorum { absent: true, .. } => FsErrorKind::NotFound,
             ProtocolError::Storage(StorageError::NotFound(_)) => FsErrorKind::NotFound,
             _ => FsErrorKind::Unavailable,
         };
@@ -296,14 +294,15 @@ mod tests {
             reasons: Vec::new(),
         };
         assert_eq!(FsError::from(unreachable).errno(), libc::EIO);
-        let no_latest = |missing| ProtocolError::NoQuorum {
+        let no_latest = |missing, absent| ProtocolError::NoQuorum {
             project: "P".into(),
             needed: 2,
             missing,
+            absent,
             reasons: Vec::new(),
         };
-        assert_eq!(FsError::from(no_latest(2)).errno(), libc::ENOENT);
-        assert_eq!(FsError::from(no_latest(1)).errno(), libc::EIO);
+        assert_eq!(FsError::from(no_latest(3, true)).errno(), libc::ENOENT);
+        assert_eq!(FsError::from(no_latest(2, false)).errno(), libc::EIO);
         let down = StorageError::Unavailable("down".into());
         assert_eq!(FsError::from(down).errno(), libc::EIO);
         let gone = StorageError::NotFound("gone".into());

@@ -19,6 +19,9 @@ use crate::storage::ObjectInfo;
 use super::artifact::Location;
 use super::session::Session;
 
+/// How long a census that is already certain waits for the session's first region.
+const FIRST_REGION_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// How many of `regions` make a majority: more than half (2 of 3, 3 of 4, 3 of 5).
 pub fn majority(regions: usize) -> usize {
     regions / 2 + 1
@@ -376,7 +379,24 @@ impl Census {
                 break;
             }
         }
+        // The session's first region serves first when it is of the majority (the
+        // session's order spreads load and keeps "where a file is read from" stable), so
+        // it gets a moment more when others decided before it answered; never longer,
+        // so a hung region costs almost nothing.
+        let deadline = tokio::time::Instant::now() + FIRST_REGION_GRACE;
+        while !census.heard_from_first() {
+            match tokio::time::timeout_at(deadline, asking.next()).await {
+                Ok(Some(answer)) => census.answers.push(answer),
+                _ => break,
+            }
+        }
         census
+    }
+
+    fn heard_from_first(&self) -> bool {
+        self.regions
+            .first()
+            .is_none_or(|first| self.answers.iter().any(|a| a.region() == first))
     }
 
     /// Logs, once, each region whose copy is not the majority's.

@@ -87,6 +87,9 @@ pub enum Error {
         needed: usize,
         /// Regions that answered that the parameter does not exist.
         missing: usize,
+        /// A majority of all regions answered that it does not exist (see `census`):
+        /// the project has no `latest`, rather than too few regions answering.
+        absent: bool,
         reasons: Vec<String>,
     },
 

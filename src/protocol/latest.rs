@@ -2,12 +2,15 @@
 //!
 //! Of n regions, ceil(n/2) must answer (a missing, denied or unparseable parameter is
 //! no answer); the latest version is the highest answer by semver precedence. The
-//! format asks the regions one at a time; we keep ceil(n/2) requests in flight and start
-//! the next region in order whenever one fails, which gives the same answers sooner.
+//! parameter is absent only when a majority of all regions say so, as a version is (see
+//! `census`); too few answers otherwise is an error, not "absent". The format asks the
+//! regions one at a time; we keep ceil(n/2) requests in flight and start the next region
+//! in order whenever one fails, which gives the same answers sooner.
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use semver::Version;
 
+use super::census::majority;
 use super::error::Error;
 use super::names::{latest_parameter_name, validate_project_name};
 use super::session::Session;
@@ -87,6 +90,7 @@ pub async fn read_latest(session: &Session, project: &str) -> Result<LatestVersi
             project: project.to_string(),
             needed,
             missing,
+            absent: missing >= majority(stores.len()),
             reasons,
         }),
     }
