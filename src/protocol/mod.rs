@@ -11,6 +11,7 @@ pub mod listing;
 pub mod metadata;
 pub mod names;
 pub mod regions;
+pub mod repair;
 pub mod session;
 pub mod set_latest;
 pub mod setup;
@@ -26,6 +27,7 @@ pub use listing::{list_projects, sort_versions, ProjectListing};
 pub use metadata::Metadata;
 pub use names::{parse_version, validate_project_name};
 pub use session::{LoadedConfiguration, Session, SessionBuilder};
+pub use repair::{Outcome as RepairOutcome, RepairReport};
 pub use set_latest::LatestReport;
 pub use stage::{
     DigestWriter, FileDigests, LatestChange, RegionOutcome, StageOptions, StageReport, StageSource,

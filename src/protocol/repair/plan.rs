@@ -1,0 +1,598 @@
+//! Planning a repair: from what each region answered (its objects, its configuration,
+//! each project's `latest`), the copies and writes that make the regions whole, and the
+//! problems that no copy can fix. Pure: no request is made here.
+//!
+//! The rules:
+//! - A version's content is the bytes (size and ETag) that more than half of ALL
+//!   regions hold; it is copied to the regions that say the key is absent.
+//! - A version held by fewer (a stage that failed half way, as the Python tool leaves
+//!   it: one region of three) is copied only when every region answered and every
+//!   holder has the same bytes: with no conflict and no region unheard, those bytes are
+//!   the only content the version ever had. Otherwise it is reported, not copied.
+//! - A region holding other bytes under the key is a conflict: reported, never written.
+//! - The metadata object follows the same rules, among the regions that hold (or will
+//!   hold) the artifact, and is copied before the artifact, so no region ever holds the
+//!   artifact without its metadata (a reader would take that as "no metadata").
+//! - `latest` moves forward to the highest version any region claims whose content is
+//!   decided (so the highest answer a quorum read can give), in every region where it
+//!   is missing or lower; never backward.
+//! - The configuration parameter is written where it is missing, when every region that
+//!   has it holds the same value.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use semver::Version;
+
+/// What one region answered about one object key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    /// The object, by size and ETag.
+    Object { size: u64, etag: Option<String> },
+    /// The region says the key does not exist.
+    Absent,
+    /// The region could not say (why).
+    Unknown(String),
+}
+
+/// One content of an object: size and ETag.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Content {
+    pub size: u64,
+    pub etag: Option<String>,
+}
+
+/// How an object's content was decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub content: Content,
+    /// Held by more than half of all regions.
+    pub by_majority: bool,
+    /// Regions that hold it.
+    pub holders: Vec<String>,
+    /// Regions that said the key is absent.
+    pub missing: Vec<String>,
+    /// Regions that hold other bytes.
+    pub conflicting: Vec<String>,
+    /// Regions that could not say, with why.
+    pub unknown: Vec<(String, String)>,
+}
+
+/// The verdict on one object key across the regions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// No region holds it.
+    Nowhere,
+    /// The content is decided (see `Decision`).
+    Decided(Decision),
+    /// No content can be decided: why.
+    Undecided(String),
+}
+
+/// Decides an object's content from every region's answer (`regions` is the number of
+/// all regions, answering or not).
+pub fn decide(answers: &[(String, Held)], regions: usize) -> Verdict {
+    let mut groups: BTreeMap<Content, Vec<String>> = BTreeMap::new();
+    let mut absent = Vec::new();
+    let mut unknown = Vec::new();
+    for (region, held) in answers {
+        match held {
+            Held::Object { size, etag } => groups
+                .entry(Content {
+                    size: *size,
+                    etag: etag.clone(),
+                })
+                .or_default()
+                .push(region.clone()),
+            Held::Absent => absent.push(region.clone()),
+            Held::Unknown(why) => unknown.push((region.clone(), why.clone())),
+        }
+    }
+    if groups.is_empty() {
+        return Verdict::Nowhere;
+    }
+    let majority = groups
+        .iter()
+        .find(|(_, holders)| holders.len() * 2 > regions)
+        .map(|(content, _)| content.clone());
+    let (content, by_majority) = match majority {
+        Some(content) => (content, true),
+        None if groups.len() > 1 => {
+            return Verdict::Undecided(format!(
+                "{} different contents and none held by a majority of the {regions} regions",
+                groups.len()
+            ))
+        }
+        None if !unknown.is_empty() || answers.len() < regions => {
+            return Verdict::Undecided(format!(
+                "held by {} of {regions} regions and not every other region answered",
+                groups.values().map(Vec::len).sum::<usize>()
+            ))
+        }
+        None => match groups.keys().next() {
+            Some(content) => (content.clone(), false),
+            None => return Verdict::Nowhere,
+        },
+    };
+    let holders = groups.remove(&content).unwrap_or_default();
+    let conflicting = groups.into_values().flatten().collect();
+    Verdict::Decided(Decision {
+        content,
+        by_majority,
+        holders,
+        missing: absent,
+        conflicting,
+        unknown,
+    })
+}
+
+/// Which object of a version a copy is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Artifact,
+    Metadata,
+}
+
+/// One thing the repair does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Writes the configuration parameter where it is missing.
+    WriteConfiguration { region: String, value: String },
+    /// Copies an object from one region to another.
+    Copy {
+        project: String,
+        version: Version,
+        part: Part,
+        key: String,
+        from: String,
+        to: String,
+        content: Content,
+    },
+    /// Moves `latest` forward in one region, to a version whose artifact is `key` with
+    /// `content` (checked again before the move).
+    MoveLatest {
+        project: String,
+        region: String,
+        from: Option<Version>,
+        to: Version,
+        key: String,
+        content: Content,
+    },
+}
+
+/// The plan: what to do, and what cannot be done.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub problems: Vec<String>,
+}
+
+/// What the regions of one project answered.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectAnswers {
+    /// Per version: the artifact's and the metadata object's answers, per region.
+    pub versions: BTreeMap<String, VersionAnswers>,
+    /// Per region: the `latest` parameter (`Ok(None)` when it does not exist).
+    pub latest: Vec<(String, Result<Option<Version>, String>)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VersionAnswers {
+    pub version: Version,
+    pub key: String,
+    pub artifact: Vec<(String, Held)>,
+    pub metadata_key: String,
+    pub metadata: Vec<(String, Held)>,
+}
+
+/// Plans the configuration parameter: `answers` is each region's value (`Ok(None)`
+/// when missing).
+pub fn plan_configuration(answers: &[(String, Result<Option<String>, String>)], plan: &mut Plan) {
+    let values: BTreeSet<&String> = answers
+        .iter()
+        .filter_map(|(_, a)| a.as_ref().ok().and_then(Option::as_ref))
+        .collect();
+    let missing: Vec<&String> = answers
+        .iter()
+        .filter(|(_, a)| matches!(a, Ok(None)))
+        .map(|(region, _)| region)
+        .collect();
+    for (region, answer) in answers {
+        if let Err(why) = answer {
+            plan.problems
+                .push(format!("{region}: cannot read the configuration: {why}"));
+        }
+    }
+    if missing.is_empty() {
+        return;
+    }
+    match values.len() {
+        1 => {
+            let value = values.into_iter().next().cloned().unwrap_or_default();
+            for region in missing {
+                plan.actions.push(Action::WriteConfiguration {
+                    region: region.clone(),
+                    value: value.clone(),
+                });
+            }
+        }
+        0 => plan
+            .problems
+            .push("no region holds the configuration: run startifact --setup".into()),
+        _ => plan.problems.push(format!(
+            "the regions hold {} different configurations: not written to {}",
+            values.len(),
+            missing
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// Plans one project.
+pub fn plan_project(project: &str, answers: &ProjectAnswers, regions: usize, plan: &mut Plan) {
+    let mut decided: BTreeMap<String, (String, Content)> = BTreeMap::new();
+    for (text, version) in &answers.versions {
+        let decision = match decide(&version.artifact, regions) {
+            Verdict::Nowhere => continue,
+            Verdict::Undecided(why) => {
+                plan.problems
+                    .push(format!("{project}@{text}: not repaired: {why}"));
+                continue;
+            }
+            Verdict::Decided(decision) => decision,
+        };
+        decided.insert(
+            text.clone(),
+            (version.key.clone(), decision.content.clone()),
+        );
+        report_leftovers(&format!("{project}@{text}"), &decision, plan);
+        let Some(source) = decision.holders.first() else {
+            continue;
+        };
+        // The metadata goes where the artifact is or will be.
+        let destined: BTreeSet<&String> =
+            decision.holders.iter().chain(&decision.missing).collect();
+        let metadata: Vec<(String, Held)> = version
+            .metadata
+            .iter()
+            .filter(|(region, _)| destined.contains(region))
+            .cloned()
+            .collect();
+        match decide(&metadata, destined.len()) {
+            Verdict::Nowhere => {}
+            Verdict::Undecided(why) => plan
+                .problems
+                .push(format!("{project}@{text} metadata: not repaired: {why}")),
+            Verdict::Decided(meta) => {
+                report_leftovers(&format!("{project}@{text} metadata"), &meta, plan);
+                if let Some(meta_source) = meta.holders.first() {
+                    for region in &meta.missing {
+                        plan.actions.push(Action::Copy {
+                            project: project.to_string(),
+                            version: version.version.clone(),
+                            part: Part::Metadata,
+                            key: version.metadata_key.clone(),
+                            from: meta_source.clone(),
+                            to: region.clone(),
+                            content: meta.content.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        for region in &decision.missing {
+            plan.actions.push(Action::Copy {
+                project: project.to_string(),
+                version: version.version.clone(),
+                part: Part::Artifact,
+                key: version.key.clone(),
+                from: source.clone(),
+                to: region.clone(),
+                content: decision.content.clone(),
+            });
+        }
+    }
+    plan_latest(project, answers, &decided, plan);
+}
+
+fn report_leftovers(what: &str, decision: &Decision, plan: &mut Plan) {
+    for region in &decision.conflicting {
+        plan.problems.push(format!(
+            "{what}: conflict: {region} holds other bytes than {} (left as it is)",
+            decision.holders.join(", ")
+        ));
+    }
+    for (region, why) in &decision.unknown {
+        plan.problems
+            .push(format!("{what}: {region} could not be checked: {why}"));
+    }
+}
+
+fn plan_latest(
+    project: &str,
+    answers: &ProjectAnswers,
+    decided: &BTreeMap<String, (String, Content)>,
+    plan: &mut Plan,
+) {
+    let claims: Vec<&Version> = answers
+        .latest
+        .iter()
+        .filter_map(|(_, a)| a.as_ref().ok().and_then(Option::as_ref))
+        .collect();
+    let target = claims
+        .iter()
+        .filter(|v| decided.contains_key(&v.to_string()))
+        .max_by(|a, b| a.cmp_precedence(b))
+        .cloned();
+    for (region, answer) in &answers.latest {
+        match answer {
+            Err(why) => plan
+                .problems
+                .push(format!("{project} latest: {region} could not be read: {why}")),
+            Ok(Some(claim)) if !decided.contains_key(&claim.to_string()) => {
+                let higher = target.is_none_or(|t| claim.cmp_precedence(t).is_gt());
+                if higher {
+                    plan.problems.push(format!(
+                        "{project} latest: {region} names {claim}, which no majority holds (left as it is)"
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(target) = target else {
+        return;
+    };
+    let Some((key, content)) = decided.get(&target.to_string()) else {
+        return;
+    };
+    for (region, answer) in &answers.latest {
+        let from = match answer {
+            Ok(None) => None,
+            Ok(Some(claim)) if claim.cmp_precedence(target).is_lt() => Some(claim.clone()),
+            _ => continue,
+        };
+        plan.actions.push(Action::MoveLatest {
+            project: project.to_string(),
+            region: region.clone(),
+            from,
+            to: target.clone(),
+            key: key.clone(),
+            content: content.clone(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(etag: &str) -> Held {
+        Held::Object {
+            size: 3,
+            etag: Some(etag.to_string()),
+        }
+    }
+
+    fn answers(held: &[Held]) -> Vec<(String, Held)> {
+        ["a", "b", "c"]
+            .iter()
+            .zip(held)
+            .map(|(r, h)| (r.to_string(), h.clone()))
+            .collect()
+    }
+
+    fn decided(verdict: Verdict) -> Decision {
+        match verdict {
+            Verdict::Decided(d) => d,
+            other => panic!("not decided: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_majority_decides_and_the_absent_region_is_missing() {
+        let d = decided(decide(
+            &answers(&[object("x"), object("x"), Held::Absent]),
+            3,
+        ));
+        assert!(d.by_majority);
+        assert_eq!(d.holders, ["a", "b"]);
+        assert_eq!(d.missing, ["c"]);
+        assert!(d.conflicting.is_empty());
+    }
+
+    #[test]
+    fn other_bytes_beside_a_majority_are_a_conflict() {
+        let d = decided(decide(
+            &answers(&[object("x"), object("y"), object("x")]),
+            3,
+        ));
+        assert_eq!(d.content.etag.as_deref(), Some("x"));
+        assert_eq!(d.conflicting, ["b"]);
+        assert!(d.missing.is_empty());
+    }
+
+    #[test]
+    fn a_minority_with_every_other_region_absent_is_decided() {
+        let d = decided(decide(
+            &answers(&[Held::Absent, object("x"), Held::Absent]),
+            3,
+        ));
+        assert!(!d.by_majority);
+        assert_eq!(d.missing, ["a", "c"]);
+    }
+
+    #[test]
+    fn a_minority_with_a_region_unheard_is_not_decided() {
+        let verdict = decide(
+            &answers(&[Held::Unknown("down".into()), object("x"), Held::Absent]),
+            3,
+        );
+        assert!(matches!(verdict, Verdict::Undecided(_)), "{verdict:?}");
+    }
+
+    #[test]
+    fn two_minorities_are_not_decided() {
+        let verdict = decide(&answers(&[object("x"), object("y"), Held::Absent]), 3);
+        assert!(matches!(verdict, Verdict::Undecided(_)), "{verdict:?}");
+    }
+
+    #[test]
+    fn a_majority_counts_all_regions_not_the_answering_ones() {
+        let d = decided(decide(
+            &answers(&[object("x"), object("x"), Held::Unknown("down".into())]),
+            3,
+        ));
+        assert!(d.by_majority);
+        assert_eq!(d.unknown.len(), 1);
+        let verdict = decide(
+            &answers(&[object("x"), Held::Unknown("down".into()), Held::Absent]),
+            3,
+        );
+        assert!(matches!(verdict, Verdict::Undecided(_)));
+    }
+
+    #[test]
+    fn nothing_held_is_nowhere() {
+        assert_eq!(
+            decide(&answers(&[Held::Absent, Held::Absent, Held::Absent]), 3),
+            Verdict::Nowhere
+        );
+    }
+
+    fn v(text: &str) -> Version {
+        Version::parse(text).unwrap()
+    }
+
+    fn version_answers(version: &str, artifact: &[Held], metadata: &[Held]) -> VersionAnswers {
+        VersionAnswers {
+            version: v(version),
+            key: format!("P@{version}"),
+            artifact: answers(artifact),
+            metadata_key: format!("P@{version}/metadata"),
+            metadata: answers(metadata),
+        }
+    }
+
+    #[test]
+    fn metadata_is_copied_before_the_artifact() {
+        let mut project = ProjectAnswers::default();
+        project.versions.insert(
+            "1.0.0".into(),
+            version_answers(
+                "1.0.0",
+                &[object("x"), object("x"), Held::Absent],
+                &[object("m"), object("m"), Held::Absent],
+            ),
+        );
+        let mut plan = Plan::default();
+        plan_project("P", &project, 3, &mut plan);
+        let parts: Vec<(Part, &str)> = plan
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Copy { part, to, .. } => Some((*part, to.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(parts, [(Part::Metadata, "c"), (Part::Artifact, "c")]);
+        assert!(plan.problems.is_empty(), "{:?}", plan.problems);
+    }
+
+    #[test]
+    fn latest_moves_forward_only_to_a_held_version() {
+        let mut project = ProjectAnswers::default();
+        let whole = [object("x"), object("x"), object("x")];
+        let none = [Held::Absent, Held::Absent, Held::Absent];
+        project
+            .versions
+            .insert("1.0.0".into(), version_answers("1.0.0", &whole, &none));
+        project
+            .versions
+            .insert("2.0.0".into(), version_answers("2.0.0", &whole, &none));
+        project.latest = vec![
+            ("a".into(), Ok(Some(v("2.0.0")))),
+            ("b".into(), Ok(Some(v("1.0.0")))),
+            ("c".into(), Ok(None)),
+        ];
+        let mut plan = Plan::default();
+        plan_project("P", &project, 3, &mut plan);
+        let content = Content {
+            size: 3,
+            etag: Some("x".into()),
+        };
+        assert_eq!(
+            plan.actions,
+            [
+                Action::MoveLatest {
+                    project: "P".into(),
+                    region: "b".into(),
+                    from: Some(v("1.0.0")),
+                    to: v("2.0.0"),
+                    key: "P@2.0.0".into(),
+                    content: content.clone(),
+                },
+                Action::MoveLatest {
+                    project: "P".into(),
+                    region: "c".into(),
+                    from: None,
+                    to: v("2.0.0"),
+                    key: "P@2.0.0".into(),
+                    content,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn latest_naming_a_version_nobody_holds_is_reported_and_never_moved_back() {
+        let mut project = ProjectAnswers::default();
+        let whole = [object("x"), object("x"), object("x")];
+        let none = [Held::Absent, Held::Absent, Held::Absent];
+        project
+            .versions
+            .insert("1.0.0".into(), version_answers("1.0.0", &whole, &none));
+        project.latest = vec![
+            ("a".into(), Ok(Some(v("9.0.0")))),
+            ("b".into(), Ok(Some(v("1.0.0")))),
+            ("c".into(), Ok(Some(v("1.0.0")))),
+        ];
+        let mut plan = Plan::default();
+        plan_project("P", &project, 3, &mut plan);
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+        assert_eq!(plan.problems.len(), 1, "{:?}", plan.problems);
+    }
+
+    #[test]
+    fn the_configuration_is_written_where_missing_when_the_others_agree() {
+        let mut plan = Plan::default();
+        plan_configuration(
+            &[
+                ("a".into(), Ok(Some("{}".into()))),
+                ("b".into(), Ok(None)),
+                ("c".into(), Ok(Some("{}".into()))),
+            ],
+            &mut plan,
+        );
+        assert_eq!(
+            plan.actions,
+            [Action::WriteConfiguration {
+                region: "b".into(),
+                value: "{}".into()
+            }]
+        );
+        let mut plan = Plan::default();
+        plan_configuration(
+            &[
+                ("a".into(), Ok(Some("{1}".into()))),
+                ("b".into(), Ok(None)),
+                ("c".into(), Ok(Some("{2}".into()))),
+            ],
+            &mut plan,
+        );
+        assert!(plan.actions.is_empty());
+        assert_eq!(plan.problems.len(), 1);
+    }
+}
