@@ -3,6 +3,7 @@
 //! staging. Nothing here knows whether a region is AWS or a local folder.
 
 pub mod artifact;
+pub mod census;
 pub mod configuration;
 pub mod error;
 mod json;
@@ -19,6 +20,7 @@ pub mod stage;
 pub mod yank;
 
 pub use artifact::{Artifact, Download, Location, Verification};
+pub use census::{majority, Census, Verdict};
 pub use configuration::{Configuration, DEFAULT_CONFIGURATION_PARAMETER};
 pub use error::Error;
 pub use json::python_dumps;

@@ -1,0 +1,600 @@
+//! The census of one object key across every configured region, and the one rule that
+//! turns it into "present", "absent" or "cannot say".
+//!
+//! The rule (docs/SEMANTICS.md, "One version, one content"): of n configured regions,
+//! more than n/2 must agree. An object is PRESENT when more than half of all regions
+//! hold it with the same bytes (same size, and the same MD5 when both copies' MD5 can be
+//! known, else the same ETag); ABSENT when more than half say it is not there (404, or
+//! the 403 a caller without `s3:ListBucket` gets); otherwise UNKNOWN (too few answered)
+//! or a CONFLICT (copies with different bytes, none held by a majority). A region
+//! holding other bytes than the majority is a stray: reported, never served.
+//!
+//! The pure part (`Census`, `Verdict`) knows nothing of the network; `Census::take`
+//! asks the regions concurrently and stops as soon as the verdict cannot change.
+
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use crate::storage::ObjectInfo;
+
+use super::artifact::Location;
+use super::session::Session;
+
+/// How many of `regions` make a majority: more than half (2 of 3, 3 of 4, 3 of 5).
+pub fn majority(regions: usize) -> usize {
+    regions / 2 + 1
+}
+
+/// What one region answered about the key.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// `HeadObject` answered: the region holds these bytes.
+    Holds(Location),
+    /// The region says the key is not there (404, or 403 without `s3:ListBucket`).
+    Absent { region: String, reason: String },
+    /// The region could not say (down, timed out, no bucket parameter, ...).
+    Failed { region: String, reason: String },
+}
+
+impl Answer {
+    pub fn region(&self) -> &str {
+        match self {
+            Answer::Holds(location) => &location.region,
+            Answer::Absent { region, .. } | Answer::Failed { region, .. } => region,
+        }
+    }
+}
+
+/// What identifies a copy's bytes, as far as a `HeadObject` can tell.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Content {
+    /// The MD5 (recorded by the stager, or a plain ETag), lowercase hex.
+    Md5 { size: u64, md5: String },
+    /// An ETag that is not an MD5 (multipart, KMS) with no recorded MD5.
+    ETag { size: u64, etag: String },
+    /// No ETag at all: only the size can be compared.
+    Size { size: u64 },
+}
+
+impl Content {
+    pub fn of(info: &ObjectInfo) -> Content {
+        let size = info.size;
+        if let Some(md5) = info.known_md5() {
+            return Content::Md5 { size, md5 };
+        }
+        match info.etag.as_deref().map(|e| e.trim_matches('"')) {
+            Some(etag) if !etag.is_empty() => Content::ETag {
+                size,
+                etag: etag.to_string(),
+            },
+            _ => Content::Size { size },
+        }
+    }
+}
+
+impl std::fmt::Display for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Content::Md5 { size, md5 } => write!(f, "MD5 {md5}, {size} bytes"),
+            Content::ETag { size, etag } => write!(f, "ETag {etag}, {size} bytes"),
+            Content::Size { size } => write!(f, "{size} bytes, no ETag"),
+        }
+    }
+}
+
+/// The copies that hold one content.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub content: Content,
+    /// In the session's region order.
+    pub locations: Vec<Location>,
+}
+
+/// The answers gathered so far about one key, out of `regions` configured regions.
+#[derive(Debug, Clone)]
+pub struct Census {
+    pub key: String,
+    /// Every configured region, in the session's order.
+    pub regions: Vec<String>,
+    /// One answer per region that answered or failed; regions not asked (the census
+    /// stopped once its verdict was certain) have none.
+    pub answers: Vec<Answer>,
+}
+
+/// What a census decides.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// A majority holds the same bytes.
+    Present(Majority),
+    /// A majority says the key is not there.
+    Absent {
+        /// The regions that said so.
+        regions: Vec<String>,
+    },
+    /// Too few regions answered to decide, and no two answers disagree on the bytes.
+    Unknown {
+        needed: usize,
+        holding: usize,
+        absent: usize,
+        failed: Vec<(String, String)>,
+    },
+    /// Regions hold different bytes and no content reaches a majority.
+    Conflict { needed: usize, groups: Vec<Group> },
+}
+
+/// The majority of a present key.
+#[derive(Debug, Clone)]
+pub struct Majority {
+    /// The majority's content and the regions that hold it, in session order: the
+    /// only regions a reader may be served from.
+    pub group: Group,
+    /// Copies with other bytes (a racing stager's, a hand edit): never served.
+    pub strays: Vec<Location>,
+    /// Regions that said the key is absent (repair fills them).
+    pub missing: Vec<String>,
+    /// Regions that could not answer, with why.
+    pub failed: Vec<(String, String)>,
+    /// Regions not asked because the verdict was already certain.
+    pub not_asked: Vec<String>,
+}
+
+impl Majority {
+    /// The first region to serve from.
+    pub fn first(&self) -> &Location {
+        // A majority group is never empty.
+        &self.group.locations[0]
+    }
+
+    pub fn holds_in(&self, region: &str) -> bool {
+        self.group.locations.iter().any(|l| l.region == region)
+    }
+}
+
+impl Verdict {
+    pub fn is_present(&self) -> bool {
+        matches!(self, Verdict::Present(_))
+    }
+
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Verdict::Absent { .. })
+    }
+
+    /// One line for a log or an error: why no verdict could be given.
+    pub fn explain(&self) -> String {
+        match self {
+            Verdict::Present(m) => format!(
+                "held by {} ({})",
+                region_list(m.group.locations.iter().map(|l| l.region.as_str())),
+                m.group.content
+            ),
+            Verdict::Absent { regions } => {
+                format!(
+                    "absent in {}",
+                    region_list(regions.iter().map(String::as_str))
+                )
+            }
+            Verdict::Unknown {
+                needed,
+                holding,
+                absent,
+                failed,
+            } => {
+                let failed: Vec<String> = failed
+                    .iter()
+                    .map(|(r, why)| format!("{r}: {why}"))
+                    .collect();
+                format!(
+                    "too few regions answered: {needed} must agree, {holding} hold it, {absent} say it is absent, {} could not answer ({})",
+                    failed.len(),
+                    failed.join("; ")
+                )
+            }
+            Verdict::Conflict { needed, groups } => {
+                let groups: Vec<String> = groups
+                    .iter()
+                    .map(|g| {
+                        format!(
+                            "{} hold {}",
+                            region_list(g.locations.iter().map(|l| l.region.as_str())),
+                            g.content
+                        )
+                    })
+                    .collect();
+                format!(
+                    "conflict: regions hold different bytes and none is held by {needed}: {}",
+                    groups.join("; ")
+                )
+            }
+        }
+    }
+}
+
+fn region_list<'a>(regions: impl Iterator<Item = &'a str>) -> String {
+    let regions: Vec<&str> = regions.collect();
+    if regions.is_empty() {
+        "no region".into()
+    } else {
+        regions.join(", ")
+    }
+}
+
+impl Census {
+    pub fn new(key: impl Into<String>, regions: Vec<String>) -> Census {
+        Census {
+            key: key.into(),
+            regions,
+            answers: Vec::new(),
+        }
+    }
+
+    pub fn needed(&self) -> usize {
+        majority(self.regions.len())
+    }
+
+    fn pending(&self) -> usize {
+        self.regions.len().saturating_sub(self.answers.len())
+    }
+
+    /// The copies grouped by content, largest group first (ties: session order).
+    pub fn groups(&self) -> Vec<Group> {
+        let mut groups: Vec<Group> = Vec::new();
+        for region in &self.regions {
+            let Some(Answer::Holds(location)) = self.answers.iter().find(|a| a.region() == region)
+            else {
+                continue;
+            };
+            let content = Content::of(&location.info);
+            match groups.iter_mut().find(|g| g.content == content) {
+                Some(group) => group.locations.push(location.clone()),
+                None => groups.push(Group {
+                    content,
+                    locations: vec![location.clone()],
+                }),
+            }
+        }
+        groups.sort_by_key(|g| std::cmp::Reverse(g.locations.len()));
+        groups
+    }
+
+    fn absent_regions(&self) -> Vec<String> {
+        self.answers
+            .iter()
+            .filter_map(|a| match a {
+                Answer::Absent { region, .. } => Some(region.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn failed(&self) -> Vec<(String, String)> {
+        self.answers
+            .iter()
+            .filter_map(|a| match a {
+                Answer::Failed { region, reason } => Some((region.clone(), reason.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The verdict if it is already certain, whatever the regions not yet heard say;
+    /// `None` while waiting could still change it.
+    pub fn settled(&self) -> Option<Verdict> {
+        let needed = self.needed();
+        let groups = self.groups();
+        let absent = self.absent_regions().len();
+        let largest = groups.first().map_or(0, |g| g.locations.len());
+        if largest >= needed || absent >= needed || self.pending() == 0 {
+            return Some(self.verdict());
+        }
+        if largest.max(absent) + self.pending() < needed {
+            return Some(self.verdict());
+        }
+        None
+    }
+
+    /// The verdict from the answers gathered (regions not heard count as not answering).
+    pub fn verdict(&self) -> Verdict {
+        let needed = self.needed();
+        let mut groups = self.groups();
+        let absent = self.absent_regions();
+        if groups.first().is_some_and(|g| g.locations.len() >= needed) {
+            let group = groups.remove(0);
+            let strays = groups.into_iter().flat_map(|g| g.locations).collect();
+            let not_asked = self
+                .regions
+                .iter()
+                .filter(|r| !self.answers.iter().any(|a| a.region() == r.as_str()))
+                .cloned()
+                .collect();
+            return Verdict::Present(Majority {
+                group,
+                strays,
+                missing: absent,
+                failed: self.failed(),
+                not_asked,
+            });
+        }
+        if absent.len() >= needed {
+            return Verdict::Absent { regions: absent };
+        }
+        if groups.len() >= 2 {
+            return Verdict::Conflict { needed, groups };
+        }
+        let mut failed = self.failed();
+        for region in &self.regions {
+            if !self.answers.iter().any(|a| a.region() == region) {
+                failed.push((region.clone(), "not answered".into()));
+            }
+        }
+        Verdict::Unknown {
+            needed,
+            holding: groups.first().map_or(0, |g| g.locations.len()),
+            absent: absent.len(),
+            failed,
+        }
+    }
+
+    /// Asks every region of `session` for `key` at once (each request has the session's
+    /// operation timeout) and returns as soon as the verdict is certain, or once every
+    /// region answered when `every_region` is set (repair wants each region's answer).
+    pub async fn take(session: &Session, key: &str, every_region: bool) -> Census {
+        let stores = session.stores();
+        let mut census = Census::new(key, session.regions());
+        let mut asking: FuturesUnordered<_> = stores
+            .iter()
+            .map(|store| async move {
+                let region = store.region().to_string();
+                let bucket = match session.bucket(store.as_ref()).await {
+                    Ok(bucket) => bucket,
+                    Err(e) => {
+                        return Answer::Failed {
+                            region,
+                            reason: e.to_string(),
+                        }
+                    }
+                };
+                match store.head_object(&bucket, key).await {
+                    Ok(info) => Answer::Holds(Location {
+                        region,
+                        bucket,
+                        key: key.to_string(),
+                        info,
+                    }),
+                    Err(e) if e.is_not_found() || e.is_access_denied() => Answer::Absent {
+                        region,
+                        reason: e.to_string(),
+                    },
+                    Err(e) => Answer::Failed {
+                        region,
+                        reason: e.to_string(),
+                    },
+                }
+            })
+            .collect();
+        while let Some(answer) = asking.next().await {
+            census.answers.push(answer);
+            if !every_region && census.settled().is_some() {
+                break;
+            }
+        }
+        census
+    }
+
+    /// Logs, once, each region whose copy is not the majority's.
+    pub fn warn_strays(&self, verdict: &Verdict) {
+        if let Verdict::Present(majority) = verdict {
+            for stray in &majority.strays {
+                tracing::warn!(
+                    region = %stray.region,
+                    key = %self.key,
+                    "holds other bytes ({}) than the majority ({} in {}): skipped, never served",
+                    Content::of(&stray.info),
+                    majority.group.content,
+                    region_list(majority.group.locations.iter().map(|l| l.region.as_str())),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const REGIONS: [&str; 5] = ["r0", "r1", "r2", "r3", "r4"];
+
+    fn census(n: usize) -> Census {
+        Census::new("p@1", REGIONS[..n].iter().map(|r| r.to_string()).collect())
+    }
+
+    fn info(size: u64, etag: &str, recorded_md5: Option<&str>) -> ObjectInfo {
+        ObjectInfo {
+            size,
+            etag: Some(format!("\"{etag}\"")),
+            last_modified: None,
+            user_metadata: recorded_md5
+                .map(|m| {
+                    HashMap::from([(crate::storage::MD5_METADATA_KEY.to_string(), m.to_string())])
+                })
+                .unwrap_or_default(),
+            server_side_encryption: None,
+            customer_key_encrypted: false,
+        }
+    }
+
+    const MD5_A: &str = "0123456789abcdef0123456789abcdef";
+    const MD5_B: &str = "fedcba9876543210fedcba9876543210";
+
+    fn holds(c: &mut Census, i: usize, info: ObjectInfo) {
+        c.answers.push(Answer::Holds(Location {
+            region: REGIONS[i].into(),
+            bucket: "b".into(),
+            key: "p@1".into(),
+            info,
+        }));
+    }
+
+    fn absent(c: &mut Census, i: usize) {
+        c.answers.push(Answer::Absent {
+            region: REGIONS[i].into(),
+            reason: "not found".into(),
+        });
+    }
+
+    fn failed(c: &mut Census, i: usize) {
+        c.answers.push(Answer::Failed {
+            region: REGIONS[i].into(),
+            reason: "unavailable".into(),
+        });
+    }
+
+    fn served(v: &Verdict) -> Vec<String> {
+        match v {
+            Verdict::Present(m) => m.group.locations.iter().map(|l| l.region.clone()).collect(),
+            other => panic!("not present: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_majority_is_more_than_half_of_all_regions() {
+        assert_eq!(
+            [1, 2, 3, 4, 5].map(majority),
+            [1, 2, 2, 3, 3],
+            "2 of 4 is not a majority"
+        );
+    }
+
+    #[test]
+    fn two_of_three_holding_the_same_bytes_is_present_before_the_third_answers() {
+        let mut c = census(3);
+        holds(&mut c, 2, info(5, MD5_A, None));
+        assert!(c.settled().is_none());
+        holds(&mut c, 0, info(5, MD5_A, None));
+        let v = c.settled().expect("certain");
+        assert_eq!(served(&v), ["r0", "r2"], "session order");
+        let Verdict::Present(m) = v else {
+            unreachable!()
+        };
+        assert_eq!(m.not_asked, ["r1"]);
+    }
+
+    #[test]
+    fn two_of_three_absent_is_absent_whatever_the_third_would_say() {
+        let mut c = census(3);
+        absent(&mut c, 0);
+        absent(&mut c, 1);
+        assert!(c.settled().expect("certain").is_absent());
+    }
+
+    #[test]
+    fn absent_in_two_with_one_down_is_absent() {
+        let mut c = census(3);
+        failed(&mut c, 0);
+        absent(&mut c, 1);
+        assert!(c.settled().is_none(), "the third could still decide");
+        absent(&mut c, 2);
+        assert!(c.verdict().is_absent());
+    }
+
+    #[test]
+    fn held_in_one_of_three_and_absent_in_two_is_absent() {
+        let mut c = census(3);
+        holds(&mut c, 0, info(5, MD5_A, None));
+        absent(&mut c, 1);
+        absent(&mut c, 2);
+        assert!(c.verdict().is_absent());
+    }
+
+    #[test]
+    fn held_in_one_absent_in_one_and_one_down_is_unknown() {
+        let mut c = census(3);
+        holds(&mut c, 0, info(5, MD5_A, None));
+        absent(&mut c, 1);
+        failed(&mut c, 2);
+        let v = c.settled().expect("every region answered");
+        assert!(
+            matches!(v, Verdict::Unknown { needed: 2, holding: 1, absent: 1, ref failed } if failed.len() == 1),
+            "{v:?}"
+        );
+        assert!(
+            v.explain().contains("too few regions answered"),
+            "{}",
+            v.explain()
+        );
+    }
+
+    #[test]
+    fn two_of_four_is_neither_present_nor_absent() {
+        let mut c = census(4);
+        holds(&mut c, 0, info(5, MD5_A, None));
+        holds(&mut c, 1, info(5, MD5_A, None));
+        absent(&mut c, 2);
+        absent(&mut c, 3);
+        assert!(matches!(c.verdict(), Verdict::Unknown { needed: 3, .. }));
+        let mut c = census(4);
+        absent(&mut c, 0);
+        absent(&mut c, 1);
+        failed(&mut c, 2);
+        failed(&mut c, 3);
+        assert!(matches!(c.verdict(), Verdict::Unknown { .. }));
+    }
+
+    #[test]
+    fn other_bytes_in_one_region_are_a_stray_never_served() {
+        let mut c = census(3);
+        holds(&mut c, 0, info(5, MD5_B, None));
+        holds(&mut c, 1, info(5, MD5_A, None));
+        holds(&mut c, 2, info(5, MD5_A, None));
+        let v = c.verdict();
+        assert_eq!(served(&v), ["r1", "r2"]);
+        let Verdict::Present(m) = v else {
+            unreachable!()
+        };
+        assert_eq!(m.strays.len(), 1);
+        assert_eq!(m.strays[0].region, "r0");
+    }
+
+    #[test]
+    fn one_one_one_split_is_a_conflict() {
+        let mut c = census(3);
+        holds(&mut c, 0, info(5, MD5_A, None));
+        holds(&mut c, 1, info(5, MD5_B, None));
+        assert!(c.settled().is_none(), "the third could still side with one");
+        absent(&mut c, 2);
+        let v = c.settled().expect("certain");
+        assert!(matches!(v, Verdict::Conflict { needed: 2, ref groups } if groups.len() == 2));
+        let line = v.explain();
+        assert!(
+            line.contains("conflict") && line.contains(MD5_A) && line.contains("r1"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_recorded_md5_and_a_plain_etag_compare_as_md5s() {
+        let mut c = census(3);
+        holds(&mut c, 0, info(5, "aaaa-2", Some(MD5_A)));
+        holds(&mut c, 1, info(5, MD5_A, None));
+        assert_eq!(served(&c.settled().expect("certain")), ["r0", "r1"]);
+    }
+
+    #[test]
+    fn the_same_etag_with_other_sizes_is_other_bytes() {
+        let mut c = census(3);
+        holds(&mut c, 0, info(5, "aaaa-2", None));
+        holds(&mut c, 1, info(6, "aaaa-2", None));
+        holds(&mut c, 2, info(5, "aaaa-2", None));
+        assert_eq!(served(&c.verdict()), ["r0", "r2"]);
+    }
+
+    #[test]
+    fn a_verdict_that_cannot_be_reached_is_given_without_waiting() {
+        let mut c = census(5);
+        holds(&mut c, 0, info(5, MD5_A, None));
+        holds(&mut c, 1, info(5, MD5_B, None));
+        failed(&mut c, 2);
+        assert!(c.settled().is_none(), "two more could still make three");
+        failed(&mut c, 3);
+        assert!(matches!(c.settled(), Some(Verdict::Conflict { .. })));
+    }
+}
