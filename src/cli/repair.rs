@@ -67,7 +67,10 @@ fn print_report(report: &RepairReport, regions: &[String]) {
             report.problems.len()
         )
     } else if report.actions.is_empty() && report.problems.is_empty() {
-        writeln!(out, "{INFO} {projects} in {regions}: every region is whole.")
+        writeln!(
+            out,
+            "{INFO} {projects} in {regions}: every region is whole."
+        )
     } else {
         let done = report
             .actions

@@ -28,8 +28,8 @@ pub use latest::{read_latest, LatestVersion};
 pub use listing::{list_projects, sort_versions, ProjectListing};
 pub use metadata::Metadata;
 pub use names::{parse_version, validate_project_name};
-pub use session::{LoadedConfiguration, Session, SessionBuilder};
 pub use repair::{Outcome as RepairOutcome, RepairReport};
+pub use session::{LoadedConfiguration, Session, SessionBuilder};
 pub use set_latest::LatestReport;
 pub use stage::{
     DigestWriter, FileDigests, LatestChange, RegionOutcome, StageOptions, StageReport, StageSource,

@@ -394,11 +394,7 @@ impl RegionStore for AwsRegion {
         Ok(())
     }
 
-    async fn first_part_size(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Option<u64>, StorageError> {
+    async fn first_part_size(&self, bucket: &str, key: &str) -> Result<Option<u64>, StorageError> {
         let out = self
             .s3
             .head_object()

@@ -190,8 +190,7 @@ pub trait RegionStore: Send + Sync + Debug {
     ) -> Result<(), StorageError>;
     /// The length of part 1 of a multipart object (`HeadObject` with `partNumber=1`), so
     /// a copy can repeat its part layout and with it its ETag; `None` when not known.
-    async fn first_part_size(&self, bucket: &str, key: &str)
-        -> Result<Option<u64>, StorageError>;
+    async fn first_part_size(&self, bucket: &str, key: &str) -> Result<Option<u64>, StorageError>;
     /// Every key under a prefix (all pages).
     async fn list_objects(
         &self,

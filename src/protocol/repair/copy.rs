@@ -116,10 +116,9 @@ async fn copy_whole(
     key: &str,
     info: &ObjectInfo,
 ) -> Result<(), CopyError> {
-    let spool = Spool(std::env::temp_dir().join(format!(
-        ".startifact-repair-{:016x}",
-        rand::random::<u64>()
-    )));
+    let spool = Spool(
+        std::env::temp_dir().join(format!(".startifact-repair-{:016x}", rand::random::<u64>())),
+    );
     let io = |e: std::io::Error| CopyError::Failed(format!("{}: {e}", spool.0.display()));
     let mut file = tokio::fs::File::create(&spool.0).await.map_err(io)?;
     let mut stream = from

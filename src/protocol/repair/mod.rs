@@ -93,7 +93,11 @@ pub fn describe(action: &Action) -> String {
 
 impl Session {
     /// Repairs one project, or every project found (`None`); with `dry_run`, only plans.
-    pub async fn repair(&self, project: Option<&str>, dry_run: bool) -> Result<RepairReport, Error> {
+    pub async fn repair(
+        &self,
+        project: Option<&str>,
+        dry_run: bool,
+    ) -> Result<RepairReport, Error> {
         if self.read_only() && !dry_run {
             return Err(Error::ReadOnly);
         }
@@ -103,9 +107,8 @@ impl Session {
             ..Plan::default()
         };
         plan_configuration(&survey.configuration, &mut plan);
-        let regions = self.stores().len();
         for (name, answers) in &survey.projects {
-            plan_project(name, answers, regions, &mut plan);
+            plan_project(name, answers, &mut plan);
         }
         let mut actions = Vec::with_capacity(plan.actions.len());
         // A region whose metadata copy failed does not get the artifact: a reader
@@ -205,7 +208,9 @@ impl Session {
         content: &Content,
     ) -> Result<Outcome, String> {
         let (Some(source), Some(target)) = (survey.region(from), survey.region(to)) else {
-            return Err(format!("{from} or {to} is not one of the session's regions"));
+            return Err(format!(
+                "{from} or {to} is not one of the session's regions"
+            ));
         };
         let (Ok(from_bucket), Ok(to_bucket)) = (&source.bucket, &target.bucket) else {
             return Err("a bucket is unknown".into());

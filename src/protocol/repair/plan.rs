@@ -3,8 +3,9 @@
 //! problems that no copy can fix. Pure: no request is made here.
 //!
 //! The rules:
-//! - A version's content is the bytes (size and ETag) that more than half of ALL
-//!   regions hold; it is copied to the regions that say the key is absent.
+//! - A version's content is the bytes that more than half of ALL regions hold (the
+//!   census's rule, `crate::protocol::census`); it is copied to the regions that say the
+//!   key is absent.
 //! - A version held by fewer (a stage that failed half way, as the Python tool leaves
 //!   it: one region of three) is copied only when every region answered and every
 //!   holder has the same bytes: with no conflict and no region unheard, those bytes are
@@ -22,6 +23,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use semver::Version;
+
+use crate::protocol::artifact::Location;
+use crate::protocol::census::{Answer, Census, Verdict};
+use crate::storage::ObjectInfo;
 
 /// What one region answered about one object key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,9 +62,9 @@ pub struct Decision {
     pub unknown: Vec<(String, String)>,
 }
 
-/// The verdict on one object key across the regions.
+/// The ruling on one object key across the regions.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Ruling {
     /// No region holds it.
     Nowhere,
     /// The content is decided (see `Decision`).
@@ -68,61 +73,94 @@ pub enum Verdict {
     Undecided(String),
 }
 
-/// Decides an object's content from every region's answer (`regions` is the number of
-/// all regions, answering or not).
-pub fn decide(answers: &[(String, Held)], regions: usize) -> Verdict {
-    let mut groups: BTreeMap<Content, Vec<String>> = BTreeMap::new();
-    let mut absent = Vec::new();
-    let mut unknown = Vec::new();
+/// Decides an object's content from every region's answer (one per region, answering
+/// or not): the census's majority rule, then the minority rule of this module.
+pub fn decide(key: &str, answers: &[(String, Held)]) -> Ruling {
+    let regions: Vec<String> = answers.iter().map(|(r, _)| r.clone()).collect();
+    let mut census = Census::new(key, regions);
     for (region, held) in answers {
-        match held {
-            Held::Object { size, etag } => groups
-                .entry(Content {
+        census.answers.push(match held {
+            Held::Object { size, etag } => Answer::Holds(Location {
+                region: region.clone(),
+                bucket: String::new(),
+                key: key.to_string(),
+                info: ObjectInfo {
                     size: *size,
                     etag: etag.clone(),
-                })
-                .or_default()
-                .push(region.clone()),
-            Held::Absent => absent.push(region.clone()),
-            Held::Unknown(why) => unknown.push((region.clone(), why.clone())),
-        }
+                    last_modified: None,
+                    user_metadata: Default::default(),
+                    server_side_encryption: None,
+                    customer_key_encrypted: false,
+                },
+            }),
+            Held::Absent => Answer::Absent {
+                region: region.clone(),
+                reason: "not listed".into(),
+            },
+            Held::Unknown(why) => Answer::Failed {
+                region: region.clone(),
+                reason: why.clone(),
+            },
+        });
     }
-    if groups.is_empty() {
-        return Verdict::Nowhere;
-    }
-    let majority = groups
-        .iter()
-        .find(|(_, holders)| holders.len() * 2 > regions)
-        .map(|(content, _)| content.clone());
-    let (content, by_majority) = match majority {
-        Some(content) => (content, true),
-        None if groups.len() > 1 => {
-            return Verdict::Undecided(format!(
-                "{} different contents and none held by a majority of the {regions} regions",
-                groups.len()
-            ))
-        }
-        None if !unknown.is_empty() || answers.len() < regions => {
-            return Verdict::Undecided(format!(
-                "held by {} of {regions} regions and not every other region answered",
-                groups.values().map(Vec::len).sum::<usize>()
-            ))
-        }
-        None => match groups.keys().next() {
-            Some(content) => (content.clone(), false),
-            None => return Verdict::Nowhere,
-        },
+    let content_of = |location: &Location| Content {
+        size: location.info.size,
+        etag: location.info.etag.clone(),
     };
-    let holders = groups.remove(&content).unwrap_or_default();
-    let conflicting = groups.into_values().flatten().collect();
-    Verdict::Decided(Decision {
-        content,
-        by_majority,
-        holders,
-        missing: absent,
-        conflicting,
-        unknown,
-    })
+    let regions_of = |locations: &[Location]| -> Vec<String> {
+        locations.iter().map(|l| l.region.clone()).collect()
+    };
+    let verdict = census.verdict();
+    match verdict {
+        Verdict::Present(majority) => Ruling::Decided(Decision {
+            content: content_of(majority.first()),
+            by_majority: true,
+            holders: regions_of(&majority.group.locations),
+            missing: majority.missing,
+            conflicting: regions_of(&majority.strays),
+            unknown: majority.failed,
+        }),
+        Verdict::Conflict { .. } => Ruling::Undecided(verdict.explain()),
+        Verdict::Absent { .. } | Verdict::Unknown { .. } => {
+            let groups = census.groups();
+            let unknown: Vec<(String, String)> = answers
+                .iter()
+                .filter_map(|(r, h)| match h {
+                    Held::Unknown(why) => Some((r.clone(), why.clone())),
+                    _ => None,
+                })
+                .collect();
+            match groups.as_slice() {
+                [] => Ruling::Nowhere,
+                [group] if unknown.is_empty() => Ruling::Decided(Decision {
+                    content: content_of(&group.locations[0]),
+                    by_majority: false,
+                    holders: regions_of(&group.locations),
+                    missing: answers
+                        .iter()
+                        .filter(|(_, h)| *h == Held::Absent)
+                        .map(|(r, _)| r.clone())
+                        .collect(),
+                    conflicting: Vec::new(),
+                    unknown,
+                }),
+                [group] => Ruling::Undecided(format!(
+                    "held by {} of {} regions, and not every other region answered: {}",
+                    group.locations.len(),
+                    answers.len(),
+                    unknown
+                        .iter()
+                        .map(|(r, why)| format!("{r}: {why}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )),
+                _ => Ruling::Undecided(format!(
+                    "{} different contents and none held by a majority",
+                    groups.len()
+                )),
+            }
+        }
+    }
 }
 
 /// Which object of a version a copy is.
@@ -231,17 +269,17 @@ pub fn plan_configuration(answers: &[(String, Result<Option<String>, String>)], 
 }
 
 /// Plans one project.
-pub fn plan_project(project: &str, answers: &ProjectAnswers, regions: usize, plan: &mut Plan) {
+pub fn plan_project(project: &str, answers: &ProjectAnswers, plan: &mut Plan) {
     let mut decided: BTreeMap<String, (String, Content)> = BTreeMap::new();
     for (text, version) in &answers.versions {
-        let decision = match decide(&version.artifact, regions) {
-            Verdict::Nowhere => continue,
-            Verdict::Undecided(why) => {
+        let decision = match decide(&version.key, &version.artifact) {
+            Ruling::Nowhere => continue,
+            Ruling::Undecided(why) => {
                 plan.problems
                     .push(format!("{project}@{text}: not repaired: {why}"));
                 continue;
             }
-            Verdict::Decided(decision) => decision,
+            Ruling::Decided(decision) => decision,
         };
         decided.insert(
             text.clone(),
@@ -260,12 +298,12 @@ pub fn plan_project(project: &str, answers: &ProjectAnswers, regions: usize, pla
             .filter(|(region, _)| destined.contains(region))
             .cloned()
             .collect();
-        match decide(&metadata, destined.len()) {
-            Verdict::Nowhere => {}
-            Verdict::Undecided(why) => plan
+        match decide(&version.metadata_key, &metadata) {
+            Ruling::Nowhere => {}
+            Ruling::Undecided(why) => plan
                 .problems
                 .push(format!("{project}@{text} metadata: not repaired: {why}")),
-            Verdict::Decided(meta) => {
+            Ruling::Decided(meta) => {
                 report_leftovers(&format!("{project}@{text} metadata"), &meta, plan);
                 if let Some(meta_source) = meta.holders.first() {
                     for region in &meta.missing {
@@ -328,9 +366,9 @@ fn plan_latest(
         .cloned();
     for (region, answer) in &answers.latest {
         match answer {
-            Err(why) => plan
-                .problems
-                .push(format!("{project} latest: {region} could not be read: {why}")),
+            Err(why) => plan.problems.push(format!(
+                "{project} latest: {region} could not be read: {why}"
+            )),
             Ok(Some(claim)) if !decided.contains_key(&claim.to_string()) => {
                 let higher = target.is_none_or(|t| claim.cmp_precedence(t).is_gt());
                 if higher {
@@ -384,9 +422,9 @@ mod tests {
             .collect()
     }
 
-    fn decided(verdict: Verdict) -> Decision {
-        match verdict {
-            Verdict::Decided(d) => d,
+    fn decided(ruling: Ruling) -> Decision {
+        match ruling {
+            Ruling::Decided(d) => d,
             other => panic!("not decided: {other:?}"),
         }
     }
@@ -394,8 +432,8 @@ mod tests {
     #[test]
     fn a_majority_decides_and_the_absent_region_is_missing() {
         let d = decided(decide(
+            "k",
             &answers(&[object("x"), object("x"), Held::Absent]),
-            3,
         ));
         assert!(d.by_majority);
         assert_eq!(d.holders, ["a", "b"]);
@@ -406,8 +444,8 @@ mod tests {
     #[test]
     fn other_bytes_beside_a_majority_are_a_conflict() {
         let d = decided(decide(
+            "k",
             &answers(&[object("x"), object("y"), object("x")]),
-            3,
         ));
         assert_eq!(d.content.etag.as_deref(), Some("x"));
         assert_eq!(d.conflicting, ["b"]);
@@ -417,8 +455,8 @@ mod tests {
     #[test]
     fn a_minority_with_every_other_region_absent_is_decided() {
         let d = decided(decide(
+            "k",
             &answers(&[Held::Absent, object("x"), Held::Absent]),
-            3,
         ));
         assert!(!d.by_majority);
         assert_eq!(d.missing, ["a", "c"]);
@@ -427,38 +465,38 @@ mod tests {
     #[test]
     fn a_minority_with_a_region_unheard_is_not_decided() {
         let verdict = decide(
+            "k",
             &answers(&[Held::Unknown("down".into()), object("x"), Held::Absent]),
-            3,
         );
-        assert!(matches!(verdict, Verdict::Undecided(_)), "{verdict:?}");
+        assert!(matches!(verdict, Ruling::Undecided(_)), "{verdict:?}");
     }
 
     #[test]
     fn two_minorities_are_not_decided() {
-        let verdict = decide(&answers(&[object("x"), object("y"), Held::Absent]), 3);
-        assert!(matches!(verdict, Verdict::Undecided(_)), "{verdict:?}");
+        let verdict = decide("k", &answers(&[object("x"), object("y"), Held::Absent]));
+        assert!(matches!(verdict, Ruling::Undecided(_)), "{verdict:?}");
     }
 
     #[test]
     fn a_majority_counts_all_regions_not_the_answering_ones() {
         let d = decided(decide(
+            "k",
             &answers(&[object("x"), object("x"), Held::Unknown("down".into())]),
-            3,
         ));
         assert!(d.by_majority);
         assert_eq!(d.unknown.len(), 1);
         let verdict = decide(
+            "k",
             &answers(&[object("x"), Held::Unknown("down".into()), Held::Absent]),
-            3,
         );
-        assert!(matches!(verdict, Verdict::Undecided(_)));
+        assert!(matches!(verdict, Ruling::Undecided(_)));
     }
 
     #[test]
     fn nothing_held_is_nowhere() {
         assert_eq!(
-            decide(&answers(&[Held::Absent, Held::Absent, Held::Absent]), 3),
-            Verdict::Nowhere
+            decide("k", &answers(&[Held::Absent, Held::Absent, Held::Absent])),
+            Ruling::Nowhere
         );
     }
 
@@ -488,7 +526,7 @@ mod tests {
             ),
         );
         let mut plan = Plan::default();
-        plan_project("P", &project, 3, &mut plan);
+        plan_project("P", &project, &mut plan);
         let parts: Vec<(Part, &str)> = plan
             .actions
             .iter()
@@ -518,7 +556,7 @@ mod tests {
             ("c".into(), Ok(None)),
         ];
         let mut plan = Plan::default();
-        plan_project("P", &project, 3, &mut plan);
+        plan_project("P", &project, &mut plan);
         let content = Content {
             size: 3,
             etag: Some("x".into()),
@@ -560,7 +598,7 @@ mod tests {
             ("c".into(), Ok(Some(v("1.0.0")))),
         ];
         let mut plan = Plan::default();
-        plan_project("P", &project, 3, &mut plan);
+        plan_project("P", &project, &mut plan);
         assert!(plan.actions.is_empty(), "{:?}", plan.actions);
         assert_eq!(plan.problems.len(), 1, "{:?}", plan.problems);
     }

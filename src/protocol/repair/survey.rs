@@ -259,7 +259,13 @@ mod tests {
             parse_key("", "App@1.0.0+b.1/metadata"),
             Some(("App".into(), "1.0.0+b.1".into(), true))
         );
-        for other in ["App@x", "App@1.0.0/other", "x/App@1.0.0", "App", "a b@1.0.0"] {
+        for other in [
+            "App@x",
+            "App@1.0.0/other",
+            "x/App@1.0.0",
+            "App",
+            "a b@1.0.0",
+        ] {
             assert_eq!(parse_key("", other), None, "{other}");
         }
         assert_eq!(parse_key("p/", "x/App@1.0.0"), None);

@@ -257,11 +257,7 @@ impl RegionStore for LocalRegion {
         objects::put_file(self, bucket, key, path, options).await
     }
 
-    async fn first_part_size(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Option<u64>, StorageError> {
+    async fn first_part_size(&self, bucket: &str, key: &str) -> Result<Option<u64>, StorageError> {
         Ok(objects::head_sidecar(self, bucket, key).await?.part_size)
     }
 

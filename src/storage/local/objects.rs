@@ -252,9 +252,7 @@ pub(super) async fn put_file(
     let options = options.clone();
     blocking(move || {
         let what = format!("s3://{}/{key} in {}", bucket_root.display(), this.region);
-        let temporary = this
-            .write_temporary(&[])
-            .map_err(|e| io_error(&what, e))?;
+        let temporary = this.write_temporary(&[]).map_err(|e| io_error(&what, e))?;
         let copied = (|| -> io::Result<_> {
             let mut input = std::fs::File::open(&source)?;
             let mut output = std::fs::OpenOptions::new().append(true).open(&temporary)?;
