@@ -6,6 +6,7 @@
 
 mod copy;
 pub mod plan;
+pub mod ruling;
 mod survey;
 
 use futures::future::join_all;
@@ -13,7 +14,8 @@ use futures::future::join_all;
 use super::error::Error;
 use super::session::Session;
 use copy::{copy_object, Copied, CopyError, End};
-use plan::{plan_configuration, plan_project, Action, Content, Part, Plan};
+use plan::{plan_configuration, plan_project, Action, Part, Plan};
+use ruling::Content;
 use survey::Survey;
 
 pub use plan::{Action as RepairAction, Part as RepairPart};

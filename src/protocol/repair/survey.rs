@@ -15,7 +15,8 @@ use super::super::names::{
     artifact_key, latest_parameter_name, metadata_key, validate_project_name, versions_prefix,
 };
 use super::super::session::Session;
-use super::plan::{Held, ProjectAnswers, VersionAnswers};
+use super::plan::{ProjectAnswers, VersionAnswers};
+use super::ruling::Held;
 
 /// One region as the repair sees it: its bucket and its objects, or why it cannot be
 /// used.
