@@ -20,9 +20,10 @@ pub struct Args {
     /// Stage an artifact from a local path (project and version required).
     #[arg(long, value_name = "FROM", group = "task")]
     pub stage: Option<PathBuf>,
-    /// Dry-run the staging of an artifact: heads and reads, no writes.
-    #[arg(long = "dry-run", value_name = "FROM", group = "task")]
-    pub dry_run: Option<PathBuf>,
+    /// Dry-run the staging of an artifact: heads and reads, no writes. With --repair
+    /// (and no FROM): print the repair plan and change nothing.
+    #[arg(long = "dry-run", value_name = "FROM", group = "task", num_args = 0..=1)]
+    pub dry_run: Option<Option<PathBuf>>,
     /// Download an artifact to a path, into a folder, or to standard output with "-".
     #[arg(long, value_name = "TO", group = "task")]
     pub download: Option<PathBuf>,
@@ -35,6 +36,10 @@ pub struct Args {
     /// Move `latest` to this (staged) version in every region: roll back, or pin.
     #[arg(long = "set-latest", group = "task")]
     pub set_latest: bool,
+    /// Copy the versions, metadata, `latest` and configuration that some regions lack
+    /// from the regions that have them (PROJECT: only that project); see --dry-run.
+    #[arg(long, conflicts_with_all = ["stage", "download", "info", "list", "set_latest", "setup"])]
+    pub repair: bool,
     /// Perform the organisation setup then exit (asks for what the options below leave out).
     #[arg(long, group = "task")]
     pub setup: bool,

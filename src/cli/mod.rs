@@ -3,6 +3,7 @@
 //! except that errors go to stderr as one line. Exit 0 on success, 1 on any failure.
 
 pub mod args;
+mod repair;
 mod setup_prompt;
 
 use std::io::{IsTerminal, Write};
@@ -27,7 +28,7 @@ const WARNING: &str = "⚠️";
 
 /// A failure of the command line: printed as one line on stderr, exit 1.
 #[derive(Debug)]
-struct Failure(String);
+pub(crate) struct Failure(String);
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
@@ -103,7 +104,7 @@ fn required_version(args: &Args) -> Result<Version, Failure> {
     }
 }
 
-async fn session(args: &Args, read_only: bool) -> Result<Session, Failure> {
+pub(crate) async fn session(args: &Args, read_only: bool) -> Result<Session, Failure> {
     let builder = SessionBuilder {
         regions: args.regions.as_deref().map(parse_regions),
         read_only,
@@ -120,7 +121,13 @@ async fn run(args: Args) -> Result<(), Failure> {
     if let Some(path) = args.stage.clone() {
         return stage(&args, &path, false).await;
     }
+    if args.repair {
+        return repair::run(&args).await;
+    }
     if let Some(path) = args.dry_run.clone() {
+        let path = path.ok_or_else(|| {
+            Failure("--dry-run needs the path of the artifact (FROM), except with --repair".into())
+        })?;
         return stage(&args, &path, true).await;
     }
     if let Some(path) = args.download.clone() {
@@ -136,7 +143,7 @@ async fn run(args: Args) -> Result<(), Failure> {
         return set_latest(&args).await;
     }
     Err(Failure(
-        "nothing to do: give one of --stage, --dry-run, --download, --info, --list, --set-latest, --setup".into(),
+        "nothing to do: give one of --stage, --dry-run, --download, --info, --list, --set-latest, --repair, --setup".into(),
     ))
 }
 

@@ -13,6 +13,7 @@ pub mod listing;
 pub mod metadata;
 pub mod names;
 pub mod regions;
+pub mod repair;
 pub mod session;
 pub mod set_latest;
 pub mod setup;
@@ -28,6 +29,7 @@ pub use latest::{read_latest, LatestVersion};
 pub use listing::{list_projects, sort_versions, ProjectListing};
 pub use metadata::Metadata;
 pub use names::{parse_version, validate_project_name};
+pub use repair::{Outcome as RepairOutcome, RepairReport};
 pub use session::{LoadedConfiguration, Session, SessionBuilder};
 pub use set_latest::LatestReport;
 pub use stage::{

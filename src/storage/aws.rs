@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
+use std::path::Path;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -360,6 +361,55 @@ impl RegionStore for AwsRegion {
             .await
             .map_err(|e| classify(self.what("PutObject", &format!("s3://{bucket}/{key}")), e))?;
         Ok(())
+    }
+
+    async fn put_object_from_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &Path,
+        options: &PutOptions,
+    ) -> Result<(), StorageError> {
+        let what = self.what("PutObject", &format!("s3://{bucket}/{key}"));
+        let body = ByteStream::from_path(path)
+            .await
+            .map_err(|e| StorageError::Other(format!("{what}: reading {}: {e}", path.display())))?;
+        let size = body.size_hint().0;
+        let mut request = self.s3.put_object().bucket(bucket).key(key).body(body);
+        if let Some(md5) = &options.content_md5 {
+            request = request.content_md5(md5);
+        }
+        if options.if_none_match {
+            request = request.if_none_match("*");
+        }
+        for (name, value) in &options.user_metadata {
+            request = request.metadata(name, value);
+        }
+        request
+            .customize()
+            .config_override(self.transfer_config(size))
+            .send()
+            .await
+            .map_err(|e| classify(what, e))?;
+        Ok(())
+    }
+
+    async fn first_part_size(&self, bucket: &str, key: &str) -> Result<Option<u64>, StorageError> {
+        let out = self
+            .s3
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .part_number(1)
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    self.what("HeadObject partNumber=1", &format!("s3://{bucket}/{key}")),
+                    e,
+                )
+            })?;
+        Ok(out.content_length.and_then(|n| u64::try_from(n).ok()))
     }
 
     async fn list_objects(

@@ -17,6 +17,7 @@ pub mod options;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::ops::Range;
+use std::path::Path;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -179,6 +180,17 @@ pub trait RegionStore: Send + Sync + Debug {
         body: Bytes,
         options: &PutOptions,
     ) -> Result<(), StorageError>;
+    /// Writes a whole object in one request from a file, which is streamed, not held.
+    async fn put_object_from_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &Path,
+        options: &PutOptions,
+    ) -> Result<(), StorageError>;
+    /// The length of part 1 of a multipart object (`HeadObject` with `partNumber=1`), so
+    /// a copy can repeat its part layout and with it its ETag; `None` when not known.
+    async fn first_part_size(&self, bucket: &str, key: &str) -> Result<Option<u64>, StorageError>;
     /// Every key under a prefix (all pages).
     async fn list_objects(
         &self,

@@ -23,6 +23,7 @@ mod ops;
 mod private_disk;
 mod promises;
 mod protocol;
+mod repair;
 mod semantics;
 mod shared_mount;
 mod stage_regions;

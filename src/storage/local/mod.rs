@@ -247,6 +247,20 @@ impl RegionStore for LocalRegion {
         objects::put(self, bucket, key, body, options).await
     }
 
+    async fn put_object_from_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &Path,
+        options: &PutOptions,
+    ) -> Result<(), StorageError> {
+        objects::put_file(self, bucket, key, path, options).await
+    }
+
+    async fn first_part_size(&self, bucket: &str, key: &str) -> Result<Option<u64>, StorageError> {
+        Ok(objects::head_sidecar(self, bucket, key).await?.part_size)
+    }
+
     async fn list_objects(
         &self,
         bucket: &str,

@@ -127,6 +127,7 @@ pub(super) async fn complete(
         let temporary = tmp.join(format!(".tmp-{:016x}", rand::random::<u64>()));
         let mut out = std::fs::File::create(&temporary).map_err(|e| io_error(&what, e))?;
         let mut digests = Vec::new();
+        let mut part_size = None;
         for (index, part) in parts.iter().enumerate() {
             if part.part_number != index as i32 + 1 {
                 let _ = std::fs::remove_file(&temporary);
@@ -142,6 +143,7 @@ pub(super) async fn complete(
                 )));
             }
             digests.extend_from_slice(&digest);
+            part_size.get_or_insert(body.len() as u64);
             out.write_all(&body).map_err(|e| io_error(&what, e))?;
         }
         out.sync_data().map_err(|e| io_error(&what, e))?;
@@ -149,6 +151,7 @@ pub(super) async fn complete(
         let sidecar = Sidecar {
             etag: format!("\"{}-{}\"", hex::encode(Md5::digest(&digests)), parts.len()),
             user_metadata: manifest.user_metadata,
+            part_size,
         };
         commit(
             &this,

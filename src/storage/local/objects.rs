@@ -28,6 +28,9 @@ pub(super) struct Sidecar {
     pub(super) etag: String,
     #[serde(default)]
     pub(super) user_metadata: HashMap<String, String>,
+    /// A multipart object's first part length (S3 answers it to `partNumber=1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) part_size: Option<u64>,
 }
 
 fn read_sidecar(file: &Path) -> Sidecar {
@@ -204,6 +207,92 @@ pub(super) async fn put(
         let sidecar = Sidecar {
             etag: format!("\"{}\"", hex::encode(digest)),
             user_metadata: options.user_metadata.clone(),
+            part_size: None,
+        };
+        commit(
+            &this,
+            &bucket_root,
+            &key,
+            &temporary,
+            &sidecar,
+            options.if_none_match,
+        )
+    })
+    .await
+}
+
+/// The sidecar of an existing object.
+pub(super) async fn head_sidecar(
+    local: &LocalRegion,
+    bucket: &str,
+    key: &str,
+) -> Result<Sidecar, StorageError> {
+    let file = path_of(&local.existing_bucket(bucket)?, key);
+    let what = format!("s3://{bucket}/{key} in {}", local.region);
+    blocking(move || {
+        info_of(&file).map_err(|e| io_error(&what, e))?;
+        Ok(read_sidecar(&file))
+    })
+    .await
+}
+
+/// `put` from a file: copied in chunks to a temporary file while its MD5 is computed.
+pub(super) async fn put_file(
+    local: &LocalRegion,
+    bucket: &str,
+    key: &str,
+    source: &Path,
+    options: &PutOptions,
+) -> Result<(), StorageError> {
+    local.counters.put_object.fetch_add(1, Ordering::Relaxed);
+    let bucket_root = local.existing_bucket(bucket)?;
+    let this = local.clone();
+    let key = key.to_string();
+    let source = source.to_path_buf();
+    let options = options.clone();
+    blocking(move || {
+        let what = format!("s3://{}/{key} in {}", bucket_root.display(), this.region);
+        let temporary = this.write_temporary(&[]).map_err(|e| io_error(&what, e))?;
+        let copied = (|| -> io::Result<_> {
+            let mut input = std::fs::File::open(&source)?;
+            let mut output = std::fs::OpenOptions::new().append(true).open(&temporary)?;
+            let mut hasher = Md5::new();
+            let mut chunk = vec![0u8; READ_CHUNK];
+            loop {
+                let n = input.read(&mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&chunk[..n]);
+                io::Write::write_all(&mut output, &chunk[..n])?;
+            }
+            output.sync_data()?;
+            Ok(hasher.finalize())
+        })();
+        let digest = match copied {
+            Ok(digest) => digest,
+            Err(e) => {
+                let _ = std::fs::remove_file(&temporary);
+                return Err(io_error(&what, e));
+            }
+        };
+        if let Some(sent) = &options.content_md5 {
+            let actual = base64::engine::general_purpose::STANDARD.encode(digest);
+            if *sent != actual {
+                let _ = std::fs::remove_file(&temporary);
+                return Err(StorageError::BadDigest(format!(
+                    "{what}: Content-MD5 {sent} but the body's MD5 is {actual}"
+                )));
+            }
+        }
+        if options.if_none_match && path_of(&bucket_root, &key).exists() {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(StorageError::PreconditionFailed(format!("{what} exists")));
+        }
+        let sidecar = Sidecar {
+            etag: format!("\"{}\"", hex::encode(digest)),
+            user_metadata: options.user_metadata.clone(),
+            part_size: None,
         };
         commit(
             &this,

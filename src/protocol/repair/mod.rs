@@ -1,0 +1,287 @@
+//! Repair: making every region hold what the others hold. The survey reads every
+//! region, the plan decides (see `plan` for the rules: the majority of all regions, a
+//! minority only without conflict, conflicts never overwritten, `latest` only
+//! forward), and the apply step here carries the plan out in order: configuration,
+//! then each version's metadata and artifact, then `latest`.
+
+mod copy;
+pub mod plan;
+pub mod ruling;
+mod survey;
+
+use futures::future::join_all;
+
+use super::error::Error;
+use super::session::Session;
+use copy::{copy_object, Copied, CopyError, End};
+use plan::{plan_configuration, plan_project, Action, Part, Plan};
+use ruling::Content;
+use survey::Survey;
+
+pub use plan::{Action as RepairAction, Part as RepairPart};
+
+/// What became of one planned action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A dry run: only planned.
+    Planned,
+    Done,
+    /// Someone else did it first (the same bytes or value).
+    AlreadyDone,
+    Failed(String),
+}
+
+/// What a repair did, one line per action, and what it could not repair.
+#[derive(Debug, Clone)]
+pub struct RepairReport {
+    pub dry_run: bool,
+    pub projects: usize,
+    pub actions: Vec<(Action, Outcome)>,
+    /// Conflicts, unreadable regions, undecidable versions.
+    pub problems: Vec<String>,
+}
+
+impl RepairReport {
+    /// Nothing was left unrepaired (a dry run: nothing would be).
+    pub fn is_whole(&self) -> bool {
+        self.problems.is_empty()
+            && self
+                .actions
+                .iter()
+                .all(|(_, outcome)| !matches!(outcome, Outcome::Failed(_)))
+    }
+
+    pub fn failed(&self) -> usize {
+        self.actions
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
+            .count()
+    }
+}
+
+/// One action in the user's words.
+pub fn describe(action: &Action) -> String {
+    match action {
+        Action::WriteConfiguration { region, .. } => {
+            format!("write the configuration parameter in {region}")
+        }
+        Action::Copy {
+            project,
+            version,
+            part,
+            from,
+            to,
+            content,
+            ..
+        } => {
+            let what = match part {
+                Part::Artifact => format!("{project}@{version} ({} bytes)", content.size),
+                Part::Metadata => format!("the metadata of {project}@{version}"),
+            };
+            format!("copy {what} from {from} to {to}")
+        }
+        Action::MoveLatest {
+            project,
+            region,
+            from,
+            to,
+            ..
+        } => match from {
+            Some(from) => format!("move latest of {project} from {from} to {to} in {region}"),
+            None => format!("set latest of {project} (missing) to {to} in {region}"),
+        },
+    }
+}
+
+impl Session {
+    /// Repairs one project, or every project found (`None`); with `dry_run`, only plans.
+    pub async fn repair(
+        &self,
+        project: Option<&str>,
+        dry_run: bool,
+    ) -> Result<RepairReport, Error> {
+        if self.read_only() && !dry_run {
+            return Err(Error::ReadOnly);
+        }
+        let survey = survey::survey(self, project).await?;
+        let mut plan = Plan {
+            problems: survey.problems.clone(),
+            ..Plan::default()
+        };
+        plan_configuration(&survey.configuration, &mut plan);
+        for (name, answers) in &survey.projects {
+            plan_project(name, answers, &mut plan);
+        }
+        let mut actions = Vec::with_capacity(plan.actions.len());
+        // A region whose metadata copy failed does not get the artifact: a reader
+        // would take the artifact alone for one without metadata.
+        let mut metadata_failed = Vec::new();
+        for action in plan.actions {
+            let outcome = match &action {
+                _ if dry_run => Outcome::Planned,
+                Action::Copy {
+                    part: Part::Artifact,
+                    key,
+                    to,
+                    ..
+                } if metadata_failed.contains(&(super::names::metadata_key(key), to.clone())) => {
+                    Outcome::Failed("its metadata could not be copied first".into())
+                }
+                _ => self.apply(&survey, &action).await,
+            };
+            if let (
+                Action::Copy {
+                    part: Part::Metadata,
+                    key,
+                    to,
+                    ..
+                },
+                Outcome::Failed(_),
+            ) = (&action, &outcome)
+            {
+                metadata_failed.push((key.clone(), to.clone()));
+            }
+            match &outcome {
+                Outcome::Failed(why) => tracing::warn!("{}: failed: {why}", describe(&action)),
+                _ => tracing::info!("{}: {outcome:?}", describe(&action)),
+            }
+            actions.push((action, outcome));
+        }
+        Ok(RepairReport {
+            dry_run,
+            projects: survey.projects.len(),
+            actions,
+            problems: plan.problems,
+        })
+    }
+
+    async fn apply(&self, survey: &Survey, action: &Action) -> Outcome {
+        let store_of = |region: &str| {
+            survey
+                .region(region)
+                .ok_or_else(|| format!("{region} is not one of the session's regions"))
+        };
+        let result = match action {
+            Action::WriteConfiguration { region, value } => match store_of(region) {
+                Ok(view) => view
+                    .store
+                    .put_parameter(self.configuration_parameter(), value)
+                    .await
+                    .map(|()| Outcome::Done)
+                    .map_err(|e| e.to_string()),
+                Err(why) => Err(why),
+            },
+            Action::Copy {
+                key,
+                from,
+                to,
+                content,
+                ..
+            } => self.apply_copy(survey, key, from, to, content).await,
+            Action::MoveLatest {
+                project,
+                region,
+                to,
+                key,
+                content,
+                ..
+            } => {
+                if !self.held_by_majority(survey, key, content).await {
+                    Err(format!(
+                        "{project}@{to} is not held by a majority of the regions: latest not moved"
+                    ))
+                } else {
+                    match store_of(region) {
+                        Ok(view) => self.move_latest(view.store.as_ref(), project, to).await,
+                        Err(why) => Err(why),
+                    }
+                }
+            }
+        };
+        result.unwrap_or_else(Outcome::Failed)
+    }
+
+    async fn apply_copy(
+        &self,
+        survey: &Survey,
+        key: &str,
+        from: &str,
+        to: &str,
+        content: &Content,
+    ) -> Result<Outcome, String> {
+        let (Some(source), Some(target)) = (survey.region(from), survey.region(to)) else {
+            return Err(format!(
+                "{from} or {to} is not one of the session's regions"
+            ));
+        };
+        let (Ok(from_bucket), Ok(to_bucket)) = (&source.bucket, &target.bucket) else {
+            return Err("a bucket is unknown".into());
+        };
+        let copied = copy_object(
+            End {
+                store: source.store.as_ref(),
+                bucket: from_bucket,
+            },
+            End {
+                store: target.store.as_ref(),
+                bucket: to_bucket,
+            },
+            key,
+            content.etag.as_deref(),
+        )
+        .await;
+        match copied {
+            Ok(Copied::Written) => Ok(Outcome::Done),
+            Ok(Copied::AlreadyThere) => Ok(Outcome::AlreadyDone),
+            Err(CopyError::Conflict(why)) => Err(format!("conflict: {why}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Checked again just before `latest` moves: the copies before may have failed.
+    async fn held_by_majority(&self, survey: &Survey, key: &str, content: &Content) -> bool {
+        let held = join_all(survey.regions.iter().map(|view| async move {
+            let Ok(bucket) = &view.bucket else {
+                return false;
+            };
+            match view.store.head_object(bucket, key).await {
+                Ok(info) => info.size == content.size && info.etag == content.etag,
+                Err(_) => false,
+            }
+        }))
+        .await;
+        held.iter().filter(|h| **h).count() * 2 > survey.regions.len()
+    }
+
+    /// Moves `latest` in one region, reading it again first: never backward, even if a
+    /// stager moved it meanwhile.
+    async fn move_latest(
+        &self,
+        store: &dyn crate::storage::RegionStore,
+        project: &str,
+        to: &semver::Version,
+    ) -> Result<Outcome, String> {
+        let prefix = &self
+            .ready_configuration()
+            .await
+            .map_err(|e| e.to_string())?
+            .parameter_name_prefix;
+        let name = super::names::latest_parameter_name(prefix, project);
+        match store.get_parameter(&name).await {
+            Ok(text) => {
+                if let Ok(now) = semver::Version::parse(text.trim()) {
+                    if !now.cmp_precedence(to).is_lt() {
+                        return Ok(Outcome::AlreadyDone);
+                    }
+                }
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        store
+            .put_parameter(&name, &to.to_string())
+            .await
+            .map(|()| Outcome::Done)
+            .map_err(|e| e.to_string())
+    }
+}
