@@ -13,7 +13,7 @@ use futures::StreamExt;
 use semver::Version;
 
 use crate::protocol::metadata::{usable_filename, Metadata};
-use crate::protocol::Session;
+use crate::protocol::{Error as ProtocolError, Session};
 use crate::storage::RegionStore;
 
 use super::error::{FsError, FsResult};
@@ -53,7 +53,17 @@ impl PinnedVersion {
             .map(|l| l.region.clone())
             .collect();
         let location = majority.first().clone();
-        let metadata = artifact.metadata().await?.clone();
+        let metadata = match artifact.metadata().await {
+            Ok(metadata) => metadata.clone(),
+            // Whoever wrote that object, the artifact's own bytes are checked apart
+            // from it: serve them, under `P@V` and with no attributes, rather than hide
+            // the version. `startifact --info` reports the object's fault.
+            Err(e @ ProtocolError::BadMetadata { .. }) => {
+                tracing::warn!("{e}: {project}@{version} is shown without metadata");
+                Metadata::new()
+            }
+            Err(e) => return Err(e.into()),
+        };
         let file_name = usable_filename(&metadata)
             .map(str::to_string)
             .unwrap_or_else(|| format!("{project}@{version}"));

@@ -28,12 +28,25 @@ pub fn encode(metadata: &Metadata) -> Option<Vec<u8>> {
     (!metadata.is_empty()).then(|| python_dumps(metadata).into_bytes())
 }
 
-/// Reads a metadata object: a JSON object whose values are strings.
+/// The largest metadata object read. The Python tool writes a few hundred bytes; a
+/// bigger object is not metadata anyone meant (and each pinned version keeps its
+/// metadata in memory for the life of a mount).
+pub const MAX_METADATA_BYTES: usize = 1 << 20;
+
+/// Reads a metadata object: a JSON object whose values are strings, of at most
+/// `MAX_METADATA_BYTES`.
 pub fn decode(what: &str, bytes: &[u8]) -> Result<Metadata, Error> {
-    serde_json::from_slice::<Metadata>(bytes).map_err(|e| Error::BadMetadata {
+    let bad = |reason: String| Error::BadMetadata {
         what: what.to_string(),
-        reason: e.to_string(),
-    })
+        reason,
+    };
+    if bytes.len() > MAX_METADATA_BYTES {
+        return Err(bad(format!(
+            "{} bytes, over the {MAX_METADATA_BYTES} a metadata object may have",
+            bytes.len()
+        )));
+    }
+    serde_json::from_slice::<Metadata>(bytes).map_err(|e| bad(e.to_string()))
 }
 
 /// A usable saved file name: a base name with no path, not `.`/`..`, no NUL.
@@ -73,6 +86,37 @@ mod tests {
         let bytes = encode(&m).unwrap();
         assert_eq!(decode("test", &bytes).unwrap(), m);
         assert!(decode("test", br#"{"a": 1}"#).is_err());
+    }
+
+    #[test]
+    fn a_metadata_object_over_the_limit_is_refused_before_it_is_parsed() {
+        let value = "x".repeat(MAX_METADATA_BYTES);
+        let bytes = encode(&[("k".to_string(), value)].into_iter().collect()).unwrap();
+        let error = decode("big", &bytes).unwrap_err().to_string();
+        assert!(error.contains("over the 1048576"), "{error}");
+        let fits = "x".repeat(MAX_METADATA_BYTES - 100);
+        let bytes = encode(&[("k".to_string(), fits)].into_iter().collect()).unwrap();
+        assert!(decode("fits", &bytes).is_ok());
+    }
+
+    #[test]
+    fn metadata_that_is_not_an_object_of_strings_is_refused() {
+        for bad in [
+            &b"not json"[..],
+            b"[]",
+            b"\"text\"",
+            br#"{"a": null}"#,
+            br#"{"a": {"b": "c"}}"#,
+            br#"{"a": ["b"]}"#,
+            b"{\"a\": \"b\"",
+            b"",
+        ] {
+            assert!(
+                decode("bad", bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

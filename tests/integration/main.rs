@@ -15,6 +15,7 @@ mod support;
 
 mod cli;
 mod cli_options;
+mod hostile_objects;
 mod integrity;
 mod interop;
 mod limits;

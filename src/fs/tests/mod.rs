@@ -5,6 +5,7 @@
 
 mod fixture;
 mod getattr;
+mod hostile;
 mod latest;
 mod lookup;
 mod majority;

@@ -10,6 +10,7 @@ use crate::fs::error::{FsError, FsErrorKind, FsResult};
 use crate::fs::inode::Node;
 use crate::fs::lock;
 use crate::fs::pinned::PinnedVersion;
+use crate::fs::xattr;
 
 /// What `statfs` reports.
 #[derive(Debug, Clone, Copy)]
@@ -57,10 +58,13 @@ impl ArtifactFs {
         };
         match resolved {
             Ok(pinned) => {
-                let pinned = Arc::new(pinned);
                 let mut table = lock(&self.pinned);
                 // Another lookup may have pinned it meanwhile: the first pin wins.
-                let kept = table.entry(key).or_insert(pinned);
+                let kept = table.entry(key).or_insert_with(|| {
+                    // Once per version and mount, not at every `listxattr`.
+                    xattr::log_unlisted(&pinned);
+                    Arc::new(pinned)
+                });
                 Ok(Arc::clone(kept))
             }
             Err(e) => {

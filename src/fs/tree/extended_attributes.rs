@@ -1,25 +1,24 @@
 //! Extended attributes as read (`getxattr`, `listxattr`): a staged version's
-//! metadata, or what a staging version has been given so far.
+//! metadata and where it is served from, or what a staging version has been given so
+//! far; which of them are listed is decided in `crate::fs::xattr`.
 
 use super::ArtifactFs;
 use crate::fs::error::{FsError, FsErrorKind, FsResult};
 use crate::fs::inode::Node;
-use crate::fs::xattr::{self, XattrReply};
+use crate::fs::xattr::{self, Shown, XattrReply};
 
 impl ArtifactFs {
-    async fn attributes_of(&self, inode: u64) -> FsResult<Vec<(String, Vec<u8>)>> {
-        if let Some(attributes) = self.staging_attributes(&self.node(inode)?) {
-            return Ok(attributes
-                .into_iter()
-                .map(|(k, v)| (format!("user.{k}"), v.into_bytes()))
-                .collect());
+    async fn attributes_of(&self, inode: u64) -> FsResult<Shown> {
+        let node = self.node(inode)?;
+        if let Some(metadata) = self.staging_attributes(&node) {
+            return Ok(xattr::shown(Vec::new(), &metadata));
         }
-        match self.node(inode)? {
+        match node {
             Node::Version(project, version) | Node::File(project, version) => {
                 let pinned = self.pinned(&project, &version).await?;
                 Ok(xattr::attributes(&pinned))
             }
-            _ => Ok(Vec::new()),
+            _ => Ok(Shown::default()),
         }
     }
 
@@ -27,18 +26,15 @@ impl ArtifactFs {
         if xattr::is_foreign_namespace(name) {
             return Err(FsError::new(FsErrorKind::NoAttribute, format!("no {name}")));
         }
-        let value = self
-            .attributes_of(inode)
-            .await?
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v)
+        let shown = self.attributes_of(inode).await?;
+        let value = shown
+            .value(name)
             .ok_or_else(|| FsError::new(FsErrorKind::NoAttribute, format!("no {name}")))?;
-        xattr::reply_for(value, size)
+        xattr::reply_for(value.to_vec(), size)
     }
 
     pub async fn listxattr(&self, inode: u64, size: u32) -> FsResult<XattrReply> {
-        let names = self.attributes_of(inode).await?.into_iter().map(|(n, _)| n);
-        xattr::reply_for(xattr::name_list(names), size)
+        let shown = self.attributes_of(inode).await?;
+        xattr::reply_for(xattr::name_list(shown.listed_names()), size)
     }
 }
