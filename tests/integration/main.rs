@@ -15,6 +15,7 @@ mod support;
 
 mod cli;
 mod cli_options;
+mod credentials;
 mod integrity;
 mod interop;
 mod limits;
@@ -23,6 +24,7 @@ mod ops;
 mod private_disk;
 mod promises;
 mod protocol;
+mod region_outages;
 mod semantics;
 mod shared_mount;
 mod stage_regions;
