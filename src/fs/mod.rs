@@ -33,6 +33,7 @@ pub mod process;
 pub mod read;
 pub mod spool;
 pub mod staging;
+pub mod status;
 mod tree;
 mod writes;
 pub mod xattr;

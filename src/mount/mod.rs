@@ -5,4 +5,5 @@ pub mod access;
 pub mod daemon;
 pub mod fuse;
 pub mod options;
+pub mod status;
 mod translate;

@@ -1,6 +1,8 @@
 //! A Startifact session: its regions (shuffled once), whether it may write, the
-//! organisation configuration (read once, with failover) and each region's bucket name
-//! (read once per region, inside the failover of whatever needs it).
+//! organisation configuration (read once, from every region at once, the first answer
+//! wins), each region's bucket name (read once per region, inside the failover of
+//! whatever needs it) and each region's recent health (`storage::health`), whose breaker
+//! every request of a built session goes through.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,7 +11,10 @@ use std::sync::{Arc, Mutex};
 use semver::Version;
 use tokio::sync::OnceCell;
 
-use crate::storage::{Backend, RegionStore, StorageOptions};
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use crate::storage::breaker::BreakerPolicy;
+use crate::storage::{Backend, HealthBoard, RegionHealth, RegionStore, StorageOptions};
 
 use super::configuration::{configuration_parameter_from_env, Configuration};
 use super::error::Error;
@@ -72,15 +77,20 @@ impl SessionBuilder {
         if regions.is_empty() {
             return Err(Error::NoRegionsConfigured);
         }
-        let mut stores: Vec<_> = regions.iter().map(|r| backend.open_region(r)).collect();
+        let health = HealthBoard::new(BreakerPolicy::default());
+        let mut stores: Vec<_> = regions
+            .iter()
+            .map(|r| health.guard(backend.open_region(r)))
+            .collect();
         if !self.keep_region_order {
             shuffle(&mut stores);
         }
-        Ok(Session::from_stores(
+        Ok(Session::assemble(
             backend,
             stores,
             self.read_only,
             configuration_parameter,
+            health,
         ))
     }
 }
@@ -99,6 +109,7 @@ struct Inner {
     configuration_parameter: String,
     configuration: OnceCell<LoadedConfiguration>,
     buckets: Mutex<HashMap<String, String>>,
+    health: HealthBoard,
 }
 
 impl Session {
@@ -113,12 +124,29 @@ impl Session {
         .await
     }
 
-    /// A session over stores already opened, visited in the order given.
+    /// A session over stores already opened, visited in the order given, with no
+    /// breaker in front of them (tests that script a store's failures see each one).
     pub fn from_stores(
         backend: Backend,
         stores: Vec<Arc<dyn RegionStore>>,
         read_only: bool,
         configuration_parameter: String,
+    ) -> Session {
+        Session::assemble(
+            backend,
+            stores,
+            read_only,
+            configuration_parameter,
+            HealthBoard::default(),
+        )
+    }
+
+    fn assemble(
+        backend: Backend,
+        stores: Vec<Arc<dyn RegionStore>>,
+        read_only: bool,
+        configuration_parameter: String,
+        health: HealthBoard,
     ) -> Session {
         Session {
             inner: Arc::new(Inner {
@@ -128,6 +156,7 @@ impl Session {
                 configuration_parameter,
                 configuration: OnceCell::new(),
                 buckets: Mutex::new(HashMap::new()),
+                health,
             }),
         }
     }
@@ -153,21 +182,32 @@ impl Session {
             .collect()
     }
 
+    /// Each region's recent health: last success, last error, breaker state.
+    pub fn health(&self) -> Vec<RegionHealth> {
+        self.inner.health.report()
+    }
+
     pub(crate) fn stores(&self) -> &[Arc<dyn RegionStore>] {
         &self.inner.stores
     }
 
-    /// The organisation configuration from the first region that has it. A region
-    /// without the parameter does not count as answering.
+    /// The organisation configuration from the first region that has it. Every region
+    /// is asked at once, so a region that is down or hung delays nothing while another
+    /// has it. A region without the parameter does not count as answering.
     pub async fn configuration(&self) -> Result<&LoadedConfiguration, Error> {
         self.inner
             .configuration
             .get_or_try_init(|| async {
                 let name = &self.inner.configuration_parameter;
+                let mut answers: FuturesUnordered<_> = self
+                    .inner
+                    .stores
+                    .iter()
+                    .map(|store| async move { (store.region(), store.get_parameter(name).await) })
+                    .collect();
                 let mut reasons = Vec::new();
-                for store in &self.inner.stores {
-                    let region = store.region();
-                    match store.get_parameter(name).await {
+                while let Some((region, answer)) = answers.next().await {
+                    match answer {
                         Ok(text) => match Configuration::from_json(&text) {
                             Ok(configuration) => {
                                 tracing::debug!(region, "configuration loaded");

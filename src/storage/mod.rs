@@ -11,6 +11,8 @@
 
 pub mod aws;
 mod backend;
+pub mod breaker;
+pub mod health;
 pub mod local;
 pub mod options;
 
@@ -25,6 +27,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 pub use backend::Backend;
+pub use health::{HealthBoard, RegionHealth};
 pub use options::StorageOptions;
 
 /// Name of the user-metadata entry (S3 `x-amz-meta-...`) where our stager records the

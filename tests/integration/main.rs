@@ -15,6 +15,7 @@ mod support;
 
 mod cli;
 mod cli_options;
+mod credentials;
 mod hostile_objects;
 mod integrity;
 mod interop;
@@ -24,6 +25,7 @@ mod ops;
 mod private_disk;
 mod promises;
 mod protocol;
+mod region_outages;
 mod repair;
 mod semantics;
 mod shared_mount;

@@ -26,6 +26,9 @@ impl ArtifactFs {
         if xattr::is_foreign_namespace(name) {
             return Err(FsError::new(FsErrorKind::NoAttribute, format!("no {name}")));
         }
+        if self.is_status_attribute(inode, name) {
+            return xattr::reply_for(self.status_document(), size);
+        }
         let shown = self.attributes_of(inode).await?;
         let value = shown
             .value(name)

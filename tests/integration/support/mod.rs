@@ -10,6 +10,7 @@ pub mod files;
 pub mod moto;
 pub mod mount;
 pub mod proxy;
+pub mod regions;
 pub mod staging;
 pub mod world;
 

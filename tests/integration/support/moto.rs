@@ -1,5 +1,6 @@
 //! A `moto_server` on a free loopback port, shared by the whole test binary (worlds
 //! keep tests apart; the fault proxy stands in for a region that is down or hung).
+//! `regions.rs` starts servers of its own, one per region, with what is here.
 
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -11,14 +12,15 @@ pub struct Moto {
     pub url: String,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
 }
 
-fn spawn(port: u16) -> Child {
+/// Starts a `moto_server` on `port`; it dies with the thread that started it.
+pub fn spawn(port: u16) -> Child {
     let server = super::venv().join("bin/moto_server");
     let mut command = Command::new(&server);
     command
@@ -42,7 +44,7 @@ fn spawn(port: u16) -> Child {
     })
 }
 
-fn wait_until_up(port: u16) {
+pub fn wait_until_up(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {

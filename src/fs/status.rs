@@ -1,0 +1,60 @@
+//! The mount's status, computed when asked: what is staging, what failed and why, what
+//! awaits repair (the spool's `status.json`, as the staging journal last wrote it), and
+//! each region's recent health (last success, last error, breaker state).
+//!
+//! It is served as the attribute `user.startifact:status` of the mount's root, so anyone
+//! who can see the mount can read it (`startifact-fs status`, `getfattr`) without the
+//! daemon's log. It is not listed by `listxattr`, so `cp -a` and `rsync -aX` of the root
+//! do not copy it.
+
+use serde_json::{json, Value};
+
+use super::inode::Node;
+use super::spool::seconds_of;
+use super::tree::ArtifactFs;
+use super::xattr::XATTR_SIZE_MAX;
+
+/// The root's attribute that holds the status document.
+pub const STATUS_ATTRIBUTE: &str = "user.startifact:status";
+
+impl ArtifactFs {
+    /// Whether `name` on `inode` is the status attribute.
+    pub(crate) fn is_status_attribute(&self, inode: u64, name: &str) -> bool {
+        name == STATUS_ATTRIBUTE && matches!(self.node(inode), Ok(Node::Root))
+    }
+
+    /// The status document as JSON, at most what an attribute can hold (the list of
+    /// staging versions is shortened, and marked so, when it would not fit).
+    pub fn status_document(&self) -> Vec<u8> {
+        let staging = self.staging.as_ref().map(|staging| {
+            let path = staging.dir().join("status.json");
+            match std::fs::read(&path) {
+                Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
+                    .unwrap_or_else(|e| json!({ "error": format!("{}: {e}", path.display()) })),
+                Err(e) => json!({ "error": format!("{}: {e}", path.display()) }),
+            }
+        });
+        let mut document = json!({
+            "mounted_at": seconds_of(self.mounted_at),
+            "read_only": self.options.read_only,
+            "staging": staging,
+            "regions": self.session.health(),
+        });
+        loop {
+            let bytes = serde_json::to_vec(&document).unwrap_or_default();
+            if bytes.len() <= XATTR_SIZE_MAX {
+                return bytes;
+            }
+            let Some(versions) = document
+                .pointer_mut("/staging/versions")
+                .and_then(Value::as_array_mut)
+                .filter(|v| !v.is_empty())
+            else {
+                return bytes;
+            };
+            let keep = versions.len() / 2;
+            versions.truncate(keep);
+            document["staging"]["truncated"] = Value::Bool(true);
+        }
+    }
+}

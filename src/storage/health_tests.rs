@@ -1,0 +1,313 @@
+//! The health board over a fake store whose answers the test sets.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use super::*;
+
+/// What the fake region answers to `get_parameter`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Answer {
+    Value,
+    Missing,
+    Denied,
+    Down,
+    Hung,
+}
+
+#[derive(Debug)]
+struct FakeRegion {
+    region: String,
+    answer: Mutex<Answer>,
+    calls: AtomicUsize,
+}
+
+impl FakeRegion {
+    fn new(region: &str, answer: Answer) -> Arc<FakeRegion> {
+        Arc::new(FakeRegion {
+            region: region.to_string(),
+            answer: Mutex::new(answer),
+            calls: AtomicUsize::new(0),
+        })
+    }
+
+    fn set(&self, answer: Answer) {
+        *self.answer.lock().unwrap() = answer;
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+fn unused<T>() -> Result<T, StorageError> {
+    Err(StorageError::Other("not used by these tests".into()))
+}
+
+#[async_trait]
+impl RegionStore for FakeRegion {
+    fn region(&self) -> &str {
+        &self.region
+    }
+    async fn get_parameter(&self, name: &str) -> Result<String, StorageError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let answer = *self.answer.lock().unwrap();
+        match answer {
+            Answer::Value => Ok("value".into()),
+            Answer::Missing => Err(StorageError::NotFound(name.into())),
+            Answer::Denied => Err(StorageError::AccessDenied(name.into())),
+            Answer::Down => Err(StorageError::Unavailable("connection refused".into())),
+            Answer::Hung => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Err(StorageError::Timeout(name.into()))
+            }
+        }
+    }
+    async fn put_parameter(&self, _: &str, _: &str) -> Result<(), StorageError> {
+        unused()
+    }
+    async fn delete_parameter(&self, _: &str) -> Result<(), StorageError> {
+        unused()
+    }
+    async fn list_parameters(&self, _: &str) -> Result<Vec<(String, String)>, StorageError> {
+        unused()
+    }
+    async fn head_object(&self, _: &str, _: &str) -> Result<ObjectInfo, StorageError> {
+        unused()
+    }
+    async fn get_object(
+        &self,
+        _: &str,
+        _: &str,
+        _: Option<Range<u64>>,
+        _: Option<&str>,
+    ) -> Result<ObjectStream, StorageError> {
+        unused()
+    }
+    async fn put_object(
+        &self,
+        _: &str,
+        _: &str,
+        _: Bytes,
+        _: &PutOptions,
+    ) -> Result<(), StorageError> {
+        unused()
+    }
+    async fn list_objects(&self, _: &str, _: &str) -> Result<Vec<ObjectSummary>, StorageError> {
+        unused()
+    }
+    async fn delete_object(&self, _: &str, _: &str) -> Result<(), StorageError> {
+        unused()
+    }
+    async fn create_multipart_upload(
+        &self,
+        _: &str,
+        _: &str,
+        _: &HashMap<String, String>,
+    ) -> Result<String, StorageError> {
+        unused()
+    }
+    async fn upload_part(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: i32,
+        _: Bytes,
+        _: &str,
+    ) -> Result<CompletedPart, StorageError> {
+        unused()
+    }
+    async fn complete_multipart_upload(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: &[CompletedPart],
+        _: bool,
+    ) -> Result<(), StorageError> {
+        unused()
+    }
+    async fn abort_multipart_upload(&self, _: &str, _: &str, _: &str) -> Result<(), StorageError> {
+        unused()
+    }
+}
+
+fn policy(first_backoff: Duration) -> BreakerPolicy {
+    BreakerPolicy {
+        failures_to_open: 3,
+        first_backoff,
+        max_backoff: Duration::from_secs(60),
+    }
+}
+
+/// A board over three fake regions answering as given.
+fn three_regions(
+    answers: [Answer; 3],
+    backoff: Duration,
+) -> (HealthBoard, Vec<Arc<FakeRegion>>, Vec<Arc<dyn RegionStore>>) {
+    let board = HealthBoard::new(policy(backoff));
+    let fakes: Vec<_> = ["r1", "r2", "r3"]
+        .iter()
+        .zip(answers)
+        .map(|(name, answer)| FakeRegion::new(name, answer))
+        .collect();
+    let guarded = fakes
+        .iter()
+        .map(|fake| board.guard(fake.clone() as Arc<dyn RegionStore>))
+        .collect();
+    (board, fakes, guarded)
+}
+
+fn health_of(board: &HealthBoard, region: &str) -> RegionHealth {
+    board
+        .report()
+        .into_iter()
+        .find(|h| h.region == region)
+        .expect("the region is on the board")
+}
+
+#[tokio::test]
+async fn a_region_that_keeps_failing_is_refused_at_once_without_being_asked() {
+    let (board, fakes, stores) = three_regions(
+        [Answer::Down, Answer::Value, Answer::Value],
+        Duration::from_secs(60),
+    );
+    for _ in 0..3 {
+        assert!(stores[0].get_parameter("p").await.is_err());
+    }
+    assert_eq!(fakes[0].calls(), 3);
+    let refused = stores[0].get_parameter("p").await.unwrap_err();
+    assert!(matches!(refused, StorageError::Unavailable(_)), "{refused}");
+    assert!(
+        refused.to_string().contains("connection refused"),
+        "{refused}"
+    );
+    assert_eq!(
+        fakes[0].calls(),
+        3,
+        "an open breaker does not ask the region"
+    );
+    let health = health_of(&board, "r1");
+    assert_eq!(health.breaker, "open");
+    assert_eq!(health.consecutive_failures, 3);
+    assert!(health.retry_in_seconds.is_some_and(|s| s > 0.0));
+    assert!(health
+        .last_error
+        .unwrap()
+        .reason
+        .contains("connection refused"));
+    assert_eq!(health.last_success, None);
+}
+
+#[tokio::test]
+async fn not_found_and_access_denied_are_answers_and_never_open_the_breaker() {
+    let (board, fakes, stores) = three_regions(
+        [Answer::Missing, Answer::Denied, Answer::Value],
+        Duration::from_secs(60),
+    );
+    for _ in 0..10 {
+        assert!(stores[0]
+            .get_parameter("p")
+            .await
+            .unwrap_err()
+            .is_not_found());
+        assert!(stores[1]
+            .get_parameter("p")
+            .await
+            .unwrap_err()
+            .is_access_denied());
+    }
+    assert_eq!(fakes[0].calls(), 10);
+    assert_eq!(fakes[1].calls(), 10);
+    for region in ["r1", "r2"] {
+        let health = health_of(&board, region);
+        assert_eq!(health.breaker, "closed");
+        assert!(health.last_success.is_some());
+        assert_eq!(health.last_error, None);
+    }
+}
+
+#[tokio::test]
+async fn open_regions_are_still_tried_when_the_others_cannot_make_a_majority() {
+    let (board, fakes, stores) = three_regions(
+        [Answer::Down, Answer::Down, Answer::Value],
+        Duration::from_secs(60),
+    );
+    for _ in 0..3 {
+        let _ = stores[0].get_parameter("p").await;
+        let _ = stores[1].get_parameter("p").await;
+    }
+    assert_eq!(health_of(&board, "r1").breaker, "open");
+    assert_eq!(health_of(&board, "r2").breaker, "open");
+    // Only r3 is usable: one of three is no majority, so both open regions are asked.
+    let _ = stores[1].get_parameter("p").await;
+    assert_eq!(fakes[1].calls(), 4);
+    fakes[0].set(Answer::Value);
+    assert_eq!(stores[0].get_parameter("p").await.unwrap(), "value");
+    assert_eq!(fakes[0].calls(), 4);
+    assert_eq!(health_of(&board, "r1").breaker, "closed");
+    // Now r1 and r3 make a majority without r2: r2 is refused at once.
+    assert!(stores[1].get_parameter("p").await.is_err());
+    assert_eq!(fakes[1].calls(), 4);
+}
+
+#[tokio::test]
+async fn after_the_backoff_one_probe_goes_through_and_its_success_closes_the_breaker() {
+    let (board, fakes, stores) = three_regions(
+        [Answer::Down, Answer::Value, Answer::Value],
+        Duration::from_millis(50),
+    );
+    for _ in 0..3 {
+        let _ = stores[0].get_parameter("p").await;
+    }
+    assert!(stores[0].get_parameter("p").await.is_err());
+    assert_eq!(fakes[0].calls(), 3);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    fakes[0].set(Answer::Value);
+    assert_eq!(stores[0].get_parameter("p").await.unwrap(), "value");
+    assert_eq!(fakes[0].calls(), 4);
+    let health = health_of(&board, "r1");
+    assert_eq!(health.breaker, "closed");
+    assert_eq!(health.consecutive_failures, 0);
+    assert!(health.last_success.is_some());
+    assert!(
+        health.last_error.is_some(),
+        "the last error stays on record"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_probe_opens_the_breaker_for_twice_as_long() {
+    let (board, fakes, stores) = three_regions(
+        [Answer::Down, Answer::Value, Answer::Value],
+        Duration::from_millis(50),
+    );
+    for _ in 0..3 {
+        let _ = stores[0].get_parameter("p").await;
+    }
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert!(stores[0].get_parameter("p").await.is_err());
+    assert_eq!(fakes[0].calls(), 4, "the probe asked the region");
+    let retry_in = health_of(&board, "r1").retry_in_seconds.unwrap();
+    assert!(retry_in > 0.06 && retry_in <= 0.1, "{retry_in}");
+}
+
+#[tokio::test]
+async fn a_cancelled_probe_lets_the_next_request_probe() {
+    let (board, fakes, stores) = three_regions(
+        [Answer::Down, Answer::Value, Answer::Value],
+        Duration::from_millis(20),
+    );
+    for _ in 0..3 {
+        let _ = stores[0].get_parameter("p").await;
+    }
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    fakes[0].set(Answer::Hung);
+    let probe = tokio::time::timeout(Duration::from_millis(50), stores[0].get_parameter("p"));
+    assert!(probe.await.is_err(), "the hung probe is cancelled");
+    assert_eq!(health_of(&board, "r1").breaker, "open");
+    fakes[0].set(Answer::Value);
+    assert_eq!(stores[0].get_parameter("p").await.unwrap(), "value");
+    assert_eq!(health_of(&board, "r1").breaker, "closed");
+}
