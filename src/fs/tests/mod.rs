@@ -10,6 +10,7 @@ mod lookup;
 mod mkdir;
 mod read;
 mod readdir;
+mod reference_model;
 mod regions_down;
 mod rename;
 mod rmdir;
