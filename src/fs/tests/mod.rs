@@ -12,6 +12,7 @@ mod majority;
 mod mkdir;
 mod read;
 mod readdir;
+mod reference_model;
 mod regions_down;
 mod rename;
 mod rmdir;
