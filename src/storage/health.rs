@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::ops::Range;
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -346,6 +347,21 @@ impl RegionStore for GuardedRegion {
     ) -> Result<(), StorageError> {
         self.call(self.store.put_object(bucket, key, body, options))
             .await
+    }
+
+    async fn put_object_from_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &Path,
+        options: &PutOptions,
+    ) -> Result<(), StorageError> {
+        self.call(self.store.put_object_from_file(bucket, key, path, options))
+            .await
+    }
+
+    async fn first_part_size(&self, bucket: &str, key: &str) -> Result<Option<u64>, StorageError> {
+        self.call(self.store.first_part_size(bucket, key)).await
     }
 
     async fn list_objects(

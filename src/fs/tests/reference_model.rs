@@ -234,8 +234,10 @@ impl Model {
         let Some(staging) = self.project_mut(project).staging.get_mut(&v) else {
             return Err(libc::EPERM); // a staged version is immutable
         };
-        if staging.file.is_some() {
-            return Err(libc::EPERM); // one file per version
+        match &staging.file {
+            Some(existing) if existing.name == file => return Err(libc::EEXIST),
+            Some(_) => return Err(libc::EPERM), // one file per version
+            None => {}
         }
         staging.file = Some(StagingFile {
             name: file.to_string(),
