@@ -5,4 +5,5 @@ pub mod access;
 pub mod daemon;
 pub mod fuse;
 pub mod options;
+mod shutdown;
 mod translate;
