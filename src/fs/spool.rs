@@ -45,6 +45,9 @@ const STATUS_FILE: &str = "status.json";
 pub enum FileStatus {
     /// Open for writing (or the daemon stopped while it was).
     Writing,
+    /// Complete, and its stage has begun: saved before the stage's first request, so
+    /// that a daemon killed (or stopped) during the stage finishes it at its next start.
+    Staging,
     /// Closed under a temporary name (rsync's `.NAME.XXXXXX`, or in a subfolder): staged
     /// when renamed into place.
     Written,
@@ -53,14 +56,43 @@ pub enum FileStatus {
     /// The stage failed: nothing usable was published. Closing it again retries.
     Failed { reason: String },
     /// Published to a majority of regions; kept to repair the regions that missed it.
-    AwaitingRepair { failed: String },
+    AwaitingRepair(Repair),
+    /// Published, but a region holds other bytes or metadata under its key: never
+    /// overwritten, kept, checked again at each start.
+    Conflict {
+        regions: Vec<String>,
+        reason: String,
+    },
 }
 
 impl FileStatus {
     /// Published: the version is an ordinary staged version now.
     pub fn is_published(&self) -> bool {
-        matches!(self, FileStatus::AwaitingRepair { .. })
+        matches!(
+            self,
+            FileStatus::AwaitingRepair(_) | FileStatus::Conflict { .. }
+        )
     }
+}
+
+/// The repair of a version some regions missed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repair {
+    /// The regions that do not hold it yet (empty: not known, every region is checked).
+    #[serde(default)]
+    pub regions: Vec<String>,
+    /// Why they failed last.
+    #[serde(default, alias = "failed")]
+    pub last_error: String,
+    /// Repairs tried so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// When the next one is due (seconds since the epoch).
+    #[serde(default)]
+    pub next_try_seconds: u64,
+    /// The part size of the stage, so that the repair's parts (and ETags) match.
+    #[serde(default)]
+    pub part_size: u64,
 }
 
 /// The file of a staging version.
@@ -118,6 +150,15 @@ pub struct StatusEntry {
     /// Who wrote the file (uid, gid, pid, command).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub by: Option<Caller>,
+    /// Awaiting repair or in conflict: the regions concerned.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+    /// Awaiting repair: repairs tried so far, and when the next is due (seconds since
+    /// the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_try_seconds: Option<u64>,
 }
 
 pub fn seconds_of(time: SystemTime) -> u64 {
@@ -461,5 +502,39 @@ mod tests {
         assert!(spool.open_data("P", "1.0.0", true).is_err());
         assert_eq!(std::fs::read(&target).unwrap(), b"precious");
         assert!(std::fs::read(root.join("status.json")).is_ok());
+    }
+
+    #[test]
+    fn a_repair_saved_by_an_older_daemon_is_read_with_its_reason() {
+        let old = r#"{"name": "a.bin", "state": "awaiting-repair", "failed": "c: down"}"#;
+        let file: FileState = serde_json::from_str(old).unwrap();
+        let FileStatus::AwaitingRepair(repair) = file.status else {
+            panic!("{:?}", file.status);
+        };
+        assert_eq!(repair.last_error, "c: down");
+        assert!(repair.regions.is_empty() && repair.attempts == 0);
+    }
+
+    #[test]
+    fn a_stage_in_flight_and_a_conflict_survive_a_reopen() {
+        for status in [
+            FileStatus::Staging,
+            FileStatus::Conflict {
+                regions: vec!["c".into()],
+                reason: "other bytes".into(),
+            },
+        ] {
+            let file = FileState {
+                name: "a.bin".into(),
+                folder: None,
+                attributes: BTreeMap::new(),
+                mtime_seconds: 1,
+                by: None,
+                status: status.clone(),
+            };
+            let text = serde_json::to_string(&file).unwrap();
+            let back: FileState = serde_json::from_str(&text).unwrap();
+            assert_eq!(back.status, status, "{text}");
+        }
     }
 }

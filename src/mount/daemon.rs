@@ -1,8 +1,8 @@
 //! The `startifact-fs` daemon's life: check the mount point (and clean up a stale
 //! one), fork into the background before any thread, the tokio runtime or the SDK
 //! clients exist, mount, tell the waiting parent once the mount answers (or why it
-//! failed), and unmount cleanly on SIGINT/SIGTERM (detaching only when the mount stays
-//! busy). The folders it keeps files in, and its log, are checked at start: see
+//! failed), and unmount cleanly on SIGINT/SIGTERM (after the stages in flight, see
+//! `shutdown`; detaching only when the mount stays busy). The folders it keeps files in, and its log, are checked at start: see
 //! `crate::fs::private_dir`.
 
 use std::ffi::CString;
@@ -296,7 +296,8 @@ fn run(
         allow_delete: config.allow_delete,
         ..FsOptions::default()
     };
-    let mut fs = ArtifactFs::new(session, fs_options);
+    let mut fs = ArtifactFs::new(session.clone(), fs_options);
+    let mut kept_staging = None;
     if let Some(dir) = staging_dir {
         let stage_options = StageOptions {
             part_size: config.part_size,
@@ -321,6 +322,9 @@ fn run(
                         .await;
             }
         });
+        // Resumes the stages a stopped daemon left, and repairs, in the background.
+        runtime.spawn(Arc::clone(&staging).keep_repairing(session.clone()));
+        kept_staging = Some(Arc::clone(&staging));
         fs = fs.with_staging(staging);
     }
     if let Some(dir) = &config.cache_dir {
@@ -400,6 +404,9 @@ fn run(
         }
     })?;
     if let Some(signal) = signal {
+        if let Some(staging) = &kept_staging {
+            super::shutdown::finish_stages(&runtime, staging, config.stop_timeout);
+        }
         tracing::info!("{signal}: unmounting {}", mountpoint.display());
         unmount(mountpoint);
     } else {

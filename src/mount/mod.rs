@@ -5,5 +5,6 @@ pub mod access;
 pub mod daemon;
 pub mod fuse;
 pub mod options;
+mod shutdown;
 pub mod status;
 mod translate;

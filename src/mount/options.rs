@@ -79,6 +79,10 @@ pub struct MountArgs {
     /// Part size of multipart uploads, at least 5M (default 8M).
     #[arg(long = "part-size", value_name = "BYTES")]
     pub part_size: Option<String>,
+    /// Seconds SIGTERM/SIGINT wait for stages in flight before unmounting (default 30);
+    /// a stage still running then is kept and resumes at the next start.
+    #[arg(long = "stop-timeout", value_name = "SECONDS")]
+    pub stop_timeout: Option<f64>,
     /// Let `rm -r MOUNT/P/V` yank a staged version from every region.
     #[arg(long = "allow-delete")]
     pub allow_delete: bool,
@@ -91,7 +95,7 @@ pub struct MountArgs {
     /// Mount options, comma-separated: ro, allow_other, default_permissions, stagers=GROUP, uid=N, gid=N, regions=...,
     /// local_store=DIR, metadata_ttl=S, parameter=NAME, endpoints=LIST, log_file=PATH,
     /// log_level=L, cache_dir=DIR, cache_size=BYTES, staging_dir=DIR, staging_size=BYTES,
-    /// part_size=BYTES, allow_delete, foreground; the generic ones of mount(8) are
+    /// part_size=BYTES, stop_timeout=S, allow_delete, foreground; the generic ones of mount(8) are
     /// accepted and ignored.
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
@@ -129,8 +133,14 @@ pub struct MountConfig {
     pub staging_dir: Option<PathBuf>,
     pub staging_size: u64,
     pub part_size: u64,
+    /// How long SIGTERM/SIGINT wait for stages in flight.
+    pub stop_timeout: Duration,
     pub allow_delete: bool,
 }
+
+/// How long SIGTERM waits for stages in flight by default: enough for a stage of a few
+/// hundred MB, and well under systemd's 90 s before it sends SIGKILL.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The default part size of multipart uploads.
 pub const DEFAULT_PART_SIZE: u64 = 8 << 20;
@@ -317,6 +327,12 @@ impl MountArgs {
                 Some(text) => parse_part_size(text)?,
                 None => DEFAULT_PART_SIZE,
             },
+            stop_timeout: match self.stop_timeout {
+                Some(seconds) => {
+                    Duration::from_secs_f64(parse_seconds("--stop-timeout", &seconds.to_string())?)
+                }
+                None => DEFAULT_STOP_TIMEOUT,
+            },
             allow_delete: self.allow_delete,
         };
         for group in &self.options {
@@ -357,6 +373,9 @@ impl MountArgs {
                         config.staging_size = parse_size(v)?
                     }
                     ("part_size" | "part-size", Some(v)) => config.part_size = parse_part_size(v)?,
+                    ("stop_timeout" | "stop-timeout", Some(v)) => {
+                        config.stop_timeout = Duration::from_secs_f64(parse_seconds(key, v)?)
+                    }
                     ("allow_delete" | "allow-delete", None) => config.allow_delete = true,
                     (key, _) if is_generic_option(key) => {}
                     _ => return Err(format!("unknown mount option {option:?}")),
@@ -473,5 +492,18 @@ mod tests {
         assert!(parse_size("5X").is_err());
         assert!(parse_size("G").is_err());
         assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn stop_timeout_defaults_to_30_seconds_and_is_set_either_way() {
+        let c = resolve(&["/mnt"]).unwrap();
+        assert_eq!(c.stop_timeout, DEFAULT_STOP_TIMEOUT);
+        assert_eq!(DEFAULT_STOP_TIMEOUT, Duration::from_secs(30));
+        let c = resolve(&["--stop-timeout", "2.5", "/mnt"]).unwrap();
+        assert_eq!(c.stop_timeout, Duration::from_millis(2500));
+        let c = resolve(&["-o", "stop_timeout=4", "/mnt"]).unwrap();
+        assert_eq!(c.stop_timeout, Duration::from_secs(4));
+        assert!(resolve(&["-o", "stop_timeout=soon", "/mnt"]).is_err());
+        assert!(resolve(&["--stop-timeout", "-1", "/mnt"]).is_err());
     }
 }

@@ -40,26 +40,47 @@ impl Staging {
             .iter()
             .map(|((project, version), slot)| {
                 let file = slot.state.file.as_ref();
-                let (state, reason) = match file.map(|f| &f.status) {
-                    None => ("empty", None),
-                    Some(FileStatus::Writing) if slot.stage.running => ("staging", None),
-                    Some(FileStatus::Writing) => ("writing", None),
-                    Some(FileStatus::Written) => ("awaiting-rename", None),
-                    Some(FileStatus::Abandoned { reason }) => ("abandoned", Some(reason.clone())),
-                    Some(FileStatus::Failed { reason }) => ("failed", Some(reason.clone())),
-                    Some(FileStatus::AwaitingRepair { failed }) => {
-                        ("awaiting-repair", Some(failed.clone()))
-                    }
-                };
-                StatusEntry {
+                let mut entry = StatusEntry {
                     project: project.clone(),
                     version: version.clone(),
                     file: file.map(|f| f.name.clone()),
                     size: slot.bytes.size,
-                    state: state.to_string(),
-                    reason,
+                    state: String::new(),
+                    reason: None,
                     by: file.and_then(|f| f.by.clone()),
-                }
+                    regions: Vec::new(),
+                    attempts: None,
+                    next_try_seconds: None,
+                };
+                let (state, reason) = match file.map(|f| &f.status) {
+                    None => ("empty", None),
+                    Some(FileStatus::Writing) if slot.stage.running => ("staging", None),
+                    Some(FileStatus::Writing) => ("writing", None),
+                    Some(FileStatus::Staging) if slot.stage.interrupted => (
+                        "interrupted",
+                        Some(
+                            "the daemon stopped during the stage: it resumes at the next start"
+                                .to_string(),
+                        ),
+                    ),
+                    Some(FileStatus::Staging) => ("staging", None),
+                    Some(FileStatus::Written) => ("awaiting-rename", None),
+                    Some(FileStatus::Abandoned { reason }) => ("abandoned", Some(reason.clone())),
+                    Some(FileStatus::Failed { reason }) => ("failed", Some(reason.clone())),
+                    Some(FileStatus::AwaitingRepair(repair)) => {
+                        entry.regions = repair.regions.clone();
+                        entry.attempts = Some(repair.attempts);
+                        entry.next_try_seconds = Some(repair.next_try_seconds);
+                        ("awaiting-repair", Some(repair.last_error.clone()))
+                    }
+                    Some(FileStatus::Conflict { regions, reason }) => {
+                        entry.regions = regions.clone();
+                        ("conflict", Some(reason.clone()))
+                    }
+                };
+                entry.state = state.to_string();
+                entry.reason = reason;
+                entry
             })
             .collect();
         self.spool.write_status(&entries);

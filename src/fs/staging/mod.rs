@@ -14,13 +14,16 @@
 //!
 //! A failed stage keeps the file (closing it again retries, `rm` discards it). A stage
 //! that reached a majority but not every region publishes the version and keeps the
-//! spool, to repair the others from.
+//! spool, to repair the others from (`repair`). The file is saved as `staging` before
+//! a stage's first request, so a stage the daemon was running when it died or was
+//! stopped (`stopping`) is finished at the next start.
 //!
 //! Its parts: `model` (what is staging, in memory: the folders, each version's file
 //! and its stage), `folders` (`mkdir`, `rmdir` and what the mount lists), `file` (the
 //! one file: create, open, write, truncate, rename, `rm`), `attributes` (`user.*` of the
 //! folder and the file), `journal` (every change saved to `state.json`, and
-//! `status.json`), `stage` (when a stage runs, and the stage itself).
+//! `status.json`), `stage` (when a stage runs, and the stage itself), `repair` (the
+//! background repair and the resumed stages), `stopping` (SIGTERM's bounded wait).
 
 mod attributes;
 mod fair_share;
@@ -28,7 +31,9 @@ mod file;
 mod folders;
 mod journal;
 mod model;
+mod repair;
 mod stage;
+mod stopping;
 
 use std::sync::Mutex;
 
@@ -42,6 +47,7 @@ pub use attributes::{AttributeOwner, SetMode};
 pub use fair_share::ABANDONED_TTL;
 pub use file::RenameEffect;
 pub use model::{FileView, VersionView};
+pub use repair::{backoff, FIRST_RETRY, LAST_RETRY};
 pub use stage::{is_temporary_name, CloseEffect};
 
 pub struct Staging {
@@ -50,11 +56,15 @@ pub struct Staging {
     folders: Mutex<Folders>,
     /// What each user may hold of the spool, on a shared mount.
     share: Option<u64>,
+    flight: stopping::Flight,
+    /// Told when a version starts awaiting repair.
+    repairs_due: tokio::sync::Notify,
 }
 
 impl Staging {
     /// Opens the spool and takes up what it holds: files that were being written when
-    /// the daemon stopped are kept, as abandoned.
+    /// the daemon stopped are kept, as abandoned; files whose stage was running stay
+    /// `staging`, untouchable until `keep_repairing` resumes their stage.
     pub fn open(dir: &std::path::Path, limit: u64, stage_options: StageOptions) -> FsResult<Self> {
         let (spool, found, projects) = Spool::open(dir, limit).map_err(|e| {
             FsError::unavailable(format!(
@@ -85,15 +95,21 @@ impl Staging {
             let mut digest = DigestWriter::new(stage_options.part_size);
             digest.forget();
             tracing::info!(project, version, "staging folder taken up from the spool");
-            folders
-                .versions
-                .insert((project, version), StagingVersion::new(state, size, digest));
+            let resumes = state
+                .file
+                .as_ref()
+                .is_some_and(|f| f.status == FileStatus::Staging);
+            let mut slot = StagingVersion::new(state, size, digest);
+            slot.stage.running = resumes;
+            folders.versions.insert((project, version), slot);
         }
         let staging = Staging {
             spool,
             stage_options,
             folders: Mutex::new(folders),
             share: None,
+            flight: Default::default(),
+            repairs_due: Default::default(),
         };
         staging.write_status();
         Ok(staging)

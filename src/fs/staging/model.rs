@@ -64,8 +64,11 @@ pub(super) struct SpooledBytes {
 /// The stage of the version's file.
 #[derive(Default)]
 pub(super) struct StageState {
-    /// A stage is running.
+    /// A stage is running (or, after `interrupted`, waits for the next start).
     pub(super) running: bool,
+    /// The daemon stopped during the stage: nothing may change the file before the
+    /// next start resumes it.
+    pub(super) interrupted: bool,
     /// Stages (and uploads ahead) of one version run one at a time.
     pub(super) one_at_a_time: Arc<tokio::sync::Mutex<()>>,
     /// Parts uploaded when the file was closed under a temporary name.

@@ -5,18 +5,21 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use semver::Version;
 
 use crate::protocol::{
-    Error as ProtocolError, FileDigests, Metadata, Session, StageReport, StageSource, UploadedAhead,
+    Error as ProtocolError, FileDigests, Metadata, RegionOutcome, Session, StageReport,
+    StageSource, UploadedAhead,
 };
 
 use super::model::key;
+use super::repair::backoff;
 use super::Staging;
 use crate::fs::error::{FsError, FsErrorKind, FsResult};
 use crate::fs::lock;
-use crate::fs::spool::{FileState, FileStatus};
+use crate::fs::spool::{seconds_of, FileState, FileStatus, Repair};
 
 /// What closing a handle did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,10 +85,14 @@ impl Staging {
             Some(slot) => Arc::clone(&slot.stage.one_at_a_time),
             None => return Ok(CloseEffect::Nothing),
         };
+        let _in_flight = self.flight.enter();
         let _one_at_a_time = one_at_a_time.lock().await;
         let Some(job) = self.begin_stage(project, version)? else {
             return Ok(CloseEffect::Nothing);
         };
+        if self.flight.is_interrupted() {
+            return Err(self.interrupt_stage(project, version));
+        }
         // `status.json` says `staging` for as long as the stage runs.
         self.write_status();
         tracing::info!(project, version, file = job.file_name, "staging");
@@ -95,15 +102,18 @@ impl Staging {
             digests: job.digests.clone(),
             ahead: job.ahead,
         };
-        let result = session
-            .stage_file(
-                project,
-                &job.version,
-                source,
-                job.metadata.clone(),
-                &self.stage_options,
-            )
-            .await;
+        let staged = session.stage_file(
+            project,
+            &job.version,
+            source,
+            job.metadata.clone(),
+            &self.stage_options,
+        );
+        let result = tokio::select! {
+            biased;
+            _ = self.flight.interrupted() => return Err(self.interrupt_stage(project, version)),
+            result = staged => result,
+        };
         self.finish_stage(project, version, result)
     }
 
@@ -167,11 +177,25 @@ impl Staging {
         let Some(slot) = folders.unpublished_mut(project, version) else {
             return Ok(None);
         };
+        let parsed = Version::parse(version)
+            .map_err(|e| FsError::new(FsErrorKind::Invalid, format!("{version}: {e}")))?;
+        let Some(file) = slot.state.file.as_mut() else {
+            return Ok(None);
+        };
+        // Durable before the first request: a daemon killed during the stage finds
+        // the file complete at its next start, and finishes the stage.
+        if file.status != FileStatus::Staging {
+            let before = std::mem::replace(&mut file.status, FileStatus::Staging);
+            if let Err(e) = self.spool.save(project, version, &slot.state) {
+                if let Some(file) = slot.state.file.as_mut() {
+                    file.status = before;
+                }
+                return Err(e);
+            }
+        }
         let Some(file) = slot.state.file.as_ref() else {
             return Ok(None);
         };
-        let parsed = Version::parse(version)
-            .map_err(|e| FsError::new(FsErrorKind::Invalid, format!("{version}: {e}")))?;
         let job = StageJob {
             version: parsed,
             ahead: slot.stage.ahead.take(),
@@ -190,39 +214,68 @@ impl Staging {
         version: &str,
         result: Result<StageReport, ProtocolError>,
     ) -> FsResult<CloseEffect> {
-        let (status, outcome) = outcome(project, version, result);
-        let mut folders = lock(&self.folders);
-        let remove_project = match status {
-            None => {
-                folders.versions.remove(&key(project, version));
-                let others = folders.versions.keys().any(|(p, _)| p == project);
-                if !others {
-                    folders.projects.remove(project);
-                }
-                Some(!others)
-            }
+        let now = seconds_of(SystemTime::now());
+        let part_size = self.stage_options.part_size;
+        let (status, outcome) = outcome(project, version, result, part_size, now);
+        match status {
+            None => self.drop_version(project, version)?,
             Some(status) => {
-                if let Some(slot) = folders.versions.get_mut(&key(project, version)) {
-                    slot.stage.running = false;
-                    if let Some(file) = slot.state.file.as_mut() {
-                        file.status = status;
-                    }
-                    if let Err(e) = self.spool.save(project, version, &slot.state) {
-                        tracing::warn!("{e}");
-                    }
+                let awaits_repair = matches!(status, FileStatus::AwaitingRepair(_));
+                self.settle(project, version, status);
+                if awaits_repair {
+                    self.repairs_due.notify_one();
                 }
-                None
             }
-        };
-        drop(folders);
-        if let Some(remove_project) = remove_project {
-            self.spool.remove_version(project, version)?;
-            if remove_project {
-                self.spool.remove_project(project)?;
+        }
+        outcome
+    }
+
+    /// Ends a stage (or a repair) with the file kept in `status`.
+    pub(super) fn settle(&self, project: &str, version: &str, status: FileStatus) {
+        if let Some(slot) = lock(&self.folders).versions.get_mut(&key(project, version)) {
+            slot.stage.running = false;
+            if let Some(file) = slot.state.file.as_mut() {
+                file.status = status;
+            }
+            if let Err(e) = self.spool.save(project, version, &slot.state) {
+                tracing::warn!("{e}");
             }
         }
         self.write_status();
-        outcome
+    }
+
+    /// Drops a version every region holds from the spool.
+    pub(super) fn drop_version(&self, project: &str, version: &str) -> FsResult<()> {
+        let mut folders = lock(&self.folders);
+        folders.versions.remove(&key(project, version));
+        let others = folders.versions.keys().any(|(p, _)| p == project);
+        if !others {
+            folders.projects.remove(project);
+        }
+        drop(folders);
+        self.spool.remove_version(project, version)?;
+        if !others {
+            self.spool.remove_project(project)?;
+        }
+        self.write_status();
+        Ok(())
+    }
+
+    /// The daemon stops during the stage: the file stays `staging` in `state.json`
+    /// (the next start resumes it), and nothing changes it until then.
+    fn interrupt_stage(&self, project: &str, version: &str) -> FsError {
+        if let Some(slot) = lock(&self.folders).versions.get_mut(&key(project, version)) {
+            slot.stage.interrupted = true;
+        }
+        self.write_status();
+        tracing::warn!(
+            project,
+            version,
+            "stage interrupted: the daemon is stopping; kept, it resumes at the next start"
+        );
+        FsError::unavailable(format!(
+            "{project}/{version}: the daemon stopped during the stage; the file is kept and its stage resumes when the daemon starts again"
+        ))
     }
 }
 
@@ -232,8 +285,23 @@ fn outcome(
     project: &str,
     version: &str,
     result: Result<StageReport, ProtocolError>,
+    part_size: u64,
+    now: u64,
 ) -> (Option<FileStatus>, FsResult<CloseEffect>) {
     match result {
+        Ok(report) if report.taken() => {
+            let (regions, reason) = conflict_of(&report);
+            tracing::warn!(
+                project,
+                version,
+                "staged, but {}; in conflict, never overwritten, the spool is kept ({reason})",
+                report.summary()
+            );
+            (
+                Some(FileStatus::Conflict { regions, reason }),
+                Ok(CloseEffect::Staged { complete: false }),
+            )
+        }
         Ok(report) if report.failed().is_empty() => {
             tracing::info!(project, version, "staged: {}", report.summary());
             (None, Ok(CloseEffect::Staged { complete: true }))
@@ -246,8 +314,15 @@ fn outcome(
                 "staged, but {}: the spool is kept for repair ({failed})",
                 report.summary()
             );
+            let repair = Repair {
+                regions: failed_regions(&report),
+                last_error: failed,
+                attempts: 0,
+                next_try_seconds: now + backoff(0).as_secs(),
+                part_size,
+            };
             (
-                Some(FileStatus::AwaitingRepair { failed }),
+                Some(FileStatus::AwaitingRepair(repair)),
                 Ok(CloseEffect::Staged { complete: false }),
             )
         }
@@ -267,6 +342,33 @@ fn outcome(
             format!("could not stage {project}@{version}: {e}"),
         ),
     }
+}
+
+/// The regions that do not hold the artifact.
+pub(super) fn failed_regions(report: &StageReport) -> Vec<String> {
+    report
+        .failed()
+        .iter()
+        .map(|(region, _)| region.clone())
+        .collect()
+}
+
+/// The regions holding other bytes or metadata under the key, and why.
+pub(super) fn conflict_of(report: &StageReport) -> (Vec<String>, String) {
+    let taken: Vec<&(String, RegionOutcome)> = report
+        .regions
+        .iter()
+        .filter(|(_, o)| matches!(o, RegionOutcome::Taken(_)))
+        .collect();
+    let reason = taken
+        .iter()
+        .map(|(region, outcome)| match outcome {
+            RegionOutcome::Taken(why) => format!("{region}: {why}"),
+            other => format!("{region}: {other}"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    (taken.into_iter().map(|(r, _)| r.clone()).collect(), reason)
 }
 
 /// A stage that published nothing usable: the file is kept, marked failed.

@@ -21,6 +21,7 @@ mod read;
 mod readdir;
 mod readonly;
 mod rename;
+mod repair;
 mod rmdir;
 mod setattr;
 mod setxattr;

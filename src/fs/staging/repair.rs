@@ -1,0 +1,403 @@
+//! Repair, and the stages a stopped daemon left: for the life of the daemon, a
+//! background task first resumes the stages that were running when the daemon last
+//! stopped (their files are complete: `staging` is saved before a stage's first
+//! request), then repairs the versions published to a majority of regions but not to
+//! every one.
+//!
+//! A repair stages the kept spool again, with the stage's part size (so parts and
+//! ETags match): the library's stage is idempotent, a region that holds the same bytes
+//! and metadata counts as held, and `latest` moves forward where it is behind. When
+//! every region holds the version, its spool entry is dropped. A region holding other
+//! bytes or metadata under the key is a conflict: reported (`conflict` in
+//! `status.json`, a warning in the log), never overwritten, the spool kept, and
+//! checked again only at the next start.
+//!
+//! Retries back off from `FIRST_RETRY`, doubling up to `LAST_RETRY`; every entry is
+//! tried again at each start, whatever its schedule said.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use semver::Version;
+
+use crate::protocol::{Error as ProtocolError, Session, StageOptions, StageReport, StageSource};
+
+use super::model::key;
+use super::stage::{conflict_of, failed_regions};
+use super::Staging;
+use crate::fs::lock;
+use crate::fs::spool::{seconds_of, FileStatus, Repair};
+
+/// The first retry of a region that missed a stage: soon, since most outages are short.
+pub const FIRST_RETRY: Duration = Duration::from_secs(10);
+/// Retries never wait longer than this.
+pub const LAST_RETRY: Duration = Duration::from_secs(600);
+
+/// How long to wait after `attempts` repairs failed (0: after the stage itself).
+pub fn backoff(attempts: u32) -> Duration {
+    let doubled = FIRST_RETRY.saturating_mul(1u32 << attempts.min(16));
+    doubled.min(LAST_RETRY)
+}
+
+/// What a repair made of a version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum AfterRepair {
+    /// Every region holds it: the spool entry goes.
+    Done,
+    /// Some regions still miss it: tried again later.
+    Again(Repair),
+    /// A region holds other bytes or metadata under the key.
+    Conflict {
+        regions: Vec<String>,
+        reason: String,
+    },
+}
+
+/// What the result of a repair's stage means, after `previous` (at `now`, in seconds).
+pub(super) fn after_repair(
+    previous: &Repair,
+    result: Result<StageReport, ProtocolError>,
+    now: u64,
+) -> AfterRepair {
+    let report = match result {
+        Ok(report) => report,
+        Err(ProtocolError::CannotStage(report)) => *report,
+        Err(e) => return again(previous, previous.regions.clone(), e.to_string(), now),
+    };
+    if report.taken() {
+        let (regions, reason) = conflict_of(&report);
+        return AfterRepair::Conflict { regions, reason };
+    }
+    if report.failed().is_empty() {
+        return AfterRepair::Done;
+    }
+    again(previous, failed_regions(&report), report.failures(), now)
+}
+
+fn again(previous: &Repair, regions: Vec<String>, last_error: String, now: u64) -> AfterRepair {
+    let attempts = previous.attempts.saturating_add(1);
+    AfterRepair::Again(Repair {
+        regions,
+        last_error,
+        attempts,
+        next_try_seconds: now + backoff(attempts).as_secs(),
+        part_size: previous.part_size,
+    })
+}
+
+/// Everything a repair needs, taken under the lock.
+struct RepairJob {
+    version: Version,
+    repair: Repair,
+    file_name: String,
+    metadata: crate::protocol::Metadata,
+    one_at_a_time: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Staging {
+    /// Runs for the life of the daemon (see the module's comment).
+    pub async fn keep_repairing(self: Arc<Self>, session: Session) {
+        self.resume_interrupted(&session).await;
+        let mut at_start = true;
+        loop {
+            let now = seconds_of(SystemTime::now());
+            for (project, version) in self.repairs_due(now, at_start) {
+                if self.flight.is_interrupted() {
+                    return;
+                }
+                self.repair(&session, &project, &version).await;
+            }
+            at_start = false;
+            let wait = self.next_repair_in(seconds_of(SystemTime::now()));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.repairs_due.notified() => {}
+                _ = self.flight.interrupted() => return,
+            }
+        }
+    }
+
+    /// Finishes the stages that were running when the daemon last stopped.
+    async fn resume_interrupted(&self, session: &Session) {
+        let resumed: Vec<(String, String)> = lock(&self.folders)
+            .versions
+            .iter()
+            .filter(|(_, slot)| {
+                slot.state
+                    .file
+                    .as_ref()
+                    .is_some_and(|f| f.status == FileStatus::Staging)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        let stages = resumed.iter().map(|(project, version)| async move {
+            tracing::info!(
+                project,
+                version,
+                "resuming the stage the daemon was running when it stopped"
+            );
+            if let Err(e) = self.stage(session, project, version).await {
+                tracing::warn!(project, version, "resumed stage failed, file kept: {e}");
+            }
+        });
+        futures::future::join_all(stages).await;
+    }
+
+    /// The versions whose repair is due (every one at start, conflicts included).
+    fn repairs_due(&self, now: u64, at_start: bool) -> Vec<(String, String)> {
+        lock(&self.folders)
+            .versions
+            .iter()
+            .filter(
+                |(_, slot)| match slot.state.file.as_ref().map(|f| &f.status) {
+                    Some(FileStatus::AwaitingRepair(repair)) => {
+                        at_start || repair.next_try_seconds <= now
+                    }
+                    Some(FileStatus::Conflict { .. }) => at_start,
+                    _ => false,
+                },
+            )
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// How long until the next repair is due (an hour when none is: a new one wakes
+    /// the task).
+    fn next_repair_in(&self, now: u64) -> Duration {
+        lock(&self.folders)
+            .versions
+            .values()
+            .filter_map(|slot| match slot.state.file.as_ref().map(|f| &f.status) {
+                Some(FileStatus::AwaitingRepair(repair)) => Some(repair.next_try_seconds),
+                _ => None,
+            })
+            .min()
+            .map(|due| Duration::from_secs(due.saturating_sub(now).max(1)))
+            .unwrap_or(Duration::from_secs(3600))
+    }
+
+    fn repair_job(&self, project: &str, version: &str) -> Option<RepairJob> {
+        let folders = lock(&self.folders);
+        let slot = folders.versions.get(&key(project, version))?;
+        let file = slot.state.file.as_ref()?;
+        let repair = match &file.status {
+            FileStatus::AwaitingRepair(repair) => repair.clone(),
+            FileStatus::Conflict { regions, reason } => Repair {
+                regions: regions.clone(),
+                last_error: reason.clone(),
+                ..Repair::default()
+            },
+            _ => return None,
+        };
+        Some(RepairJob {
+            version: Version::parse(version).ok()?,
+            repair,
+            file_name: file.name.clone(),
+            metadata: slot.metadata(),
+            one_at_a_time: Arc::clone(&slot.stage.one_at_a_time),
+        })
+    }
+
+    /// One repair attempt of a version, logged in one line.
+    async fn repair(&self, session: &Session, project: &str, version: &str) {
+        let Some(job) = self.repair_job(project, version) else {
+            return;
+        };
+        let _one_at_a_time = job.one_at_a_time.lock().await;
+        let options = StageOptions {
+            part_size: match job.repair.part_size {
+                0 => self.stage_options.part_size,
+                size => size,
+            },
+            ..self.stage_options.clone()
+        };
+        let data_path = self.spool.data_path(project, version);
+        let source = StageSource {
+            path: &data_path,
+            file_name: Some(job.file_name.clone()),
+            digests: None,
+            ahead: None,
+        };
+        let staged = session.stage_file(project, &job.version, source, job.metadata, &options);
+        let result = tokio::select! {
+            biased;
+            _ = self.flight.interrupted() => return,
+            result = staged => result,
+        };
+        // Yanked meanwhile: nothing left to repair.
+        if self.repair_job(project, version).is_none() {
+            return;
+        }
+        let attempt = job.repair.attempts + 1;
+        match after_repair(&job.repair, result, seconds_of(SystemTime::now())) {
+            AfterRepair::Done => {
+                tracing::info!(
+                    project,
+                    version,
+                    attempt,
+                    "repaired: every region holds it; spool entry dropped"
+                );
+                if let Err(e) = self.drop_version(project, version) {
+                    tracing::warn!(project, version, "{e}");
+                }
+            }
+            AfterRepair::Again(repair) => {
+                tracing::warn!(
+                    project,
+                    version,
+                    attempt,
+                    regions = repair.regions.join(","),
+                    "repair failed, next try in {} s: {}",
+                    backoff(repair.attempts).as_secs(),
+                    repair.last_error
+                );
+                self.settle(project, version, FileStatus::AwaitingRepair(repair));
+            }
+            AfterRepair::Conflict { regions, reason } => {
+                tracing::warn!(
+                    project,
+                    version,
+                    attempt,
+                    regions = regions.join(","),
+                    "repair found a conflict, never overwritten, spool kept: {reason}"
+                );
+                self.settle(project, version, FileStatus::Conflict { regions, reason });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{LatestChange, RegionOutcome};
+
+    fn report(outcomes: &[(&str, RegionOutcome)]) -> StageReport {
+        StageReport {
+            project: "P".into(),
+            version: Version::new(1, 0, 0),
+            key: "P/P@1.0.0".into(),
+            md5: "00".into(),
+            size: 3,
+            dry_run: false,
+            regions: outcomes
+                .iter()
+                .map(|(r, o)| (r.to_string(), o.clone()))
+                .collect(),
+        }
+    }
+
+    fn previous() -> Repair {
+        Repair {
+            regions: vec!["c".into()],
+            last_error: "c: down".into(),
+            attempts: 2,
+            next_try_seconds: 0,
+            part_size: 8 << 20,
+        }
+    }
+
+    #[test]
+    fn backoff_starts_at_10_seconds_doubles_and_stops_at_10_minutes() {
+        let waits: Vec<u64> = (0..9).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 600, 600, 600]);
+        assert_eq!(backoff(u32::MAX), LAST_RETRY);
+    }
+
+    #[test]
+    fn every_region_holding_it_ends_the_repair() {
+        let held = RegionOutcome::AlreadyHeld(LatestChange::Kept(Version::new(1, 0, 0)));
+        let result = report(&[
+            ("a", held.clone()),
+            ("b", held),
+            ("c", RegionOutcome::Staged(LatestChange::Moved)),
+        ]);
+        assert_eq!(
+            after_repair(&previous(), Ok(result), 100),
+            AfterRepair::Done
+        );
+    }
+
+    #[test]
+    fn a_region_still_down_is_tried_again_later_with_a_longer_wait() {
+        let held = RegionOutcome::AlreadyHeld(LatestChange::Moved);
+        let result = report(&[
+            ("a", held.clone()),
+            ("b", held),
+            ("c", RegionOutcome::Failed("refused".into())),
+        ]);
+        let AfterRepair::Again(next) = after_repair(&previous(), Ok(result), 100) else {
+            panic!("not tried again");
+        };
+        assert_eq!(next.regions, ["c"]);
+        assert_eq!(next.attempts, 3);
+        assert_eq!(next.next_try_seconds, 100 + 80);
+        assert_eq!(next.part_size, 8 << 20);
+        assert!(next.last_error.contains("refused"), "{}", next.last_error);
+    }
+
+    #[test]
+    fn too_few_regions_answering_is_tried_again_too() {
+        let result = report(&[
+            ("a", RegionOutcome::AlreadyHeld(LatestChange::Moved)),
+            ("b", RegionOutcome::Failed("down".into())),
+            ("c", RegionOutcome::Failed("down".into())),
+        ]);
+        let failed = Err(ProtocolError::CannotStage(Box::new(result)));
+        let AfterRepair::Again(next) = after_repair(&previous(), failed, 0) else {
+            panic!("not tried again");
+        };
+        assert_eq!(next.regions, ["b", "c"]);
+    }
+
+    #[test]
+    fn other_bytes_in_a_region_are_a_conflict_not_a_retry() {
+        let result = report(&[
+            ("a", RegionOutcome::AlreadyHeld(LatestChange::Moved)),
+            ("b", RegionOutcome::AlreadyHeld(LatestChange::Moved)),
+            ("c", RegionOutcome::Taken("other content".into())),
+        ]);
+        let AfterRepair::Conflict { regions, reason } = after_repair(&previous(), Ok(result), 0)
+        else {
+            panic!("not a conflict");
+        };
+        assert_eq!(regions, ["c"]);
+        assert!(reason.contains("c: other content"), "{reason}");
+    }
+
+    #[test]
+    fn at_start_a_stage_in_flight_waits_to_resume_and_a_file_being_written_is_abandoned() {
+        use crate::fs::caller::Caller;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("staging");
+        let staging = Staging::open(&root, 10_000, StageOptions::default()).unwrap();
+        staging.create_project("P").unwrap();
+        for version in ["1.0.0", "2.0.0"] {
+            staging.create_version("P", version).unwrap();
+            let file = staging
+                .create_file("P", version, None, "a.bin", &Caller::daemon())
+                .unwrap();
+            staging.write("P", version, &file, 0, b"bytes").unwrap();
+        }
+        staging
+            .set_status("P", "1.0.0", FileStatus::Staging)
+            .unwrap();
+        drop(staging);
+
+        let staging = Staging::open(&root, 10_000, StageOptions::default()).unwrap();
+        let status_of = |v: &str| {
+            staging
+                .view("P", v)
+                .and_then(|view| view.file)
+                .map(|f| f.status)
+        };
+        assert_eq!(status_of("1.0.0"), Some(FileStatus::Staging));
+        assert!(matches!(
+            status_of("2.0.0"),
+            Some(FileStatus::Abandoned { .. })
+        ));
+        // Nothing changes a file whose stage waits to resume.
+        let busy = staging.open_file("P", "1.0.0", Some(&Caller::daemon()), true);
+        assert_eq!(busy.unwrap_err().errno(), libc::EBUSY);
+    }
+}
