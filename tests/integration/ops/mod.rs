@@ -16,6 +16,7 @@ mod getxattr;
 mod latest_refusals;
 mod latest_symlink;
 mod lookup;
+mod majority;
 mod mkdir;
 mod read;
 mod readdir;
