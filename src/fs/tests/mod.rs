@@ -9,6 +9,7 @@ mod hostile;
 mod latest;
 mod lookup;
 mod mkdir;
+mod properties;
 mod read;
 mod readdir;
 mod regions_down;
