@@ -8,6 +8,7 @@ use super::error::{FsError, FsErrorKind, FsResult};
 use super::inode::Node;
 use super::staging::{AttributeOwner, SetMode};
 use super::tree::ArtifactFs;
+use super::xattr::XATTR_NAME_MAX;
 
 /// The attributes the mount shows itself (`user.startifact:…`): copied back from one
 /// mount to another (`cp -a`, `rsync -aX`), they are ignored rather than refused.
@@ -59,6 +60,13 @@ impl ArtifactFs {
             ));
         };
         let staging = self.writable_staging("setting an attribute")?;
+        // The kernel sends none of these, but a name kept must read back as set.
+        if key.is_empty() || key.contains('\0') || name.len() > XATTR_NAME_MAX {
+            return Err(FsError::new(
+                FsErrorKind::Invalid,
+                format!("{name:?} cannot be an attribute name"),
+            ));
+        }
         if let Some(own) = key.strip_prefix("startifact:") {
             if SHOWN_ATTRIBUTES.contains(&own) {
                 tracing::debug!("{name} is the mount's own: ignored");

@@ -61,7 +61,7 @@ async fn a_download_with_filename_writes_a_saved_name_of_240_or_255_bytes(world:
                 .arg(&folder)
                 .arg("--filename"),
         );
-        assert_eq!(names_in(&folder), [name.clone()], "{len} bytes");
+        assert_eq!(names_in(&folder), [name.as_str()], "{len} bytes");
         assert_eq!(std::fs::read(folder.join(&name)).unwrap(), b"long named");
     }
 }
@@ -192,7 +192,7 @@ async fn a_saved_name_that_is_a_path_never_leaves_the_download_folder(world: Wor
                 .arg("--filename"),
         );
         let fallback = format!("{p}@{version}");
-        assert_eq!(names_in(&folder), [fallback.clone()], "{name:?}");
+        assert_eq!(names_in(&folder), [fallback.as_str()], "{name:?}");
         assert_eq!(names_in(&outer), ["in"], "{name:?}");
         let listed = std::fs::read_dir(mount.join(&format!("{p}/{version}")))
             .unwrap()

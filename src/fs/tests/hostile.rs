@@ -217,7 +217,7 @@ async fn a_saved_name_of_255_bytes_is_the_files_name() {
     let f = Fixture::new().await;
     let name = format!("{}.tar", "n".repeat(251));
     version_with(&f, &[("startifact:filename", &name)]).await;
-    assert_eq!(names_in(&f, "SugarWater/2.0.0").await, [name.clone()]);
+    assert_eq!(names_in(&f, "SugarWater/2.0.0").await, [name.as_str()]);
     assert_eq!(f.read_all(&format!("SugarWater/2.0.0/{name}")).await, BYTES);
 }
 
