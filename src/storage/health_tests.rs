@@ -93,6 +93,18 @@ impl RegionStore for FakeRegion {
     ) -> Result<(), StorageError> {
         unused()
     }
+    async fn put_object_from_file(
+        &self,
+        _: &str,
+        _: &str,
+        _: &std::path::Path,
+        _: &PutOptions,
+    ) -> Result<(), StorageError> {
+        unused()
+    }
+    async fn first_part_size(&self, _: &str, _: &str) -> Result<Option<u64>, StorageError> {
+        unused()
+    }
     async fn list_objects(&self, _: &str, _: &str) -> Result<Vec<ObjectSummary>, StorageError> {
         unused()
     }
