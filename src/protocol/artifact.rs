@@ -11,7 +11,7 @@ use tokio::sync::OnceCell;
 
 use crate::storage::{ObjectInfo, RegionStore};
 
-use super::census::{Answer, Census, Majority, Verdict};
+use super::census::{Answer, Census, Content, Majority, Verdict};
 use super::error::Error;
 use super::metadata::{self, usable_filename, Metadata};
 use super::names::{artifact_key, metadata_key};
@@ -196,6 +196,47 @@ impl Artifact {
             .cloned()
     }
 
+    /// The regions that may serve the artifact, in the order to try them: the
+    /// majority's, then (only once those are used up) the regions the census did not
+    /// ask, each asked now and kept only if it holds the majority's bytes.
+    pub(crate) async fn servers(&self) -> Result<Servers<'_>, Error> {
+        Ok(Servers {
+            artifact: self,
+            queue: self.majority().await?.group.locations.clone().into(),
+            late_asked: false,
+        })
+    }
+
+    async fn late_holders(&self) -> Vec<Location> {
+        let Ok(majority) = self.majority().await else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        for region in &majority.not_asked {
+            let Some(store) = self.store(region) else {
+                continue;
+            };
+            let Ok(bucket) = self.session.bucket(store.as_ref()).await else {
+                continue;
+            };
+            match store.head_object(&bucket, &self.key).await {
+                Ok(info) if Content::of(&info) == majority.group.content => found.push(Location {
+                    region: region.clone(),
+                    bucket,
+                    key: self.key.clone(),
+                    info,
+                }),
+                Ok(info) => tracing::warn!(
+                    region,
+                    "holds other bytes ({}) than the majority: not served",
+                    Content::of(&info)
+                ),
+                Err(e) => tracing::debug!(region, "cannot serve: {e}"),
+            }
+        }
+        found
+    }
+
     /// The file name a download into a folder uses: the saved file name when it is a
     /// usable one, else `{project}@{version}`.
     pub async fn file_name(&self, use_saved_name: bool) -> Result<String, Error> {
@@ -205,6 +246,23 @@ impl Artifact {
             }
         }
         Ok(format!("{}@{}", self.project, self.version))
+    }
+}
+
+/// The regions to try for a download, one at a time (see `Artifact::servers`).
+pub(crate) struct Servers<'a> {
+    artifact: &'a Artifact,
+    queue: std::collections::VecDeque<Location>,
+    late_asked: bool,
+}
+
+impl Servers<'_> {
+    pub(crate) async fn next(&mut self) -> Option<Location> {
+        if self.queue.is_empty() && !self.late_asked {
+            self.late_asked = true;
+            self.queue.extend(self.artifact.late_holders().await);
+        }
+        self.queue.pop_front()
     }
 }
 

@@ -34,7 +34,8 @@ impl Artifact {
         };
         let temporary = folder.join(temporary_name(path, rand::random::<u32>()));
         let mut failures = Vec::new();
-        for location in self.majority().await?.group.locations.clone() {
+        let mut servers = self.servers().await?;
+        while let Some(location) = servers.next().await {
             let Some(store) = self.store(&location.region) else {
                 continue;
             };
@@ -84,7 +85,8 @@ impl Artifact {
         writer: &mut W,
     ) -> Result<Download, Error> {
         let mut failures = Vec::new();
-        for location in self.majority().await?.group.locations.clone() {
+        let mut servers = self.servers().await?;
+        while let Some(location) = servers.next().await {
             let Some(store) = self.store(&location.region) else {
                 continue;
             };
@@ -108,7 +110,7 @@ impl Artifact {
         Err(self.unserved(failures).await)
     }
 
-    /// Every region of the majority failed to serve the artifact, or served bad bytes.
+    /// Every region that holds the majority's bytes failed to serve the artifact, or served bad bytes.
     async fn unserved(&self, reasons: Vec<String>) -> Error {
         let regions = match self.majority().await {
             Ok(majority) => majority

@@ -228,13 +228,24 @@ async fn reads_fail_over_when_a_region_loses_its_bucket_or_parameter(world: Worl
         .await
         .unwrap();
 
-    // The first region's bucket-name parameter is gone: the lookup fails over too.
+    // The first region's bucket-name parameter is gone: the lookup fails over too, and
+    // the other two still make a majority.
     world
         .raw_store(REGIONS[0])
         .delete_parameter(&world.bucket_param)
         .await
         .unwrap();
-    // The second region's bucket no longer has the artifact.
+    let fresh = world.session(true);
+    let artifact = fresh.get("F", None).await.unwrap();
+    let out = world.dir("out").join("f");
+    let download = artifact.download_to_path(&out).await.unwrap();
+    assert_ne!(download.location.region, REGIONS[0]);
+    assert_eq!(std::fs::read(&out).unwrap(), b"failover");
+    assert_eq!(artifact.metadata().await.unwrap(), &metadata(&[("k", "v")]));
+
+    // The second region's bucket no longer has the artifact: one region holds it, one
+    // says it is absent, one cannot answer. No majority either way: an error that says
+    // so, and nothing written.
     let key = format!("{}F@1.0.0", world.configuration.bucket_key_prefix);
     world
         .raw_store(REGIONS[1])
@@ -242,12 +253,14 @@ async fn reads_fail_over_when_a_region_loses_its_bucket_or_parameter(world: Worl
         .await
         .unwrap();
     let fresh = world.session(true);
-    let artifact = fresh.get("F", None).await.unwrap();
-    let out = world.dir("out").join("f");
-    let download = artifact.download_to_path(&out).await.unwrap();
-    assert_eq!(download.location.region, REGIONS[2]);
-    assert_eq!(std::fs::read(&out).unwrap(), b"failover");
-    assert_eq!(artifact.metadata().await.unwrap(), &metadata(&[("k", "v")]));
+    let artifact = fresh.get("F", Some(&v("1.0.0"))).await.unwrap();
+    let out = world.dir("out2").join("f");
+    let error = artifact.download_to_path(&out).await.unwrap_err();
+    assert!(
+        error.to_string().contains("too few regions answered"),
+        "{error}"
+    );
+    assert!(!out.exists());
 }
 on_both_backends!(reads_fail_over_when_a_region_loses_its_bucket_or_parameter);
 

@@ -105,7 +105,6 @@ async fn with_one_region_stopped_reads_listings_and_latest_succeed_and_status_sh
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the majority rule"]
 async fn with_one_region_stopped_staging_through_cp_and_rsync_succeeds_and_awaits_repair() {
     let (world, servers) = world_per_region().await;
     let p = project(&world, "StageDown");
@@ -236,7 +235,6 @@ async fn a_hung_region_delays_no_read_listing_or_latest_beyond_a_bound() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the majority rule"]
 async fn a_hung_region_delays_no_mkdir_or_stage_beyond_a_bound() {
     let (world, servers) = world_per_region().await;
     let p = project(&world, "HungStage");

