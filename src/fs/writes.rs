@@ -20,8 +20,11 @@ use super::spool::FileStatus;
 use super::staging::{CloseEffect, RenameEffect, Staging};
 use super::tree::{parse_version_name, ArtifactFs, OpenFile, SpooledHandle};
 
-/// How long the closing process's `/proc` entry is given to answer.
-const CLOSER_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long the closing process's `/proc` entry is given to answer. Long enough for a
+/// busy machine (at 500 ms a loaded one took a writer's close of a duplicate descriptor
+/// for its last, and staged under it); a process in the middle of an exec does not
+/// answer at all, and costs this once.
+const CLOSER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What `setattr` asks for.
 #[derive(Debug, Clone, Copy, Default)]

@@ -87,7 +87,14 @@ impl RegionServer {
 /// A moto server for each of `REGIONS`.
 pub struct RegionServers {
     servers: BTreeMap<String, RegionServer>,
+    /// Held for the test's life: see `STARTING`.
+    _slot: Option<tokio::sync::SemaphorePermit<'static>>,
 }
+
+/// Three Python servers per test, started while the rest of the suite runs, answer
+/// their first requests slowly enough to pass the setup's timeouts: two such worlds at
+/// a time.
+static STARTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 impl RegionServers {
     /// Starts one server per region (from the calling thread: they die with it).
@@ -107,7 +114,10 @@ impl RegionServers {
         for server in servers.values() {
             wait_until_up(server.port);
         }
-        RegionServers { servers }
+        RegionServers {
+            servers,
+            _slot: None,
+        }
     }
 
     fn server(&self, region: &str) -> &RegionServer {
@@ -181,14 +191,18 @@ impl RegionServers {
             .await
             .unwrap_or_else(|e| panic!("creating the bucket in {region}: {e:?}"));
         let store = self.store(region).await;
-        store
-            .put_parameter(&world.bucket_param, &world.buckets[region])
-            .await
-            .expect("bucket-name parameter");
-        store
-            .put_parameter(&world.config_param, &world.configuration.to_json())
-            .await
-            .expect("configuration parameter");
+        let json = world.configuration.to_json();
+        for (name, value) in [
+            (&world.bucket_param, &world.buckets[region]),
+            (&world.config_param, &json),
+        ] {
+            // A server just started may miss the first request's timeout.
+            let mut tries = 0;
+            while let Err(e) = store.put_parameter(name, value).await {
+                tries += 1;
+                assert!(tries < 3, "{name} in {region}: {e:?}");
+            }
+        }
     }
 }
 
@@ -202,7 +216,12 @@ impl Drop for RegionServers {
 
 /// A world whose three regions are three moto servers of its own.
 pub async fn world_per_region() -> (World, RegionServers) {
-    let servers = RegionServers::start();
+    let slot = STARTING
+        .acquire()
+        .await
+        .expect("the semaphore is never closed");
+    let mut servers = RegionServers::start();
+    servers._slot = Some(slot);
     let first = servers.url(REGIONS[0]);
     let mut world = World::moto_at(&first, WorldOptions::default()).await;
     for region in &REGIONS[1..] {

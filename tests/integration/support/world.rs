@@ -194,14 +194,17 @@ impl World {
         let json = self.configuration.to_json();
         for region in REGIONS {
             let store = self.raw_store(region);
-            store
-                .put_parameter(&self.bucket_param, &self.buckets[region])
-                .await
-                .expect("bucket-name parameter");
-            store
-                .put_parameter(&self.config_param, &json)
-                .await
-                .expect("configuration parameter");
+            for (name, value) in [
+                (&self.bucket_param, &self.buckets[region]),
+                (&self.config_param, &json),
+            ] {
+                // A server just started (one per region) may miss the first timeout.
+                let mut tries = 0;
+                while let Err(e) = store.put_parameter(name, value).await {
+                    tries += 1;
+                    assert!(tries < 3, "{name} in {region}: {e:?}");
+                }
+            }
         }
     }
 

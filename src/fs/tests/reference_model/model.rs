@@ -1,0 +1,298 @@
+//! The model side of the reference model: a few maps that say what docs/SEMANTICS.md
+//! promises for each step, and the errno of each refusal.
+
+use super::*;
+
+#[derive(Debug, Clone)]
+pub(super) struct Staged {
+    pub(super) file: String,
+    pub(super) bytes: Vec<u8>,
+    pub(super) metadata: Metadata,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct StagingFile {
+    pub(super) name: String,
+    pub(super) bytes: Vec<u8>,
+    pub(super) attributes: Metadata,
+    /// The writer's handle is open.
+    pub(super) open: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct Staging {
+    pub(super) attributes: Metadata,
+    pub(super) file: Option<StagingFile>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct Project {
+    pub(super) staged: BTreeMap<Version, Staged>,
+    pub(super) staging: BTreeMap<Version, Staging>,
+    pub(super) latest: Option<Version>,
+    /// Made by `mkdir` in this mount.
+    pub(super) made_here: bool,
+    /// Yanked through this mount: `rmdir` of the folder (the end of `rm -r`) succeeds.
+    pub(super) yanked: BTreeSet<Version>,
+}
+
+impl Project {
+    pub(super) fn in_store(&self) -> bool {
+        !self.staged.is_empty() || self.latest.is_some()
+    }
+
+    pub(super) fn visible(&self) -> bool {
+        self.in_store() || self.made_here || !self.staging.is_empty()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Model {
+    pub(super) projects: BTreeMap<String, Project>,
+    pub(super) allow_delete: bool,
+}
+
+pub(super) fn version(name: &str) -> Option<Version> {
+    Version::parse(name).ok().filter(|v| v.to_string() == name)
+}
+
+impl Model {
+    /// The fixture of docs/SEMANTICS.md.
+    pub(super) fn new(allow_delete: bool) -> Self {
+        let mut sugar = Project::default();
+        sugar.staged.insert(
+            Version::new(0, 9, 0),
+            Staged {
+                file: "SugarWater@0.9.0".into(),
+                bytes: OLD_BYTES.to_vec(),
+                metadata: Metadata::new(),
+            },
+        );
+        sugar.staged.insert(
+            Version::new(1, 0, 0),
+            Staged {
+                file: "dist.txt".into(),
+                bytes: CURRENT_BYTES.to_vec(),
+                metadata: [("lang", "rust"), ("startifact:filename", "dist.txt")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+        );
+        sugar.latest = Some(Version::new(1, 0, 0));
+        Model {
+            projects: [(PROJECT.to_string(), sugar)].into_iter().collect(),
+            allow_delete,
+        }
+    }
+
+    pub(super) fn project(&self, name: &str) -> Option<&Project> {
+        self.projects.get(name).filter(|p| p.visible())
+    }
+
+    pub(super) fn project_mut(&mut self, name: &str) -> &mut Project {
+        self.projects.entry(name.to_string()).or_default()
+    }
+
+    /// The file name inside a version folder, if the folder and its file exist.
+    pub(super) fn file_of(&self, project: &str, name: &str) -> Option<String> {
+        let (p, v) = (self.project(project)?, version(name)?);
+        match (p.staged.get(&v), p.staging.get(&v)) {
+            (Some(staged), _) => Some(staged.file.clone()),
+            (None, Some(staging)) => staging.file.as_ref().map(|f| f.name.clone()),
+            _ => None,
+        }
+    }
+
+    pub(super) fn folder_exists(&self, project: &str, name: &str) -> bool {
+        let (Some(p), Some(v)) = (self.project(project), version(name)) else {
+            return false;
+        };
+        p.staged.contains_key(&v) || p.staging.contains_key(&v)
+    }
+
+    pub(super) fn mkdir_project(&mut self, name: &str) -> Outcome {
+        if crate::protocol::validate_project_name(name).is_err() {
+            return Err(libc::EINVAL);
+        }
+        if self.project(name).is_some() {
+            return Err(libc::EEXIST);
+        }
+        self.project_mut(name).made_here = true;
+        Ok(())
+    }
+
+    pub(super) fn mkdir_version(&mut self, project: &str, name: &str) -> Outcome {
+        let Some(v) = version(name) else {
+            return Err(if name == "latest" {
+                libc::EEXIST
+            } else {
+                libc::EINVAL
+            });
+        };
+        let p = self.project_mut(project);
+        if p.staged.contains_key(&v) || p.staging.contains_key(&v) {
+            return Err(libc::EEXIST);
+        }
+        p.staging.insert(v, Staging::default());
+        Ok(())
+    }
+
+    pub(super) fn create(&mut self, project: &str, name: &str, file: &str) -> Outcome {
+        let v = version(name).expect("a folder that exists");
+        let Some(staging) = self.project_mut(project).staging.get_mut(&v) else {
+            return Err(libc::EPERM); // a staged version is immutable
+        };
+        match &staging.file {
+            Some(existing) if existing.name == file => return Err(libc::EEXIST),
+            Some(_) => return Err(libc::EPERM), // one file per version
+            None => {}
+        }
+        staging.file = Some(StagingFile {
+            name: file.to_string(),
+            open: true,
+            ..StagingFile::default()
+        });
+        Ok(())
+    }
+
+    pub(super) fn open_file(&mut self, project: &str, name: &str) -> Option<&mut StagingFile> {
+        let v = version(name)?;
+        self.projects
+            .get_mut(project)?
+            .staging
+            .get_mut(&v)?
+            .file
+            .as_mut()
+            .filter(|f| f.open)
+    }
+
+    pub(super) fn write(&mut self, project: &str, name: &str, offset: u64, data: &[u8]) {
+        let file = self.open_file(project, name).expect("an open file");
+        let (start, end) = (offset as usize, offset as usize + data.len());
+        if file.bytes.len() < end {
+            file.bytes.resize(end, 0);
+        }
+        file.bytes[start..end].copy_from_slice(data);
+    }
+
+    /// The writer's close stages the file; `latest` moves only forward.
+    pub(super) fn close(&mut self, project: &str, name: &str) -> Outcome {
+        let v = version(name).expect("an open file");
+        let p = self.project_mut(project);
+        let staging = p.staging.remove(&v).expect("an open file");
+        let file = staging.file.expect("an open file");
+        let mut metadata = staging.attributes;
+        metadata.extend(file.attributes);
+        metadata.insert("startifact:filename".into(), file.name.clone());
+        p.staged.insert(
+            v.clone(),
+            Staged {
+                file: file.name,
+                bytes: file.bytes,
+                metadata,
+            },
+        );
+        if p.latest.as_ref().is_none_or(|latest| *latest < v) {
+            p.latest = Some(v.clone());
+        }
+        p.yanked.remove(&v);
+        Ok(())
+    }
+
+    pub(super) fn setxattr(
+        &mut self,
+        project: &str,
+        name: &str,
+        on_file: bool,
+        attribute: &str,
+        value: &[u8],
+        mode: SetMode,
+    ) -> Outcome {
+        let Some(key) = attribute.strip_prefix("user.") else {
+            return Err(libc::EOPNOTSUPP);
+        };
+        if let Some(own) = key.strip_prefix("startifact:") {
+            // The mount's own attributes, copied back: accepted and ignored.
+            let shown = ["bucket", "key", "region", "etag", "filename"].contains(&own);
+            return if shown { Ok(()) } else { Err(libc::EPERM) };
+        }
+        let Ok(value) = String::from_utf8(value.to_vec()) else {
+            return Err(libc::EINVAL);
+        };
+        let v = version(name).expect("a folder that exists");
+        let Some(staging) = self.project_mut(project).staging.get_mut(&v) else {
+            return Err(libc::EPERM); // a staged version is immutable
+        };
+        let attributes = match (on_file, staging.file.as_mut()) {
+            (true, Some(file)) => &mut file.attributes,
+            _ => &mut staging.attributes,
+        };
+        match (mode, attributes.contains_key(key)) {
+            (SetMode::Create, true) => Err(libc::EEXIST),
+            (SetMode::Replace, false) => Err(libc::ENODATA),
+            _ => {
+                attributes.insert(key.to_string(), value);
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn link_latest(&mut self, project: &str, target: &str) -> Outcome {
+        let Some(v) = version(target) else {
+            return Err(libc::EINVAL);
+        };
+        let p = self.project_mut(project);
+        if !p.staged.contains_key(&v) {
+            return Err(libc::ENOENT); // a staging version is not staged yet
+        }
+        p.latest = Some(v);
+        Ok(())
+    }
+
+    /// `rm` of the file of a version folder.
+    pub(super) fn rm(&mut self, project: &str, name: &str) -> Outcome {
+        let allow_delete = self.allow_delete;
+        let v = version(name).expect("a folder that exists");
+        let p = self.project_mut(project);
+        if let Some(staging) = p.staging.get_mut(&v) {
+            staging.file = None;
+            return Ok(());
+        }
+        if !allow_delete {
+            return Err(libc::EPERM);
+        }
+        p.staged.remove(&v);
+        p.yanked.insert(v.clone());
+        if p.latest.as_ref() == Some(&v) {
+            p.latest = p.staged.keys().next_back().cloned();
+        }
+        Ok(())
+    }
+
+    pub(super) fn rmdir(&mut self, project: &str, name: &str) -> Outcome {
+        let allow_delete = self.allow_delete;
+        let Some(v) = version(name) else {
+            return Err(libc::EPERM);
+        };
+        let p = self.project_mut(project);
+        if let Some(staging) = p.staging.get(&v) {
+            if staging.file.is_some() {
+                return Err(libc::ENOTEMPTY);
+            }
+            p.staging.remove(&v);
+            return Ok(());
+        }
+        if p.staged.contains_key(&v) {
+            return Err(if allow_delete {
+                libc::ENOTEMPTY
+            } else {
+                libc::EPERM
+            });
+        }
+        if p.yanked.contains(&v) {
+            return Ok(());
+        }
+        Err(libc::EPERM)
+    }
+}
