@@ -268,22 +268,8 @@ fn plan_latest(
 
 #[cfg(test)]
 mod tests {
+    use super::super::ruling::tests::{answers, object};
     use super::*;
-
-    fn object(etag: &str) -> Held {
-        Held::Object {
-            size: 3,
-            etag: Some(etag.to_string()),
-        }
-    }
-
-    fn answers(held: &[Held]) -> Vec<(String, Held)> {
-        ["a", "b", "c"]
-            .iter()
-            .zip(held)
-            .map(|(r, h)| (r.to_string(), h.clone()))
-            .collect()
-    }
 
     fn v(text: &str) -> Version {
         Version::parse(text).unwrap()

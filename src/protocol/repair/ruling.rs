@@ -143,17 +143,19 @@ pub fn decide(key: &str, answers: &[(String, Held)]) -> Ruling {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn object(etag: &str) -> Held {
+    /// A copy of three bytes with this ETag (plan's tests use it too).
+    pub(in crate::protocol::repair) fn object(etag: &str) -> Held {
         Held::Object {
             size: 3,
             etag: Some(etag.to_string()),
         }
     }
 
-    fn answers(held: &[Held]) -> Vec<(String, Held)> {
+    /// Regions `a`, `b` and `c`, holding what `held` says.
+    pub(in crate::protocol::repair) fn answers(held: &[Held]) -> Vec<(String, Held)> {
         ["a", "b", "c"]
             .iter()
             .zip(held)
