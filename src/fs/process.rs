@@ -145,6 +145,10 @@ fn holds(proc_dir: &Path, inode: u64, folder: &str, name: &str) -> bool {
         let points_here = std::fs::read_link(fd.path())
             .map(|target| {
                 let target = target.to_string_lossy();
+                // The kernel marks a name it dropped from its cache (a lookup that
+                // answered otherwise while the file was written): the descriptor is
+                // still the file's, as its inode says.
+                let target = target.strip_suffix(" (deleted)").unwrap_or(&target);
                 target.ends_with(&suffix) && target.contains(&within)
             })
             .unwrap_or(false);
@@ -169,6 +173,32 @@ mod tests {
         fields[9 - 3] = flags.to_string();
         fields[52 - 3] = exit_code.to_string();
         format!("123 (a (strange) name) {}", fields.join(" "))
+    }
+
+    /// A `/proc/PID` of one descriptor, fd 3, pointing at `target` with inode `ino`.
+    fn proc_with_fd(target: &str, ino: u64) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("fd")).unwrap();
+        std::fs::create_dir(dir.path().join("fdinfo")).unwrap();
+        std::os::unix::fs::symlink(target, dir.path().join("fd/3")).unwrap();
+        let info = format!("pos:\t5\nflags:\t0100001\nmnt_id:\t55\nino:\t{ino}\n");
+        std::fs::write(dir.path().join("fdinfo/3"), info).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_descriptor_whose_name_the_kernel_dropped_still_holds_the_file() {
+        let held = "/mnt/P/2.0.0/dist.tar.gz (deleted)";
+        let proc_dir = proc_with_fd(held, 4);
+        assert!(holds(proc_dir.path(), 4, "P/2.0.0", "dist.tar.gz"));
+    }
+
+    #[test]
+    fn a_descriptor_of_another_inode_or_folder_does_not_hold_the_file() {
+        let proc_dir = proc_with_fd("/mnt/P/2.0.0/dist.tar.gz", 5);
+        assert!(!holds(proc_dir.path(), 4, "P/2.0.0", "dist.tar.gz"));
+        let proc_dir = proc_with_fd("/mnt/Q/2.0.0/dist.tar.gz", 4);
+        assert!(!holds(proc_dir.path(), 4, "P/2.0.0", "dist.tar.gz"));
     }
 
     #[test]

@@ -385,6 +385,8 @@ impl ArtifactFs {
             CloseEffect::Nothing => Ok(()),
             CloseEffect::Staged { .. } => {
                 self.forget_listings(project, version);
+                // Yanked earlier and staged again: it holds an artifact once more.
+                lock(&self.yanked_here).remove(&(project.to_string(), version.to_string()));
                 lock(&self.staged_here).insert((project.to_string(), version.to_string()));
                 Ok(())
             }

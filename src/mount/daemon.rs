@@ -268,6 +268,18 @@ fn run(
         .thread_name("startifact-io")
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    // Listened for from here on: a SIGTERM while the daemon starts waits for the mount,
+    // then unmounts it cleanly, instead of killing the daemon half way.
+    let (mut term, mut int) = runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => Ok((term, int)),
+            (Err(e), _) | (_, Err(e)) => Err(format!("cannot listen for signals: {e}")),
+        }
+    })?;
 
     let mut storage = StorageOptions::from_env().map_err(|e| e.to_string())?;
     if let Some(endpoints) = &config.endpoints {
@@ -384,13 +396,6 @@ fn run(
         let _ = ended_tx.send(result);
     });
     let signal = runtime.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return Err("cannot listen for signals".to_string());
-        };
         tokio::select! {
             _ = term.recv() => Ok(Some("SIGTERM")),
             _ = int.recv() => Ok(Some("SIGINT")),

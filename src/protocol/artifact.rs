@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use futures::StreamExt;
 use semver::Version;
 use tokio::sync::OnceCell;
 
@@ -157,7 +156,7 @@ impl Artifact {
                         continue;
                     };
                     let bucket = &location.bucket;
-                    match read_object(store.as_ref(), bucket, &key).await {
+                    match metadata::read_bounded(store.as_ref(), bucket, &key).await {
                         Ok(bytes) => {
                             return metadata::decode(
                                 &format!("s3://{bucket}/{key} in {region}"),
@@ -264,18 +263,4 @@ impl Servers<'_> {
         }
         self.queue.pop_front()
     }
-}
-
-/// Reads a small object whole.
-pub(crate) async fn read_object(
-    store: &dyn RegionStore,
-    bucket: &str,
-    key: &str,
-) -> Result<Vec<u8>, crate::storage::StorageError> {
-    let mut stream = store.get_object(bucket, key, None, None).await?;
-    let mut bytes = Vec::new();
-    while let Some(chunk) = stream.body.next().await {
-        bytes.extend_from_slice(&chunk?);
-    }
-    Ok(bytes)
 }

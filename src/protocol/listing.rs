@@ -1,7 +1,7 @@
 //! Listing the versions of a project by the majority rule (see `census`): a version is
 //! listed when more than half of all regions list it; fewer than a majority answering
 //! is an error, unless the others refused (a reader without `s3:ListBucket` there), in
-//! which case what could be listed is shown. And listing the projects.
+//! which case what could be listed is shown. The projects are listed by the same rule.
 
 use futures::future::join_all;
 use semver::Version;
@@ -10,6 +10,7 @@ use super::census::majority;
 use super::error::Error;
 use super::names::{validate_project_name, version_of_key, versions_prefix};
 use super::session::Session;
+use crate::storage::RegionStore;
 
 /// Sorts versions highest first by precedence (build metadata breaks ties, so the
 /// order is stable) and drops exact duplicates.
@@ -149,67 +150,110 @@ mod tests {
     }
 }
 
-/// The projects that can be listed: the per-project parameters under the parameter
-/// prefix (`ssm:GetParametersByPath`) merged with the artifact keys under the key prefix
-/// (`s3:ListBucket`), each from the first region that answers. A source that no
-/// region answers adds nothing; `ProjectListing::failures` says why, for the log.
+/// The projects, by the majority rule: each region lists its per-project parameters
+/// under the parameter prefix (`ssm:GetParametersByPath`) and its artifact keys under the
+/// key prefix (`s3:ListBucket`), all regions at once; a project is listed when more than
+/// half of all regions list it (from either source). Where fewer than a majority can
+/// list, because the granted permissions or the regions refuse, what those that can
+/// list is shown; `ProjectListing::failures` says why, for the log.
 pub async fn list_projects(session: &Session) -> Result<ProjectListing, Error> {
     let configuration = session.ready_configuration().await?;
-    let parameter_prefix = configuration.parameter_name_prefix.clone();
+    let parameter_path = format!("{}/", configuration.parameter_name_prefix);
     let key_prefix = configuration.bucket_key_prefix.clone();
+    let answers =
+        join_all(session.stores().iter().map(|store| {
+            projects_in_region(session, store.as_ref(), &parameter_path, &key_prefix)
+        }))
+        .await;
+    let regions = answers.len();
+    let mut listed = Vec::new();
+    let mut failures = Vec::new();
+    let mut complete = true;
+    for answer in answers {
+        failures.extend(answer.failures);
+        complete &= answer.both_answered;
+        if let Some(projects) = answer.projects {
+            listed.push(projects);
+        }
+    }
+    let needed = if listed.len() < majority(regions) {
+        1
+    } else {
+        majority(regions)
+    };
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for project in listed.into_iter().flatten() {
+        *counts.entry(project).or_default() += 1;
+    }
+    Ok(ProjectListing {
+        projects: counts
+            .into_iter()
+            .filter(|(_, count)| *count >= needed)
+            .map(|(project, _)| project)
+            .collect(),
+        complete,
+        failures,
+    })
+}
+
+/// What one region lists of the projects.
+struct RegionProjects {
+    /// `None` when neither source answered.
+    projects: Option<std::collections::BTreeSet<String>>,
+    both_answered: bool,
+    failures: Vec<String>,
+}
+
+async fn projects_in_region(
+    session: &Session,
+    store: &dyn RegionStore,
+    parameter_path: &str,
+    key_prefix: &str,
+) -> RegionProjects {
+    let region = store.region();
     let mut projects = std::collections::BTreeSet::new();
     let mut failures = Vec::new();
-
-    let path = format!("{parameter_prefix}/");
-    let mut parameters_answered = false;
-    for store in session.stores() {
-        match store.list_parameters(&path).await {
-            Ok(parameters) => {
-                for (name, _) in parameters {
-                    let project = name
-                        .strip_prefix(&path)
-                        .and_then(|rest| rest.strip_suffix("/latest"));
-                    if let Some(project) = project.filter(|p| validate_project_name(p).is_ok()) {
+    let mut answered = 0;
+    match store.list_parameters(parameter_path).await {
+        Ok(parameters) => {
+            answered += 1;
+            for (name, _) in parameters {
+                let project = name
+                    .strip_prefix(parameter_path)
+                    .and_then(|rest| rest.strip_suffix("/latest"));
+                if let Some(project) = project.filter(|p| validate_project_name(p).is_ok()) {
+                    projects.insert(project.to_string());
+                }
+            }
+        }
+        Err(e) => failures.push(format!("{region}: {e}")),
+    }
+    let listed = match session.bucket(store).await {
+        Ok(bucket) => store
+            .list_objects(&bucket, key_prefix)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match listed {
+        Ok(objects) => {
+            answered += 1;
+            for object in objects {
+                let rest = object.key.strip_prefix(key_prefix).unwrap_or("");
+                if let Some((project, version)) = rest.split_once('@') {
+                    if !version.contains('/') && validate_project_name(project).is_ok() {
                         projects.insert(project.to_string());
                     }
                 }
-                parameters_answered = true;
-                break;
             }
-            Err(e) => failures.push(format!("{}: {e}", store.region())),
         }
+        Err(e) => failures.push(format!("{region}: {e}")),
     }
-
-    let mut objects_answered = false;
-    for store in session.stores() {
-        let listed = match session.bucket(store.as_ref()).await {
-            Ok(bucket) => store
-                .list_objects(&bucket, &key_prefix)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match listed {
-            Ok(objects) => {
-                for object in objects {
-                    let rest = object.key.strip_prefix(&key_prefix).unwrap_or("");
-                    if let Some((project, version)) = rest.split_once('@') {
-                        if !version.contains('/') && validate_project_name(project).is_ok() {
-                            projects.insert(project.to_string());
-                        }
-                    }
-                }
-                objects_answered = true;
-                break;
-            }
-            Err(e) => failures.push(format!("{}: {e}", store.region())),
-        }
-    }
-    Ok(ProjectListing {
-        projects: projects.into_iter().collect(),
-        complete: parameters_answered && objects_answered,
+    RegionProjects {
+        projects: (answered > 0).then_some(projects),
+        both_answered: answered == 2,
         failures,
-    })
+    }
 }
 
 /// What `list_projects` found.

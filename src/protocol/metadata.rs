@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use super::error::Error;
 use super::json::python_dumps;
+use crate::storage::{RegionStore, StorageError};
+use futures::StreamExt;
 
 /// Metadata keys that start with this belong to Startifact.
 pub const RESERVED_PREFIX: &str = "startifact:";
@@ -42,11 +44,31 @@ pub fn decode(what: &str, bytes: &[u8]) -> Result<Metadata, Error> {
     };
     if bytes.len() > MAX_METADATA_BYTES {
         return Err(bad(format!(
-            "{} bytes, over the {MAX_METADATA_BYTES} a metadata object may have",
-            bytes.len()
+            "over the {MAX_METADATA_BYTES} bytes a metadata object may have"
         )));
     }
     serde_json::from_slice::<Metadata>(bytes).map_err(|e| bad(e.to_string()))
+}
+
+/// Reads a metadata object, but never more of it than `decode` accepts (and one byte
+/// to tell it is too large): a hostile object of gigabytes costs one chunk of memory.
+pub(crate) async fn read_bounded(
+    store: &dyn RegionStore,
+    bucket: &str,
+    key: &str,
+) -> Result<Vec<u8>, StorageError> {
+    let mut object = store.get_object(bucket, key, None, None).await?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = object.body.next().await {
+        let chunk = chunk?;
+        let room = MAX_METADATA_BYTES + 1 - bytes.len();
+        bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if bytes.len() > MAX_METADATA_BYTES {
+            // Dropping the stream ends the transfer.
+            break;
+        }
+    }
+    Ok(bytes)
 }
 
 /// A usable saved file name: a base name with no path, not `.`/`..`, no NUL.

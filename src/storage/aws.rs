@@ -112,6 +112,34 @@ impl AwsRegion {
     }
 
     /// Per-request override for a transfer of `size` bytes.
+    /// One PutObject of `body` (`size` bytes), with the options' checks and metadata.
+    async fn send_put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: ByteStream,
+        size: u64,
+        options: &PutOptions,
+    ) -> Result<(), StorageError> {
+        let mut request = self.s3.put_object().bucket(bucket).key(key).body(body);
+        if let Some(md5) = &options.content_md5 {
+            request = request.content_md5(md5);
+        }
+        if options.if_none_match {
+            request = request.if_none_match("*");
+        }
+        for (name, value) in &options.user_metadata {
+            request = request.metadata(name, value);
+        }
+        request
+            .customize()
+            .config_override(self.transfer_config(size))
+            .send()
+            .await
+            .map_err(|e| classify(self.what("PutObject", &format!("s3://{bucket}/{key}")), e))?;
+        Ok(())
+    }
+
     fn transfer_config(&self, size: u64) -> aws_sdk_s3::config::Builder {
         let timeout = self.options.transfer_timeout(size);
         aws_sdk_s3::config::Builder::default().timeout_config(
@@ -339,28 +367,8 @@ impl RegionStore for AwsRegion {
         options: &PutOptions,
     ) -> Result<(), StorageError> {
         let size = bytes_len(&body);
-        let mut request = self
-            .s3
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(ByteStream::from(body));
-        if let Some(md5) = &options.content_md5 {
-            request = request.content_md5(md5);
-        }
-        if options.if_none_match {
-            request = request.if_none_match("*");
-        }
-        for (name, value) in &options.user_metadata {
-            request = request.metadata(name, value);
-        }
-        request
-            .customize()
-            .config_override(self.transfer_config(size))
-            .send()
+        self.send_put(bucket, key, ByteStream::from(body), size, options)
             .await
-            .map_err(|e| classify(self.what("PutObject", &format!("s3://{bucket}/{key}")), e))?;
-        Ok(())
     }
 
     async fn put_object_from_file(
@@ -370,28 +378,12 @@ impl RegionStore for AwsRegion {
         path: &Path,
         options: &PutOptions,
     ) -> Result<(), StorageError> {
-        let what = self.what("PutObject", &format!("s3://{bucket}/{key}"));
-        let body = ByteStream::from_path(path)
-            .await
-            .map_err(|e| StorageError::Other(format!("{what}: reading {}: {e}", path.display())))?;
+        let body = ByteStream::from_path(path).await.map_err(|e| {
+            let what = self.what("PutObject", &format!("s3://{bucket}/{key}"));
+            StorageError::Other(format!("{what}: reading {}: {e}", path.display()))
+        })?;
         let size = body.size_hint().0;
-        let mut request = self.s3.put_object().bucket(bucket).key(key).body(body);
-        if let Some(md5) = &options.content_md5 {
-            request = request.content_md5(md5);
-        }
-        if options.if_none_match {
-            request = request.if_none_match("*");
-        }
-        for (name, value) in &options.user_metadata {
-            request = request.metadata(name, value);
-        }
-        request
-            .customize()
-            .config_override(self.transfer_config(size))
-            .send()
-            .await
-            .map_err(|e| classify(what, e))?;
-        Ok(())
+        self.send_put(bucket, key, body, size, options).await
     }
 
     async fn first_part_size(&self, bucket: &str, key: &str) -> Result<Option<u64>, StorageError> {

@@ -317,7 +317,11 @@ async fn only_the_writer_adds_to_a_file_in_flight() {
         .arg("-c")
         .arg(format!("printf evil >> {}", q(&file))));
     assert_ne!(code, 0);
-    assert!(stderr.contains("Permission denied"), "{stderr}");
+    assert!(
+        stderr.contains("Permission denied"),
+        "{stderr}\n{}",
+        mount.log()
+    );
     refused(
         "appending as another user",
         as_user(&guest, &format!("printf evil >> {}", q(&file))),

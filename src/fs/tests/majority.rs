@@ -104,3 +104,35 @@ async fn latest_missing_in_two_regions_of_three_is_enoent() {
     }
     assert_eq!(errno(f.fs.readlink(latest).await), libc::ENOENT);
 }
+
+#[tokio::test]
+async fn the_root_lists_a_project_only_a_majority_of_regions_list() {
+    let f = Fixture::new().await;
+    f.plant(REGIONS[0], "Stray@1.0.0", b"a stage that failed half way")
+        .await;
+    f.plant(REGIONS[0], "Pair@1.0.0", b"held by two of three")
+        .await;
+    f.plant(REGIONS[1], "Pair@1.0.0", b"held by two of three")
+        .await;
+    let listed = |entries: Vec<crate::fs::DirEntry>| -> Vec<String> {
+        entries.into_iter().map(|e| e.name).collect()
+    };
+    let names = listed(f.fs.readdir(crate::fs::ROOT_INODE).await.unwrap());
+    assert!(names.contains(&"Pair".to_string()), "{names:?}");
+    assert!(names.contains(&PROJECT.to_string()), "{names:?}");
+    assert!(!names.contains(&"Stray".to_string()), "{names:?}");
+}
+
+#[tokio::test]
+async fn the_root_lists_the_majoritys_projects_with_the_first_region_down() {
+    let f = Fixture::new().await;
+    f.take_down(REGIONS[0]);
+    let names: Vec<String> =
+        f.fs.readdir(crate::fs::ROOT_INODE)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+    assert!(names.contains(&PROJECT.to_string()), "{names:?}");
+}

@@ -63,6 +63,22 @@ async fn rmdir_of_a_staged_version_with_allow_delete_is_enotempty_until_yanked()
 }
 
 #[tokio::test]
+async fn a_version_staged_again_after_its_yank_is_enotempty_again() {
+    let f = Fixture::allowing_delete().await;
+    let project = f.inode(PROJECT).await;
+    let version = f.inode("SugarWater/1.0.0").await;
+    f.fs.unlink(version, "dist.txt").await.unwrap();
+    f.fs.rmdir(project, "1.0.0").await.unwrap();
+    f.cp("1.0.0", NEW_FILE, NEW_BYTES).await.unwrap();
+    // Staged again: `rmdir` no longer answers for the yank.
+    assert_eq!(errno(f.fs.rmdir(project, "1.0.0").await), libc::ENOTEMPTY);
+    assert_eq!(
+        f.read_all(&format!("SugarWater/1.0.0/{NEW_FILE}")).await,
+        NEW_BYTES
+    );
+}
+
+#[tokio::test]
 async fn rmdir_of_a_staging_project_is_enotempty_while_it_holds_versions() {
     let f = Fixture::new().await;
     let project = f.fs.mkdir(ROOT_INODE, "Lemonade").await.unwrap().attr.inode;

@@ -322,14 +322,8 @@ impl RegionPlan<'_> {
     ) -> Result<(), Refusal> {
         let region = store.region();
         let metadata_key = metadata_key(self.key);
-        let existing = match store.get_object(bucket, &metadata_key, None, None).await {
-            Ok(mut object) => {
-                let mut bytes = Vec::new();
-                while let Some(chunk) = object.body.next().await {
-                    bytes.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
-                }
-                metadata::decode(&metadata_key, &bytes).map_err(|e| e.to_string())?
-            }
+        let existing = match metadata::read_bounded(store, bucket, &metadata_key).await {
+            Ok(bytes) => metadata::decode(&metadata_key, &bytes).map_err(|e| e.to_string())?,
             Err(e) if e.is_not_found() => Metadata::new(),
             Err(e) => return Err(e.to_string().into()),
         };
