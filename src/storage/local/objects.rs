@@ -62,6 +62,28 @@ fn info_of(file: &Path) -> io::Result<ObjectInfo> {
     })
 }
 
+/// `BadDigest` when the request's `Content-MD5` is not the body's, as S3 answers.
+fn check_content_md5(what: &str, digest: &[u8], options: &PutOptions) -> Result<(), StorageError> {
+    if let Some(sent) = &options.content_md5 {
+        let actual = base64::engine::general_purpose::STANDARD.encode(digest);
+        if *sent != actual {
+            return Err(StorageError::BadDigest(format!(
+                "{what}: Content-MD5 {sent} but the body's MD5 is {actual}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The sidecar of an object written in one request: its ETag is the body's MD5.
+fn whole_object_sidecar(digest: &[u8], options: &PutOptions) -> Sidecar {
+    Sidecar {
+        etag: format!("\"{}\"", hex::encode(digest)),
+        user_metadata: options.user_metadata.clone(),
+        part_size: None,
+    }
+}
+
 /// Stores a complete temporary file as `key`, with its sidecar.
 pub(super) fn commit(
     local: &LocalRegion,
@@ -190,25 +212,14 @@ pub(super) async fn put(
     blocking(move || {
         let what = format!("s3://{}/{key} in {}", bucket_root.display(), this.region);
         let digest = Md5::digest(&body);
-        if let Some(sent) = &options.content_md5 {
-            let actual = base64::engine::general_purpose::STANDARD.encode(digest);
-            if *sent != actual {
-                return Err(StorageError::BadDigest(format!(
-                    "{what}: Content-MD5 {sent} but the body's MD5 is {actual}"
-                )));
-            }
-        }
+        check_content_md5(&what, &digest, &options)?;
         if options.if_none_match && path_of(&bucket_root, &key).exists() {
             return Err(StorageError::PreconditionFailed(format!("{what} exists")));
         }
         let temporary = this
             .write_temporary(&body)
             .map_err(|e| io_error(&what, e))?;
-        let sidecar = Sidecar {
-            etag: format!("\"{}\"", hex::encode(digest)),
-            user_metadata: options.user_metadata.clone(),
-            part_size: None,
-        };
+        let sidecar = whole_object_sidecar(&digest, &options);
         commit(
             &this,
             &bucket_root,
@@ -276,24 +287,15 @@ pub(super) async fn put_file(
                 return Err(io_error(&what, e));
             }
         };
-        if let Some(sent) = &options.content_md5 {
-            let actual = base64::engine::general_purpose::STANDARD.encode(digest);
-            if *sent != actual {
-                let _ = std::fs::remove_file(&temporary);
-                return Err(StorageError::BadDigest(format!(
-                    "{what}: Content-MD5 {sent} but the body's MD5 is {actual}"
-                )));
-            }
+        if let Err(e) = check_content_md5(&what, &digest, &options) {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(e);
         }
         if options.if_none_match && path_of(&bucket_root, &key).exists() {
             let _ = std::fs::remove_file(&temporary);
             return Err(StorageError::PreconditionFailed(format!("{what} exists")));
         }
-        let sidecar = Sidecar {
-            etag: format!("\"{}\"", hex::encode(digest)),
-            user_metadata: options.user_metadata.clone(),
-            part_size: None,
-        };
+        let sidecar = whole_object_sidecar(&digest, &options);
         commit(
             &this,
             &bucket_root,
