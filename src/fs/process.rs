@@ -145,11 +145,11 @@ fn holds(proc_dir: &Path, inode: u64, folder: &str, name: &str) -> bool {
         let points_here = std::fs::read_link(fd.path())
             .map(|target| {
                 let target = target.to_string_lossy();
+                let names_it = |t: &str| t.ends_with(&suffix) && t.contains(&within);
                 // The kernel marks a name it dropped from its cache (a lookup that
                 // answered otherwise while the file was written): the descriptor is
-                // still the file's, as its inode says.
-                let target = target.strip_suffix(" (deleted)").unwrap_or(&target);
-                target.ends_with(&suffix) && target.contains(&within)
+                // still the file's, as its inode says. (A file may be named so too.)
+                names_it(&target) || target.strip_suffix(" (deleted)").is_some_and(names_it)
             })
             .unwrap_or(false);
         points_here
@@ -191,6 +191,12 @@ mod tests {
         let held = "/mnt/P/2.0.0/dist.tar.gz (deleted)";
         let proc_dir = proc_with_fd(held, 4);
         assert!(holds(proc_dir.path(), 4, "P/2.0.0", "dist.tar.gz"));
+    }
+
+    #[test]
+    fn a_file_named_with_the_kernels_suffix_is_still_held() {
+        let proc_dir = proc_with_fd("/mnt/P/2.0.0/a (deleted)", 4);
+        assert!(holds(proc_dir.path(), 4, "P/2.0.0", "a (deleted)"));
     }
 
     #[test]
