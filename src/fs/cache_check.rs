@@ -154,6 +154,7 @@ mod tests {
             holders: vec!["r".into()],
             metadata: Default::default(),
             file_name: "P@1.0.0".into(),
+            suspects: Default::default(),
         }
     }
 

@@ -96,6 +96,7 @@ impl Record {
             holders: Vec::new(),
             metadata: self.metadata.clone(),
             file_name: self.file_name.clone(),
+            suspects: Default::default(),
         })
     }
 }
@@ -451,6 +452,7 @@ impl Fetch {
         let mut hasher = Md5::new();
         let mut at = 0u64;
         let mut reasons = Vec::new();
+        let mut served = Vec::new();
         for store in pinned.regions_in_order(&self.session) {
             if at >= pinned.size && pinned.size > 0 {
                 break;
@@ -482,6 +484,9 @@ impl Fetch {
                             .map_err(|e| format!("writing the cache: {e}"))?;
                         hasher.update(&data);
                         at += data.len() as u64;
+                        if served.last() != Some(&region) {
+                            served.push(region.clone());
+                        }
                         let _ = progress.send(Progress::Bytes(at));
                     }
                     Err(e) => {
@@ -501,9 +506,12 @@ impl Fetch {
         let md5 = hex::encode(hasher.finalize());
         if let Some(expected) = &pinned.md5 {
             if *expected != md5 {
+                // The next open fetches from the other regions of the majority first.
+                pinned.suspects.add(&served);
                 return Err(format!(
-                    "{} arrived with MD5 {md5}, not {expected}",
-                    pinned.key
+                    "{} arrived with MD5 {md5}, not {expected}, from {}",
+                    pinned.key,
+                    served.join(", ")
                 ));
             }
         }

@@ -4,8 +4,9 @@
 //! that majority and asks for the pinned ETag (`If-Match`), so the kernel may cache the
 //! file's pages safely and a region holding other bytes is never served.
 
+use std::collections::BTreeSet;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
@@ -38,6 +39,29 @@ pub struct PinnedVersion {
     pub metadata: Metadata,
     /// The saved file name when it is a usable one, else `{project}@{version}`.
     pub file_name: String,
+    /// Regions whose bytes failed the whole-file check: asked last from then on.
+    pub suspects: Suspects,
+}
+
+/// The regions that served bytes of a pinned object that failed their MD5 (or whose
+/// share of such bytes cannot be told apart from the others'). The pinned ETag cannot
+/// catch a region whose body is damaged in transit or at rest, so the next open goes to
+/// the rest of the majority first; a suspect is still asked when no other can serve.
+#[derive(Debug, Clone, Default)]
+pub struct Suspects(Arc<Mutex<BTreeSet<String>>>);
+
+impl Suspects {
+    pub fn add(&self, regions: &[String]) {
+        if let Ok(mut suspects) = self.0.lock() {
+            suspects.extend(regions.iter().cloned());
+        }
+    }
+
+    pub fn contains(&self, region: &str) -> bool {
+        self.0
+            .lock()
+            .is_ok_and(|suspects| suspects.contains(region))
+    }
 }
 
 impl PinnedVersion {
@@ -83,25 +107,31 @@ impl PinnedVersion {
             holders,
             metadata,
             file_name,
+            suspects: Suspects::default(),
         })
     }
 
-    /// The regions that may serve the pinned bytes: the majority's, in its order.
+    /// The regions that may serve the pinned bytes: the majority's, in its order, the
+    /// suspects last.
     pub fn regions_in_order(&self, session: &Session) -> Vec<Arc<dyn RegionStore>> {
         let stores = session.stores();
-        if self.holders.is_empty() {
-            return stores
+        let mut order: Vec<Arc<dyn RegionStore>> = if self.holders.is_empty() {
+            stores
                 .iter()
                 .filter(|s| s.region() == self.region)
                 .chain(stores.iter().filter(|s| s.region() != self.region))
                 .cloned()
-                .collect();
-        }
-        self.holders
-            .iter()
-            .filter_map(|region| stores.iter().find(|s| s.region() == region))
-            .cloned()
-            .collect()
+                .collect()
+        } else {
+            self.holders
+                .iter()
+                .filter_map(|region| stores.iter().find(|s| s.region() == region))
+                .cloned()
+                .collect()
+        };
+        // A stable sort: the trusted keep their order, then the suspects keep theirs.
+        order.sort_by_key(|store| self.suspects.contains(store.region()));
+        order
     }
 
     /// Reads `range` of the pinned object from the regions of the majority, the pinned

@@ -243,6 +243,46 @@ async fn a_streamed_read_of_bytes_that_fail_their_md5_ends_in_eio_and_keeps_none
     assert!(read == bytes, "other bytes");
 }
 
+/// A region whose bodies stay damaged (the ETag it answers is right, so `If-Match`
+/// cannot tell): the read that met it answers EIO, and the next open of the same file
+/// reads it whole from another region of the majority, with no page of the damaged
+/// read kept; so with a cache, where the damaged fetch is not filed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_read_fails_its_md5_the_next_open_reads_from_another_region() {
+    let (world, proxies) = World::moto_behind_proxies().await;
+    let bytes = random_bytes(3 << 20, 11);
+    let p = staged(&world, "Suspect", &["1.0.0", "2.0.0"], &bytes).await;
+    let cache = world.dir("cache");
+    let mount = Mount::start(&world, &[]);
+    let cached = Mount::start(&world, &["--cache-dir", cache.to_str().unwrap()]);
+    for (mount, version) in [(&mount, "1.0.0"), (&cached, "2.0.0")] {
+        let path = mount.join(&format!("{p}/{version}/{p}@{version}"));
+        let damaged = pinned_region(&path);
+        set_fault(&proxies, None);
+        proxies[damaged].set_body_fault(Some(BodyFault::Corrupt));
+        let (_, errno) = read_through(&path);
+        assert_eq!(errno, Some(libc::EIO), "{version}: {}", mount.log());
+        let met = proxies[damaged].faulted();
+        assert!(met > 0, "{version}: the damaged region was not read first");
+
+        let (read, errno) = read_through(&path);
+        assert_eq!(errno, None, "{version}: {}", mount.log());
+        assert!(read == bytes, "{version}: other bytes");
+        assert_eq!(
+            proxies[damaged].faulted(),
+            met,
+            "{version}: the damaged region was asked again"
+        );
+    }
+    assert!(
+        mount
+            .log()
+            .contains("the next open asks the other regions first"),
+        "{}",
+        mount.log()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cached_mount_answers_eio_for_bytes_that_fail_their_md5_and_keeps_none() {
     let (world, proxies) = World::moto_behind_proxies().await;

@@ -17,7 +17,7 @@ use futures::StreamExt;
 use semver::Version;
 use tempfile::TempDir;
 
-use crate::fs::{ArtifactFs, Caller, Entry, FsOptions, FsResult, Staging, ROOT_INODE};
+use crate::fs::{ArtifactFs, Caller, Entry, FsOptions, FsResult, Staging, XattrReply, ROOT_INODE};
 use crate::protocol::setup::{set_up_local_store, LOCAL_BUCKET};
 use crate::protocol::{
     Metadata, Session, SessionBuilder, StageOptions, DEFAULT_CONFIGURATION_PARAMETER,
@@ -143,6 +143,14 @@ impl Fixture {
         match self.lookup(path).await {
             Ok(entry) => entry.attr.inode,
             Err(e) => panic!("{path}: {e} (errno {})", e.errno()),
+        }
+    }
+
+    /// An extended attribute's value.
+    pub async fn xattr(&self, inode: u64, name: &str) -> Vec<u8> {
+        match self.fs.getxattr(inode, name, 1 << 16).await {
+            Ok(XattrReply::Data(data)) => data,
+            other => panic!("{name}: {other:?}"),
         }
     }
 

@@ -58,10 +58,7 @@ async fn listed(f: &Fixture, inode: u64) -> Vec<Vec<u8>> {
 }
 
 async fn value(f: &Fixture, inode: u64, name: &str) -> Vec<u8> {
-    match f.fs.getxattr(inode, name, 1 << 16).await.unwrap() {
-        XattrReply::Data(data) => data,
-        XattrReply::Size(size) => panic!("asked for data, got a size {size}"),
-    }
+    f.xattr(inode, name).await
 }
 
 async fn names_in(f: &Fixture, path: &str) -> Vec<String> {

@@ -51,7 +51,11 @@ async fn a_staged_file_keeps_its_pages_once_read_whole_and_checked() {
 /// Same length, other bytes, in every region, under the ETag the sidecars still give:
 /// what a store that damaged its copies would serve.
 fn damage_everywhere(f: &Fixture, key: &str) {
-    for region in REGIONS {
+    damage_in(f, &REGIONS, key);
+}
+
+fn damage_in(f: &Fixture, regions: &[&str], key: &str) {
+    for region in regions {
         let file = layout::path_of(
             &f.store.join(region).join("buckets").join(LOCAL_BUCKET),
             key,
@@ -78,6 +82,21 @@ async fn the_last_read_of_a_whole_file_that_fails_its_md5_is_eio() {
         "the pages of a failed read must be dropped"
     );
     assert_eq!(errno(f.fs.read(opened.handle, 0, 1 << 20).await), libc::EIO);
+    f.fs.release(opened.handle);
+}
+
+#[tokio::test]
+async fn after_a_whole_read_fails_its_md5_the_next_open_reads_from_another_region() {
+    let f = Fixture::new().await;
+    let inode = f.inode("SugarWater/1.0.0/dist.txt").await;
+    let pinned = String::from_utf8(f.xattr(inode, "user.startifact:region").await).unwrap();
+    damage_in(&f, &[pinned.as_str()], "SugarWater@1.0.0");
+    let opened = f.fs.open(inode, false, false, &f.caller).await.unwrap();
+    assert_eq!(errno(f.fs.read(opened.handle, 0, 1 << 20).await), libc::EIO);
+    f.fs.release(opened.handle);
+    let opened = f.fs.open(inode, false, false, &f.caller).await.unwrap();
+    let bytes = f.fs.read(opened.handle, 0, 1 << 20).await.unwrap();
+    assert_eq!(&bytes[..], CURRENT_BYTES, "read again from {pinned}");
     f.fs.release(opened.handle);
 }
 

@@ -31,151 +31,33 @@
 //! waits), and a handle's channel holds at most `chunks_ahead` chunks, so the bytes held
 //! ahead of all readers stay bounded.
 
+mod shared;
+mod stream;
+
+pub use shared::{ReadOptions, ReadShared};
+
 use std::collections::VecDeque;
-use std::num::NonZeroUsize;
-use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
-use lru::LruCache;
 use md5::{Digest, Md5};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinHandle;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::protocol::Session;
 
 use super::error::{FsError, FsResult};
 use super::pinned::PinnedVersion;
+use shared::object_id;
+use stream::{Served, Stream};
 
-/// Sizes of the read path.
-#[derive(Debug, Clone)]
-pub struct ReadOptions {
-    /// Bytes asked by the first GET of a sequential stream.
-    pub first_request: u64,
-    /// Each next GET asks this many times more.
-    pub growth: u64,
-    /// Chunks a handle's channel holds ahead of its reader.
-    pub chunks_ahead: usize,
-    /// Bytes per chunk handed from a stream to its reader.
-    pub chunk_size: u64,
-    /// How far past the bytes held a read still counts as sequential.
-    pub sequential_slack: u64,
-    /// Bytes kept behind the reader for late reads.
-    pub trail_bytes: u64,
-    /// Random reads fetch aligned blocks of this size.
-    pub block_size: u64,
-    /// Bytes all handles together may hold ahead of their readers.
-    pub memory_budget: u64,
-    /// Blocks kept in the shared LRU.
-    pub cached_blocks: usize,
-}
-
-impl Default for ReadOptions {
-    fn default() -> Self {
-        ReadOptions {
-            first_request: 4 << 20,
-            growth: 64,
-            chunks_ahead: 32,
-            chunk_size: 512 << 10,
-            sequential_slack: 16 << 20,
-            trail_bytes: 8 << 20,
-            block_size: 256 << 10,
-            memory_budget: 256 << 20,
-            cached_blocks: 128,
-        }
-    }
-}
-
-const PERMIT_UNIT: u64 = 4096;
 /// A read this large comes from kernel read-ahead of a file being streamed (`head -c`
 /// asks for 16 KiB).
 const STREAMING_READ: u64 = 256 << 10;
-
-/// Pinned objects remembered as read whole and checked (beyond it, a file's pages are
-/// dropped at its next open until it is read whole again).
-const VERIFIED_OBJECTS: usize = 65_536;
-
-/// What every reader shares: the memory budget, the LRU of recent blocks, and the
-/// objects read whole that passed their check.
-#[derive(Debug)]
-pub struct ReadShared {
-    pub options: ReadOptions,
-    budget: Arc<Semaphore>,
-    blocks: Mutex<LruCache<(String, u64), Bytes>>,
-    verified: Mutex<LruCache<String, ()>>,
-}
-
-impl ReadShared {
-    pub fn new(options: ReadOptions) -> Self {
-        let permits = (options.memory_budget / PERMIT_UNIT).max(1) as usize;
-        let blocks = NonZeroUsize::new(options.cached_blocks.max(1)).unwrap_or(NonZeroUsize::MIN);
-        ReadShared {
-            budget: Arc::new(Semaphore::new(permits)),
-            blocks: Mutex::new(LruCache::new(blocks)),
-            verified: Mutex::new(LruCache::new(
-                NonZeroUsize::new(VERIFIED_OBJECTS).unwrap_or(NonZeroUsize::MIN),
-            )),
-            options,
-        }
-    }
-
-    fn permits_for(&self, len: u64) -> u32 {
-        let total = (self.options.memory_budget / PERMIT_UNIT).max(1);
-        len.div_ceil(PERMIT_UNIT).clamp(1, total) as u32
-    }
-
-    /// Whether a handle has read `pinned` whole and its bytes passed their check: only
-    /// then may the kernel keep its pages from one open to the next.
-    pub fn is_verified(&self, pinned: &PinnedVersion) -> bool {
-        self.verified
-            .lock()
-            .is_ok_and(|mut verified| verified.get(&object_id(pinned)).is_some())
-    }
-
-    fn mark_verified(&self, pinned: &PinnedVersion) {
-        if let Ok(mut verified) = self.verified.lock() {
-            verified.put(object_id(pinned), ());
-        }
-    }
-
-    fn cached_block(&self, key: &(String, u64)) -> Option<Bytes> {
-        self.blocks.lock().ok()?.get(key).cloned()
-    }
-
-    fn keep_block(&self, key: (String, u64), block: Bytes) {
-        if let Ok(mut blocks) = self.blocks.lock() {
-            blocks.put(key, block);
-        }
-    }
-}
-
-/// The pinned object's identity: its key and ETag.
-fn object_id(pinned: &PinnedVersion) -> String {
-    format!("{}\0{}", pinned.key, pinned.etag.as_deref().unwrap_or(""))
-}
 
 /// The hash of the bytes a handle has handed out, from the first byte, in order.
 struct WholeRead {
     hasher: Md5,
     hashed: u64,
-}
-
-type Chunk = FsResult<(Bytes, OwnedSemaphorePermit)>;
-
-/// One streaming GET of `range`, handing chunks over in order.
-struct Stream {
-    range: Range<u64>,
-    /// Offset of the next chunk to come out of `chunks`.
-    received: u64,
-    chunks: mpsc::Receiver<Chunk>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// The read state of one open handle.
@@ -200,6 +82,8 @@ pub struct FileReader {
     /// Why the bytes read whole failed their check: every later read of the handle
     /// answers EIO too (the kernel retries a failed read-ahead with reads of its own).
     failed: Option<String>,
+    /// The regions whose bytes this handle consumed in order.
+    served: Served,
 }
 
 impl FileReader {
@@ -222,6 +106,7 @@ impl FileReader {
                 hashed: 0,
             })),
             failed: None,
+            served: Served::default(),
         }
     }
 
@@ -284,14 +169,21 @@ impl FileReader {
         let md5 = hex::encode(whole.hasher.finalize());
         match self.pinned.md5.as_deref() {
             Some(expected) if expected != md5 => {
+                let served: Vec<String> = match self.served.lock() {
+                    Ok(served) => served.iter().cloned().collect(),
+                    Err(_) => Vec::new(),
+                };
                 tracing::error!(
                     key = %self.pinned.key,
+                    regions = %served.join(","),
                     "the bytes read have MD5 {md5}, the version was pinned with {expected}: \
-                     the last read answers EIO"
+                     the last read answers EIO, and the next open asks the other regions first"
                 );
+                self.pinned.suspects.add(&served);
                 let reason = format!(
-                    "the bytes of {} read from the regions do not match their MD5",
-                    self.pinned.key
+                    "the bytes of {} read from {} do not match their MD5",
+                    self.pinned.key,
+                    served.join(", ")
                 );
                 self.failed = Some(reason.clone());
                 Err(FsError::unavailable(reason))
@@ -357,20 +249,13 @@ impl FileReader {
         if start >= end {
             return;
         }
-        let (sender, receiver) = mpsc::channel(self.shared.options.chunks_ahead.max(1));
-        let task = tokio::spawn(stream_range(
+        self.streams.push_back(Stream::start(
             Arc::clone(&self.pinned),
             self.session.clone(),
             Arc::clone(&self.shared),
             start..end,
-            sender,
+            Arc::clone(&self.served),
         ));
-        self.streams.push_back(Stream {
-            range: start..end,
-            received: start,
-            chunks: receiver,
-            task,
-        });
         self.next_request = end;
         self.next_size = self
             .next_size
@@ -504,90 +389,4 @@ impl FileReader {
         }
         Ok(out.freeze())
     }
-}
-
-/// Streams `range` of the pinned object into `sender`: the pinned region first; when a
-/// region fails, even mid-body, the rest comes from the next whose copy has the same
-/// ETag.
-async fn stream_range(
-    pinned: Arc<PinnedVersion>,
-    session: Session,
-    shared: Arc<ReadShared>,
-    range: Range<u64>,
-    sender: mpsc::Sender<Chunk>,
-) {
-    let mut at = range.start;
-    let mut reasons = Vec::new();
-    for store in pinned.regions_in_order(&session) {
-        let region = store.region().to_string();
-        let bucket = match session.bucket(store.as_ref()).await {
-            Ok(bucket) => bucket,
-            Err(e) => {
-                reasons.push(format!("{region}: {e}"));
-                continue;
-            }
-        };
-        let mut object = match store
-            .get_object(
-                &bucket,
-                &pinned.key,
-                Some(at..range.end),
-                pinned.etag.as_deref(),
-            )
-            .await
-        {
-            Ok(object) => object,
-            Err(e) => {
-                tracing::warn!(region, key = %pinned.key, "read of {at}..{} failed: {e}", range.end);
-                reasons.push(format!("{region}: {e}"));
-                continue;
-            }
-        };
-        // Bodies arrive in small frames: hand them over in chunks of `chunk_size`, so a
-        // channel of a few chunks holds megabytes, not kilobytes, ahead of the reader.
-        let mut pending = BytesMut::new();
-        loop {
-            let frame = object.body.next().await;
-            let finished = match frame {
-                Some(Ok(data)) => {
-                    pending.extend_from_slice(&data);
-                    false
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(region, key = %pinned.key, "read stream broke at {}: {e}", at + pending.len() as u64);
-                    reasons.push(format!("{region}: {e}"));
-                    true
-                }
-                None => true,
-            };
-            if pending.len() as u64 >= shared.options.chunk_size
-                || (finished && !pending.is_empty())
-            {
-                let data = pending.split().freeze();
-                let permits = shared.permits_for(data.len() as u64);
-                let Ok(permit) = Arc::clone(&shared.budget).acquire_many_owned(permits).await
-                else {
-                    return;
-                };
-                at += data.len() as u64;
-                if sender.send(Ok((data, permit))).await.is_err() {
-                    return; // The reader moved on.
-                }
-            }
-            if finished {
-                break;
-            }
-        }
-        if at >= range.end {
-            return;
-        }
-    }
-    let _ = sender
-        .send(Err(FsError::unavailable(format!(
-            "no region could serve bytes {at}..{} of {}: {}",
-            range.end,
-            pinned.key,
-            reasons.join("; ")
-        ))))
-        .await;
 }
