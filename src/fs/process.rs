@@ -146,9 +146,13 @@ fn holds(proc_dir: &Path, inode: u64, folder: &str, name: &str) -> bool {
             .map(|target| {
                 let target = target.to_string_lossy();
                 let names_it = |t: &str| t.ends_with(&suffix) && t.contains(&within);
-                // The kernel marks a name it dropped from its cache (a lookup that
-                // answered otherwise while the file was written): the descriptor is
-                // still the file's, as its inode says. (A file may be named so too.)
+                // The kernel marks a name it dropped from its cache. A file created
+                // while another process looks the same name up gets one: FUSE creates
+                // in two steps (LOOKUP, then CREATE), between them the name is a stale
+                // negative entry, the other lookup drops it, and CREATE fills the
+                // dropped entry (seen with `exec 3>F` racing a `stat F` loop). The
+                // descriptor is still the file's, as its inode says. (A file may be
+                // named so too.)
                 names_it(&target) || target.strip_suffix(" (deleted)").is_some_and(names_it)
             })
             .unwrap_or(false);
