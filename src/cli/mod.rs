@@ -3,6 +3,7 @@
 //! except that errors go to stderr as one line. Exit 0 on success, 1 on any failure.
 
 pub mod args;
+mod progress;
 mod repair;
 mod setup_prompt;
 
@@ -14,8 +15,8 @@ use semver::Version;
 
 use crate::arguments::parse_arguments;
 use crate::protocol::{
-    parse_version, read_latest, regions::parse_regions, Error, RegionOutcome, Session,
-    SessionBuilder, StageOptions,
+    parse_version, read_latest, regions::parse_regions, Artifact, Download, Error, RegionOutcome,
+    Session, SessionBuilder, StageOptions,
 };
 
 use args::{log_filter, parse_metadata, Args};
@@ -166,13 +167,19 @@ async fn stage(args: &Args, path: &Path, dry_run: bool) -> Result<(), Failure> {
         "{DELIVERING} Staging{note} {} as {project} version {version}…",
         shown.display()
     );
+    let bar = progress::on_terminal("staging");
     let options = StageOptions {
         require_all_regions: args.require_all_regions,
+        progress: bar.as_ref().map(progress::Bar::handle),
         ..Default::default()
     };
-    let report = session
+    let staged = session
         .stage_with(project, &version, path, metadata, args.filename, &options)
-        .await?;
+        .await;
+    if let Some(bar) = &bar {
+        bar.clear();
+    }
+    let report = staged?;
     for (region, outcome) in &report.regions {
         match outcome {
             RegionOutcome::Failed(reason) | RegionOutcome::Taken(reason) => {
@@ -198,25 +205,17 @@ async fn download(args: &Args, path: &Path) -> Result<(), Failure> {
     let project = require_project(args)?;
     let version = optional_version(args)?;
     let session = session(args, true).await?;
-    let artifact = session.get(project, version.as_ref()).await?;
+    let mut artifact = session.get(project, version.as_ref()).await?;
+    let bar = progress::on_terminal("downloading");
+    if let Some(bar) = &bar {
+        artifact = artifact.with_progress(bar.handle());
+    }
     let to_stdout = path == Path::new("-");
-    let done = if to_stdout {
-        let mut stdout = tokio::io::stdout();
-        artifact.download_to_writer(&mut stdout).await?
-    } else if args.filename || path.is_dir() {
-        if args.filename
-            && crate::protocol::metadata::usable_filename(artifact.metadata().await?).is_none()
-        {
-            // Said whatever the log level: the file is not where the caller asked.
-            let version = artifact.version();
-            eprintln!(
-                "{WARNING} {project}@{version} has no saved file name: saving it as {project}@{version}."
-            );
-        }
-        artifact.download_to_folder(path, args.filename).await?
-    } else {
-        artifact.download_to_path(path).await?
-    };
+    let done = download_to(args, &artifact, path, to_stdout).await;
+    if let Some(bar) = &bar {
+        bar.clear();
+    }
+    let done = done?;
     let shown = done
         .path
         .as_ref()
@@ -233,6 +232,32 @@ async fn download(args: &Args, path: &Path) -> Result<(), Failure> {
         println!("{line}");
     }
     Ok(())
+}
+
+/// The download itself: to standard output, into a folder, or to a path.
+async fn download_to(
+    args: &Args,
+    artifact: &Artifact,
+    path: &Path,
+    to_stdout: bool,
+) -> Result<Download, Failure> {
+    let (project, version) = (artifact.project(), artifact.version());
+    Ok(if to_stdout {
+        let mut stdout = tokio::io::stdout();
+        artifact.download_to_writer(&mut stdout).await?
+    } else if args.filename || path.is_dir() {
+        if args.filename
+            && crate::protocol::metadata::usable_filename(artifact.metadata().await?).is_none()
+        {
+            // Said whatever the log level: the file is not where the caller asked.
+            eprintln!(
+                "{WARNING} {project}@{version} has no saved file name: saving it as {project}@{version}."
+            );
+        }
+        artifact.download_to_folder(path, args.filename).await?
+    } else {
+        artifact.download_to_path(path).await?
+    })
 }
 
 async fn info(args: &Args) -> Result<(), Failure> {

@@ -14,6 +14,7 @@ use super::census::{Answer, Census, Content, Majority, Verdict};
 use super::error::Error;
 use super::metadata::{self, usable_filename, Metadata};
 use super::names::{artifact_key, metadata_key};
+use super::progress::ProgressHandle;
 use super::session::Session;
 
 /// Where a copy of the artifact lives.
@@ -54,6 +55,8 @@ pub struct Artifact {
     key: String,
     majority: OnceCell<Majority>,
     metadata: OnceCell<Metadata>,
+    /// Told of a download's bytes as they arrive.
+    progress: Option<ProgressHandle>,
 }
 
 impl Session {
@@ -72,11 +75,22 @@ impl Session {
             version,
             majority: OnceCell::new(),
             metadata: OnceCell::new(),
+            progress: None,
         })
     }
 }
 
 impl Artifact {
+    /// Downloads of this artifact tell `progress` of their bytes.
+    pub fn with_progress(mut self, progress: ProgressHandle) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    pub(super) fn progress(&self) -> Option<&ProgressHandle> {
+        self.progress.as_ref()
+    }
+
     pub fn project(&self) -> &str {
         &self.project
     }

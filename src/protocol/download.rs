@@ -12,6 +12,7 @@ use crate::storage::RegionStore;
 
 use super::artifact::{Artifact, Download, Location, Verification};
 use super::error::Error;
+use super::progress::ProgressHandle;
 
 impl Artifact {
     /// Downloads into `folder` under `file_name(use_saved_name)`.
@@ -42,7 +43,7 @@ impl Artifact {
             let mut file = tokio::fs::File::create(&temporary)
                 .await
                 .map_err(|e| Error::io(format!("creating {}", temporary.display()), e))?;
-            let result = copy_verified(store.as_ref(), &location, &mut file).await;
+            let result = copy_verified(store.as_ref(), &location, &mut file, self.progress()).await;
             let result = match result {
                 Ok(done) => file
                     .sync_all()
@@ -94,7 +95,7 @@ impl Artifact {
                 inner: writer,
                 written: 0,
             };
-            match copy_verified(store.as_ref(), &location, &mut counting).await {
+            match copy_verified(store.as_ref(), &location, &mut counting, self.progress()).await {
                 Ok((bytes, verification)) => {
                     return Ok(Download {
                         location,
@@ -147,7 +148,12 @@ async fn copy_verified<W: AsyncWrite + Unpin>(
     store: &dyn RegionStore,
     location: &Location,
     writer: &mut W,
+    progress: Option<&ProgressHandle>,
 ) -> Result<(u64, Verification), Error> {
+    if let Some(progress) = progress {
+        // From the first byte again, if an earlier region failed.
+        progress.begin(location.info.size, std::slice::from_ref(&location.region));
+    }
     let mut stream = store
         .get_object(
             &location.bucket,
@@ -166,6 +172,9 @@ async fn copy_verified<W: AsyncWrite + Unpin>(
             .await
             .map_err(|e| Error::io("writing the download", e))?;
         written += chunk.len() as u64;
+        if let Some(progress) = progress {
+            progress.moved(&location.region, chunk.len() as u64);
+        }
     }
     writer
         .flush()

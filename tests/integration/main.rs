@@ -23,6 +23,7 @@ mod limits;
 mod mknod;
 mod ops;
 mod private_disk;
+mod progress;
 mod promises;
 mod protocol;
 mod region_outages;

@@ -37,6 +37,7 @@ use crate::storage::CompletedPart;
 use super::error::Error;
 use super::metadata::{self, validate_user_metadata, Metadata, FILENAME_KEY};
 use super::names::{artifact_key, latest_parameter_name, validate_project_name};
+use super::progress::ProgressHandle;
 use super::session::Session;
 
 pub use digests::{part_size_for, DigestWriter, FileDigests, MAX_PARTS, MIN_PART_SIZE};
@@ -56,6 +57,8 @@ pub struct StageOptions {
     pub part_size: u64,
     /// Parts in flight per region.
     pub part_concurrency: usize,
+    /// Told of the bytes each region took, and of each region's end.
+    pub progress: Option<ProgressHandle>,
 }
 
 impl Default for StageOptions {
@@ -65,6 +68,7 @@ impl Default for StageOptions {
             multipart_threshold: 16 << 20,
             part_size: 8 << 20,
             part_concurrency: 2,
+            progress: None,
         }
     }
 }
@@ -198,6 +202,10 @@ impl Session {
             options,
             dry_run: self.read_only(),
         };
+        if let Some(progress) = &options.progress {
+            let regions = self.regions();
+            progress.begin(prepared.size * regions.len() as u64, &regions);
+        }
         // Owned handles, so the future is `Send` for any lifetime (the mount spawns it).
         let outcomes = join_all(self.stores().iter().map(|store| {
             let (store, plan) = (Arc::clone(store), &plan);

@@ -48,10 +48,22 @@ pub(super) struct RegionPlan<'a> {
 
 impl RegionPlan<'_> {
     pub(super) async fn run(&self, store: &dyn RegionStore) -> RegionOutcome {
-        match self.try_run(store).await {
+        let outcome = match self.try_run(store).await {
             Ok(outcome) => outcome,
             Err(Refusal::Taken(reason)) => RegionOutcome::Taken(reason),
             Err(Refusal::Failed(reason)) => RegionOutcome::Failed(reason),
+        };
+        if let Some(progress) = &self.options.progress {
+            let ok = !matches!(outcome, RegionOutcome::Taken(_) | RegionOutcome::Failed(_));
+            progress.region_done(store.region(), ok);
+        }
+        outcome
+    }
+
+    /// Tells the progress that `region` took `bytes` more.
+    fn moved(&self, region: &str, bytes: u64) {
+        if let Some(progress) = &self.options.progress {
+            progress.moved(region, bytes);
         }
     }
 
@@ -181,7 +193,10 @@ impl RegionPlan<'_> {
                 .complete_multipart_upload(bucket, self.key, &upload_id, &parts, true)
                 .await;
             match completed {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.moved(store.region(), self.prepared.size);
+                    return Ok(());
+                }
                 Err(e) if e.is_precondition_failed() => {
                     self.abandon(store, bucket, &upload_id).await;
                     return Err(e);
@@ -202,9 +217,11 @@ impl RegionPlan<'_> {
                 if_none_match: true,
                 user_metadata: self.user_metadata(),
             };
-            return store
+            store
                 .put_object(bucket, self.key, body.clone(), &options)
-                .await;
+                .await?;
+            self.moved(store.region(), body.len() as u64);
+            return Ok(());
         }
         let upload_id = store
             .create_multipart_upload(bucket, self.key, &self.user_metadata())
@@ -265,9 +282,11 @@ impl RegionPlan<'_> {
         let mut parts: Vec<CompletedPart> = stream::iter(parts)
             .map(|(number, offset, length, md5)| async move {
                 let body = read_part(path, offset, length, &md5).await?;
-                store
+                let part = store
                     .upload_part(bucket, self.key, upload_id, number, body, &md5)
-                    .await
+                    .await?;
+                self.moved(store.region(), length);
+                Ok::<_, StorageError>(part)
             })
             .buffer_unordered(self.options.part_concurrency.max(1))
             .try_collect()
