@@ -4,11 +4,42 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+/// Shown after the options by `--help`, and in the man page.
+const EXAMPLES: &str = "\
+Examples:
+  startifact SugarWater 1.2.0 --stage dist.tar.gz --filename --metadata lang=rust
+                                       stage to every region (a majority must take it)
+  startifact SugarWater 1.2.0 --stage dist.tar.gz --require-all-regions
+  startifact SugarWater 1.2.0 --dry-run dist.tar.gz
+  startifact SugarWater --download dist.tar.gz          the latest version, to a path
+  startifact SugarWater 1.2.0 --download out/ --filename
+                                       into a folder, under the name saved when staging
+  startifact SugarWater latest --download - | tar -xz
+  startifact SugarWater latest --info --json
+  startifact SugarWater --list
+  startifact SugarWater 1.1.0 --set-latest              roll back
+  startifact --repair SugarWater --dry-run              then without --dry-run
+  startifact --setup --regions us-east-1,eu-west-2 --bucket-name-param /startifact/bucket \\
+      --bucket-key-prefix artifacts/ --parameter-name-prefix /artifacts
+  startifact SugarWater --list --local-store ~/artifacts     the embedded local store
+  startifact SugarWater --list --log-level DEBUG
+
+Environment:
+  STARTIFACT_REGIONS      regions, comma-separated (us-east-1,eu-west-2)
+  STARTIFACT_PARAMETER    the configuration parameter (default /startifact)
+  STARTIFACT_LOCAL_STORE  a local store folder instead of AWS
+  STARTIFACT_ENDPOINTS    one endpoint per region (us-east-1=http://127.0.0.1:5000,...)
+  STARTIFACT_CONNECT_TIMEOUT, STARTIFACT_OPERATION_TIMEOUT, STARTIFACT_MAX_ATTEMPTS
+  AWS_* (credentials, profile, region endpoints) as the AWS SDK reads them
+
+Exit status: 0 on success, 1 on any failure (one line on stderr says why).";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "startifact",
     about = "Stages artifacts to several regions of Amazon S3 and SSM Parameter Store, and gets them back",
-    disable_version_flag = true
+    disable_version_flag = true,
+    after_help = EXAMPLES
 )]
 pub struct Args {
     /// Project name.
