@@ -230,9 +230,7 @@ fn render(mountpoint: &Path, document: &Value, now: f64) -> String {
                 if let Some(due) = entry["next_try_seconds"].as_f64() {
                     let tried = entry["attempts"].as_u64().unwrap_or(0);
                     let wait = (due - now).max(0.0);
-                    line.push_str(&format!(
-                        " (repairs tried: {tried}; next in {wait:.0} s)"
-                    ));
+                    line.push_str(&format!(" (repairs tried: {tried}; next in {wait:.0} s)"));
                 }
                 text.push_str(&line);
                 text.push('\n');
@@ -242,7 +240,9 @@ fn render(mountpoint: &Path, document: &Value, now: f64) -> String {
             }
         }
     }
-    if let Some(repair) = document["last_repair"].as_object() {
+    // Indexed as a `Value`, not a map: keys that are left out read as null.
+    let repair = &document["last_repair"];
+    if repair.is_object() {
         let when = ago(now, &repair["at"]).unwrap_or_else(|| "?".into());
         let mut line = format!(
             "  last repair: {}/{} {} {when} (attempt {})",
@@ -324,6 +324,21 @@ mod tests {
         );
         assert!(
             text.contains("last repair: App/1.1.0 failed 10 s ago (attempt 2): us-east-1: refused"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn text_shows_a_repair_that_succeeded_without_a_reason() {
+        let document = json!({"mounted_at": 1.0, "read_only": false, "regions": [],
+                              "staging": {"versions": []},
+                              "last_repair": {"project": "App", "version": "1.1.0",
+                                              "attempt": 1, "at": 90.0,
+                                              "outcome": "repaired"}});
+        let text = render(Path::new("/m"), &document, 100.0);
+        assert!(text.contains("staging: nothing"), "{text}");
+        assert!(
+            text.contains("last repair: App/1.1.0 repaired 10 s ago (attempt 1)\n"),
             "{text}"
         );
     }
