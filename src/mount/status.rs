@@ -186,6 +186,11 @@ fn render(mountpoint: &Path, document: &Value, now: f64) -> String {
             let reason = error["reason"].as_str().unwrap_or("");
             line.push_str(&format!("; last error {when}: {reason}"));
         }
+        match region["awaiting_repair"].as_u64() {
+            Some(0) | None => {}
+            Some(1) => line.push_str("; 1 version awaits repair here"),
+            Some(n) => line.push_str(&format!("; {n} versions await repair here")),
+        }
         text.push_str(&line);
         text.push('\n');
     }
@@ -222,6 +227,11 @@ fn render(mountpoint: &Path, document: &Value, now: f64) -> String {
                 if let Some(reason) = entry["reason"].as_str() {
                     line.push_str(&format!(": {reason}"));
                 }
+                if let Some(due) = entry["next_try_seconds"].as_f64() {
+                    let tried = entry["attempts"].as_u64().unwrap_or(0);
+                    let wait = (due - now).max(0.0);
+                    line.push_str(&format!(" (repairs tried: {tried}; next in {wait:.0} s)"));
+                }
                 text.push_str(&line);
                 text.push('\n');
             }
@@ -229,6 +239,23 @@ fn render(mountpoint: &Path, document: &Value, now: f64) -> String {
                 text.push_str("    (more entries: see status.json in the staging directory)\n");
             }
         }
+    }
+    // Indexed as a `Value`, not a map: keys that are left out read as null.
+    let repair = &document["last_repair"];
+    if repair.is_object() {
+        let when = ago(now, &repair["at"]).unwrap_or_else(|| "?".into());
+        let mut line = format!(
+            "  last repair: {}/{} {} {when} (attempt {})",
+            repair["project"].as_str().unwrap_or("?"),
+            repair["version"].as_str().unwrap_or("?"),
+            repair["outcome"].as_str().unwrap_or("?"),
+            repair["attempt"].as_u64().unwrap_or(0)
+        );
+        if let Some(reason) = repair["reason"].as_str() {
+            line.push_str(&format!(": {reason}"));
+        }
+        text.push_str(&line);
+        text.push('\n');
     }
     text
 }
@@ -263,12 +290,17 @@ mod tests {
                  "retry_in_seconds": null, "last_success": 1090.0, "last_error": null},
                 {"region": "us-east-1", "breaker": "open", "consecutive_failures": 4,
                  "retry_in_seconds": 8.0, "last_success": null,
-                 "last_error": {"at": 1095.0, "reason": "unavailable: connection refused"}},
+                 "last_error": {"at": 1095.0, "reason": "unavailable: connection refused"},
+                 "awaiting_repair": 1},
             ],
             "staging": {"used_bytes": 5, "limit_bytes": 10, "versions": [
                 {"project": "App", "version": "1.1.0", "file": "dist.tar.gz", "size": 5,
-                 "state": "awaiting-repair", "reason": "us-east-1"},
+                 "state": "awaiting-repair", "reason": "us-east-1", "regions": ["us-east-1"],
+                 "attempts": 2, "next_try_seconds": 1130},
             ]},
+            "last_repair": {"project": "App", "version": "1.1.0", "attempt": 2, "at": 1090.0,
+                            "outcome": "failed", "regions": ["us-east-1"],
+                            "reason": "us-east-1: refused"},
         });
         let text = render(Path::new("/mnt/a"), &document, 1100.0);
         assert!(text.contains("mounted 100 s ago, read-write"), "{text}");
@@ -281,7 +313,32 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("App/1.1.0/dist.tar.gz  awaiting-repair  5 bytes: us-east-1"),
+            text.contains(
+                "App/1.1.0/dist.tar.gz  awaiting-repair  5 bytes: us-east-1 (repairs tried: 2; next in 30 s)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("unavailable: connection refused; 1 version awaits repair here\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("last repair: App/1.1.0 failed 10 s ago (attempt 2): us-east-1: refused"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn text_shows_a_repair_that_succeeded_without_a_reason() {
+        let document = json!({"mounted_at": 1.0, "read_only": false, "regions": [],
+                              "staging": {"versions": []},
+                              "last_repair": {"project": "App", "version": "1.1.0",
+                                              "attempt": 1, "at": 90.0,
+                                              "outcome": "repaired"}});
+        let text = render(Path::new("/m"), &document, 100.0);
+        assert!(text.contains("staging: nothing"), "{text}");
+        assert!(
+            text.contains("last repair: App/1.1.0 repaired 10 s ago (attempt 1)\n"),
             "{text}"
         );
     }

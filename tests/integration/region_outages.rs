@@ -1,17 +1,18 @@
 //! Regions that fail for real: one `moto_server` per region (`support::regions`), one
-//! stopped (connections refused), two stopped, or one hung (a listener that accepts and
-//! never answers). The README's "Failure and consistency" promises, through a mount and
-//! `startifact-fs status`.
+//! stopped (connections refused), two stopped, one hung (a listener that accepts and
+//! never answers), or one started again empty and filled by repair. The README's
+//! "Failure and consistency" promises, through a mount and `startifact-fs status`.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use serde_json::Value;
 
-use crate::support::files::{errno_of, project};
+use crate::support::files::{errno_of, project, setxattr};
 use crate::support::mount::Mount;
-use crate::support::regions::world_per_region;
+use crate::support::regions::{world_per_region, RegionServers};
 use crate::support::staging::{cli_stage, close, status_of};
 use crate::support::world::{run, World, REGIONS};
 
@@ -271,4 +272,198 @@ async fn a_region_started_again_empty_leaves_reads_answering() {
     );
     let mount = Mount::start(&world, &[]);
     read_side(&mount, &p, b"before the restart");
+}
+
+/// `mkdir -p MOUNT/P/VERSION`, `setfattr -n user.lang -v rust` on it, and `cp` of a file
+/// holding `bytes` into it.
+fn cp_stage(world: &World, mount: &Mount, p: &str, version: &str, bytes: &[u8]) {
+    let folder = mount.join(&format!("{p}/{version}"));
+    std::fs::create_dir_all(&folder).unwrap();
+    setxattr(&folder, "user.lang", b"rust").unwrap();
+    let file = world.file(&format!("{version}/dist.tar.gz"), bytes);
+    let (code, stdout, stderr) = cp(&file, &folder);
+    assert_eq!(code, 0, "cp {version}: {stdout}{stderr}");
+}
+
+/// The bytes and ETag of `key` in `region`'s bucket, read from its server directly.
+async fn held_in(
+    servers: &RegionServers,
+    world: &World,
+    region: &str,
+    key: &str,
+) -> Option<(Vec<u8>, Option<String>)> {
+    let store = servers.store(region).await;
+    let bucket = &world.buckets[region];
+    let head = store.head_object(bucket, key).await.ok()?;
+    let mut object = store.get_object(bucket, key, None, None).await.ok()?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = object.body.next().await {
+        bytes.extend_from_slice(&chunk.expect("object body"));
+    }
+    Some((bytes, head.etag))
+}
+
+fn entries_of<'a>(status: &'a Value, p: &str) -> Vec<&'a Value> {
+    status["staging"]["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["project"] == p)
+        .collect()
+}
+
+/// A version staged through the mount with every region up; one region started again
+/// empty; a second version staged through the mount then (it reaches the other two and
+/// awaits repair). Reads answer throughout; `startifact-fs status` shows the version
+/// awaiting repair in that region; `startifact --repair` refuses the region until its
+/// bucket and bucket-name parameter exist again; then the background repair fills in
+/// the second version (and `latest`), `startifact --repair` the first (and writes the
+/// configuration), each with the same bytes and ETag as elsewhere, and status shows
+/// nothing awaiting repair and the last repair's outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_started_again_empty_is_filled_by_repair_and_status_shows_it_before_and_after() {
+    let (world, servers) = world_per_region().await;
+    let (empty, whole) = (REGIONS[1], REGIONS[0]);
+    let p = project(&world, "Refill");
+    let mount = Mount::start(&world, &[]);
+    cp_stage(&world, &mount, &p, "1.0.0", b"staged with every region up");
+    let status = status_json(&world, &mount);
+    assert!(entries_of(&status, &p).is_empty(), "{status}");
+    for region in REGIONS {
+        assert_eq!(region_in(&status, region)["awaiting_repair"], 0, "{status}");
+    }
+
+    servers.stop(empty);
+    servers.start_again(empty);
+    let prefix = &world.configuration.bucket_key_prefix;
+    let keys = |version: &str| {
+        let key = format!("{prefix}{p}@{version}");
+        [format!("{key}/metadata"), key]
+    };
+    for key in keys("1.0.0") {
+        assert_eq!(held_in(&servers, &world, empty, &key).await, None, "{key}");
+    }
+
+    // (a) Reads answer, and a stage reaches the other two regions.
+    let read = |version: &str| std::fs::read(mount.join(&format!("{p}/{version}/dist.tar.gz")));
+    assert_eq!(read("1.0.0").unwrap(), b"staged with every region up");
+    cp_stage(&world, &mount, &p, "1.1.0", b"staged with one region empty");
+    assert_eq!(read("1.1.0").unwrap(), b"staged with one region empty");
+    assert_eq!(
+        std::fs::read_link(mount.join(&format!("{p}/latest"))).unwrap(),
+        Path::new("1.1.0")
+    );
+
+    // (c) Before: the version awaits repair in that region, and only there.
+    let status = status_json(&world, &mount);
+    let entries = entries_of(&status, &p);
+    assert_eq!(entries.len(), 1, "{status}");
+    assert_eq!(entries[0]["version"], "1.1.0", "{status}");
+    assert_eq!(entries[0]["state"], "awaiting-repair", "{status}");
+    assert_eq!(
+        entries[0]["regions"],
+        serde_json::json!([empty]),
+        "{status}"
+    );
+    assert!(entries[0]["next_try_seconds"].is_number(), "{status}");
+    for region in REGIONS {
+        let awaiting = u64::from(region == empty);
+        let health = region_in(&status, region);
+        assert_eq!(health["awaiting_repair"], awaiting, "{status}");
+        assert!(health["breaker"].is_string(), "{status}");
+    }
+    let text = status_text(&world, &mount);
+    let line = text
+        .lines()
+        .find(|l| l.contains(empty))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("1 version awaits repair here"), "{text}");
+    assert!(
+        text.contains(&format!("{p}/1.1.0/dist.tar.gz  awaiting-repair")),
+        "{text}"
+    );
+    assert!(text.contains("(repairs tried: "), "{text}");
+
+    // Repair needs the region's bucket and bucket-name parameter, which are the user's.
+    let (code, stdout, stderr) = run(world.cli().args(["--repair", &p]));
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "⚠️ Not repaired: {empty}: skipped: the bucket-name parameter {} does not exist in {empty}",
+            world.bucket_param
+        )),
+        "{stdout}"
+    );
+    // The configuration is the organisation's, not the region's: it is written anyway.
+    assert!(
+        stdout.contains(&format!(
+            "📦 Did write the configuration parameter in {empty}."
+        )),
+        "{stdout}"
+    );
+    servers.provision_bucket(&world, empty).await;
+
+    // (b) The background repair fills in the version it kept, and `latest`.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        let status = status_json(&world, &mount);
+        if entries_of(&status, &p).is_empty() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "never repaired: {status}");
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    let last = &status["last_repair"];
+    assert_eq!(last["project"], p.as_str(), "{status}");
+    assert_eq!(last["version"], "1.1.0", "{status}");
+    assert_eq!(last["outcome"], "repaired", "{status}");
+    let store = servers.store(empty).await;
+    let latest = format!("{}/{p}/latest", world.configuration.parameter_name_prefix);
+    assert_eq!(store.get_parameter(&latest).await.unwrap(), "1.1.0");
+
+    // ... and `startifact --repair` the version staged before.
+    let (code, stdout, stderr) = run(world.cli().args(["--repair", &p]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("📦 Did copy {p}@1.0.0 (27 bytes) from ")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("📦 Did copy the metadata of {p}@1.0.0 from ")),
+        "{stdout}"
+    );
+    for version in ["1.0.0", "1.1.0"] {
+        for key in keys(version) {
+            let there = held_in(&servers, &world, whole, &key).await;
+            assert!(there.is_some(), "{key} in {whole}");
+            assert_eq!(held_in(&servers, &world, empty, &key).await, there, "{key}");
+        }
+    }
+    let configuration = servers.store(whole).await;
+    assert_eq!(
+        store.get_parameter(&world.config_param).await.unwrap(),
+        configuration
+            .get_parameter(&world.config_param)
+            .await
+            .unwrap()
+    );
+    let (code, stdout, stderr) = run(world.cli().args(["--repair", &p]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("every region is whole"), "{stdout}");
+
+    // (c) After: nothing awaits repair, and the last repair says it succeeded.
+    let status = status_json(&world, &mount);
+    assert!(entries_of(&status, &p).is_empty(), "{status}");
+    for region in REGIONS {
+        assert_eq!(region_in(&status, region)["awaiting_repair"], 0, "{status}");
+    }
+    let text = status_text(&world, &mount);
+    assert!(text.contains("staging: nothing"), "{text}");
+    assert!(!text.contains("awaits repair"), "{text}");
+    assert!(
+        text.contains(&format!("last repair: {p}/1.1.0 repaired ")),
+        "{text}"
+    );
+    assert_eq!(read("1.0.0").unwrap(), b"staged with every region up");
+    assert_eq!(read("1.1.0").unwrap(), b"staged with one region empty");
 }

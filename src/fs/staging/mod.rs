@@ -47,7 +47,7 @@ pub use attributes::{AttributeOwner, SetMode};
 pub use fair_share::ABANDONED_TTL;
 pub use file::RenameEffect;
 pub use model::{FileView, VersionView};
-pub use repair::{backoff, FIRST_RETRY, LAST_RETRY};
+pub use repair::{backoff, RepairSeen, FIRST_RETRY, LAST_RETRY};
 pub use stage::{is_temporary_name, CloseEffect};
 
 pub struct Staging {
@@ -59,6 +59,8 @@ pub struct Staging {
     flight: stopping::Flight,
     /// Told when a version starts awaiting repair.
     repairs_due: tokio::sync::Notify,
+    /// The last background repair attempt of this daemon, for `startifact-fs status`.
+    last_repair: Mutex<Option<RepairSeen>>,
 }
 
 impl Staging {
@@ -110,6 +112,7 @@ impl Staging {
             share: None,
             flight: Default::default(),
             repairs_due: Default::default(),
+            last_repair: Default::default(),
         };
         staging.write_status();
         Ok(staging)

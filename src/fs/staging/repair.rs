@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use semver::Version;
+use serde::Serialize;
 
 use crate::protocol::{Error as ProtocolError, Session, StageOptions, StageReport, StageSource};
 
@@ -85,6 +86,53 @@ fn again(previous: &Repair, regions: Vec<String>, last_error: String, now: u64) 
     })
 }
 
+/// The outcome of one background repair attempt, as `startifact-fs status` shows it:
+/// the entry awaiting repair is gone once it succeeds, and this says it did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RepairSeen {
+    pub project: String,
+    pub version: String,
+    /// 1 for the first repair after the stage.
+    pub attempt: u32,
+    /// Seconds since the Unix epoch.
+    pub at: f64,
+    /// `repaired` (every region holds it), `failed` (tried again later) or `conflict`.
+    pub outcome: &'static str,
+    /// The regions still missing it (`failed`) or holding other bytes (`conflict`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl RepairSeen {
+    fn of(project: &str, version: &str, attempt: u32, after: &AfterRepair) -> RepairSeen {
+        let (outcome, regions, reason) = match after {
+            AfterRepair::Done => ("repaired", Vec::new(), None),
+            AfterRepair::Again(repair) => (
+                "failed",
+                repair.regions.clone(),
+                Some(repair.last_error.clone()),
+            ),
+            AfterRepair::Conflict { regions, reason } => {
+                ("conflict", regions.clone(), Some(reason.clone()))
+            }
+        };
+        RepairSeen {
+            project: project.to_string(),
+            version: version.to_string(),
+            attempt,
+            at: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+            outcome,
+            regions,
+            reason,
+        }
+    }
+}
+
 /// Everything a repair needs, taken under the lock.
 struct RepairJob {
     version: Version,
@@ -115,6 +163,11 @@ impl Staging {
                 _ = self.flight.interrupted() => return,
             }
         }
+    }
+
+    /// The last background repair attempt since the daemon started, if any.
+    pub fn last_repair(&self) -> Option<RepairSeen> {
+        lock(&self.last_repair).clone()
     }
 
     /// Finishes the stages that were running when the daemon last stopped.
@@ -229,7 +282,9 @@ impl Staging {
             return;
         }
         let attempt = job.repair.attempts + 1;
-        match after_repair(&job.repair, result, seconds_of(SystemTime::now())) {
+        let after = after_repair(&job.repair, result, seconds_of(SystemTime::now()));
+        let seen = RepairSeen::of(project, version, attempt, &after);
+        match after {
             AfterRepair::Done => {
                 tracing::info!(
                     project,
@@ -264,6 +319,9 @@ impl Staging {
                 self.settle(project, version, FileStatus::Conflict { regions, reason });
             }
         }
+        // Recorded once the entry is settled, so that status never shows the outcome
+        // beside an entry it has ended.
+        *lock(&self.last_repair) = Some(seen);
     }
 }
 

@@ -171,6 +171,14 @@ impl RegionServers {
 
     /// Gives `region`'s server the world's bucket and parameters for that region.
     pub async fn provision(&self, world: &World, region: &str) {
+        self.provision_bucket(world, region).await;
+        let store = self.store(region).await;
+        put_parameter(&*store, &world.config_param, &world.configuration.to_json()).await;
+    }
+
+    /// Gives `region`'s server the world's bucket and its bucket-name parameter: what a
+    /// user creates again in a region that lost everything (repair writes the rest).
+    pub async fn provision_bucket(&self, world: &World, region: &str) {
         let sdk_config = test_sdk_config().await;
         let s3_config = aws_sdk_s3::config::Builder::from(&sdk_config)
             .endpoint_url(self.url(region))
@@ -191,18 +199,16 @@ impl RegionServers {
             .await
             .unwrap_or_else(|e| panic!("creating the bucket in {region}: {e:?}"));
         let store = self.store(region).await;
-        let json = world.configuration.to_json();
-        for (name, value) in [
-            (&world.bucket_param, &world.buckets[region]),
-            (&world.config_param, &json),
-        ] {
-            // A server just started may miss the first request's timeout.
-            let mut tries = 0;
-            while let Err(e) = store.put_parameter(name, value).await {
-                tries += 1;
-                assert!(tries < 3, "{name} in {region}: {e:?}");
-            }
-        }
+        put_parameter(&*store, &world.bucket_param, &world.buckets[region]).await;
+    }
+}
+
+async fn put_parameter(store: &dyn RegionStore, name: &str, value: &str) {
+    // A server just started may miss the first request's timeout.
+    let mut tries = 0;
+    while let Err(e) = store.put_parameter(name, value).await {
+        tries += 1;
+        assert!(tries < 3, "{name} in {}: {e:?}", store.region());
     }
 }
 
