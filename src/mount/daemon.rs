@@ -2,8 +2,9 @@
 //! one), fork into the background before any thread, the tokio runtime or the SDK
 //! clients exist, mount, tell the waiting parent once the mount answers (or why it
 //! failed), and unmount cleanly on SIGINT/SIGTERM (after the stages in flight, see
-//! `shutdown`; detaching only when the mount stays busy). The folders it keeps files in, and its log, are checked at start: see
-//! `crate::fs::private_dir`.
+//! `shutdown`; detaching only when the mount stays busy). Under systemd it says so too
+//! (`notify`); SIGHUP reopens the log file (`logging`). The folders it keeps files in,
+//! and its log, are checked at start: see `crate::fs::private_dir`.
 
 use std::ffi::CString;
 use std::io::{Read, Write};
