@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on this machine, installing first what it needs:
 # Debian's fuse3, attr, rsync and curl (and passwd, util-linux for the tests that act as
-# other local users); a Python virtual environment with moto[server]
+# other local users, and systemd for `systemd-analyze verify` of the units: no systemd
+# runs); a Python virtual environment with moto[server]
 # and the Python startifact peer. The build folder and the environment live outside the
 # clone (under ~/.cache/startifact-fs) so that later runs reuse them.
 set -euo pipefail
@@ -11,7 +12,7 @@ cache="${STARTIFACT_CACHE:-$HOME/.cache/startifact-fs}"
 mkdir -p "$cache"
 
 missing=()
-for tool in fusermount3:fuse3 getfattr:attr rsync:rsync curl:curl useradd:passwd setpriv:util-linux; do
+for tool in fusermount3:fuse3 getfattr:attr rsync:rsync curl:curl useradd:passwd setpriv:util-linux systemd-analyze:systemd; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -2,8 +2,9 @@
 //! one), fork into the background before any thread, the tokio runtime or the SDK
 //! clients exist, mount, tell the waiting parent once the mount answers (or why it
 //! failed), and unmount cleanly on SIGINT/SIGTERM (after the stages in flight, see
-//! `shutdown`; detaching only when the mount stays busy). The folders it keeps files in, and its log, are checked at start: see
-//! `crate::fs::private_dir`.
+//! `shutdown`; detaching only when the mount stays busy). Under systemd it says so too
+//! (`notify`); SIGHUP reopens the log file (`logging`). The folders it keeps files in,
+//! and its log, are checked at start: see `crate::fs::private_dir`.
 
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::arguments::parse_arguments;
-use crate::fs::private_dir::{open_append_only, PrivateDir};
+use crate::fs::private_dir::PrivateDir;
 use crate::fs::staging::ABANDONED_TTL;
 use crate::fs::{ArtifactFs, DiskCache, FsOptions, Staging};
 use crate::protocol::regions::parse_regions;
@@ -25,6 +26,7 @@ use crate::storage::StorageOptions;
 
 use super::access::Access;
 use super::fuse::FuseAdapter;
+use super::notify;
 use super::options::{MountArgs, MountConfig, Source};
 
 const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
@@ -196,27 +198,6 @@ fn redirect_stdio_to_null() {
     }
 }
 
-fn init_logging(config: &MountConfig) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("startifact={}", config.log_level))
-        .map_err(|e| format!("--log-level {:?}: {e}", config.log_level))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    match &config.log_file {
-        Some(path) => {
-            // Never through a link, 0600: the log tells what the daemon does and where.
-            let file = open_append_only(path)
-                .map_err(|e| format!("cannot open the log {}: {e}", path.display()))?;
-            builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(file))
-                .init();
-        }
-        None => builder.with_writer(std::io::stderr).init(),
-    }
-    Ok(())
-}
-
 fn serve(
     config: MountConfig,
     staging_dir: Option<PathBuf>,
@@ -228,6 +209,7 @@ fn serve(
         Err(message) => {
             tracing::error!("{message}");
             readiness.report(&message);
+            notify::failed(&message);
             if config.foreground {
                 eprintln!("startifact-fs: {message}");
             }
@@ -249,7 +231,8 @@ fn run(
     mountpoint: &Path,
     readiness: &mut Readiness,
 ) -> Result<(), String> {
-    init_logging(config)?;
+    let log = super::logging::init(config)?;
+    notify::starting(mountpoint);
     // Before any region is asked anything.
     if let Some(dir) = &staging_dir {
         if config.staging_dir.is_none() {
@@ -269,15 +252,19 @@ fn run(
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     // Listened for from here on: a SIGTERM while the daemon starts waits for the mount,
-    // then unmounts it cleanly, instead of killing the daemon half way.
-    let (mut term, mut int) = runtime.block_on(async {
+    // then unmounts it cleanly, instead of killing the daemon half way (and a SIGHUP
+    // reopens the log instead of ending it).
+    let (mut term, mut int, mut hup) = runtime.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         match (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
         ) {
-            (Ok(term), Ok(int)) => Ok((term, int)),
-            (Err(e), _) | (_, Err(e)) => Err(format!("cannot listen for signals: {e}")),
+            (Ok(term), Ok(int), Ok(hup)) => Ok((term, int, hup)),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                Err(format!("cannot listen for signals: {e}"))
+            }
         }
     })?;
 
@@ -308,6 +295,7 @@ fn run(
         allow_delete: config.allow_delete,
         ..FsOptions::default()
     };
+    let watched = session.clone();
     let mut fs = ArtifactFs::new(session.clone(), fs_options);
     let mut kept_staging = None;
     if let Some(dir) = staging_dir {
@@ -389,25 +377,41 @@ fn run(
     raise_read_ahead(mountpoint);
     tracing::info!(mountpoint = %mountpoint.display(), "mounted");
     readiness.report("ready");
+    runtime.spawn(notify::keep_status(
+        mountpoint.to_path_buf(),
+        watched,
+        kept_staging.clone(),
+    ));
 
-    let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
+    let (ended_tx, mut ended_rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let result = background.join();
         let _ = ended_tx.send(result);
     });
     let signal = runtime.block_on(async {
-        tokio::select! {
-            _ = term.recv() => Ok(Some("SIGTERM")),
-            _ = int.recv() => Ok(Some("SIGINT")),
-            ended = ended_rx => {
-                match ended {
-                    Ok(Ok(())) => Ok(None),
-                    Ok(Err(e)) => Err(format!("the FUSE session ended: {e}")),
-                    Err(_) => Ok(None),
+        loop {
+            tokio::select! {
+                _ = term.recv() => return Ok(Some("SIGTERM")),
+                _ = int.recv() => return Ok(Some("SIGINT")),
+                _ = hup.recv() => log.reopen(),
+                ended = &mut ended_rx => {
+                    return match ended {
+                        Ok(Ok(())) => Ok(None),
+                        Ok(Err(e)) => Err(format!("the FUSE session ended: {e}")),
+                        Err(_) => Ok(None),
+                    }
                 }
             }
         }
     })?;
+    notify::stopping(&match (signal, &kept_staging) {
+        (None, _) => format!("{} was unmounted: stopping", mountpoint.display()),
+        (Some(signal), Some(staging)) => format!(
+            "{signal}: stopping after {} stages in flight, then unmounting",
+            staging.stages_in_flight()
+        ),
+        (Some(signal), None) => format!("{signal}: unmounting"),
+    });
     if let Some(signal) = signal {
         if let Some(staging) = &kept_staging {
             super::shutdown::finish_stages(&runtime, staging, config.stop_timeout);

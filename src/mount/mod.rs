@@ -4,6 +4,8 @@
 pub mod access;
 pub mod daemon;
 pub mod fuse;
+mod logging;
+mod notify;
 pub mod options;
 mod shutdown;
 pub mod status;

@@ -89,7 +89,9 @@ pub struct MountArgs {
     /// Write the log here (a daemon in the background has no terminal).
     #[arg(long = "log-file", value_name = "PATH")]
     pub log_file: Option<PathBuf>,
-    /// Log level: error, warn, info (default), debug, trace.
+    /// Log level of our own lines: error, warn, info (default), debug, trace. Without
+    /// it, RUST_LOG (any tracing filter, e.g. startifact=debug,aws_smithy_runtime=debug)
+    /// decides.
     #[arg(long = "log-level", value_name = "LEVEL")]
     pub log_level: Option<String>,
     /// Mount options, comma-separated: ro, allow_other, default_permissions, stagers=GROUP, uid=N, gid=N, regions=...,
@@ -127,7 +129,8 @@ pub struct MountConfig {
     pub parameter: Option<String>,
     pub endpoints: Option<String>,
     pub log_file: Option<PathBuf>,
-    pub log_level: String,
+    /// `None`: `RUST_LOG` decides (see `super::logging`).
+    pub log_level: Option<String>,
     pub cache_dir: Option<PathBuf>,
     pub cache_size: u64,
     pub staging_dir: Option<PathBuf>,
@@ -312,7 +315,7 @@ impl MountArgs {
             parameter: self.parameter,
             endpoints: self.endpoints,
             log_file: self.log_file,
-            log_level: self.log_level.unwrap_or_else(|| "info".to_string()),
+            log_level: self.log_level,
             cache_dir: self.cache_dir,
             cache_size: match &self.cache_size {
                 Some(text) => parse_size(text)?,
@@ -361,7 +364,7 @@ impl MountArgs {
                     ("parameter", Some(v)) => config.parameter = Some(v.to_string()),
                     ("endpoints", Some(v)) => config.endpoints = Some(v.replace(';', ",")),
                     ("log_file" | "log-file", Some(v)) => config.log_file = Some(PathBuf::from(v)),
-                    ("log_level" | "log-level", Some(v)) => config.log_level = v.to_string(),
+                    ("log_level" | "log-level", Some(v)) => config.log_level = Some(v.to_string()),
                     ("cache_dir" | "cache-dir", Some(v)) => {
                         config.cache_dir = Some(PathBuf::from(v))
                     }

@@ -280,8 +280,19 @@ impl GuardedRegion {
     ) -> Result<T, StorageError> {
         let pass = self.board.admit(&self.region, Instant::now())?;
         let result = request.await;
+        if let Err(e) = &result {
+            log_failed_request(&self.region, e);
+        }
         pass.finish(result.as_ref().err());
         result
+    }
+}
+
+/// One line per failed request, with the region and the reason. "Not found" and a
+/// precondition that did not hold are answers the protocol expects, not failures.
+fn log_failed_request(region: &str, error: &StorageError) {
+    if !error.is_not_found() && !error.is_precondition_failed() {
+        tracing::warn!(region, "request failed: {error}");
     }
 }
 
@@ -326,6 +337,7 @@ impl RegionStore for GuardedRegion {
         let region = self.region.clone();
         let body = stream.body.map(move |chunk| {
             if let Err(e) = &chunk {
+                log_failed_request(&region, e);
                 if is_region_failure(e) {
                     board.record_failure(&region, e, Instant::now());
                 }

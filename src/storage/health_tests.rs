@@ -323,3 +323,47 @@ async fn a_cancelled_probe_lets_the_next_request_probe() {
     assert_eq!(stores[0].get_parameter("p").await.unwrap(), "value");
     assert_eq!(health_of(&board, "r1").breaker, "closed");
 }
+
+/// A writer the test reads back: what a scoped subscriber logged.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn each_failed_request_is_one_line_with_the_region_and_the_reason() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _scoped = tracing::subscriber::set_default(subscriber);
+    let (_board, _fakes, stores) = three_regions(
+        [Answer::Down, Answer::Denied, Answer::Missing],
+        Duration::from_secs(60),
+    );
+    for store in &stores {
+        assert!(store.get_parameter("p").await.is_err());
+    }
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines[0].contains("request failed: unavailable: connection refused")
+            && lines[0].contains("region=\"r1\""),
+        "{log}"
+    );
+    assert!(
+        lines[1].contains("request failed: access denied: p") && lines[1].contains("region=\"r2\""),
+        "{log}"
+    );
+}

@@ -29,6 +29,7 @@ mod protocol;
 mod region_outages;
 mod repair;
 mod semantics;
+mod service;
 mod shared_mount;
 mod stage_regions;
 mod tampered_spool;

@@ -166,6 +166,7 @@ impl Session {
         mut metadata: Metadata,
         options: &StageOptions,
     ) -> Result<StageReport, Error> {
+        let started = std::time::Instant::now();
         validate_project_name(project)?;
         validate_user_metadata(&metadata)?;
         if let Some(name) = source.file_name {
@@ -245,11 +246,14 @@ impl Session {
             dry_run: self.read_only(),
             regions: self.regions().into_iter().zip(outcomes).collect(),
         };
-        for (region, outcome) in &report.regions {
-            match outcome {
-                RegionOutcome::Failed(_) => tracing::warn!(region, project, %version, "{outcome}"),
-                _ => tracing::info!(region, project, %version, "{outcome}"),
-            }
+        // One line per stage, whatever the outcome: what, how large, how long, where.
+        let seconds = format!("{:.2}", started.elapsed().as_secs_f64());
+        let size = prepared.size;
+        let outcomes = report.outcomes();
+        if report.failed().is_empty() {
+            tracing::info!(project, %version, size, seconds, "stage: {} ({outcomes})", report.summary());
+        } else {
+            tracing::warn!(project, %version, size, seconds, "stage: {} ({outcomes})", report.summary());
         }
         if report.succeeded(options.require_all_regions) {
             Ok(report)

@@ -97,6 +97,15 @@ impl StageReport {
         format!("{} of {} regions hold it", self.held(), self.regions.len())
     }
 
+    /// "eu-west-1: staged, latest moved to it; eu-west-2: failed: reason" for every region.
+    pub fn outcomes(&self) -> String {
+        self.regions
+            .iter()
+            .map(|(region, outcome)| format!("{region}: {outcome}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// "eu-west-2: reason; ..." for the regions that failed.
     pub fn failures(&self) -> String {
         self.failed()
