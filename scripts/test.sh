@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on this machine, installing first what it needs:
 # Debian's fuse3, attr, rsync and curl (and passwd, util-linux for the tests that act as
-# other local users, and systemd for `systemd-analyze verify` of the units: no systemd
-# runs); a Python virtual environment with moto[server]
-# and the Python startifact peer. The build folder and the environment live outside the
+# other local users and for `script`'s terminal, and systemd for `systemd-analyze verify`
+# of the units: no systemd runs); cargo-deb for the package test; a Python virtual
+# environment with moto[server] and the Python startifact peer. The build folder and the
+# environment live outside the
 # clone (under ~/.cache/startifact-fs) so that later runs reuse them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,11 @@ if ! "$venv/bin/python" -c 'import moto, startifact, sys; sys.exit(moto.__versio
   "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.2.5' 'startifact==1.0a10'
 fi
 export STARTIFACT_TEST_VENV="$venv"
+# The package test builds a .deb with cargo-deb (about 3 minutes to build, once).
+if ! command -v cargo-deb >/dev/null 2>&1; then
+  echo "installing cargo-deb"
+  cargo install --locked --quiet cargo-deb@3.8.0
+fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
 
 # In tiers, fastest first; the first tier that fails ends the run:

@@ -22,6 +22,7 @@ mod interop;
 mod limits;
 mod mknod;
 mod ops;
+mod package;
 mod private_disk;
 mod progress;
 mod promises;
