@@ -2,9 +2,11 @@
 //! FUSE adapter over `crate::fs`, which checks who may change what (`access`).
 
 pub mod access;
+pub mod config_file;
 pub mod daemon;
 pub mod fuse;
 pub mod options;
+pub mod settings;
 mod shutdown;
 pub mod status;
 mod translate;

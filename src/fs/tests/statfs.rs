@@ -29,7 +29,11 @@ async fn statfs_free_space_shrinks_by_what_a_staging_file_holds() {
     assert_eq!((stat.blocks, stat.free_blocks), (256, 253));
     assert_eq!(stat.available_blocks, stat.free_blocks);
     f.close(handle).await.unwrap();
-    assert_eq!(f.fs.statfs().free_blocks, 256, "staged, the spool is empty again");
+    assert_eq!(
+        f.fs.statfs().free_blocks,
+        256,
+        "staged, the spool is empty again"
+    );
 }
 
 #[tokio::test]
