@@ -21,8 +21,6 @@ use crate::fs::staging::ABANDONED_TTL;
 use crate::fs::{ArtifactFs, DiskCache, FsOptions, Staging};
 use crate::protocol::regions::parse_regions;
 use crate::protocol::{SessionBuilder, StageOptions};
-use crate::storage::options::parse_region_endpoints;
-use crate::storage::StorageOptions;
 
 use super::access::Access;
 use super::fuse::FuseAdapter;
@@ -84,6 +82,13 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // A CA bundle that cannot be used is said on the terminal, before the daemon forks.
+    if let (Source::Aws, Some(bundle)) = (&config.source, &config.storage.ca_bundle) {
+        if let Err(e) = crate::storage::trust::read_bundle(bundle) {
+            eprintln!("startifact-fs: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let mountpoint = match prepare_mountpoint(&config.mountpoint) {
         Ok(path) => path,
         Err(message) => {
@@ -268,10 +273,8 @@ fn run(
         }
     })?;
 
-    let mut storage = StorageOptions::from_env().map_err(|e| e.to_string())?;
-    if let Some(endpoints) = &config.endpoints {
-        storage.region_endpoints = parse_region_endpoints(endpoints).map_err(|e| e.to_string())?;
-    }
+    // Flags, `-o`, the environment and the file are already laid over each other.
+    let storage = config.storage.clone();
     let builder = SessionBuilder {
         regions: config.regions.as_deref().map(parse_regions),
         read_only: config.read_only,

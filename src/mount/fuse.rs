@@ -448,8 +448,8 @@ impl Filesystem for FuseAdapter {
         let stat = self.fs.statfs();
         reply.statfs(
             stat.blocks,
-            0,
-            0,
+            stat.free_blocks,
+            stat.available_blocks,
             stat.files,
             0,
             stat.block_size,

@@ -2,11 +2,13 @@
 //! FUSE adapter over `crate::fs`, which checks who may change what (`access`).
 
 pub mod access;
+pub mod config_file;
 pub mod daemon;
 pub mod fuse;
 mod logging;
 mod notify;
 pub mod options;
+pub mod settings;
 mod shutdown;
 pub mod status;
 mod translate;

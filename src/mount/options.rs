@@ -2,12 +2,16 @@
 //! Every option also has an `-o key=value` form, because `/etc/fstab` and
 //! `mount -t fuse.startifact-fs` pass nothing else (and no environment at boot).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
 
 use super::access::group_id;
+use super::config_file::{self, DEFAULT_CONFIG_FILE};
+use super::settings::{self, Settings};
+use crate::storage::options::parse_region_endpoints;
+use crate::storage::StorageOptions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -94,11 +98,29 @@ pub struct MountArgs {
     /// decides.
     #[arg(long = "log-level", value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Read this configuration file (TOML, the keys of -o) instead of
+    /// /etc/startifact-fs/config.toml, e.g. --config /etc/startifact-fs/ci.toml.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Trust only the certificate authorities in this PEM file for HTTPS endpoints
+    /// (instead of AWS_CA_BUNDLE).
+    #[arg(long = "ca-bundle", value_name = "PATH")]
+    pub ca_bundle: Option<PathBuf>,
+    /// The AWS profile whose credentials to use (instead of AWS_PROFILE).
+    #[arg(long = "aws-profile", value_name = "NAME")]
+    pub aws_profile: Option<String>,
+    /// The AWS shared credentials file (instead of AWS_SHARED_CREDENTIALS_FILE): how a
+    /// mount started by mount(8) or fstab, with no environment, finds its credentials.
+    #[arg(long = "aws-credentials-file", value_name = "PATH")]
+    pub aws_credentials_file: Option<PathBuf>,
     /// Mount options, comma-separated: ro, allow_other, default_permissions, stagers=GROUP, uid=N, gid=N, regions=...,
     /// local_store=DIR, metadata_ttl=S, parameter=NAME, endpoints=LIST, log_file=PATH,
     /// log_level=L, cache_dir=DIR, cache_size=BYTES, staging_dir=DIR, staging_size=BYTES,
-    /// part_size=BYTES, stop_timeout=S, allow_delete, foreground; the generic ones of mount(8) are
-    /// accepted and ignored.
+    /// part_size=BYTES, stop_timeout=S, allow_delete, foreground, config=PATH,
+    /// ca_bundle=PATH, aws_profile=NAME, aws_credentials_file=PATH, aws_config_file=PATH,
+    /// connect_timeout=S, operation_timeout=S, max_attempts=N; the generic ones of
+    /// mount(8) are accepted and ignored. Example:
+    /// -o ro,regions=us-east-1:eu-west-2,aws_credentials_file=/etc/startifact-fs/credentials
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
 }
@@ -127,7 +149,6 @@ pub struct MountConfig {
     pub gid: Option<u32>,
     pub metadata_ttl: Duration,
     pub parameter: Option<String>,
-    pub endpoints: Option<String>,
     pub log_file: Option<PathBuf>,
     /// `None`: `RUST_LOG` decides (see `super::logging`).
     pub log_level: Option<String>,
@@ -139,6 +160,8 @@ pub struct MountConfig {
     /// How long SIGTERM/SIGINT wait for stages in flight.
     pub stop_timeout: Duration,
     pub allow_delete: bool,
+    /// Endpoints, timeouts, credentials and the CA bundle of the AWS regions.
+    pub storage: StorageOptions,
 }
 
 /// How long SIGTERM waits for stages in flight by default: enough for a stage of a few
@@ -148,7 +171,7 @@ pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The default part size of multipart uploads.
 pub const DEFAULT_PART_SIZE: u64 = 8 << 20;
 
-fn parse_part_size(text: &str) -> Result<u64, String> {
+pub(super) fn parse_part_size(text: &str) -> Result<u64, String> {
     let size = parse_size(text)?;
     if size < crate::protocol::stage::MIN_PART_SIZE {
         return Err(format!(
@@ -187,44 +210,6 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok()
         .and_then(|n| n.checked_mul(1u64 << shift))
         .ok_or_else(|| format!("{text:?} is not a size (a number with K, M, G or T)"))
-}
-
-/// Options of mount(8) and fstab that mean nothing to us.
-fn is_generic_option(key: &str) -> bool {
-    matches!(
-        key,
-        "rw" | "dev"
-            | "nodev"
-            | "suid"
-            | "nosuid"
-            | "exec"
-            | "noexec"
-            | "atime"
-            | "noatime"
-            | "relatime"
-            | "auto"
-            | "noauto"
-            | "nofail"
-            | "_netdev"
-            | "user"
-            | "users"
-            | "defaults"
-            | "async"
-            | "sync"
-            | "comment"
-    ) || key.starts_with("x-")
-}
-
-fn parse_seconds(key: &str, text: &str) -> Result<f64, String> {
-    text.parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite() && *v >= 0.0)
-        .ok_or_else(|| format!("{key}={text:?} is not a number of seconds"))
-}
-
-fn parse_id(key: &str, text: &str) -> Result<u32, String> {
-    text.parse()
-        .map_err(|_| format!("{key}={text:?} is not a number"))
 }
 
 impl MountConfig {
@@ -281,15 +266,44 @@ pub fn default_staging_base(
 }
 
 impl MountArgs {
+    /// Lays the flags over `-o`, the environment, the configuration file and the
+    /// defaults (see `settings`).
     pub fn resolve(self) -> Result<MountConfig, String> {
+        self.resolve_in(
+            &|name| std::env::var(name).ok(),
+            Path::new(DEFAULT_CONFIG_FILE),
+        )
+    }
+
+    /// `resolve`, with the environment read through `env` and `default_file` read
+    /// when it exists and no file is named.
+    pub fn resolve_in(
+        self,
+        env: &dyn Fn(&str) -> Option<String>,
+        default_file: &Path,
+    ) -> Result<MountConfig, String> {
+        let (flags, mountpoint) = self.flag_settings()?;
+        let options = Settings::from_mount_options(&self.options)?;
+        let environment = Settings::from_environment(env)?;
+        let file = match flags.config_file.as_ref().or(options.config_file.as_ref()) {
+            Some(path) => config_file::read(path)?,
+            None if default_file.exists() => config_file::read(default_file)?,
+            None => Settings::default(),
+        };
+        MountConfig::from_settings(flags.or(options).or(environment).or(file), mountpoint)
+    }
+
+    /// What the flags say, and the mount point.
+    fn flag_settings(&self) -> Result<(Settings, PathBuf), String> {
         let (source_text, mountpoint) = match &self.second {
-            Some(mountpoint) => (Some(self.first.clone()), mountpoint.clone()),
+            Some(mountpoint) => (Some(self.first.as_str()), mountpoint.clone()),
             None => (None, self.first.clone()),
         };
-        let mut source = match source_text.as_deref() {
-            None | Some("aws") => Source::Aws,
+        let mut source = match source_text {
+            None => None,
+            Some("aws") => Some(Source::Aws),
             Some(text) => match text.strip_prefix("local:") {
-                Some(dir) if !dir.is_empty() => Source::Local(PathBuf::from(dir)),
+                Some(dir) if !dir.is_empty() => Some(Source::Local(PathBuf::from(dir))),
                 _ => {
                     return Err(format!(
                         "SOURCE {text:?} is neither \"aws\" nor \"local:DIR\""
@@ -298,97 +312,97 @@ impl MountArgs {
             },
         };
         if let Some(dir) = &self.local_store {
-            source = Source::Local(dir.clone());
+            source = Some(Source::Local(dir.clone()));
         }
-        let mut config = MountConfig {
+        let on = |flag: bool| flag.then_some(true);
+        let size = |text: &Option<String>| text.as_deref().map(parse_size).transpose();
+        let seconds = |key: &str, value: Option<f64>| {
+            value
+                .map(|v| settings::parse_seconds(key, &v.to_string()))
+                .transpose()
+        };
+        let flags = Settings {
             source,
-            mountpoint: PathBuf::from(mountpoint),
-            foreground: self.foreground,
-            read_only: self.read_only,
-            regions: self.regions,
-            allow_other: self.allow_other,
-            default_permissions: false,
+            foreground: on(self.foreground),
+            read_only: on(self.read_only),
+            regions: self.regions.clone(),
+            allow_other: on(self.allow_other),
             stagers: self.stagers.as_deref().map(group_id).transpose()?,
             uid: self.uid,
             gid: self.gid,
-            metadata_ttl: Duration::from_secs_f64(self.metadata_ttl.unwrap_or(10.0).max(0.0)),
-            parameter: self.parameter,
-            endpoints: self.endpoints,
-            log_file: self.log_file,
-            log_level: self.log_level,
-            cache_dir: self.cache_dir,
-            cache_size: match &self.cache_size {
-                Some(text) => parse_size(text)?,
-                None => DEFAULT_CACHE_SIZE,
-            },
-            staging_dir: self.staging_dir,
-            staging_size: match &self.staging_size {
-                Some(text) => parse_size(text)?,
-                None => crate::fs::spool::DEFAULT_STAGING_SIZE,
-            },
-            part_size: match &self.part_size {
-                Some(text) => parse_part_size(text)?,
-                None => DEFAULT_PART_SIZE,
-            },
-            stop_timeout: match self.stop_timeout {
-                Some(seconds) => {
-                    Duration::from_secs_f64(parse_seconds("--stop-timeout", &seconds.to_string())?)
-                }
-                None => DEFAULT_STOP_TIMEOUT,
-            },
-            allow_delete: self.allow_delete,
+            metadata_ttl: seconds("--metadata-ttl", self.metadata_ttl)?,
+            parameter: self.parameter.clone(),
+            endpoints: self
+                .endpoints
+                .as_deref()
+                .map(parse_region_endpoints)
+                .transpose()
+                .map_err(|e| e.to_string())?,
+            log_file: self.log_file.clone(),
+            log_level: self.log_level.clone(),
+            cache_dir: self.cache_dir.clone(),
+            cache_size: size(&self.cache_size)?,
+            staging_dir: self.staging_dir.clone(),
+            staging_size: size(&self.staging_size)?,
+            part_size: self.part_size.as_deref().map(parse_part_size).transpose()?,
+            stop_timeout: seconds("--stop-timeout", self.stop_timeout)?,
+            allow_delete: on(self.allow_delete),
+            ca_bundle: self.ca_bundle.clone(),
+            aws_profile: self.aws_profile.clone(),
+            aws_credentials_file: self.aws_credentials_file.clone(),
+            config_file: self.config.clone(),
+            ..Settings::default()
         };
-        for group in &self.options {
-            for option in group.split(',').map(str::trim).filter(|o| !o.is_empty()) {
-                let (key, value) = match option.split_once('=') {
-                    Some((k, v)) => (k, Some(v)),
-                    None => (option, None),
-                };
-                match (key, value) {
-                    ("ro" | "read_only" | "read-only", None) => config.read_only = true,
-                    ("allow_other" | "allow-other", None) => config.allow_other = true,
-                    ("default_permissions" | "default-permissions", None) => {
-                        config.default_permissions = true
-                    }
-                    ("stagers", Some(v)) => config.stagers = Some(group_id(v)?),
-                    ("foreground", None) => config.foreground = true,
-                    ("uid", Some(v)) => config.uid = Some(parse_id(key, v)?),
-                    ("gid", Some(v)) => config.gid = Some(parse_id(key, v)?),
-                    ("regions", Some(v)) => config.regions = Some(v.replace(':', ",")),
-                    ("local_store" | "local-store", Some(v)) => {
-                        config.source = Source::Local(PathBuf::from(v))
-                    }
-                    ("metadata_ttl" | "metadata-ttl", Some(v)) => {
-                        config.metadata_ttl = Duration::from_secs_f64(parse_seconds(key, v)?)
-                    }
-                    ("parameter", Some(v)) => config.parameter = Some(v.to_string()),
-                    ("endpoints", Some(v)) => config.endpoints = Some(v.replace(';', ",")),
-                    ("log_file" | "log-file", Some(v)) => config.log_file = Some(PathBuf::from(v)),
-                    ("log_level" | "log-level", Some(v)) => config.log_level = Some(v.to_string()),
-                    ("cache_dir" | "cache-dir", Some(v)) => {
-                        config.cache_dir = Some(PathBuf::from(v))
-                    }
-                    ("cache_size" | "cache-size", Some(v)) => config.cache_size = parse_size(v)?,
-                    ("staging_dir" | "staging-dir", Some(v)) => {
-                        config.staging_dir = Some(PathBuf::from(v))
-                    }
-                    ("staging_size" | "staging-size", Some(v)) => {
-                        config.staging_size = parse_size(v)?
-                    }
-                    ("part_size" | "part-size", Some(v)) => config.part_size = parse_part_size(v)?,
-                    ("stop_timeout" | "stop-timeout", Some(v)) => {
-                        config.stop_timeout = Duration::from_secs_f64(parse_seconds(key, v)?)
-                    }
-                    ("allow_delete" | "allow-delete", None) => config.allow_delete = true,
-                    (key, _) if is_generic_option(key) => {}
-                    _ => return Err(format!("unknown mount option {option:?}")),
-                }
-            }
-        }
-        if config.allow_other {
-            config.default_permissions = true;
-        }
-        Ok(config)
+        Ok((flags, PathBuf::from(mountpoint)))
+    }
+}
+
+impl MountConfig {
+    /// The defaults under what the layers say.
+    fn from_settings(s: Settings, mountpoint: PathBuf) -> Result<MountConfig, String> {
+        let defaults = StorageOptions::default();
+        let storage = StorageOptions {
+            region_endpoints: s.endpoints.unwrap_or_default(),
+            connect_timeout: s.connect_timeout.unwrap_or(defaults.connect_timeout),
+            short_operation_timeout: s
+                .operation_timeout
+                .unwrap_or(defaults.short_operation_timeout),
+            max_attempts: s.max_attempts.unwrap_or(defaults.max_attempts).max(1),
+            ca_bundle: s.ca_bundle,
+            aws_profile: s.aws_profile,
+            aws_credentials_file: s.aws_credentials_file,
+            aws_config_file: s.aws_config_file,
+            ..defaults
+        };
+        let allow_other = s.allow_other.unwrap_or(false);
+        Ok(MountConfig {
+            source: s.source.unwrap_or(Source::Aws),
+            mountpoint,
+            foreground: s.foreground.unwrap_or(false),
+            read_only: s.read_only.unwrap_or(false),
+            regions: s.regions,
+            allow_other,
+            // The kernel always checks the modes shown on a shared mount.
+            default_permissions: allow_other || s.default_permissions.unwrap_or(false),
+            stagers: s.stagers,
+            uid: s.uid,
+            gid: s.gid,
+            metadata_ttl: s.metadata_ttl.unwrap_or(Duration::from_secs(10)),
+            parameter: s.parameter,
+            log_file: s.log_file,
+            // None: RUST_LOG, else info (see `logging`).
+            log_level: s.log_level,
+            cache_dir: s.cache_dir,
+            cache_size: s.cache_size.unwrap_or(DEFAULT_CACHE_SIZE),
+            staging_dir: s.staging_dir,
+            staging_size: s
+                .staging_size
+                .unwrap_or(crate::fs::spool::DEFAULT_STAGING_SIZE),
+            part_size: s.part_size.unwrap_or(DEFAULT_PART_SIZE),
+            stop_timeout: s.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
+            allow_delete: s.allow_delete.unwrap_or(false),
+            storage,
+        })
     }
 }
 
@@ -401,7 +415,7 @@ mod tests {
         all.extend_from_slice(args);
         MountArgs::try_parse_from(all)
             .map_err(|e| e.to_string())?
-            .resolve()
+            .resolve_in(&|_| None, Path::new("/no/such/config.toml"))
     }
 
     #[test]
@@ -485,6 +499,75 @@ mod tests {
             assert!(e.contains("neither HOME nor XDG_STATE_HOME"), "{e}");
             assert!(e.contains("--staging-dir"), "{e}");
         }
+    }
+
+    #[test]
+    fn flags_win_over_dash_o_over_the_environment_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.toml");
+        std::fs::write(
+            &file,
+            "regions = \"file\"\nparameter = \"/file\"\nstaging_size = \"3M\"\n\
+             part_size = \"6M\"\nca_bundle = \"/file.pem\"\n\
+             [endpoints]\nfile = \"http://file\"\n",
+        )
+        .unwrap();
+        let env = |name: &str| match name {
+            "STARTIFACT_REGIONS" => Some("env".to_string()),
+            "STARTIFACT_PARAMETER" => Some("/env".to_string()),
+            "AWS_CA_BUNDLE" => Some("/env.pem".to_string()),
+            _ => None,
+        };
+        let resolve_with = |args: &[&str], default_file: &Path| {
+            let mut all = vec!["startifact-fs"];
+            all.extend_from_slice(args);
+            MountArgs::try_parse_from(all)
+                .unwrap()
+                .resolve_in(&env, default_file)
+                .unwrap()
+        };
+        let config = file.to_str().unwrap();
+        let c = resolve_with(
+            &[
+                "--config",
+                config,
+                "--regions",
+                "flag",
+                "-o",
+                "regions=o,parameter=/o",
+                "/mnt",
+            ],
+            Path::new("/no/such"),
+        );
+        assert_eq!(c.regions.as_deref(), Some("flag"), "flags first");
+        assert_eq!(c.parameter.as_deref(), Some("/o"), "then -o");
+        assert_eq!(
+            c.storage.ca_bundle,
+            Some(PathBuf::from("/env.pem")),
+            "then the environment"
+        );
+        assert_eq!(
+            (c.staging_size, c.part_size),
+            (3 << 20, 6 << 20),
+            "then the file"
+        );
+        assert_eq!(c.storage.region_endpoints["file"], "http://file");
+        assert_eq!(c.cache_size, DEFAULT_CACHE_SIZE, "then the defaults");
+        // The default file is read when it exists and no other is named...
+        let c = resolve_with(&["/mnt"], &file);
+        assert_eq!(c.staging_size, 3 << 20);
+        // ... and -o config= names one as --config does.
+        let c = resolve_with(
+            &["-o", &format!("config={config}"), "/mnt"],
+            Path::new("/x"),
+        );
+        assert_eq!(c.part_size, 6 << 20);
+        let missing =
+            MountArgs::try_parse_from(["startifact-fs", "--config", "/no/such.toml", "/mnt"])
+                .unwrap()
+                .resolve_in(&env, Path::new("/x"))
+                .unwrap_err();
+        assert!(missing.contains("/no/such.toml"), "{missing}");
     }
 
     #[test]

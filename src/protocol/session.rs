@@ -71,7 +71,12 @@ impl SessionBuilder {
                         StorageOptions::from_env().map_err(|e| Error::Options(e.to_string()))?
                     }
                 };
-                (Backend::aws(options).await, regions)
+                (
+                    Backend::aws(options)
+                        .await
+                        .map_err(|e| Error::Options(e.to_string()))?,
+                    regions,
+                )
             }
         };
         if regions.is_empty() {

@@ -29,14 +29,42 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use bytes::Bytes;
 use futures::StreamExt;
 
+use super::options::OptionsError;
 use super::{
     CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore, StorageError,
     StorageOptions,
 };
 
-/// Loads the shared AWS configuration once; regions are then cheap to add.
-pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+/// Loads the shared AWS configuration once; regions are then cheap to add. The
+/// options' profile and shared files stand in for `AWS_PROFILE`,
+/// `AWS_SHARED_CREDENTIALS_FILE` and `AWS_CONFIG_FILE` (a daemon started by mount(8)
+/// at boot has no environment); a CA bundle replaces the system's roots.
+// aws-config's names for the profile files; their new home (aws-runtime) is not a
+// dependency of ours.
+#[allow(deprecated)]
+pub async fn load_sdk_config(options: &StorageOptions) -> Result<SdkConfig, OptionsError> {
+    use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(profile) = &options.aws_profile {
+        loader = loader.profile_name(profile);
+    }
+    if options.aws_credentials_file.is_some() || options.aws_config_file.is_some() {
+        // The SDK wants one file of each kind: the default stands in for one not given.
+        let mut files = ProfileFiles::builder()
+            .include_default_config_file(options.aws_config_file.is_none())
+            .include_default_credentials_file(options.aws_credentials_file.is_none());
+        if let Some(path) = &options.aws_credentials_file {
+            files = files.with_file(ProfileFileKind::Credentials, path);
+        }
+        if let Some(path) = &options.aws_config_file {
+            files = files.with_file(ProfileFileKind::Config, path);
+        }
+        loader = loader.profile_files(files.build());
+    }
+    if let Some(bundle) = &options.ca_bundle {
+        loader = loader.http_client(super::trust::http_client_trusting(bundle)?);
+    }
+    Ok(loader.load().await)
 }
 
 /// True when the environment points the SDK at a custom endpoint.

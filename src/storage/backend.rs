@@ -9,6 +9,7 @@ use aws_config::SdkConfig;
 
 use super::aws::{load_sdk_config, AwsRegion};
 use super::local::LocalRegion;
+use super::options::OptionsError;
 use super::{RegionStore, StorageOptions};
 
 #[derive(Clone)]
@@ -35,12 +36,13 @@ impl std::fmt::Debug for Backend {
 }
 
 impl Backend {
-    /// AWS through the standard `aws-config` chain.
-    pub async fn aws(options: StorageOptions) -> Self {
-        Backend::Aws {
-            sdk_config: Box::new(load_sdk_config().await),
+    /// AWS through the standard `aws-config` chain (and the options' profile, shared
+    /// files and CA bundle).
+    pub async fn aws(options: StorageOptions) -> Result<Self, OptionsError> {
+        Ok(Backend::Aws {
+            sdk_config: Box::new(load_sdk_config(&options).await?),
             options,
-        }
+        })
     }
 
     /// Opens one region.

@@ -15,6 +15,7 @@ pub mod breaker;
 pub mod health;
 pub mod local;
 pub mod options;
+pub mod trust;
 
 use std::collections::HashMap;
 use std::fmt::Debug;

@@ -8,6 +8,7 @@
 //! stalled-stream protection).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Endpoints, timeouts and retries for every region of a session.
@@ -27,6 +28,17 @@ pub struct StorageOptions {
     pub max_attempts: u32,
     /// A body that moves no bytes for this long fails.
     pub stall_grace_period: Duration,
+    /// Trust only the certificate authorities in this PEM file for HTTPS
+    /// (`AWS_CA_BUNDLE`, as the AWS CLI reads it): private S3-compatible stores and
+    /// proxies that re-sign. `None`: the system's roots.
+    pub ca_bundle: Option<PathBuf>,
+    /// The AWS profile whose credentials are used (`AWS_PROFILE`).
+    pub aws_profile: Option<String>,
+    /// The shared credentials file (`AWS_SHARED_CREDENTIALS_FILE`), for a daemon
+    /// started with no environment (fstab, `mount -t`).
+    pub aws_credentials_file: Option<PathBuf>,
+    /// The shared config file (`AWS_CONFIG_FILE`).
+    pub aws_config_file: Option<PathBuf>,
 }
 
 impl Default for StorageOptions {
@@ -39,6 +51,10 @@ impl Default for StorageOptions {
             min_throughput_bytes_per_second: 1024 * 1024,
             max_attempts: 3,
             stall_grace_period: Duration::from_secs(10),
+            ca_bundle: None,
+            aws_profile: None,
+            aws_credentials_file: None,
+            aws_config_file: None,
         }
     }
 }
@@ -46,11 +62,12 @@ impl Default for StorageOptions {
 /// Error in the storage options given by the user.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct OptionsError(String);
+pub struct OptionsError(pub String);
 
 impl StorageOptions {
     /// Defaults, then `STARTIFACT_ENDPOINTS`, `STARTIFACT_CONNECT_TIMEOUT`,
-    /// `STARTIFACT_OPERATION_TIMEOUT` (seconds) and `STARTIFACT_MAX_ATTEMPTS`.
+    /// `STARTIFACT_OPERATION_TIMEOUT` (seconds), `STARTIFACT_MAX_ATTEMPTS` and
+    /// `AWS_CA_BUNDLE` (the profile and the shared files the SDK reads itself).
     pub fn from_env() -> Result<Self, OptionsError> {
         let mut options = StorageOptions::default();
         if let Ok(text) = std::env::var("STARTIFACT_ENDPOINTS") {
@@ -65,6 +82,9 @@ impl StorageOptions {
         if let Some(attempts) = env_number("STARTIFACT_MAX_ATTEMPTS")? {
             options.max_attempts = (attempts as u32).max(1);
         }
+        options.ca_bundle = std::env::var_os("AWS_CA_BUNDLE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
         Ok(options)
     }
 

@@ -21,6 +21,7 @@ mod integrity;
 mod interop;
 mod limits;
 mod mknod;
+mod mount_type;
 mod ops;
 mod package;
 mod private_disk;

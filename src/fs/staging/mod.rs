@@ -121,4 +121,48 @@ impl Staging {
     pub fn dir(&self) -> &std::path::Path {
         self.spool.root()
     }
+
+    /// How much the spool holds and may still take (what `df` on the mount shows).
+    pub fn room(&self) -> Room {
+        Room {
+            limit: self.spool.limit(),
+            used: self.spool.used(),
+            disk_free: disk_free(self.spool.root()),
+        }
+    }
+}
+
+/// The spool's limit, what it holds, and the free space of the disk it is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Room {
+    pub limit: u64,
+    pub used: u64,
+    /// What the disk under the staging folder has free for an unprivileged user;
+    /// `None` when it cannot be asked.
+    pub disk_free: Option<u64>,
+}
+
+impl Room {
+    /// What may still be written: the limit less what is held, and no more than the
+    /// disk has (a limit larger than the disk would otherwise promise room that fails
+    /// with ENOSPC half way).
+    pub fn writable(&self) -> u64 {
+        let under_limit = self.limit.saturating_sub(self.used);
+        match self.disk_free {
+            Some(free) => under_limit.min(free),
+            None => under_limit,
+        }
+    }
+}
+
+/// The bytes available to unprivileged users on the filesystem holding `dir`.
+fn disk_free(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a valid C string and `stat` a properly sized buffer.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    Some((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
 }

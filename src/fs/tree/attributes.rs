@@ -12,14 +12,23 @@ use crate::fs::lock;
 use crate::fs::pinned::PinnedVersion;
 use crate::fs::xattr;
 
-/// What `statfs` reports.
-#[derive(Debug, Clone, Copy)]
+/// What `statfs` reports: the staging folder's room, in blocks of `block_size` (what
+/// can still be written through the mount), and the inodes handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatFs {
+    /// The staging limit (`--staging-size`); 0 on a mount that takes no writes.
     pub blocks: u64,
+    /// What may still be written: the limit less what the spool holds, and never more
+    /// than the disk under the staging folder has free.
+    pub free_blocks: u64,
+    pub available_blocks: u64,
     pub files: u64,
     pub block_size: u32,
     pub name_max: u32,
 }
+
+/// The block size `statfs` counts in.
+pub const STATFS_BLOCK_SIZE: u32 = 4096;
 
 impl ArtifactFs {
     /// A version, pinned on first sight for the life of the mount (versions are
@@ -148,10 +157,20 @@ impl ArtifactFs {
     }
 
     pub fn statfs(&self) -> StatFs {
+        let block = u64::from(STATFS_BLOCK_SIZE);
+        let (blocks, free_blocks) = match &self.staging {
+            Some(staging) => {
+                let room = staging.room();
+                (room.limit / block, room.writable() / block)
+            }
+            None => (0, 0),
+        };
         StatFs {
-            blocks: 0,
+            blocks,
+            free_blocks,
+            available_blocks: free_blocks,
             files: self.inodes.len() as u64,
-            block_size: 4096,
+            block_size: STATFS_BLOCK_SIZE,
             name_max: 255,
         }
     }

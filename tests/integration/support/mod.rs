@@ -12,6 +12,7 @@ pub mod mount;
 pub mod proxy;
 pub mod regions;
 pub mod staging;
+pub mod tls;
 pub mod world;
 
 use std::path::PathBuf;
