@@ -170,6 +170,14 @@ impl Staging {
         lock(&self.last_repair).clone()
     }
 
+    /// Every repair at once, as at a start: the step `keep_repairing` runs, for tests.
+    #[cfg(test)]
+    pub(crate) async fn repair_everything_now(&self, session: &Session) {
+        for (project, version) in self.repairs_due(0, true) {
+            self.repair(session, &project, &version).await;
+        }
+    }
+
     /// Finishes the stages that were running when the daemon last stopped.
     async fn resume_interrupted(&self, session: &Session) {
         let resumed: Vec<(String, String)> = lock(&self.folders)

@@ -22,8 +22,9 @@ use crate::protocol::setup::{set_up_local_store, LOCAL_BUCKET};
 use crate::protocol::{
     Metadata, Session, SessionBuilder, StageOptions, DEFAULT_CONFIGURATION_PARAMETER,
 };
+use crate::storage::breaker::BreakerPolicy;
 use crate::storage::local::{layout, LocalRegion};
-use crate::storage::RegionStore;
+use crate::storage::{Backend, HealthBoard, RegionStore};
 
 pub(super) const PROJECT: &str = "SugarWater";
 /// In the order the session visits them: versions are pinned from the first.
@@ -44,6 +45,8 @@ pub(super) struct Fixture {
     /// The process behind every change: this test process, as the kernel would name it.
     pub caller: Caller,
     pub store: PathBuf,
+    /// The staging folder, when the mount takes writes: the repair step runs on it.
+    pub staging: Option<Arc<Staging>>,
     _scratch: TempDir,
 }
 
@@ -78,6 +81,15 @@ impl Fixture {
 
     /// A mount with these options, and a staging folder of `staging_limit` bytes.
     pub async fn with(options: FsOptions, staging_limit: Option<u64>) -> Self {
+        Self::with_breaker(options, staging_limit, None).await
+    }
+
+    /// As `with`, the session's breaker following `policy` (`None`: the default one).
+    pub async fn with_breaker(
+        options: FsOptions,
+        staging_limit: Option<u64>,
+        policy: Option<BreakerPolicy>,
+    ) -> Self {
         let scratch = scratch_folder();
         let store = scratch.path().join("store");
         let regions: Vec<String> = REGIONS.iter().map(|r| r.to_string()).collect();
@@ -100,20 +112,28 @@ impl Fixture {
             gid: caller.gid,
             ..options
         };
-        let mut fs = ArtifactFs::new(session_on(&store).await, options);
+        let session = match policy {
+            None => session_on(&store).await,
+            Some(policy) => session_with_breaker(&store, policy),
+        };
+        let mut fs = ArtifactFs::new(session, options);
+        let mut staging = None;
         if let Some(limit) = staging_limit {
-            let staging = Staging::open(
+            let folder = Staging::open(
                 &scratch.path().join("staging"),
                 limit,
                 StageOptions::default(),
             )
             .expect("a staging folder");
-            fs = fs.with_staging(Arc::new(staging));
+            let folder = Arc::new(folder);
+            fs = fs.with_staging(Arc::clone(&folder));
+            staging = Some(folder);
         }
         Fixture {
             fs,
             caller,
             store,
+            staging,
             _scratch: scratch,
         }
     }
@@ -229,6 +249,35 @@ impl Fixture {
         std::fs::remove_dir_all(self.store.join(region)).expect("remove a region's folder");
     }
 
+    /// Where a stopped region's folder waits (outside the store) to be brought back.
+    fn stopped_folder(&self, region: &str) -> PathBuf {
+        let scratch = self
+            .store
+            .parent()
+            .expect("the store is in the scratch folder");
+        scratch.join(format!("stopped-{region}"))
+    }
+
+    /// A region that refuses every request until `restart`: its folder is moved aside.
+    pub fn stop(&self, region: &str) {
+        std::fs::rename(self.store.join(region), self.stopped_folder(region))
+            .expect("move a region's folder aside");
+    }
+
+    /// A region stopped by `stop` answers again, holding what it held.
+    pub fn restart(&self, region: &str) {
+        std::fs::rename(self.stopped_folder(region), self.store.join(region))
+            .expect("bring a region's folder back");
+    }
+
+    /// The daemon's repair step, run now for every version awaiting repair (and every
+    /// conflict), as at a start.
+    pub async fn repair(&self) {
+        if let Some(staging) = &self.staging {
+            staging.repair_everything_now(self.fs.session()).await;
+        }
+    }
+
     /// Writes `bytes` under `key` in one region's bucket, over whatever was there: a
     /// racing stager's leftover, or a hand edit.
     pub async fn plant(&self, region: &str, key: &str, bytes: &[u8]) {
@@ -287,6 +336,23 @@ async fn session_on(store: &Path) -> Session {
     .build()
     .await
     .expect("a session on the local store")
+}
+
+/// A session like `session_on`'s, its regions guarded by a breaker of `policy`.
+fn session_with_breaker(store: &Path, policy: BreakerPolicy) -> Session {
+    let board = HealthBoard::new(policy);
+    let stores = REGIONS
+        .iter()
+        .map(|region| board.guard(Arc::new(LocalRegion::new(store, region))))
+        .collect();
+    Session::from_stores(
+        Backend::Local {
+            dir: store.to_path_buf(),
+        },
+        stores,
+        false,
+        DEFAULT_CONFIGURATION_PARAMETER.to_string(),
+    )
 }
 
 /// Stages `bytes` as `PROJECT@version` from a file named `dist.txt`, as

@@ -8,6 +8,22 @@ pub(super) struct Staged {
     pub(super) file: String,
     pub(super) bytes: Vec<u8>,
     pub(super) metadata: Metadata,
+    /// The regions (indexes into `REGIONS`) whose store holds the artifact.
+    pub(super) held: BTreeSet<usize>,
+    /// The region the mount serves it from, once it has looked it up.
+    pub(super) pinned: Option<usize>,
+}
+
+impl Staged {
+    fn everywhere(file: &str, bytes: &[u8], metadata: Metadata) -> Self {
+        Staged {
+            file: file.to_string(),
+            bytes: bytes.to_vec(),
+            metadata,
+            held: (0..REGIONS.len()).collect(),
+            pinned: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -34,6 +50,9 @@ pub(super) struct Project {
     pub(super) made_here: bool,
     /// Yanked through this mount: `rmdir` of the folder (the end of `rm -r`) succeeds.
     pub(super) yanked: BTreeSet<Version>,
+    /// Yanks that answered EIO because a region was down, with the file's name: run
+    /// again when it is back (docs/SEMANTICS.md, unlink: "run it again").
+    pub(super) pending_yanks: BTreeMap<Version, String>,
 }
 
 impl Project {
@@ -50,6 +69,8 @@ impl Project {
 pub(super) struct Model {
     pub(super) projects: BTreeMap<String, Project>,
     pub(super) allow_delete: bool,
+    /// The region that refuses every request, if one does.
+    pub(super) down: Option<usize>,
 }
 
 pub(super) fn version(name: &str) -> Option<Version> {
@@ -62,27 +83,67 @@ impl Model {
         let mut sugar = Project::default();
         sugar.staged.insert(
             Version::new(0, 9, 0),
-            Staged {
-                file: "SugarWater@0.9.0".into(),
-                bytes: OLD_BYTES.to_vec(),
-                metadata: Metadata::new(),
-            },
+            Staged::everywhere("SugarWater@0.9.0", OLD_BYTES, Metadata::new()),
         );
+        let metadata = [("lang", "rust"), ("startifact:filename", "dist.txt")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         sugar.staged.insert(
             Version::new(1, 0, 0),
-            Staged {
-                file: "dist.txt".into(),
-                bytes: CURRENT_BYTES.to_vec(),
-                metadata: [("lang", "rust"), ("startifact:filename", "dist.txt")]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            },
+            Staged::everywhere("dist.txt", CURRENT_BYTES, metadata),
         );
         sugar.latest = Some(Version::new(1, 0, 0));
         Model {
             projects: [(PROJECT.to_string(), sugar)].into_iter().collect(),
             allow_delete,
+            down: None,
+        }
+    }
+
+    /// The regions that answer.
+    pub(super) fn up(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..REGIONS.len()).filter(|r| Some(*r) != self.down)
+    }
+
+    /// Whether a step names a version whose yank awaits its second run: what the mount
+    /// shows of it meanwhile is not said.
+    pub(super) fn yank_pending(&self, project: &str, name: &str) -> bool {
+        let (Some(p), Some(v)) = (self.projects.get(project), version(name)) else {
+            return false;
+        };
+        p.pending_yanks.contains_key(&v)
+    }
+
+    /// A region stops answering; `false` when one already is down (one at a time).
+    pub(super) fn stop(&mut self, region: usize) -> bool {
+        if self.down.is_some() {
+            return false;
+        }
+        self.down = Some(region);
+        true
+    }
+
+    /// The region that was down answers again; returns the yanks to run again.
+    pub(super) fn restart(&mut self) -> Vec<(String, Version, String)> {
+        self.down = None;
+        let mut again = Vec::new();
+        for (name, p) in &mut self.projects {
+            for (v, file) in std::mem::take(&mut p.pending_yanks) {
+                p.yanked.insert(v.clone());
+                again.push((name.clone(), v, file));
+            }
+        }
+        again
+    }
+
+    /// The repair step: every region that answers now holds what this mount staged.
+    pub(super) fn repair(&mut self) {
+        let up: Vec<usize> = self.up().collect();
+        for p in self.projects.values_mut() {
+            for staged in p.staged.values_mut() {
+                staged.held.extend(up.iter().copied());
+            }
         }
     }
 
@@ -179,6 +240,7 @@ impl Model {
     /// The writer's close stages the file; `latest` moves only forward.
     pub(super) fn close(&mut self, project: &str, name: &str) -> Outcome {
         let v = version(name).expect("an open file");
+        let held = self.up().collect();
         let p = self.project_mut(project);
         let staging = p.staging.remove(&v).expect("an open file");
         let file = staging.file.expect("an open file");
@@ -191,6 +253,8 @@ impl Model {
                 file: file.name,
                 bytes: file.bytes,
                 metadata,
+                held,
+                pinned: None,
             },
         );
         if p.latest.as_ref().is_none_or(|latest| *latest < v) {
@@ -262,11 +326,19 @@ impl Model {
         if !allow_delete {
             return Err(libc::EPERM);
         }
-        p.staged.remove(&v);
-        p.yanked.insert(v.clone());
+        let Some(staged) = p.staged.remove(&v) else {
+            return Err(libc::ENOENT);
+        };
         if p.latest.as_ref() == Some(&v) {
             p.latest = p.staged.keys().next_back().cloned();
         }
+        if self.down.is_some() {
+            // A yank must reach every region: EIO, done where it could be.
+            let p = self.project_mut(project);
+            p.pending_yanks.insert(v, staged.file);
+            return Err(libc::EIO);
+        }
+        self.project_mut(project).yanked.insert(v);
         Ok(())
     }
 
