@@ -5,9 +5,8 @@
 //! `df`, and HTTPS endpoints signed by a CA of
 //! their own (`ca_bundle`, `AWS_CA_BUNDLE`), and a CA bundle that cannot be used.
 //!
-//! mount(8) runs `/sbin/mount.fuse`, which runs `startifact-fs SOURCE MOUNTPOINT -o
-//! OPTIONS` through `/bin/sh` and its PATH: the tests put a link to the built binary in
-//! a folder of their own at the head of PATH (nothing is installed on the machine).
+//! mount(8) runs `/sbin/mount.fuse` with no environment, which runs `startifact-fs
+//! SOURCE MOUNTPOINT -o OPTIONS` through `/bin/sh` and its default PATH: see `OnThePath`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,26 +18,52 @@ use crate::support::staging::cli_stage;
 use crate::support::tls::{Certificates, TlsProxy};
 use crate::support::world::{run, run_ok, Kind, World, WorldOptions};
 
-/// A folder holding `startifact-fs` (a link to the built binary), for PATH.
-fn bin_dir(world: &World) -> PathBuf {
-    let dir = world.dir("bin");
-    let link = dir.join("startifact-fs");
-    if !link.exists() {
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_startifact-fs"), &link).unwrap();
+/// mount(8) runs its helpers with no environment at all, so `mount.fuse3`'s `/bin/sh`
+/// finds `startifact-fs` on the shell's default PATH (/usr/local/bin, /usr/bin...), as
+/// an installed program is found at boot. While a test needs it,
+/// /usr/local/bin/startifact-fs links to the built binary; the last test done with it
+/// removes the link.
+struct OnThePath;
+
+const ON_THE_PATH: &str = "/usr/local/bin/startifact-fs";
+static USERS: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+
+impl OnThePath {
+    fn new() -> Self {
+        let mut users = USERS.lock().unwrap_or_else(|p| p.into_inner());
+        if *users == 0 {
+            let link = Path::new(ON_THE_PATH);
+            match link.symlink_metadata() {
+                // A link left by a test run that was killed: replaced.
+                Ok(meta) if meta.file_type().is_symlink() => std::fs::remove_file(link).unwrap(),
+                Ok(_) => panic!("{ON_THE_PATH} is installed: remove it to run this test"),
+                Err(_) => {}
+            }
+            std::fs::create_dir_all("/usr/local/bin").unwrap();
+            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_startifact-fs"), link).unwrap();
+        }
+        *users += 1;
+        OnThePath
     }
-    dir
+}
+
+impl Drop for OnThePath {
+    fn drop(&mut self) {
+        let mut users = USERS.lock().unwrap_or_else(|p| p.into_inner());
+        *users -= 1;
+        if *users == 0 {
+            let _ = std::fs::remove_file(ON_THE_PATH);
+        }
+    }
 }
 
 /// `env -i PATH=...` and `args`: what mount(8) sees at boot, and no more.
-fn without_environment(world: &World, args: &[&str]) -> Command {
+fn without_environment(args: &[&str]) -> Command {
     let mut command = Command::new("env");
     command
         .env_clear()
         .arg("-i")
-        .arg(format!(
-            "PATH={}:/usr/sbin:/usr/bin:/sbin:/bin",
-            bin_dir(world).display()
-        ))
+        .arg("PATH=/usr/sbin:/usr/bin:/sbin:/bin")
         .args(args)
         .current_dir("/");
     command
@@ -56,7 +81,7 @@ fn daemons_of(mountpoint: &Path) -> Vec<u32> {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
             args.first().is_some_and(|a| a.ends_with(b"startifact-fs"))
-                && args.iter().any(|a| *a == wanted.as_slice())
+                && args.contains(&wanted.as_slice())
         })
         .collect()
 }
@@ -158,23 +183,21 @@ fn source_of(world: &World) -> String {
 }
 
 async fn mount_t_with_dash_o_and_no_environment_reads_stages_and_umount_stops_it(world: World) {
+    let _on_the_path = OnThePath::new();
     let p = project(&world, "MountT");
     cli_stage(&world, &p, "1.0.0", b"mounted by mount(8)", &[]);
     let mountpoint = world.dir("mnt");
     let log = world.scratch.path().join("daemon.log");
     let options = options_for(&world, &log);
-    let (code, stdout, stderr) = run(&mut without_environment(
-        &world,
-        &[
-            "mount",
-            "-t",
-            "fuse.startifact-fs",
-            &source_of(&world),
-            mountpoint.to_str().unwrap(),
-            "-o",
-            &options,
-        ],
-    ));
+    let (code, stdout, stderr) = run(&mut without_environment(&[
+        "mount",
+        "-t",
+        "fuse.startifact-fs",
+        &source_of(&world),
+        mountpoint.to_str().unwrap(),
+        "-o",
+        &options,
+    ]));
     let logged = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(code, 0, "{stdout}{stderr}{logged}");
     let line = mount_line(&mountpoint).expect("mounted when mount(8) returns");
@@ -194,6 +217,7 @@ on_both_backends!(mount_t_with_dash_o_and_no_environment_reads_stages_and_umount
 #[tokio::test]
 async fn an_fstab_line_mounts_with_mount_dash_capital_t() {
     let world = World::local(WorldOptions::default()).await;
+    let _on_the_path = OnThePath::new();
     let p = project(&world, "Fstab");
     cli_stage(&world, &p, "1.0.0", b"mounted by mount(8)", &[]);
     let mountpoint = world.dir("mnt");
@@ -208,15 +232,12 @@ async fn an_fstab_line_mounts_with_mount_dash_capital_t() {
         )
         .as_bytes(),
     );
-    let (code, stdout, stderr) = run(&mut without_environment(
-        &world,
-        &[
-            "mount",
-            "-T",
-            fstab.to_str().unwrap(),
-            mountpoint.to_str().unwrap(),
-        ],
-    ));
+    let (code, stdout, stderr) = run(&mut without_environment(&[
+        "mount",
+        "-T",
+        fstab.to_str().unwrap(),
+        mountpoint.to_str().unwrap(),
+    ]));
     let logged = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(code, 0, "{stdout}{stderr}{logged}");
     read_and_stage_through(&world, &mountpoint, &p);
@@ -245,15 +266,12 @@ async fn a_mount_with_only_a_configuration_file() {
         )
         .as_bytes(),
     );
-    let (code, stdout, stderr) = run(&mut without_environment(
-        &world,
-        &[
-            "startifact-fs",
-            "--config",
-            config.to_str().unwrap(),
-            mountpoint.to_str().unwrap(),
-        ],
-    ));
+    let (code, stdout, stderr) = run(&mut without_environment(&[
+        env!("CARGO_BIN_EXE_startifact-fs"),
+        "--config",
+        config.to_str().unwrap(),
+        mountpoint.to_str().unwrap(),
+    ]));
     let logged = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(code, 0, "{stdout}{stderr}{logged}");
     read_and_stage_through(&world, &mountpoint, &p);
@@ -267,15 +285,12 @@ async fn a_bad_configuration_file_is_an_error_naming_its_line() {
         "config.toml",
         b"parameter = \"/p\"\nstaging_size = \"lots\"\n",
     );
-    let (code, _, stderr) = run(&mut without_environment(
-        &world,
-        &[
-            "startifact-fs",
-            "-o",
-            &format!("config={}", config.display()),
-            world.dir("mnt").to_str().unwrap(),
-        ],
-    ));
+    let (code, _, stderr) = run(&mut without_environment(&[
+        env!("CARGO_BIN_EXE_startifact-fs"),
+        "-o",
+        &format!("config={}", config.display()),
+        world.dir("mnt").to_str().unwrap(),
+    ]));
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -316,12 +331,12 @@ async fn a_ca_bundle_that_cannot_be_used_is_an_error_naming_it() {
         if env_first {
             all.push(&args[0]);
         }
-        all.push("startifact-fs");
+        all.push(env!("CARGO_BIN_EXE_startifact-fs"));
         if !env_first {
             all.extend(args.iter().map(String::as_str));
         }
         all.extend(["aws", mountpoint.to_str().unwrap()]);
-        let (code, _, stderr) = run(&mut without_environment(&world, &all));
+        let (code, _, stderr) = run(&mut without_environment(&all));
         assert_eq!(code, 1, "{how}: {stderr}");
         assert!(
             stderr.contains(&format!("cannot use the CA bundle {}", bad.display())),
@@ -351,13 +366,13 @@ fn read_over_https(
     }
     let mut args: Vec<&str> = env.iter().map(String::as_str).collect();
     args.extend([
-        "startifact-fs",
+        env!("CARGO_BIN_EXE_startifact-fs"),
         "aws",
         mountpoint.to_str().unwrap(),
         "-o",
         &options,
     ]);
-    let (code, stdout, stderr) = run(&mut without_environment(world, &args));
+    let (code, stdout, stderr) = run(&mut without_environment(&args));
     let logged = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(code, 0, "{name}: {stdout}{stderr}{logged}");
     let read = std::fs::read(mountpoint.join(format!("{p}/1.0.0/{p}@1.0.0")));

@@ -135,6 +135,6 @@ fn install_sh_puts_the_programs_unit_and_man_pages_under_a_prefix() {
         std::fs::read_to_string(at("/etc/default/startifact-fs")).unwrap(),
         "MINE=1\n"
     );
-    let shown = run_ok(&mut Command::new(at("/opt/startifact/bin/startifact")).arg("--version"));
+    let shown = run_ok(Command::new(at("/opt/startifact/bin/startifact")).arg("--version"));
     assert!(shown.contains(env!("CARGO_PKG_VERSION")), "{shown}");
 }
