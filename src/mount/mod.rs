@@ -5,6 +5,7 @@ pub mod access;
 pub mod config_file;
 pub mod daemon;
 pub mod fuse;
+mod help;
 mod logging;
 mod notify;
 pub mod options;

@@ -17,7 +17,8 @@ use crate::storage::StorageOptions;
 #[command(
     name = "startifact-fs",
     version,
-    about = "Mounts Startifact artifacts as a filesystem: MOUNT/{project}/{version}/{file}, MOUNT/{project}/latest"
+    about = "Mounts Startifact artifacts as a filesystem: MOUNT/{project}/{version}/{file}, MOUNT/{project}/latest",
+    after_help = super::help::EXAMPLES
 )]
 pub struct MountArgs {
     /// Where the artifacts live: "aws" (the default) or "local:DIR".
