@@ -12,6 +12,24 @@ pub struct Mount {
     child: Option<Child>,
     /// Holds the mount point and the log; `None` only while being handed on.
     dir: Option<tempfile::TempDir>,
+    /// The daemon's log: in `dir`, unless the test gave one (`--log-file`, `-o log_file=`).
+    log: PathBuf,
+}
+
+/// The log file a test gave the daemon itself, if any: the harness then adds none, since
+/// a flag of its own would win over the test's `-o log_file=`.
+fn given_log_file(args: &[&str]) -> Option<PathBuf> {
+    args.iter().enumerate().find_map(|(i, arg)| {
+        if *arg == "--log-file" {
+            return args.get(i + 1).map(PathBuf::from);
+        }
+        if let Some(path) = arg.strip_prefix("--log-file=") {
+            return Some(PathBuf::from(path));
+        }
+        arg.split(',')
+            .find_map(|option| option.strip_prefix("log_file="))
+            .map(PathBuf::from)
+    })
 }
 
 /// The line of /proc/mounts for a mount point, if it is mounted.
@@ -76,16 +94,20 @@ impl Mount {
         path: PathBuf,
         metadata_ttl: Option<&str>,
     ) -> Mount {
-        let log = dir.path().join("daemon.log");
+        let given_log = given_log_file(args);
+        let log = given_log
+            .clone()
+            .unwrap_or_else(|| dir.path().join("daemon.log"));
         let mut command = daemon_command(world);
         command.envs(env.iter().copied());
         command.arg("-f");
         if let Some(seconds) = metadata_ttl {
             command.args(["--metadata-ttl", seconds]);
         }
-        command
-            .args(["--log-level", "debug", "--log-file"])
-            .arg(&log);
+        command.args(["--log-level", "debug"]);
+        if given_log.is_none() {
+            command.arg("--log-file").arg(&log);
+        }
         // A staging folder of its own (kept across `restart`), never the machine's.
         if !args.iter().any(|a| a.starts_with("--staging-dir")) {
             command.arg("--staging-dir").arg(dir.path().join("staging"));
@@ -102,6 +124,7 @@ impl Mount {
             path,
             child: Some(child),
             dir: Some(dir),
+            log,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         // Mounted and answering (a stale mount at the same place does not answer).
@@ -138,10 +161,7 @@ impl Mount {
     }
 
     pub fn log(&self) -> String {
-        self.dir
-            .as_ref()
-            .and_then(|d| std::fs::read_to_string(d.path().join("daemon.log")).ok())
-            .unwrap_or_default()
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGTERM; returns the daemon's exit code once it is gone.
