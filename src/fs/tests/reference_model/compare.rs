@@ -112,13 +112,32 @@ pub(super) async fn compare(real: &Real, model: &mut Model) -> Result<(), TestCa
         .filter(|(_, p)| p.visible())
         .map(|(name, _)| name.clone())
         .collect();
-    prop_assert_eq!(listing(real, ROOT_INODE).await?, projects.clone(), "ls /");
+    // Nor is whether a project whose yank failed is listed (its `latest` may be held
+    // by a majority still): the root is compared without those.
+    let unsettled: BTreeSet<&String> = model
+        .projects
+        .iter()
+        .filter(|(_, p)| !p.pending_yanks.is_empty())
+        .map(|(name, _)| name)
+        .collect();
+    let settled = |names: Vec<String>| -> Vec<String> {
+        names
+            .into_iter()
+            .filter(|n| !unsettled.contains(n))
+            .collect()
+    };
+    prop_assert_eq!(
+        settled(listing(real, ROOT_INODE).await?),
+        settled(projects.clone()),
+        "ls /"
+    );
     for name in &projects {
         let project = &model.projects[name];
-        let inode = real
-            .inode(name)
-            .await
-            .map_err(|e| TestCaseError::fail(format!("{name}: {e}")))?;
+        let inode = match real.inode(name).await {
+            Ok(inode) => inode,
+            Err(_) if unsettled.contains(name) => continue,
+            Err(e) => return Err(TestCaseError::fail(format!("{name}: {e}"))),
+        };
         // What the mount shows of a version whose yank failed, and of `latest`, until
         // the yank is run again is not said.
         let unsettled = !project.pending_yanks.is_empty();
