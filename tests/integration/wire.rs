@@ -1,5 +1,6 @@
 //! What moto cannot show, seen on the wire through a proxy (or in the local store):
-//! Content-MD5 and `If-None-Match` on every write, the 403 answers of a reader without
+//! Content-MD5 and `If-None-Match` on every write (and no second hash of the body for
+//! the signature), the 403 answers of a reader without
 //! `s3:ListBucket`, and a hung region costing a timeout rather than an outage.
 
 use std::time::{Duration, Instant};
@@ -52,6 +53,8 @@ async fn every_write_carries_content_md5_and_if_none_match() {
     for put in &artifact_puts {
         assert_eq!(put.header("content-md5"), Some(b64_md5(&small).as_str()));
         assert_eq!(put.header("if-none-match"), Some("*"));
+        // Checked by its Content-MD5: the body is not hashed again for the signature.
+        assert_eq!(put.header("x-amz-content-sha256"), Some("UNSIGNED-PAYLOAD"));
     }
     let metadata_bytes = python_dumps(&metadata).into_bytes();
     for put in &metadata_puts {
@@ -95,6 +98,7 @@ async fn every_write_carries_content_md5_and_if_none_match() {
             part.header("content-md5"),
             Some(b64_md5(chunks[number - 1]).as_str())
         );
+        assert_eq!(part.header("x-amz-content-sha256"), Some("UNSIGNED-PAYLOAD"));
     }
     let completions: Vec<_> = requests
         .iter()

@@ -2,7 +2,7 @@
 //! multipart part, either read from the file or trusted from digests computed while it
 //! was written (`DigestWriter`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -17,7 +17,6 @@ pub const MAX_PARTS: u64 = 10_000;
 
 /// The file to stage, hashed once.
 pub(super) struct Prepared {
-    pub(super) path: PathBuf,
     pub(super) size: u64,
     pub(super) md5_hex: String,
     pub(super) md5_base64: String,
@@ -134,12 +133,7 @@ impl DigestWriter {
 
 /// Trusts digests computed while the file was written when they fit its size and the
 /// part size this stage uses.
-fn prepared_from_digests(
-    path: &Path,
-    size: u64,
-    part_size: u64,
-    known: &FileDigests,
-) -> Option<Prepared> {
+fn prepared_from_digests(size: u64, part_size: u64, known: &FileDigests) -> Option<Prepared> {
     if known.size != size || known.part_size != part_size {
         return None;
     }
@@ -156,7 +150,6 @@ fn prepared_from_digests(
         return None;
     }
     Some(Prepared {
-        path: path.to_path_buf(),
         size,
         md5_hex: hex::encode(known.md5),
         md5_base64: base64_of(&known.md5),
@@ -207,7 +200,7 @@ fn read_and_hash(
     let part_size = part_size_for(size, options.part_size);
     if multipart {
         if let Some(prepared) =
-            known.and_then(|known| prepared_from_digests(path, size, part_size, known))
+            known.and_then(|known| prepared_from_digests(size, part_size, known))
         {
             return Ok(prepared);
         }
@@ -271,7 +264,6 @@ fn read_and_hash(
         ));
     }
     Ok(Prepared {
-        path: path.to_path_buf(),
         size,
         md5_hex: hex::encode(digest),
         md5_base64: base64_of(&digest),

@@ -21,6 +21,7 @@
 //! `report` says how each region came out.
 
 mod digests;
+mod parts;
 mod region;
 mod report;
 
@@ -44,6 +45,7 @@ pub use digests::{part_size_for, DigestWriter, FileDigests, MAX_PARTS, MIN_PART_
 pub use report::{LatestChange, RegionOutcome, StageReport};
 
 use digests::prepare;
+use parts::SharedParts;
 use region::RegionPlan;
 
 /// How a stage runs beyond what the format fixes.
@@ -191,6 +193,7 @@ impl Session {
             }
             None => HashMap::new(),
         };
+        let parts = SharedParts::new(path, &prepared.parts, options.part_concurrency);
         let plan = RegionPlan {
             session: self,
             ahead: std::sync::Mutex::new(ahead),
@@ -200,6 +203,7 @@ impl Session {
             latest_parameter: latest_parameter_name(&configuration.parameter_name_prefix, project),
             version,
             prepared: &prepared,
+            parts: &parts,
             options,
             dry_run: self.read_only(),
         };
@@ -250,10 +254,11 @@ impl Session {
         let seconds = format!("{:.2}", started.elapsed().as_secs_f64());
         let size = prepared.size;
         let outcomes = report.outcomes();
+        let part_reads = parts.reads();
         if report.failed().is_empty() {
-            tracing::info!(project, %version, size, seconds, "stage: {} ({outcomes})", report.summary());
+            tracing::info!(project, %version, size, seconds, part_reads, "stage: {} ({outcomes})", report.summary());
         } else {
-            tracing::warn!(project, %version, size, seconds, "stage: {} ({outcomes})", report.summary());
+            tracing::warn!(project, %version, size, seconds, part_reads, "stage: {} ({outcomes})", report.summary());
         }
         if report.succeeded(options.require_all_regions) {
             Ok(report)
@@ -285,6 +290,7 @@ impl Session {
         let configuration = self.ready_configuration().await?.clone();
         let key = artifact_key(&configuration.bucket_key_prefix, project, version);
         let metadata = Metadata::new();
+        let parts = SharedParts::new(source.path, &prepared.parts, options.part_concurrency);
         let plan = RegionPlan {
             session: self,
             ahead: std::sync::Mutex::new(HashMap::new()),
@@ -294,6 +300,7 @@ impl Session {
             latest_parameter: String::new(),
             version,
             prepared: &prepared,
+            parts: &parts,
             options,
             dry_run: false,
         };

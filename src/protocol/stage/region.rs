@@ -3,7 +3,6 @@
 //! artifact already there, and the forward-only move of `latest`.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -16,6 +15,7 @@ use crate::protocol::session::Session;
 use crate::storage::{CompletedPart, PutOptions, RegionStore, StorageError, MD5_METADATA_KEY};
 
 use super::digests::{base64_of, Prepared};
+use super::parts::SharedParts;
 use super::{LatestChange, RegionOutcome, StageOptions};
 
 /// Why a region did not take the artifact.
@@ -42,6 +42,8 @@ pub(super) struct RegionPlan<'a> {
     pub(super) latest_parameter: String,
     pub(super) version: &'a Version,
     pub(super) prepared: &'a Prepared,
+    /// The parts, read once for every region.
+    pub(super) parts: &'a SharedParts,
     pub(super) options: &'a StageOptions,
     pub(super) dry_run: bool,
 }
@@ -271,17 +273,9 @@ impl RegionPlan<'_> {
         bucket: &str,
         upload_id: &str,
     ) -> Result<Vec<CompletedPart>, StorageError> {
-        let path = &self.prepared.path;
-        let parts: Vec<(i32, u64, u64, String)> = self
-            .prepared
-            .parts
-            .iter()
-            .enumerate()
-            .map(|(index, (offset, length, md5))| (index as i32 + 1, *offset, *length, md5.clone()))
-            .collect();
-        let mut parts: Vec<CompletedPart> = stream::iter(parts)
-            .map(|(number, offset, length, md5)| async move {
-                let body = read_part(path, offset, length, &md5).await?;
+        let mut parts: Vec<CompletedPart> = stream::iter(self.parts.numbered())
+            .map(|(index, number, length, md5)| async move {
+                let body = self.parts.get(index).await?;
                 let part = store
                     .upload_part(bucket, self.key, upload_id, number, body, &md5)
                     .await?;
@@ -387,34 +381,4 @@ impl RegionPlan<'_> {
             })?;
         Ok(change)
     }
-}
-
-/// Reads one part to upload, and checks it against the Content-MD5 it was planned with
-/// (taken while the file was written, or when it was hashed): a file changed behind the
-/// stager's back fails the part, whatever the server checks.
-async fn read_part(
-    path: &Path,
-    offset: u64,
-    length: u64,
-    md5: &str,
-) -> Result<Bytes, StorageError> {
-    let (path, md5) = (path.to_path_buf(), md5.to_string());
-    tokio::task::spawn_blocking(move || {
-        use std::os::unix::fs::FileExt;
-        let file = std::fs::File::open(&path)
-            .map_err(|e| StorageError::Other(format!("reading {}: {e}", path.display())))?;
-        let mut body = vec![0u8; length as usize];
-        file.read_exact_at(&mut body, offset)
-            .map_err(|e| StorageError::Other(format!("reading {}: {e}", path.display())))?;
-        let read = base64_of(&Md5::digest(&body));
-        if read != md5 {
-            return Err(StorageError::Other(format!(
-                "{}: the part at {offset} changed since it was hashed (Content-MD5 {md5}, now {read}); not staged",
-                path.display()
-            )));
-        }
-        Ok(Bytes::from(body))
-    })
-    .await
-    .map_err(|e| StorageError::Other(format!("read task failed: {e}")))?
 }

@@ -1,5 +1,6 @@
 //! A large file is staged in parts of `--part-size` (8M unless told), each region's
-//! object recording the whole file's MD5, while the daemon's memory stays bounded.
+//! object recording the whole file's MD5, each part read once for every region, while
+//! the daemon's memory stays bounded.
 
 use std::process::Command;
 
@@ -65,9 +66,20 @@ on_both_backends!(a_200_mb_cp_stages_in_8_mib_parts_with_bounded_memory);
 async fn part_size_sets_the_size_of_the_parts(world: World) {
     let p = project(&world, "Parts");
     let content = random_bytes(40 * 1000 * 1000, 22);
-    let _mount = cp_into_a_new_version(&world, &p, &content, &["--part-size", "6M"]);
+    let mount = cp_into_a_new_version(&world, &p, &content, &["--part-size", "6M"]);
     // 40 MB in 6 MiB parts: 7 of them (8 MiB parts would make 5, 5 MiB parts 8).
     assert_staged_in_parts(&world, &p, &content, 7).await;
+    // Each part is read from the spool once for all three regions (a region far
+    // behind the others may read one again).
+    let log = mount.log();
+    let reads: usize = log
+        .split("part_reads=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no part_reads in the stage's log line:\n{log}"));
+    eprintln!("parts read from the spool: {reads} for 7 parts in 3 regions");
+    assert!((7..=10).contains(&reads), "{reads} reads of 7 parts");
     let (bytes, _) = downloaded(&world, &p, "1.0.0").await;
     assert!(bytes == content, "the staged artifact differs");
 }
