@@ -1,7 +1,7 @@
 //! Startifact in Rust: a multi-region artifact store on Amazon S3 and SSM Parameter
 //! Store, byte-compatible with the Python `startifact` tool.
 //!
-//! Layers, bottom up:
+//! Layers, bottom up (with `digest`, the MD5 every layer uses, beneath them all):
 //! - `storage`: one region's S3-and-SSM operations behind the `RegionStore` trait, with
 //!   the AWS implementation and the local-folder one.
 //! - `protocol`: the Startifact format over that seam (`Session`, `Artifact`, staging).
@@ -12,6 +12,7 @@
 
 pub mod arguments;
 pub mod cli;
+pub mod digest;
 pub mod fs;
 pub mod mount;
 pub mod protocol;

@@ -5,7 +5,7 @@
 
 use std::os::unix::fs::FileExt;
 
-use md5::{Digest, Md5};
+use crate::digest::Md5;
 
 use super::pinned::PinnedVersion;
 

@@ -26,9 +26,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use crate::digest::Md5;
 use futures::StreamExt;
 use lru::LruCache;
-use md5::{Digest, Md5};
 use semver::Version;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;

@@ -230,7 +230,7 @@ impl MountConfig {
         let tag = match &self.source {
             Source::Aws => "aws".to_string(),
             Source::Local(dir) => {
-                use md5::{Digest, Md5};
+                use crate::digest::Md5;
                 let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
                 let digest = Md5::digest(canonical.to_string_lossy().as_bytes());
                 format!("local-{}", &hex::encode(digest)[..12])

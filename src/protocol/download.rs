@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::digest::Md5;
 use futures::StreamExt;
-use md5::{Digest, Md5};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::storage::RegionStore;

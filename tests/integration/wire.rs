@@ -98,7 +98,10 @@ async fn every_write_carries_content_md5_and_if_none_match() {
             part.header("content-md5"),
             Some(b64_md5(chunks[number - 1]).as_str())
         );
-        assert_eq!(part.header("x-amz-content-sha256"), Some("UNSIGNED-PAYLOAD"));
+        assert_eq!(
+            part.header("x-amz-content-sha256"),
+            Some("UNSIGNED-PAYLOAD")
+        );
     }
     let completions: Vec<_> = requests
         .iter()

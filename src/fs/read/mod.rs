@@ -39,8 +39,8 @@ pub use shared::{ReadOptions, ReadShared};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use crate::digest::Md5;
 use bytes::{Bytes, BytesMut};
-use md5::{Digest, Md5};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::protocol::Session;

@@ -8,10 +8,10 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use crate::digest::Md5;
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use md5::{Digest, Md5};
 use tokio::io::AsyncWriteExt;
 
 use crate::storage::{CompletedPart, ObjectInfo, PutOptions, RegionStore, StorageError};

@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
+use crate::digest::Md5;
 use base64::Engine;
 use bytes::Bytes;
-use md5::{Digest, Md5};
 
 use super::StageOptions;
 use crate::protocol::error::Error;

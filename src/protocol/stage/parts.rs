@@ -11,8 +11,8 @@ use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
+use crate::digest::Md5;
 use bytes::Bytes;
-use md5::{Digest, Md5};
 
 use crate::storage::StorageError;
 

@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 
+use crate::digest::Md5;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
-use md5::{Digest, Md5};
 use semver::Version;
 
 use crate::protocol::metadata::{self, Metadata};

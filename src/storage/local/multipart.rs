@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::digest::Md5;
 use base64::Engine;
 use bytes::Bytes;
-use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use super::layout::path_of;

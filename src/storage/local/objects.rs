@@ -10,10 +10,10 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::digest::Md5;
 use base64::Engine;
 use bytes::Bytes;
 use futures::StreamExt;
-use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
 use super::layout::{name_of, path_of, sidecar_of};

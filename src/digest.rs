@@ -1,0 +1,145 @@
+//! MD5, the digest of the Startifact format (Content-MD5, ETags, the recorded
+//! `startifact-md5`), computed with AWS-LC's assembly implementation.
+//!
+//! Staging hashes every byte two or three times (the whole file, each part, and each
+//! part again when it is read to be sent), so MD5 is most of the CPU a stage costs.
+//! AWS-LC is already linked for TLS (rustls' provider); its MD5 ran at 600 MB/s on the
+//! 2-core machine this was written on, against 440 MB/s for the portable Rust `md-5`
+//! crate and 480 MB/s for that crate's `asm` feature.
+
+use aws_lc_sys::{
+    EVP_DigestFinal_ex, EVP_DigestInit_ex, EVP_DigestUpdate, EVP_MD_CTX_copy_ex, EVP_MD_CTX_free,
+    EVP_MD_CTX_new, EVP_md5, EVP_MD_CTX,
+};
+
+/// A running MD5: an AWS-LC digest context, owned.
+pub struct Md5 {
+    context: std::ptr::NonNull<EVP_MD_CTX>,
+}
+
+// SAFETY: the context is owned by this value alone and AWS-LC keeps no reference to it;
+// `&self` methods only read it (EVP_MD_CTX_copy_ex).
+unsafe impl Send for Md5 {}
+unsafe impl Sync for Md5 {}
+
+impl Md5 {
+    pub fn new() -> Self {
+        // SAFETY: a new context, set up for MD5 before it is used; allocation failure
+        // aborts, as for any allocation.
+        unsafe {
+            let context = std::ptr::NonNull::new(EVP_MD_CTX_new()).unwrap_or_else(|| {
+                std::alloc::handle_alloc_error(std::alloc::Layout::new::<EVP_MD_CTX>())
+            });
+            let md5 = Md5 { context };
+            if EVP_DigestInit_ex(md5.context.as_ptr(), EVP_md5(), std::ptr::null_mut()) != 1 {
+                panic!("AWS-LC could not set up an MD5 context");
+            }
+            md5
+        }
+    }
+
+    pub fn update(&mut self, data: impl AsRef<[u8]>) {
+        let data = data.as_ref();
+        // SAFETY: the context is set up for MD5; `data` is valid for its length. MD5's
+        // update cannot fail.
+        unsafe {
+            EVP_DigestUpdate(self.context.as_ptr(), data.as_ptr().cast(), data.len());
+        }
+    }
+
+    pub fn finalize(mut self) -> [u8; 16] {
+        self.finalize_reset()
+    }
+
+    /// The digest so far, and a fresh start.
+    pub fn finalize_reset(&mut self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        let mut written = 0;
+        // SAFETY: `out` has room for MD5's 16 bytes; the context is set up for MD5, and
+        // is set up again after it is finished.
+        unsafe {
+            EVP_DigestFinal_ex(self.context.as_ptr(), out.as_mut_ptr(), &mut written);
+            EVP_DigestInit_ex(self.context.as_ptr(), EVP_md5(), std::ptr::null_mut());
+        }
+        debug_assert_eq!(written, 16);
+        out
+    }
+
+    /// The MD5 of `data`.
+    pub fn digest(data: impl AsRef<[u8]>) -> [u8; 16] {
+        let mut md5 = Md5::new();
+        md5.update(data);
+        md5.finalize()
+    }
+}
+
+impl Clone for Md5 {
+    fn clone(&self) -> Self {
+        let copy = Md5::new();
+        // SAFETY: both contexts are valid; the copy takes the running state.
+        unsafe {
+            if EVP_MD_CTX_copy_ex(copy.context.as_ptr(), self.context.as_ptr()) != 1 {
+                panic!("AWS-LC could not copy an MD5 context");
+            }
+        }
+        copy
+    }
+}
+
+impl Drop for Md5 {
+    fn drop(&mut self) {
+        // SAFETY: the context was made by EVP_MD_CTX_new and is freed once.
+        unsafe { EVP_MD_CTX_free(self.context.as_ptr()) }
+    }
+}
+
+impl Default for Md5 {
+    fn default() -> Self {
+        Md5::new()
+    }
+}
+
+impl std::fmt::Debug for Md5 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Md5")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agrees_with_the_reference_digests() {
+        // RFC 1321's test suite.
+        let cases: [(&[u8], &str); 4] = [
+            (b"", "d41d8cd98f00b204e9800998ecf8427e"),
+            (b"abc", "900150983cd24fb0d6963f7d28e17f72"),
+            (b"message digest", "f96b697d7cb7938d525a2f31aaf161d0"),
+            (
+                b"12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+                "57edf4a22be3c955ac49da2e2107b67a",
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(hex::encode(Md5::digest(input)), expected);
+        }
+    }
+
+    #[test]
+    fn in_pieces_and_after_a_reset_is_the_same_digest() {
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut md5 = Md5::new();
+        for chunk in data.chunks(7_001) {
+            md5.update(chunk);
+        }
+        let copy = md5.clone();
+        assert_eq!(md5.finalize_reset(), Md5::digest(&data));
+        assert_eq!(copy.finalize(), Md5::digest(&data));
+        md5.update(b"abc");
+        assert_eq!(
+            hex::encode(md5.finalize()),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
+    }
+}
