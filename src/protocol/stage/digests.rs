@@ -91,7 +91,7 @@ impl DigestWriter {
             self.part.update(now);
             self.part_len += now.len() as u64;
             if self.part_len == self.part_size {
-                self.parts.push(self.part.finalize_reset().into());
+                self.parts.push(self.part.finalize_reset());
                 self.part_len = 0;
             }
             data = rest;
@@ -120,11 +120,11 @@ impl DigestWriter {
         }
         let mut parts = self.parts.clone();
         if self.part_len > 0 {
-            parts.push(self.part.clone().finalize().into());
+            parts.push(self.part.clone().finalize());
         }
         Some(FileDigests {
             size: self.size,
-            md5: self.whole.clone().finalize().into(),
+            md5: self.whole.clone().finalize(),
             part_size: self.part_size,
             parts,
         })
@@ -255,7 +255,7 @@ fn read_and_hash(
             )),
         ));
     }
-    let digest: [u8; 16] = whole_hasher.finalize().into();
+    let digest: [u8; 16] = whole_hasher.finalize();
     if let Some(known) = known.filter(|known| known.md5 != digest) {
         return Err(changed(
             "the file",
@@ -286,20 +286,17 @@ mod tests {
         }
         let digests = writer.finish().unwrap();
         assert_eq!(digests.size, data.len() as u64);
-        assert_eq!(digests.md5, <[u8; 16]>::from(Md5::digest(&data)));
+        assert_eq!(digests.md5, Md5::digest(&data));
         assert_eq!(digests.parts.len(), 3);
         for (i, part) in data.chunks(part_size as usize).enumerate() {
-            assert_eq!(digests.parts[i], <[u8; 16]>::from(Md5::digest(part)));
+            assert_eq!(digests.parts[i], Md5::digest(part));
         }
         // Out of order: unknown. Truncated to zero: starts again.
         writer.write(5, b"x");
         assert!(writer.finish().is_none());
         writer.truncate(0);
         writer.write(0, b"abc");
-        assert_eq!(
-            writer.finish().unwrap().md5,
-            <[u8; 16]>::from(Md5::digest(b"abc"))
-        );
+        assert_eq!(writer.finish().unwrap().md5, Md5::digest(b"abc"));
     }
 
     #[test]
