@@ -44,7 +44,7 @@ impl Default for ReadOptions {
             sequential_slack: 16 << 20,
             trail_bytes: 8 << 20,
             block_size: 256 << 10,
-            memory_budget: 256 << 20,
+            memory_budget: 64 << 20,
             cached_blocks: 128,
         }
     }

@@ -59,6 +59,8 @@ pub struct StageOptions {
     pub part_size: u64,
     /// Parts in flight per region.
     pub part_concurrency: usize,
+    /// Bytes of parts in memory at once, shared by every region (at least one part).
+    pub memory_budget: u64,
     /// Told of the bytes each region took, and of each region's end.
     pub progress: Option<ProgressHandle>,
 }
@@ -70,6 +72,7 @@ impl Default for StageOptions {
             multipart_threshold: 16 << 20,
             part_size: 8 << 20,
             part_concurrency: 2,
+            memory_budget: 64 << 20,
             progress: None,
         }
     }
@@ -193,7 +196,12 @@ impl Session {
             }
             None => HashMap::new(),
         };
-        let parts = SharedParts::new(path, &prepared.parts, options.part_concurrency);
+        let parts = SharedParts::new(
+            path,
+            &prepared.parts,
+            options.part_concurrency,
+            options.memory_budget,
+        );
         let plan = RegionPlan {
             session: self,
             ahead: std::sync::Mutex::new(ahead),
@@ -290,7 +298,12 @@ impl Session {
         let configuration = self.ready_configuration().await?.clone();
         let key = artifact_key(&configuration.bucket_key_prefix, project, version);
         let metadata = Metadata::new();
-        let parts = SharedParts::new(source.path, &prepared.parts, options.part_concurrency);
+        let parts = SharedParts::new(
+            source.path,
+            &prepared.parts,
+            options.part_concurrency,
+            options.memory_budget,
+        );
         let plan = RegionPlan {
             session: self,
             ahead: std::sync::Mutex::new(HashMap::new()),

@@ -4,7 +4,9 @@
 //! region is handed to the others while any region still holds it (its upload is in
 //! flight) or while it is among the last few parts read. A region that falls further
 //! behind reads its part again, so one slow region costs a second read, never unbounded
-//! memory. Each read is checked against the Content-MD5 the part was planned with: a
+//! memory. The parts in memory share one budget (`StageOptions::memory_budget`), so it
+//! holds whatever the part size: when it is spent, the parts kept only for regions
+//! behind give way, then a read waits for an upload to finish. Each read is checked against the Content-MD5 the part was planned with: a
 //! file changed behind the stager's back fails the part, whatever the server checks.
 
 use std::collections::{HashMap, VecDeque};
@@ -13,26 +15,36 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::digest::Md5;
 use bytes::Bytes;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::storage::StorageError;
 
 use super::digests::base64_of;
 
-/// One part's bytes, shared: `Bytes` over it keep it alive, the cache only watches it.
-struct Shared(Arc<Vec<u8>>);
+/// One part's bytes, and the share of the memory budget they hold until dropped.
+struct Part {
+    bytes: Vec<u8>,
+    _budget: OwnedSemaphorePermit,
+}
+
+/// A part, shared: `Bytes` over it keep it alive, the cache only watches it.
+struct Shared(Arc<Part>);
 
 impl AsRef<[u8]> for Shared {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        &self.0.bytes
     }
 }
+
+/// The budget is counted in permits of this many bytes.
+const BUDGET_UNIT: u64 = 1 << 20;
 
 #[derive(Default)]
 struct Kept {
     /// Parts some region still holds, by index.
-    alive: HashMap<usize, Weak<Vec<u8>>>,
+    alive: HashMap<usize, Weak<Part>>,
     /// The last parts read, kept for regions a little behind.
-    recent: VecDeque<(usize, Arc<Vec<u8>>)>,
+    recent: VecDeque<(usize, Arc<Part>)>,
     /// How many times a part was read from disk.
     reads: usize,
 }
@@ -46,16 +58,29 @@ pub(super) struct SharedParts {
     kept: Mutex<Kept>,
     /// How many of the last parts read are kept when no region holds them.
     window: usize,
+    /// Bytes of parts in memory, in `BUDGET_UNIT`s.
+    budget: Arc<Semaphore>,
+    budget_units: u32,
 }
 
 impl SharedParts {
-    pub(super) fn new(path: &Path, layout: &[(u64, u64, String)], window: usize) -> Self {
+    /// `budget`: bytes of parts that may be in memory at once (at least one part's
+    /// worth is always allowed, however large the part).
+    pub(super) fn new(
+        path: &Path,
+        layout: &[(u64, u64, String)],
+        window: usize,
+        budget: u64,
+    ) -> Self {
+        let budget_units = (budget / BUDGET_UNIT).clamp(1, u32::MAX as u64 >> 4) as u32;
         SharedParts {
             path: path.to_path_buf(),
             layout: layout.to_vec(),
             reading: layout.iter().map(|_| tokio::sync::Mutex::new(())).collect(),
             kept: Mutex::new(Kept::default()),
             window,
+            budget: Arc::new(Semaphore::new(budget_units as usize)),
+            budget_units,
         }
     }
 
@@ -93,7 +118,12 @@ impl SharedParts {
         if let Some(bytes) = self.cached(index) {
             return Ok(bytes);
         }
-        let part = Arc::new(read_part(&self.path, *offset, *length, md5).await?);
+        let budget = self.reserve(*length).await?;
+        let bytes = read_part(&self.path, *offset, *length, md5).await?;
+        let part = Arc::new(Part {
+            bytes,
+            _budget: budget,
+        });
         let mut kept = self.kept();
         kept.reads += 1;
         kept.alive.retain(|_, part| part.strong_count() > 0);
@@ -103,6 +133,29 @@ impl SharedParts {
             kept.recent.pop_front();
         }
         Ok(Bytes::from_owner(Shared(part)))
+    }
+
+    /// The budget for a part of `length` bytes: parts kept only for regions behind give
+    /// way first; then it waits for uploads in flight to drop theirs.
+    async fn reserve(&self, length: u64) -> Result<OwnedSemaphorePermit, StorageError> {
+        let units = (length.div_ceil(BUDGET_UNIT) as u32).clamp(1, self.budget_units);
+        loop {
+            match Arc::clone(&self.budget).try_acquire_many_owned(units) {
+                Ok(permit) => return Ok(permit),
+                Err(TryAcquireError::NoPermits) if self.kept().recent.pop_front().is_some() => {}
+                Err(_) => break,
+            }
+        }
+        Arc::clone(&self.budget)
+            .acquire_many_owned(units)
+            .await
+            .map_err(|e| StorageError::Other(format!("staging memory budget: {e}")))
+    }
+
+    /// How many bytes of the budget are in use (for tests).
+    #[cfg(test)]
+    fn budget_in_use(&self) -> u64 {
+        (self.budget_units as u64 - self.budget.available_permits() as u64) * BUDGET_UNIT
     }
 }
 
@@ -154,7 +207,7 @@ mod tests {
         let path = dir.path().join("file");
         let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
         std::fs::write(&path, &data).unwrap();
-        let parts = SharedParts::new(&path, &layout_of(&data, 30_000), 1);
+        let parts = SharedParts::new(&path, &layout_of(&data, 30_000), 1, 64 << 20);
 
         // Three regions at once: one read per part.
         for index in 0..4 {
@@ -189,12 +242,41 @@ mod tests {
         let path = dir.path().join("file");
         let data = vec![7u8; 50_000];
         std::fs::write(&path, &data).unwrap();
-        let parts = SharedParts::new(&path, &layout_of(&data, 20_000), 2);
+        let parts = SharedParts::new(&path, &layout_of(&data, 20_000), 2, 64 << 20);
         let mut changed = data.clone();
         changed[20_001] = 8;
         std::fs::write(&path, &changed).unwrap();
         assert!(parts.get(0).await.is_ok());
         let err = parts.get(1).await.unwrap_err().to_string();
         assert!(err.contains("changed since it was hashed"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn parts_in_memory_stay_within_the_budget_whatever_their_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file");
+        let part = 3 << 20;
+        let data: Vec<u8> = (0..(4 * part) as u32).map(|i| (i % 249) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        // Room for two 3 MiB parts; a window of three.
+        let parts = SharedParts::new(&path, &layout_of(&data, part), 3, 6 << 20);
+        let first = parts.get(0).await.unwrap();
+        let second = parts.get(1).await.unwrap();
+        assert_eq!(parts.budget_in_use(), 6 << 20);
+        // Both held: a third waits until one is dropped.
+        let third = tokio::time::timeout(std::time::Duration::from_millis(200), parts.get(2)).await;
+        assert!(third.is_err(), "a third part was read beyond the budget");
+        drop(first);
+        // Part 0 is still kept for regions behind; it gives way to part 2.
+        let third = parts.get(2).await.unwrap();
+        assert_eq!(&third[..], &data[2 * part..3 * part]);
+        assert_eq!(parts.budget_in_use(), 6 << 20);
+        drop((second, third));
+
+        // A part larger than the whole budget is still read, alone.
+        let parts = SharedParts::new(&path, &layout_of(&data, 2 * part), 1, 1 << 20);
+        let big = parts.get(0).await.unwrap();
+        assert_eq!(big.len(), 2 * part);
+        assert_eq!(parts.budget_in_use(), 1 << 20);
     }
 }

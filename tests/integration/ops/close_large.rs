@@ -55,7 +55,8 @@ async fn a_200_mb_cp_stages_in_8_mib_parts_with_bounded_memory(world: World) {
     let peak = peak_resident_kib(mount.pid().unwrap());
     eprintln!("daemon peak resident memory after a 200 MB cp: {peak} KiB");
     // The bound is the behaviour: far below the file's 200 MB, whatever its size.
-    assert!(peak < 160 * 1024, "daemon peak resident memory {peak} KiB");
+    // The README's bound: 128 MiB, whatever the file's size.
+    assert!(peak < 128 * 1024, "daemon peak resident memory {peak} KiB");
     // 200 MB in 8 MiB parts: 24 of them.
     assert_staged_in_parts(&world, &p, &content, 24).await;
     let (bytes, _) = downloaded(&world, &p, "1.0.0").await;
