@@ -6,7 +6,9 @@
 # cannot hold K and K/metadata). Checked once through our mount and the Python tool.
 # Then every round, on a fresh mount, bench/py/probe.py times the first listing of the
 # project (cold), LS_CALLS more (warm), and CALLS x readlink of latest and stat of the
-# latest version's file (warm), each call on its own, in one Python process.
+# latest version's file (warm), each call on its own, in one Python process. Beside the
+# cold listing, the same listing straight from the server with boto3 (ListObjectsV2, every
+# page; the keys include the metadata objects on moto) shows what the server costs.
 SEEDED=" "
 
 phase_metadata() {
@@ -42,6 +44,11 @@ phase_metadata() {
     fi
     record mem.meta "$SERVER" MiB "$(daemon_hwm_mib)"
     unmount_ours
+    if line=$("$PY" bench/py/world.py list us-east-1 Meta@ 2>>"$TMP/logs/world.log"); then
+      record meta.list-raw "$SERVER" ms "${line#* }"
+    else
+      record_fail meta.list-raw "$SERVER" "ListObjectsV2 with boto3"
+    fi
   done
 }
 

@@ -49,7 +49,13 @@ class Figure:
         if parts[0] == "mem":
             return "daemon peak RSS (VmHWM), " + " ".join(parts[1:])
         if parts[0] == "meta":
-            return "metadata: " + ".".join(parts[1:])
+            call = {"ls-cold": "ls, cold (the first listing on a fresh mount)",
+                    "ls-warm": "ls, warm", "readlink": "readlink latest, warm",
+                    "stat": "stat of the latest version's file, warm",
+                    "list-raw": "the same listing with boto3, straight from the server"}.get(parts[1], parts[1])
+            return f"many versions: {call}" + (f", {parts[2]}" if len(parts) > 2 else "")
+        if parts[0] == "random":
+            return f"random 4 KiB reads, {parts[1]}"
         return self.key
 
 
@@ -136,8 +142,35 @@ def targets(figures):
     return rows
 
 
+# What each figure runs (MNT our mount, PEER_MNT rclone's or s3fs's, V a version, FILE
+# the local random file, S3 the server's URL); kept beside the code in bench/*.sh.
+COMMANDS = """\
+cold read (page cache dropped before each, every mount fresh):
+  curl --aws-sigv4 aws:amz:us-east-1:s3 --user testing:testing -o /dev/null S3/bench-us-east-1/Read@V
+  startifact-fs -f aws MNT;  cat MNT/Read/V/Read@V > /dev/null
+  rclone mount bench:bench-us-east-1 PEER_MNT --read-only;  cat PEER_MNT/Read@V > /dev/null
+  s3fs bench-us-east-1 PEER_MNT -f -o url=S3,use_path_request_style,passwd_file=F,ro;  cat PEER_MNT/Read@V > /dev/null
+  venv/bin/startifact Read V --download DOWNLOADED_FILE
+cached re-read:
+  startifact-fs -f --cache-dir EMPTY aws MNT;  cat MNT/Read/V/Read@V (untimed);  then, timed:
+  drop caches; cat MNT/Read/V/Read@V;  drop caches; cat FILE;  cat MNT/Read/V/Read@V;  cat FILE
+stage to us-east-1,us-west-2,eu-west-2 (a new version V each time):
+  venv/bin/startifact Stage V --stage FILE;  startifact Stage V --stage FILE
+  startifact-fs -f --staging-dir DIR aws MNT;  mkdir MNT/Stage/V;  cp FILE MNT/Stage/V/   (or rsync -a)
+  curl --aws-sigv4 aws:amz:us-east-1:s3 -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' -T FILE S3/bench-us-east-1/raw-V
+  the same PUT to each region's bucket, three curls at once
+metadata (one Python process, each call timed with time.perf_counter_ns):
+  os.listdir(MNT/Meta) once on a fresh mount (cold), then LS_CALLS times (warm)
+  os.readlink(MNT/Meta/latest) and os.stat(MNT/Meta/LATEST/FILE_NAME), CALLS times each
+random reads: os.pread(fd, 4096, offset) at RANDOM_READS offsets of random.Random(42)
+memory: VmHWM in /proc/PID/status of the startifact-fs process after each case
+"""
+
+
 def fmt(v):
-    return "-" if v is None else f"{v:.4g}"
+    if v is None:
+        return "-"
+    return f"{v:.0f}" if abs(v) >= 1000 else f"{v:.4g}"
 
 
 def figure_rows(figures):
@@ -209,6 +242,7 @@ def main():
                   "figure measures). Each figure is the median of its runs, with min and max.\n\n")
         out.write("## Machine, versions, settings\n\n")
         out.write("\n".join(f"- {name}: {text}" for name, text in notes) + "\n\n")
+        out.write("## Commands\n\n```\n" + COMMANDS + "```\n\n")
         out.write("## Targets\n\n" + markdown(t_header, t_rows) + "\n\n")
         if has_chart:
             out.write("![each target's figure relative to its limit](results.png)\n\n")

@@ -6,11 +6,14 @@ AWS_ENDPOINT_URL_SSM), for bench/servers.sh.
   world.py delete REGIONS KEY.. deletes the objects KEY and KEY/metadata in every region
   world.py check REGIONS SIZE KEY..
                                 fails unless every region holds every KEY at SIZE bytes
+  world.py list REGION PREFIX   lists the keys under PREFIX (ListObjectsV2, every page)
+                                and prints "COUNT MILLISECONDS"
 """
 
 import json
 import os
 import sys
+from time import perf_counter_ns
 
 import boto3
 
@@ -69,12 +72,23 @@ def check(regions, size, keys):
         sys.exit("not staged at full size: " + "; ".join(wrong))
 
 
+def list_keys(region, prefix):
+    s3, _ = clients(region)
+    t0 = perf_counter_ns()
+    count = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=f"bench-{region}", Prefix=prefix):
+        count += len(page.get("Contents", []))
+    print(count, f"{(perf_counter_ns() - t0) / 1e6:.1f}")
+
+
 if __name__ == "__main__":
     command, regions = sys.argv[1], sys.argv[2].split(",")
     if command == "setup":
         setup(regions)
     elif command == "delete":
         delete(regions, sys.argv[3:])
+    elif command == "list":
+        list_keys(regions[0], sys.argv[3])
     elif command == "check":
         check(regions, int(sys.argv[3]), sys.argv[4:])
     else:
