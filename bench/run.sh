@@ -45,11 +45,15 @@ if [ "$S3S" = 1 ] && start_s3s; then SERVERS+=(s3s); fi
 # --- what the results say about the machine and the tools ----------------------------
 note date "$(date -u '+%Y-%m-%d %H:%M UTC')"
 note command "$(printf '%s ' "QUICK=$QUICK RUNS=$RUNS SIZES='$SIZES' VERSIONS=$VERSIONS CALLS=$CALLS LS_CALLS=$LS_CALLS RANDOM_READS=$RANDOM_READS RANDOM_SIZE=$RANDOM_SIZE S3S=$S3S" bash bench/run.sh "${PHASES[@]}")"
-if [ "$QUICK" = 1 ]; then note warning "QUICK=1: a smoke run of the harness, not the benchmark"; fi
+if [ "$QUICK" = 1 ]; then note warning "QUICK=1: a smoke run of the harness, not the benchmark"
+elif [ "$RUNS" -lt 5 ]; then note warning "RUNS=$RUNS: the issue asks for the median of at least 5 runs"; fi
 note machine "nproc $(nproc), $(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) memory, $(uname -sr), $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
 note "our binaries" "$PROFILE (startifact-fs built $(date -u -r "$FS" '+%Y-%m-%d %H:%M UTC')); this checkout: commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo ' with local changes'); $("$CLI" --version 2>&1 | head -n 1)"
 note moto "$("$PY" -c 'import moto; print(moto.__version__)') (moto_server, SSM always and S3 in the moto rows)"
-note "s3s-fs" "$(if [ -n "$S3S_URL" ]; then echo "0.14.1 (S3 in the s3s rows; SSM stays on moto)"; else echo "not run (S3S=$S3S)"; fi)"
+note "s3s-fs" "$(if [ -n "$S3S_URL" ]; then echo "0.14.1 (S3 in the s3s rows; SSM stays on moto)"
+  elif [ "$S3S" = 1 ]; then echo "not run: it could not be installed or started (see the warnings)"
+  else echo "not run (S3S=0)"; fi)"
+note "Python environment" "$VENV"
 note "Python startifact" "$("$PEER" --version 2>&1 | tail -n 1)"
 note rclone "$(rclone version 2>/dev/null | head -n 1)"
 note "s3fs-fuse" "$(s3fs --version 2>/dev/null | head -n 1)"
