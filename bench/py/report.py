@@ -192,6 +192,17 @@ def figure_rows(figures):
     return rows
 
 
+def servers_rows(figures):
+    """Each time figure measured on both servers: moto's median, s3s-fs's, and their ratio."""
+    rows = []
+    for (key, server), f in figures.items():
+        other = figures.get((key, "s3s"))
+        if server != "moto" or other is None or not (f.ok and other.ok) or f.unit not in ("s", "ms"):
+            continue
+        rows.append((f.describe(), f.unit, fmt(f.median()), fmt(other.median()), f"{other.median() / f.median():.2f}"))
+    return rows
+
+
 def markdown(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -247,6 +258,13 @@ def main():
         if has_chart:
             out.write("![each target's figure relative to its limit](results.png)\n\n")
         out.write("## Figures\n\n" + markdown(f_header, fig_rows) + "\n")
+        s_rows = servers_rows(figures)
+        if s_rows:
+            out.write("\n## Which server bounds what\n\nThe figures measured with both servers serving S3. "
+                      "Where a tool's time falls with the faster server about as much as the raw request's "
+                      "(GET, PUTs, boto3 listing) does, the server bounds it on moto; where it stays, the "
+                      "tool does.\n\n")
+            out.write(markdown(["figure", "unit", "moto", "s3s-fs", "s3s-fs / moto"], s_rows) + "\n")
     print("\nFigures (median, min, max of the runs)")
     print(markdown(f_header, fig_rows))
     print("\nTargets")
