@@ -4,7 +4,7 @@
 # release binaries unless BIN_DIR names them, then writes OUT_DIR/RESULTS.md and
 # OUT_DIR/results.png and prints the figures and the targets, met or short.
 #
-#   bash bench/run.sh                     # everything (about 1.5 hours on 2 cores)
+#   bash bench/run.sh                     # everything (2-3 hours on 2 cores)
 #   bash bench/run.sh read stage          # some phases: read cache stage metadata random
 #   QUICK=1 bash bench/run.sh             # a smoke run: 2 rounds, 20 MB, 1,000 versions
 #
