@@ -1,58 +1,54 @@
-# What bench/read.sh and bench/write.sh share, sourced by both after they set
-# BENCH (their name for messages), VENV_PROGRAMS and EXTRA_TOOLS (arrays, may be empty)
-# and SIZE_MB: say/die, the binaries (BIN_DIR or a release build), the Python
-# environment, a hermetic environment (inherited AWS_* and STARTIFACT_* cleared, fake
-# credentials, loopback only), the mount's clean-up, timing helpers, and a moto_server
-# on a free loopback port (AWS_ENDPOINT_URL). Not meant to run on its own.
+# shellcheck shell=bash
+# What every part of the benchmark shares, sourced once by bench/run.sh: messages, the
+# knobs, a scratch folder, a hermetic environment (inherited AWS_* and STARTIFACT_*
+# cleared, fake credentials, loopback only), clean-up on exit, timing, the page cache,
+# and the figures file that bench/py/report.py turns into the table. Not meant to run
+# on its own.
 say() { printf '== %s\n' "$*" >&2; }
-die() { printf '%s: error: %s\n' "$BENCH" "$*" >&2; exit 1; }
-trap 'printf "%s: failed at line %s: %s\n" "$BENCH" "$LINENO" "$BASH_COMMAND" >&2' ERR
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+warn() { printf 'bench: warning: %s\n' "$*" >&2; }
 
-case "$SIZE_MB" in ''|*[!0-9]*|0) die "SIZE_MB must be a positive integer (got '$SIZE_MB')";; esac
-
-# --- 1. binaries -------------------------------------------------------------------
-if [ -n "${BIN_DIR:-}" ]; then
-  PROFILE="existing binaries in BIN_DIR=$BIN_DIR (profile: $(basename "$BIN_DIR"))"
+# --- knobs -------------------------------------------------------------------------
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+  RUNS=${RUNS:-2} SIZES=${SIZES:-20MB} VERSIONS=${VERSIONS:-1000}
+  CALLS=${CALLS:-200} LS_CALLS=${LS_CALLS:-10} RANDOM_READS=${RANDOM_READS:-50}
+  OUT_DIR=${OUT_DIR:-bench/quick}
 else
-  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/startifact-fs/target}"
-  command -v cargo >/dev/null || die "cargo not found (or set BIN_DIR to a folder holding startifact and startifact-fs)"
-  say "building: cargo build --release --bins (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-  cargo build --release --bins
-  BIN_DIR="$CARGO_TARGET_DIR/release"
-  PROFILE="release (built in $BIN_DIR)"
+  RUNS=${RUNS:-5} SIZES=${SIZES:-200MB 1GiB} VERSIONS=${VERSIONS:-10000}
+  CALLS=${CALLS:-1000} LS_CALLS=${LS_CALLS:-50} RANDOM_READS=${RANDOM_READS:-100}
+  OUT_DIR=${OUT_DIR:-bench}
 fi
-CLI="$BIN_DIR/startifact"
-FS="$BIN_DIR/startifact-fs"
-for bin in "$CLI" "$FS"; do
-  [ -x "$bin" ] || die "$bin is missing or not executable"
+S3S=${S3S:-1}
+TIMEOUT=${TIMEOUT:-900}   # seconds any one timed command may take
+# RANDOM_SIZE: the artifact of the random reads; the largest of SIZES unless set.
+for knob in RUNS VERSIONS CALLS LS_CALLS RANDOM_READS TIMEOUT; do
+  case "${!knob}" in ''|*[!0-9]*|0) die "$knob must be a positive integer (got '${!knob}')";; esac
 done
 
-# --- 2. Python environment (moto_server, boto3, and what the script adds) -------------
-VENV="${STARTIFACT_TEST_VENV:-$HOME/.cache/startifact-fs/venv}"
-venv_ok=1
-for program in moto_server "${VENV_PROGRAMS[@]}"; do
-  [ -x "$VENV/bin/$program" ] || venv_ok=0
-done
-if [ "$venv_ok" = 0 ] || ! "$VENV/bin/python" -c 'import boto3' >/dev/null 2>&1; then
-  die "no usable Python environment in $VENV (needs boto3, bin/moto_server ${VENV_PROGRAMS[*]}).
-Run 'bash scripts/test.sh' once, or create it:
-  python3 -m venv '$VENV' && '$VENV/bin/pip' install 'moto[server]' 'startifact==1.0a10'"
-fi
-PY="$VENV/bin/python"
+# Bytes in a size written as 200MB, 1GiB, 512MiB or 1GB (MB and GB are powers of ten).
+bytes_of() {
+  local n=${1%%[A-Za-z]*} unit=${1##*[0-9]}
+  case "$n" in ''|*[!0-9]*) die "bad size '$1' (write e.g. 200MB or 1GiB)";; esac
+  case "$unit" in
+    MB) echo $((n * 1000000));;
+    MiB) echo $((n * 1048576));;
+    GB) echo $((n * 1000000000));;
+    GiB) echo $((n * 1073741824));;
+    *) die "bad size '$1' (units: MB, MiB, GB, GiB)";;
+  esac
+}
+for size in $SIZES; do bytes_of "$size" >/dev/null; done
+LARGEST=$(for size in $SIZES; do printf '%s %s\n' "$(bytes_of "$size")" "$size"; done | sort -n | tail -n 1 | cut -d' ' -f2)
+RANDOM_SIZE=${RANDOM_SIZE:-$LARGEST}
+bytes_of "$RANDOM_SIZE" >/dev/null
 
-for tool in curl cmp fusermount3 timeout "${EXTRA_TOOLS[@]}"; do
-  command -v "$tool" >/dev/null || die "$tool is not installed"
-done
-[ -e /dev/fuse ] || die "/dev/fuse is missing"
-
-# --- 3. hermetic environment ---------------------------------------------------------
+# --- scratch folder and hermetic environment -----------------------------------------
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/startifact-bench.XXXXXX")"
-MNT="$TMP/mnt"
-FILE="$TMP/artifact.bin"
-NAME="$(basename "$FILE")"
-DAEMON_LOG="$TMP/daemon.log"
-mkdir -p "$MNT"
+FIGURES="$TMP/figures.tsv"
+: >"$FIGURES"
 : >"$TMP/empty"
+mkdir -p "$TMP/files" "$TMP/logs"
 
 while read -r name; do
   case "$name" in AWS_*|STARTIFACT_*) unset "$name";; esac
@@ -62,49 +58,23 @@ export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
 export AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 export AWS_CONFIG_FILE="$TMP/empty" AWS_SHARED_CREDENTIALS_FILE="$TMP/empty"
+export LANG=C.UTF-8 PYTHONIOENCODING=utf-8   # the Python tool prints emoji
 
-MOTO_PID=""
-DAEMON_PID=""
-
-is_mounted() { grep -q " $MNT fuse.startifact-fs " /proc/mounts; }
-
-# Stops the daemon (SIGTERM, then SIGKILL after 30 s) and makes sure nothing stays mounted.
-unmount() {
-  if [ -n "$DAEMON_PID" ]; then
-    kill -TERM "$DAEMON_PID" 2>/dev/null || true
-    for _ in $(seq 300); do
-      kill -0 "$DAEMON_PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$DAEMON_PID" 2>/dev/null; then
-      say "warning: daemon $DAEMON_PID ignored SIGTERM for 30 s; killing it"
-      kill -KILL "$DAEMON_PID" 2>/dev/null || true
-    fi
-    wait "$DAEMON_PID" 2>/dev/null || true
-    DAEMON_PID=""
-  fi
-  if is_mounted; then
-    say "warning: $MNT still mounted after the daemon exited; fusermount3 -u"
-    fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT" || true
-  fi
-}
-
+# --- clean-up: every part registers what it starts ------------------------------------
+# Commands run at exit, last registered first (mounts before the servers they use).
+CLEANUPS=()
+at_exit() { CLEANUPS+=("$1"); }
 cleanup() {
-  local status=$?
+  local status=$? i
   trap - ERR
   set +e
-  unmount
-  if [ -n "$MOTO_PID" ]; then
-    kill -TERM "$MOTO_PID" 2>/dev/null
-    wait "$MOTO_PID" 2>/dev/null
-  fi
+  for ((i = ${#CLEANUPS[@]} - 1; i >= 0; i--)); do eval "${CLEANUPS[i]}"; done
   if [ "$status" -ne 0 ]; then
-    echo "$BENCH: FAILED (exit $status)" >&2
-    for log in "$TMP/moto.log" "$TMP/setup.out" "$TMP/stage.out" "$TMP/daemon.out" "$DAEMON_LOG"; do
-      if [ -s "$log" ]; then
-        echo "--- tail of $log" >&2
-        tail -n 15 "$log" >&2
-      fi
+    echo "bench: FAILED (exit $status); logs:" >&2
+    for log in "$TMP"/logs/*; do
+      [ -s "$log" ] || continue
+      echo "--- tail of $log" >&2
+      tail -n 10 "$log" >&2
     done
   fi
   rm -rf "$TMP"
@@ -114,21 +84,68 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-now_ns() { date +%s%N; }
-# Seconds between two nanosecond stamps.
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
-best() { printf '%s\n' "$@" | sort -g | head -n 1; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# Stops a process we started: SIGTERM, then SIGKILL after $2 seconds (default 30).
+stop_pid() {
+  local pid=$1 wait_s=${2:-30} i
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < wait_s * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    warn "process $pid ignored SIGTERM for $wait_s s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
 
-# --- 4. moto_server -------------------------------------------------------------------
-PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT"
-say "starting moto_server on 127.0.0.1:$PORT"
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" </dev/null >"$TMP/moto.log" 2>&1 &
-MOTO_PID=$!
-for i in $(seq 600); do
-  kill -0 "$MOTO_PID" 2>/dev/null || die "moto_server exited at start"
-  curl -s --noproxy '*' -o /dev/null "$AWS_ENDPOINT_URL/" && break
-  [ "$i" -lt 600 ] || die "moto_server did not answer within 60 s"
-  sleep 0.1
-done
+# --- timing, the page cache, figures -------------------------------------------------
+now_ns() { date +%s%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
+
+# Runs "$@" with the time limit, its output appended to the log file $LOG; prints its
+# seconds. Fails (status 1) when the command fails. read_timed: the same, with the
+# standard output thrown away (the bytes a read prints).
+timed() {
+  local t0 t1 log="${LOG:-$TMP/logs/commands.log}"
+  local limit=(timeout -k 10 "$TIMEOUT")
+  # timeout(1) cannot run a shell function: those keep their own limits.
+  if declare -F "$1" >/dev/null; then limit=(); fi
+  t0=$(now_ns)
+  "${limit[@]}" "$@" </dev/null >>"${TIMED_OUT:-$log}" 2>>"$log" || return 1
+  t1=$(now_ns)
+  secs "$t0" "$t1"
+}
+read_timed() { TIMED_OUT=/dev/null timed "$@"; }
+
+# measure KEY WHAT COMMAND...: times COMMAND (output thrown away) and records its seconds
+# as KEY for the current server, or records KEY as failed at WHAT.
+measure() {
+  local key=$1 what=$2 t
+  shift 2
+  if t=$(read_timed "$@"); then record "$key" "$SERVER" s "$t"; else record_fail "$key" "$SERVER" "$what"; fi
+}
+
+# Writes dirty pages, then drops the page cache, dentries and inodes of the whole machine.
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+
+# One measurement: record KEY SERVER UNIT VALUE. A figure is every value of one
+# KEY and SERVER; the report takes their median, min and max.
+record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$FIGURES"; }
+# A measurement that could not be made: record_fail KEY SERVER REASON.
+record_fail() {
+  warn "$1 ($2) failed: $3"
+  printf '%s\t%s\tfail\t%s\n' "$1" "$2" "$3" >>"$FIGURES"
+}
+# A measurement that does not apply here: record_na KEY SERVER REASON.
+record_na() { printf '%s\t%s\tna\t%s\n' "$1" "$2" "$3" >>"$FIGURES"; }
+# A note for the results (the versions of the tools, which server, how a figure was made).
+note() { printf '%s\t%s\n' "$1" "$2" >>"$TMP/notes.tsv"; }
+
+# A file of $1 bytes of random data, made once: prints its path.
+random_file() {
+  local path="$TMP/files/random-$1"
+  [ -e "$path" ] || head -c "$1" /dev/urandom >"$path"
+  echo "$path"
+}
