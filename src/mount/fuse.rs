@@ -411,18 +411,19 @@ impl Filesystem for FuseAdapter {
         mut reply: ReplyDirectory,
     ) {
         self.spawn(|fs| async move {
-            let entries = match fs.readdir(ino.0).await {
+            // The shared listing: each call (a page of `offset..`) copies only its page.
+            let entries = match fs.listing(ino.0).await {
                 Ok(entries) => entries,
                 Err(e) => return reply.error(errno("readdir", &e)),
             };
             let dots = [
-                (ino.0, ".".to_string(), FileType::Directory),
-                (ino.0, "..".to_string(), FileType::Directory),
+                (ino.0, ".", FileType::Directory),
+                (ino.0, "..", FileType::Directory),
             ];
             let all = dots.into_iter().chain(
                 entries
-                    .into_iter()
-                    .map(|e| (e.inode, e.name, file_type(e.kind))),
+                    .iter()
+                    .map(|e| (e.inode, e.name.as_str(), file_type(e.kind))),
             );
             for (index, (inode, name, kind)) in all.enumerate().skip(offset as usize) {
                 if reply.add(INodeNo(inode), index as u64 + 1, kind, name) {

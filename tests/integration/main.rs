@@ -20,6 +20,7 @@ mod hostile_objects;
 mod integrity;
 mod interop;
 mod limits;
+mod metadata_at_scale;
 mod mknod;
 mod mount_type;
 mod ops;

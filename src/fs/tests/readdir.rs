@@ -115,3 +115,20 @@ async fn enotdir_for_a_listing_of_a_file_or_of_latest() {
     let latest = f.inode("SugarWater/latest").await;
     assert_eq!(errno(f.fs.readdir(latest).await), libc::ENOTDIR);
 }
+
+#[tokio::test]
+async fn a_project_listing_is_built_once_and_shared_while_fresh() {
+    let f = Fixture::new().await;
+    let project = f.inode(PROJECT).await;
+    let first = f.fs.listing(project).await.unwrap();
+    let again = f.fs.listing(project).await.unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &again),
+        "the kernel's readdir of each page shares one listing"
+    );
+    assert_eq!(names(&first), ["latest", "1.0.0", "0.9.0"]);
+    // A staging version of this mount is merged in at each call.
+    f.fs.mkdir(project, "1.1.0").await.unwrap();
+    let merged = f.fs.listing(project).await.unwrap();
+    assert_eq!(names(&merged), ["latest", "1.1.0", "1.0.0", "0.9.0"]);
+}

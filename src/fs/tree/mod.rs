@@ -81,6 +81,13 @@ pub(super) struct Timed<T> {
     value: T,
 }
 
+/// A project's versions as listed, and the folder entries made of them (built at the
+/// first `readdir` that needs them, then shared while the listing is fresh).
+pub(super) struct VersionListing {
+    pub(super) versions: Vec<Version>,
+    pub(super) entries: OnceLock<Arc<[crate::fs::attr::DirEntry]>>,
+}
+
 /// Called with the inode of a `latest` whose target changed, so the kernel drops it.
 pub type Invalidator = Box<dyn Fn(u64) + Send + Sync>;
 
@@ -92,7 +99,7 @@ pub struct ArtifactFs {
     pub(super) pinned: Mutex<HashMap<(String, String), Arc<PinnedVersion>>>,
     /// Names found missing, and when: (project, version), or (project, "") for a project.
     pub(super) missing: MissingNames,
-    pub(super) versions: Mutex<HashMap<String, Timed<Vec<Version>>>>,
+    pub(super) versions: Mutex<HashMap<String, Timed<Arc<VersionListing>>>>,
     pub(super) latest: Mutex<HashMap<String, Timed<Version>>>,
     pub(super) projects: Mutex<Option<Timed<Vec<String>>>>,
     pub(super) open_files: OpenFiles,

@@ -2,13 +2,14 @@
 //! `readdir`, and keeps what the regions said for `metadata_ttl`: the project and
 //! version listings, what `latest` points at, and names found missing.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use semver::Version;
 
 use crate::protocol::{list_projects, read_latest, validate_project_name};
 
-use super::{parse_version_name, ArtifactFs, Timed};
+use super::{parse_version_name, ArtifactFs, Timed, VersionListing};
 use crate::fs::attr::{DirEntry, Entry, FileKind};
 use crate::fs::error::{FsError, FsErrorKind, FsResult};
 use crate::fs::inode::Node;
@@ -87,9 +88,9 @@ impl ArtifactFs {
         }
     }
 
-    async fn versions_of(&self, project: &str) -> FsResult<Vec<Version>> {
+    async fn versions_of(&self, project: &str) -> FsResult<Arc<VersionListing>> {
         if let Some(cached) = lock(&self.versions).get(project).filter(|c| self.fresh(c)) {
-            return Ok(cached.value.clone());
+            return Ok(Arc::clone(&cached.value));
         }
         let versions = match self.session.list_versions(project).await {
             Ok(versions) => versions,
@@ -97,14 +98,18 @@ impl ArtifactFs {
             Err(e) if e.is_denied_everywhere() => Vec::new(),
             Err(e) => return Err(e.into()),
         };
+        let listing = Arc::new(VersionListing {
+            versions,
+            entries: OnceLock::new(),
+        });
         lock(&self.versions).insert(
             project.to_string(),
             Timed {
                 at: Instant::now(),
-                value: versions.clone(),
+                value: Arc::clone(&listing),
             },
         );
-        Ok(versions)
+        Ok(listing)
     }
 
     async fn project_exists(&self, project: &str) -> FsResult<()> {
@@ -150,7 +155,11 @@ impl ArtifactFs {
             }
             Err(e) if e.kind == FsErrorKind::NotFound => {
                 // Staged by a tool that never moved `latest`? Its versions still count.
-                if self.versions_of(project).await.is_ok_and(|v| !v.is_empty()) {
+                if self
+                    .versions_of(project)
+                    .await
+                    .is_ok_and(|l| !l.versions.is_empty())
+                {
                     Ok(())
                 } else {
                     Err(FsError::not_found(format!("no project {project}")))
@@ -238,8 +247,44 @@ impl ArtifactFs {
         )))
     }
 
+    /// A project folder's entries: `latest` when it has one, then the versions.
+    fn project_entries(
+        &self,
+        project: &str,
+        has_latest: bool,
+        versions: impl ExactSizeIterator<Item = Version>,
+    ) -> Arc<[DirEntry]> {
+        let mut entries = Vec::with_capacity(versions.len() + 1);
+        if has_latest {
+            entries.push(DirEntry {
+                inode: self.inodes.inode_of(&Node::Latest(project.to_string())),
+                name: "latest".into(),
+                kind: FileKind::Symlink,
+            });
+        }
+        for version in versions {
+            let name = version.to_string();
+            entries.push(DirEntry {
+                inode: self
+                    .inodes
+                    .inode_of(&Node::Version(project.to_string(), name.clone())),
+                name,
+                kind: FileKind::Directory,
+            });
+        }
+        entries.into()
+    }
+
     /// Every entry of a folder, without `.` and `..`.
     pub async fn readdir(&self, inode: u64) -> FsResult<Vec<DirEntry>> {
+        Ok(self.listing(inode).await?.to_vec())
+    }
+
+    /// Every entry of a folder, without `.` and `..`, shared: a project's is built once
+    /// per version listing, so that the kernel's many `readdir` calls for one `ls` of a
+    /// project of 10,000 versions (a page each) cost a copy of their page, not of the
+    /// whole listing, nor a name and an inode lookup per version.
+    pub async fn listing(&self, inode: u64) -> FsResult<Arc<[DirEntry]>> {
         let entry = |node: Node, name: String, kind: FileKind| DirEntry {
             inode: self.inodes.inode_of(&node),
             name,
@@ -259,34 +304,30 @@ impl ArtifactFs {
                     .collect())
             }
             Node::Project(project) => {
-                let mut versions = self.versions_of(&project).await?;
-                let has_latest = !versions.is_empty() || self.latest_of(&project).await.is_ok();
-                if let Some(staging) = &self.staging {
-                    versions.extend(
+                let listing = self.versions_of(&project).await?;
+                let staging_versions: Vec<Version> = self
+                    .staging
+                    .as_ref()
+                    .map(|staging| {
                         staging
                             .versions_of(&project)
                             .iter()
-                            .filter_map(|v| parse_version_name(v)),
-                    );
-                    crate::protocol::sort_versions(&mut versions);
+                            .filter_map(|v| parse_version_name(v))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if staging_versions.is_empty() && !listing.versions.is_empty() {
+                    let entries = listing.entries.get_or_init(|| {
+                        self.project_entries(&project, true, listing.versions.iter().cloned())
+                    });
+                    return Ok(Arc::clone(entries));
                 }
-                let mut entries = Vec::with_capacity(versions.len() + 1);
-                if has_latest {
-                    entries.push(entry(
-                        Node::Latest(project.clone()),
-                        "latest".into(),
-                        FileKind::Symlink,
-                    ));
-                }
-                for version in versions {
-                    let name = version.to_string();
-                    entries.push(entry(
-                        Node::Version(project.clone(), name.clone()),
-                        name,
-                        FileKind::Directory,
-                    ));
-                }
-                Ok(entries)
+                let has_latest =
+                    !listing.versions.is_empty() || self.latest_of(&project).await.is_ok();
+                let mut versions = listing.versions.clone();
+                versions.extend(staging_versions);
+                crate::protocol::sort_versions(&mut versions);
+                Ok(self.project_entries(&project, has_latest, versions.into_iter()))
             }
             Node::Version(project, version) => {
                 if let Some(view) = self.staging_view(&project, &version) {
@@ -308,14 +349,14 @@ impl ArtifactFs {
                             FileKind::RegularFile,
                         ));
                     }
-                    return Ok(entries);
+                    return Ok(entries.into());
                 }
                 let pinned = self.pinned(&project, &version).await?;
-                Ok(vec![entry(
+                Ok(Arc::from([entry(
                     Node::File(project, version),
                     pinned.file_name.clone(),
                     FileKind::RegularFile,
-                )])
+                )]))
             }
             Node::Subfolder(project, version, folder) => {
                 let view = self
