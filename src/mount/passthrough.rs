@@ -171,7 +171,9 @@ impl Passthrough {
         match mode {
             Mode::Passthrough(backing) => {
                 tracing::debug!(inode, handle = opened.handle, "opened with passthrough");
-                reply.opened_passthrough(handle, flags, backing)
+                // The kernel refuses (EIO) a passthrough open with FOPEN_KEEP_CACHE: the
+                // pages are the backing file's, never the mount's.
+                reply.opened_passthrough(handle, FopenFlags::empty(), backing)
             }
             Mode::Cached => reply.opened(handle, flags),
             Mode::Direct => {
