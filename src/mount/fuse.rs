@@ -295,7 +295,12 @@ impl Filesystem for FuseAdapter {
             let reader = Caller::new(req.uid(), req.gid(), req.pid());
             return self.spawn(|fs| async move {
                 match fs.open(ino.0, false, false, &reader).await {
-                    Ok(opened) => passthrough.answer(reply, ino.0, opened),
+                    Ok(opened) => {
+                        let handle = opened.handle;
+                        if !passthrough.answer(reply, ino.0, opened, false) {
+                            fs.release(handle);
+                        }
+                    }
                     Err(e) => reply.error(errno("open", &e)),
                 }
             });
@@ -303,7 +308,12 @@ impl Filesystem for FuseAdapter {
         let caller = allowed!(self, req, reply, "open for writing");
         self.spawn_as(caller.clone(), move |fs| async move {
             match fs.open(ino.0, true, truncate, &caller).await {
-                Ok(opened) => passthrough.answer(reply, ino.0, opened),
+                Ok(opened) => {
+                    let handle = opened.handle;
+                    if !passthrough.answer(reply, ino.0, opened, true) {
+                        fs.release(handle);
+                    }
+                }
                 Err(e) => reply.error(errno("open", &e)),
             }
         });

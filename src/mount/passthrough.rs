@@ -8,10 +8,12 @@
 //! file, and one opened through the page cache keeps passthrough out until it closes
 //! (a wrong answer is EIO to the opener). So `Opens` keeps, per inode, the backing in
 //! use and how many handles read through the page cache: an open that may be passed
-//! through joins the backing in use, or starts one when no cached handle is open; one
-//! that may not, while others are passed through, reads with direct I/O (through the
-//! daemon, no page cache), which the kernel allows beside them. A backing lives as long
-//! as the handles passed through to it: the last `release` closes it.
+//! through joins the backing in use, or starts one when no cached handle is open. A
+//! reader the model offers no file for (the cache evicted the file and fetches it again)
+//! joins the backing in use too: an inode is one version, whose bytes never change, and
+//! the backing holds them checked. A writer beside a backing is refused (EBUSY) rather
+//! than passed through to a cache file. A backing lives as long as the handles passed
+//! through to it: the last `release` closes it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,8 +31,6 @@ enum Mode<B> {
     Passthrough(Arc<B>),
     /// Reads reach the daemon; the kernel may keep pages.
     Cached,
-    /// Reads reach the daemon, no page cache: beside handles passed through.
-    Direct,
 }
 
 #[derive(Debug)]
@@ -60,22 +60,24 @@ impl<B> Opens<B> {
     /// Records how `handle` of `inode` is opened: passed through when `offered` (the
     /// model offers a backing file and the kernel granted passthrough) and the kernel
     /// will allow it, `start` making the backing when none is in use (`None`: it could
-    /// not, and the handle reads through the daemon).
+    /// not, and the handle reads through the daemon). `None` for a writer beside a
+    /// backing in use, which the kernel would refuse.
     fn open(
         &mut self,
         handle: u64,
         inode: u64,
         offered: bool,
+        write: bool,
         start: impl FnOnce() -> Option<B>,
-    ) -> &Mode<B> {
+    ) -> Option<&Mode<B>> {
         let opens = self.inodes.entry(inode).or_insert(InodeOpens {
             backing: Weak::new(),
             cached: 0,
         });
         let in_use = opens.backing.upgrade();
         let mode = match in_use {
-            Some(backing) if offered && opens.cached == 0 => Mode::Passthrough(backing),
-            Some(_) => Mode::Direct,
+            Some(_) if write => return None,
+            Some(backing) => Mode::Passthrough(backing),
             None if offered && opens.cached == 0 => match start() {
                 Some(backing) => {
                     let backing = Arc::new(backing);
@@ -90,7 +92,7 @@ impl<B> Opens<B> {
             opens.cached += 1;
         }
         self.handles.insert(handle, (inode, mode));
-        &self.handles[&handle].1
+        Some(&self.handles[&handle].1)
     }
 
     /// Forgets a released handle; the last handle passed through to a backing drops it.
@@ -151,12 +153,13 @@ impl Passthrough {
     }
 
     /// Answers an open of `inode`: passed through to `opened.backing` when it may be.
-    pub(super) fn answer(&self, reply: ReplyOpen, inode: u64, opened: Opened) {
+    /// False when it refused the open: the caller releases the model's handle.
+    pub(super) fn answer(&self, reply: ReplyOpen, inode: u64, opened: Opened, write: bool) -> bool {
         let handle = FileHandle(opened.handle);
         let flags = open_flags(opened.keep_pages);
         let offered = opened.backing.is_some() && self.on.load(Ordering::Relaxed);
         let mut opens = self.lock();
-        let mode = opens.open(opened.handle, inode, offered, || {
+        let mode = opens.open(opened.handle, inode, offered, write, || {
             let file = opened.backing.as_ref()?;
             match reply.open_backing(file) {
                 Ok(backing) => Some(backing),
@@ -169,27 +172,25 @@ impl Passthrough {
             }
         });
         match mode {
-            Mode::Passthrough(backing) => {
+            None => {
+                tracing::debug!(inode, "refused a writer beside readers passed through");
+                reply.error(fuser::Errno::EBUSY);
+                return false;
+            }
+            Some(Mode::Passthrough(backing)) => {
                 tracing::debug!(inode, handle = opened.handle, "opened with passthrough");
                 // The kernel refuses (EIO) a passthrough open with FOPEN_KEEP_CACHE: the
                 // pages are the backing file's, never the mount's.
                 reply.opened_passthrough(handle, FopenFlags::empty(), backing)
             }
-            Mode::Cached => reply.opened(handle, flags),
-            Mode::Direct => {
-                tracing::debug!(
-                    inode,
-                    handle = opened.handle,
-                    "opened with direct I/O, beside handles passed through"
-                );
-                reply.opened(handle, flags | FopenFlags::FOPEN_DIRECT_IO)
-            }
+            Some(Mode::Cached) => reply.opened(handle, flags),
         }
+        true
     }
 
     /// A handle opened by `create`: read through the page cache.
     pub(super) fn created(&self, handle: u64, inode: u64) {
-        self.lock().open(handle, inode, false, || None);
+        self.lock().open(handle, inode, false, true, || None);
     }
 
     pub(super) fn release(&self, handle: u64) {
@@ -206,48 +207,52 @@ mod tests {
         Opens::default()
     }
 
-    fn passed(mode: &Mode<u32>) -> Option<u32> {
+    fn passed(mode: Option<&Mode<u32>>) -> Option<u32> {
         match mode {
-            Mode::Passthrough(backing) => Some(**backing),
+            Some(Mode::Passthrough(backing)) => Some(**backing),
             _ => None,
         }
+    }
+
+    fn cached(mode: Option<&Mode<u32>>) -> bool {
+        matches!(mode, Some(Mode::Cached))
     }
 
     #[test]
     fn opens_of_one_inode_share_one_backing_which_goes_with_the_last() {
         let mut o = opens();
-        assert_eq!(passed(o.open(1, 7, true, || Some(10))), Some(10));
+        assert_eq!(passed(o.open(1, 7, true, false, || Some(10))), Some(10));
         // A second backing would be refused by the kernel: the first is joined.
-        assert_eq!(passed(o.open(2, 7, true, || Some(11))), Some(10));
+        assert_eq!(passed(o.open(2, 7, true, false, || Some(11))), Some(10));
         o.release(1);
-        assert_eq!(passed(o.open(3, 7, true, || Some(12))), Some(10));
+        assert_eq!(passed(o.open(3, 7, true, false, || Some(12))), Some(10));
         o.release(2);
         o.release(3);
         assert!(o.inodes.is_empty(), "{o:?}");
-        assert_eq!(passed(o.open(4, 7, true, || Some(13))), Some(13));
+        assert_eq!(passed(o.open(4, 7, true, false, || Some(13))), Some(13));
     }
 
     #[test]
     fn a_handle_read_through_the_page_cache_keeps_passthrough_out_until_released() {
         let mut o = opens();
-        assert!(matches!(o.open(1, 7, false, || Some(10)), Mode::Cached));
-        assert!(matches!(o.open(2, 7, true, || Some(10)), Mode::Cached));
+        assert!(cached(o.open(1, 7, false, false, || Some(10))));
+        assert!(cached(o.open(2, 7, true, false, || Some(10))));
         o.release(1);
-        assert!(matches!(o.open(3, 7, true, || Some(10)), Mode::Cached));
+        assert!(cached(o.open(3, 7, true, false, || Some(10))));
         o.release(2);
         o.release(3);
-        assert_eq!(passed(o.open(4, 7, true, || Some(10))), Some(10));
+        assert_eq!(passed(o.open(4, 7, true, false, || Some(10))), Some(10));
     }
 
     #[test]
-    fn an_open_that_may_not_pass_through_beside_one_that_does_reads_direct() {
+    fn beside_a_backing_a_reader_joins_it_and_a_writer_is_refused() {
         let mut o = opens();
-        assert_eq!(passed(o.open(1, 7, true, || Some(10))), Some(10));
-        assert!(matches!(o.open(2, 7, false, || None), Mode::Direct));
-        // Direct handles do not keep passthrough out.
-        assert_eq!(passed(o.open(3, 7, true, || Some(11))), Some(10));
+        assert_eq!(passed(o.open(1, 7, true, false, || Some(10))), Some(10));
+        // The model offers nothing (the file is fetched again): the same bytes.
+        assert_eq!(passed(o.open(2, 7, false, false, || None)), Some(10));
+        assert!(o.open(3, 7, false, true, || None).is_none());
         // Another inode is another story.
-        assert!(matches!(o.open(4, 8, false, || None), Mode::Cached));
+        assert!(cached(o.open(4, 8, false, true, || None)));
         for handle in 1..=4 {
             o.release(handle);
         }
@@ -257,10 +262,10 @@ mod tests {
     #[test]
     fn a_backing_the_kernel_refuses_falls_back_to_the_daemon() {
         let mut o = opens();
-        assert!(matches!(o.open(1, 7, true, || None), Mode::Cached));
+        assert!(cached(o.open(1, 7, true, false, || None)));
         o.release(1);
         o.release(1);
         assert!(o.inodes.is_empty());
-        assert_eq!(passed(o.open(2, 7, true, || Some(10))), Some(10));
+        assert_eq!(passed(o.open(2, 7, true, false, || Some(10))), Some(10));
     }
 }
