@@ -122,6 +122,28 @@ impl CachedFile {
         *self.progress.borrow() == Progress::Done
     }
 
+    /// A descriptor of the cache file for the kernel to read this artifact from
+    /// directly (FUSE passthrough), once the whole artifact is here and passed its
+    /// check; `None` while it arrives, or failed, so that those reads go through
+    /// `read`, which waits for the bytes and for the check.
+    ///
+    /// The descriptor is of the file's inode, not its name: when the cache later
+    /// evicts or replaces the entry, the name goes but the inode and its bytes stay
+    /// until the last descriptor on it closes, so a reader already passed through
+    /// reads on the same checked bytes to the end (as one served by `read` does).
+    pub fn backing(&self) -> Option<std::fs::File> {
+        if !self.is_checked() {
+            return None;
+        }
+        match self.file.try_clone() {
+            Ok(file) => Some(file),
+            Err(e) => {
+                tracing::debug!("no passthrough: the cache file's descriptor: {e}");
+                None
+            }
+        }
+    }
+
     /// Reads `size` bytes at `offset`, waiting for them to arrive if need be. The read
     /// that reaches the end of the file also waits for the check of the whole: whoever
     /// reads it all learns of bytes that fail it (EIO) rather than ending well.

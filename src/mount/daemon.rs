@@ -296,6 +296,7 @@ fn run(
         stagers: config.stagers,
         metadata_ttl: config.metadata_ttl,
         allow_delete: config.allow_delete,
+        passthrough: config.passthrough,
         ..FsOptions::default()
     };
     let watched = session.clone();

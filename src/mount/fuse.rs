@@ -21,6 +21,7 @@ use fuser::{
 use tracing::Instrument;
 
 use super::access::Access;
+use super::passthrough::Passthrough;
 use super::translate::{
     answer_empty, answer_entry, attribute_name, errno, file_attr, file_type, open_flags, utf8,
     utf8_new,
@@ -31,6 +32,7 @@ pub struct FuseAdapter {
     fs: Arc<ArtifactFs>,
     runtime: tokio::runtime::Handle,
     access: Access,
+    passthrough: Arc<Passthrough>,
 }
 
 impl FuseAdapter {
@@ -39,6 +41,7 @@ impl FuseAdapter {
             fs,
             runtime,
             access,
+            passthrough: Arc::new(Passthrough::new()),
         }
     }
 
@@ -98,6 +101,7 @@ impl Filesystem for FuseAdapter {
         let _ = config
             .set_max_write(1 << 20)
             .or_else(|max| config.set_max_write(max));
+        self.passthrough.init(config, self.fs.may_pass_through());
         Ok(())
     }
 
@@ -285,13 +289,17 @@ impl Filesystem for FuseAdapter {
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let truncate = flags.0 & libc::O_TRUNC != 0;
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY || truncate;
+        let passthrough = Arc::clone(&self.passthrough);
         if !write {
             // A reader: no /proc read, no attribution.
             let reader = Caller::new(req.uid(), req.gid(), req.pid());
             return self.spawn(|fs| async move {
                 match fs.open(ino.0, false, false, &reader).await {
                     Ok(opened) => {
-                        reply.opened(FileHandle(opened.handle), open_flags(opened.keep_pages))
+                        let handle = opened.handle;
+                        if !passthrough.answer(reply, ino.0, opened, false) {
+                            fs.release(handle);
+                        }
                     }
                     Err(e) => reply.error(errno("open", &e)),
                 }
@@ -301,7 +309,10 @@ impl Filesystem for FuseAdapter {
         self.spawn_as(caller.clone(), move |fs| async move {
             match fs.open(ino.0, true, truncate, &caller).await {
                 Ok(opened) => {
-                    reply.opened(FileHandle(opened.handle), open_flags(opened.keep_pages))
+                    let handle = opened.handle;
+                    if !passthrough.answer(reply, ino.0, opened, true) {
+                        fs.release(handle);
+                    }
                 }
                 Err(e) => reply.error(errno("open", &e)),
             }
@@ -386,6 +397,7 @@ impl Filesystem for FuseAdapter {
         reply: ReplyEmpty,
     ) {
         self.fs.release(fh.0);
+        self.passthrough.release(fh.0);
         reply.ok();
     }
 
@@ -538,8 +550,12 @@ impl Filesystem for FuseAdapter {
     ) {
         let caller = allowed!(self, req, reply, "create");
         let name = utf8_new(name);
+        let passthrough = Arc::clone(&self.passthrough);
         self.spawn_as(caller.clone(), move |fs| async move {
             let result = async { fs.create(parent.0, &name?, &caller).await }.await;
+            if let Ok((entry, handle)) = &result {
+                passthrough.created(*handle, entry.attr.inode);
+            }
             match result {
                 Ok((entry, handle)) => reply.created(
                     &entry.ttl,

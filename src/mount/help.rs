@@ -15,6 +15,8 @@ Examples:
   startifact-fs --endpoints us-east-1=http://127.0.0.1:9000,eu-west-2=http://10.0.0.2:9000 \\
       --regions us-east-1,eu-west-2 aws /mnt/artifacts   S3-compatible stores
   startifact-fs --cache-dir /var/cache/startifact-fs --cache-size 50G aws /mnt/artifacts
+  startifact-fs --cache-dir /var/cache/startifact-fs --no-passthrough aws /mnt/artifacts
+                      cached reads through the daemon, not by the kernel from the cache
   startifact-fs --staging-dir /var/lib/startifact-fs/ci --staging-size 20G aws /mnt/artifacts
   startifact-fs --part-size 16M --stop-timeout 120 aws /mnt/artifacts
   startifact-fs --allow-delete aws /mnt/artifacts        rm -r MOUNT/P/V yanks V

@@ -9,6 +9,7 @@ mod help;
 mod logging;
 mod notify;
 pub mod options;
+mod passthrough;
 pub mod settings;
 mod shutdown;
 pub mod status;

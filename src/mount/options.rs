@@ -72,6 +72,9 @@ pub struct MountArgs {
     /// Size limit of the cache, with K/M/G/T suffixes (default 10G).
     #[arg(long = "cache-size", value_name = "BYTES")]
     pub cache_size: Option<String>,
+    /// Read cached artifacts through the daemon, not by the kernel from the cache file.
+    #[arg(long = "no-passthrough")]
+    pub no_passthrough: bool,
     /// Keep staging folders and the files written into them here (default: a folder per
     /// source under /var/lib/startifact-fs/staging as root, else under
     /// $XDG_STATE_HOME or ~/.local/state).
@@ -116,7 +119,7 @@ pub struct MountArgs {
     pub aws_credentials_file: Option<PathBuf>,
     /// Mount options, comma-separated: ro, allow_other, default_permissions, stagers=GROUP, uid=N, gid=N, regions=...,
     /// local_store=DIR, metadata_ttl=S, parameter=NAME, endpoints=LIST, log_file=PATH,
-    /// log_level=L, cache_dir=DIR, cache_size=BYTES, staging_dir=DIR, staging_size=BYTES,
+    /// log_level=L, cache_dir=DIR, cache_size=BYTES, no_passthrough, staging_dir=DIR, staging_size=BYTES,
     /// part_size=BYTES, stop_timeout=S, allow_delete, foreground, config=PATH,
     /// ca_bundle=PATH, aws_profile=NAME, aws_credentials_file=PATH, aws_config_file=PATH,
     /// connect_timeout=S, operation_timeout=S, max_attempts=N; the generic ones of
@@ -155,6 +158,8 @@ pub struct MountConfig {
     pub log_level: Option<String>,
     pub cache_dir: Option<PathBuf>,
     pub cache_size: u64,
+    /// Whole cached artifacts are read by the kernel from the cache file (not `--no-passthrough`).
+    pub passthrough: bool,
     pub staging_dir: Option<PathBuf>,
     pub staging_size: u64,
     pub part_size: u64,
@@ -343,6 +348,7 @@ impl MountArgs {
             log_level: self.log_level.clone(),
             cache_dir: self.cache_dir.clone(),
             cache_size: size(&self.cache_size)?,
+            passthrough: self.no_passthrough.then_some(false),
             staging_dir: self.staging_dir.clone(),
             staging_size: size(&self.staging_size)?,
             part_size: self.part_size.as_deref().map(parse_part_size).transpose()?,
@@ -395,6 +401,7 @@ impl MountConfig {
             log_level: s.log_level,
             cache_dir: s.cache_dir,
             cache_size: s.cache_size.unwrap_or(DEFAULT_CACHE_SIZE),
+            passthrough: s.passthrough.unwrap_or(true),
             staging_dir: s.staging_dir,
             staging_size: s
                 .staging_size

@@ -52,6 +52,8 @@ settings! {
     log_level: String,
     cache_dir: PathBuf,
     cache_size: u64,
+    /// The kernel reads whole cached artifacts from the cache file (`no_passthrough`: no).
+    passthrough: bool,
     staging_dir: PathBuf,
     staging_size: u64,
     part_size: u64,
@@ -162,6 +164,8 @@ impl Settings {
             "log_level" => self.log_level = Some(text(key, value)?),
             "cache_dir" => self.cache_dir = Some(path(value)?),
             "cache_size" => self.cache_size = Some(parse_size(&text(key, value)?)?),
+            "passthrough" => self.passthrough = Some(parse_switch(key, value)?),
+            "no_passthrough" => self.passthrough = Some(!parse_switch(key, value)?),
             "staging_dir" => self.staging_dir = Some(path(value)?),
             "staging_size" => self.staging_size = Some(parse_size(&text(key, value)?)?),
             "part_size" => self.part_size = Some(parse_part_size(&text(key, value)?)?),
@@ -292,5 +296,26 @@ mod tests {
         let e = Settings::from_mount_options(&["ro,regoins=a".to_string()]).unwrap_err();
         assert!(e.contains("unknown mount option \"regoins=a\""), "{e}");
         assert!(s.apply("parameter", None).is_err(), "a value is needed");
+    }
+
+    #[test]
+    fn no_passthrough_turns_passthrough_off_and_a_flag_wins_over_dash_o() {
+        use super::super::options::MountArgs;
+        use clap::Parser;
+        let resolve = |args: &[&str]| {
+            let mut all = vec!["startifact-fs"];
+            all.extend_from_slice(args);
+            MountArgs::try_parse_from(all)
+                .unwrap()
+                .resolve_in(&|_| None, std::path::Path::new("/no/such/config.toml"))
+                .unwrap()
+        };
+        assert!(resolve(&["/mnt"]).passthrough, "on by default");
+        assert!(!resolve(&["-o", "no_passthrough", "/mnt"]).passthrough);
+        assert!(!resolve(&["--no-passthrough", "/mnt"]).passthrough);
+        assert!(!resolve(&["--no-passthrough", "-o", "passthrough", "/mnt"]).passthrough);
+        assert!(resolve(&["-o", "no_passthrough=false", "/mnt"]).passthrough);
+        let mut s = Settings::default();
+        assert!(s.apply("no-passthrough", Some("perhaps")).is_err());
     }
 }

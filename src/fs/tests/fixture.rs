@@ -17,7 +17,9 @@ use futures::StreamExt;
 use semver::Version;
 use tempfile::TempDir;
 
-use crate::fs::{ArtifactFs, Caller, Entry, FsOptions, FsResult, Staging, XattrReply, ROOT_INODE};
+use crate::fs::{
+    ArtifactFs, Caller, DiskCache, Entry, FsOptions, FsResult, Staging, XattrReply, ROOT_INODE,
+};
 use crate::protocol::setup::{set_up_local_store, LOCAL_BUCKET};
 use crate::protocol::{
     Metadata, Session, SessionBuilder, StageOptions, DEFAULT_CONFIGURATION_PARAMETER,
@@ -135,6 +137,16 @@ impl Fixture {
             store,
             staging,
             _scratch: scratch,
+        }
+    }
+
+    /// The same mount with an on-disk cache of `capacity` bytes (`--cache-dir`).
+    pub fn with_cache(self, capacity: u64) -> Self {
+        let dir = self._scratch.path().join("cache");
+        let cache = DiskCache::open(&dir, capacity).expect("a cache folder");
+        Fixture {
+            fs: self.fs.with_cache(Arc::new(cache)),
+            ..self
         }
     }
 

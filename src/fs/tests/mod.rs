@@ -10,6 +10,7 @@ mod latest;
 mod lookup;
 mod majority;
 mod mkdir;
+mod passthrough;
 mod properties;
 mod read;
 mod readdir;

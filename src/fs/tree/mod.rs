@@ -58,6 +58,9 @@ pub struct FsOptions {
     pub read: ReadOptions,
     /// `rm -r MOUNT/P/V` yanks a staged version from every region.
     pub allow_delete: bool,
+    /// Opens of whole, checked cached artifacts offer their cache file, for the kernel
+    /// to read directly (FUSE passthrough); off with `--no-passthrough`.
+    pub passthrough: bool,
 }
 
 impl Default for FsOptions {
@@ -71,6 +74,7 @@ impl Default for FsOptions {
             immutable_ttl: Duration::from_secs(24 * 3600),
             read: ReadOptions::default(),
             allow_delete: false,
+            passthrough: true,
         }
     }
 }
@@ -172,6 +176,12 @@ impl ArtifactFs {
     pub fn with_cache(mut self, cache: Arc<DiskCache>) -> Self {
         self.cache = Some(cache);
         self
+    }
+
+    /// Whether an open may ever offer a file to read directly (see `Opened::backing`):
+    /// with a disk cache, unless `--no-passthrough`.
+    pub fn may_pass_through(&self) -> bool {
+        self.options.passthrough && self.cache.is_some()
     }
 
     pub fn session(&self) -> &Session {

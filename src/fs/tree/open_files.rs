@@ -24,12 +24,16 @@ pub(in crate::fs) enum OpenFile {
     Spooled(SpooledHandle),
 }
 
-/// An opened file: its handle, and whether the kernel may keep its pages (its content
-/// can never change, and what is read of it is what was staged).
-#[derive(Debug, Clone, Copy)]
+/// An opened file: its handle, whether the kernel may keep its pages (its content
+/// can never change, and what is read of it is what was staged), and the file the
+/// kernel may read it from directly instead of asking the daemon.
+#[derive(Debug)]
 pub struct Opened {
     pub handle: u64,
     pub keep_pages: bool,
+    /// The cache file of a whole artifact that passed its check (`CachedFile::backing`),
+    /// when passthrough is on; `None` for every other open, which reads through `read`.
+    pub backing: Option<std::fs::File>,
 }
 
 /// A handle on a staging file.
@@ -126,6 +130,7 @@ impl ArtifactFs {
             return Ok(Opened {
                 handle,
                 keep_pages: false,
+                backing: None,
             });
         }
         if write {
@@ -135,11 +140,16 @@ impl ArtifactFs {
         // The kernel keeps the pages of a cached file only once its fetch has passed its
         // check: those read while it arrives are dropped at the next open, in case it
         // then failed.
-        let (file, keep_pages) = match self.cache.as_ref().filter(|c| c.fits(pinned.size)) {
+        let (file, keep_pages, backing) = match self.cache.as_ref().filter(|c| c.fits(pinned.size))
+        {
             Some(cache) => {
                 let cached = cache.open_file(&pinned, &self.session).await?;
                 let checked = cached.is_checked();
-                (OpenFile::Cached(cached), checked)
+                let backing = match self.options.passthrough {
+                    true => cached.backing(),
+                    false => None,
+                };
+                (OpenFile::Cached(cached), checked, backing)
             }
             None => {
                 // Likewise a streamed file's, once some handle read it whole and its
@@ -150,12 +160,14 @@ impl ArtifactFs {
                 (
                     OpenFile::Streamed(tokio::sync::Mutex::new(reader)),
                     verified,
+                    None,
                 )
             }
         };
         Ok(Opened {
             handle: self.add_handle(file),
             keep_pages,
+            backing,
         })
     }
 

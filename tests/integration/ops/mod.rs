@@ -18,6 +18,7 @@ mod latest_symlink;
 mod lookup;
 mod majority;
 mod mkdir;
+mod passthrough;
 mod read;
 mod readdir;
 mod readonly;
