@@ -24,10 +24,14 @@ fn cached_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Two versions of 3 MiB each: 1.0.0 is `a.bin`, 2.0.0 `b.bin`. Returns the project,
-/// both contents, and an empty cache folder's `cache_dir=` option.
-async fn two_versions_and_a_cache(world: &World) -> (String, Vec<u8>, Vec<u8>, String) {
-    let p = project(world, "Cache");
+/// Two versions of a project named after `name`, 3 MiB each: 1.0.0 is `a.bin`, 2.0.0
+/// `b.bin`. Returns the project, both contents, and an empty cache folder's
+/// `cache_dir=` option.
+pub(super) async fn two_versions_and_a_cache(
+    world: &World,
+    name: &str,
+) -> (String, Vec<u8>, Vec<u8>, String) {
+    let p = project(world, name);
     let (first, second) = (random_bytes(3 << 20, 1), random_bytes(3 << 20, 2));
     let session = world.session(false);
     for (version, name, bytes) in [(1, "a.bin", &first), (2, "b.bin", &second)] {
@@ -55,7 +59,7 @@ fn read_once(world: &World, options: &str, path: &str) -> Vec<u8> {
 }
 
 async fn a_read_fills_the_cache(world: World) {
-    let (p, first, _, cache) = two_versions_and_a_cache(&world).await;
+    let (p, first, _, cache) = two_versions_and_a_cache(&world, "Cache").await;
     assert_eq!(
         read_once(&world, &cache, &format!("{p}/1.0.0/a.bin")),
         first
@@ -65,7 +69,7 @@ async fn a_read_fills_the_cache(world: World) {
 on_both_backends!(a_read_fills_the_cache);
 
 async fn past_cache_size_the_least_recently_used_artifact_goes(world: World) {
-    let (p, first, second, cache) = two_versions_and_a_cache(&world).await;
+    let (p, first, second, cache) = two_versions_and_a_cache(&world, "Cache").await;
     assert_eq!(
         read_once(&world, &cache, &format!("{p}/1.0.0/a.bin")),
         first
@@ -82,7 +86,7 @@ async fn past_cache_size_the_least_recently_used_artifact_goes(world: World) {
 on_both_backends!(past_cache_size_the_least_recently_used_artifact_goes);
 
 async fn a_cached_copy_that_fails_its_check_is_fetched_again(world: World) {
-    let (p, _, second, cache) = two_versions_and_a_cache(&world).await;
+    let (p, _, second, cache) = two_versions_and_a_cache(&world, "Cache").await;
     assert_eq!(
         read_once(&world, &cache, &format!("{p}/2.0.0/b.bin")),
         second
@@ -101,7 +105,7 @@ async fn a_cached_copy_that_fails_its_check_is_fetched_again(world: World) {
 on_both_backends!(a_cached_copy_that_fails_its_check_is_fetched_again);
 
 async fn an_artifact_larger_than_the_cache_size_is_streamed_instead(world: World) {
-    let (p, first, _, cache) = two_versions_and_a_cache(&world).await;
+    let (p, first, _, cache) = two_versions_and_a_cache(&world, "Cache").await;
     let dir = world.scratch.path().join("cache");
     let mut mount = Mount::start(&world, &["-o", &format!("{cache},cache_size=1M")]);
     // Any file made in the folder, even one removed at once, would change its mtime.
@@ -126,7 +130,7 @@ on_both_backends!(an_artifact_larger_than_the_cache_size_is_streamed_instead);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_every_region_down_a_cached_version_still_reads_and_others_are_eio() {
     let (world, proxy) = proxied_moto(WorldOptions::default(), &REGIONS).await;
-    let (p, first, _, cache) = two_versions_and_a_cache(&world).await;
+    let (p, first, _, cache) = two_versions_and_a_cache(&world, "Cache").await;
     assert_eq!(
         read_once(&world, &cache, &format!("{p}/1.0.0/a.bin")),
         first

@@ -11,10 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use semver::Version;
-use startifact::protocol::Metadata;
-
-use crate::support::files::{project, random_bytes};
 use crate::support::mount::Mount;
 use crate::support::world::World;
 
@@ -23,24 +19,10 @@ const PASSED: &str = "opened with passthrough";
 /// Stages `P 1.0.0` (`a.bin`) and `P 2.0.0` (`b.bin`), 3 MiB each; returns their paths
 /// in a mount, their contents, and an empty cache folder's `cache_dir=` option.
 async fn two_versions_and_a_cache(world: &World) -> ([String; 2], [Vec<u8>; 2], String) {
-    let p = project(world, "Passthrough");
-    let contents = [random_bytes(3 << 20, 7), random_bytes(3 << 20, 8)];
-    let session = world.session(false);
-    for (version, name, bytes) in [(1, "a.bin", &contents[0]), (2, "b.bin", &contents[1])] {
-        session
-            .stage(
-                &p,
-                &Version::new(version, 0, 0),
-                &world.file(name, bytes),
-                Metadata::new(),
-                true,
-            )
-            .await
-            .unwrap();
-    }
-    let cache = format!("cache_dir={}", world.dir("cache").display());
+    let (p, first, second, cache) =
+        super::cache::two_versions_and_a_cache(world, "Passthrough").await;
     let paths = [format!("{p}/1.0.0/a.bin"), format!("{p}/2.0.0/b.bin")];
-    (paths, contents, cache)
+    (paths, [first, second], cache)
 }
 
 /// The daemon stopped with SIGSTOP, until dropped (SIGCONT).
