@@ -8,7 +8,9 @@
 # project (cold), LS_CALLS more (warm), and CALLS x readlink of latest and stat of the
 # latest version's file (warm), each call on its own, in one Python process. Beside the
 # cold listing, the same listing straight from the server with boto3 (ListObjectsV2, every
-# page; the keys include the metadata objects on moto) shows what the server costs.
+# page; the keys include the metadata objects on moto) shows what the server costs, and
+# the same warm listing of a local folder of as many entries shows what listing that
+# many names costs without FUSE (the bound of the warm ls).
 SEEDED=" "
 
 phase_metadata() {
@@ -30,13 +32,18 @@ phase_metadata() {
     record_fail meta.ls-cold "$SERVER" "the seeded project does not read back"
     return
   fi
+  # The local folder: a version folder per version, and latest.
+  if [ ! -d "$TMP/local-listing" ]; then
+    mkdir -p "$TMP/local-listing"
+    (cd "$TMP/local-listing" && seq -f '1.0.%.0f' 0 $((VERSIONS - 1)) | xargs mkdir && ln -s "$latest" latest)
+  fi
   for round in $(seq "$RUNS"); do
     say "metadata, $VERSIONS versions, $SERVER, round $round/$RUNS"
     if ! mount_ours; then
       record_fail meta.ls-cold "$SERVER" "startifact-fs did not mount"
       continue
     fi
-    if "$PY" bench/py/probe.py meta "$MNT/Meta" "$MNT/Meta/$latest/$file" "$LS_CALLS" "$CALLS" \
+    if "$PY" bench/py/probe.py meta "$MNT/Meta" "$MNT/Meta/$latest/$file" "$LS_CALLS" "$CALLS" "$TMP/local-listing" \
       >"$TMP/probe.out" 2>>"$TMP/logs/probe.log"; then
       while read -r line; do record "meta.${line% *}" "$SERVER" ms "${line#* }"; done <"$TMP/probe.out"
     else

@@ -2,10 +2,12 @@
 is counted), with time.perf_counter_ns. Prints one "NAME VALUE" line per figure, values
 in milliseconds. Used by bench/metadata.sh and bench/random.sh.
 
-  probe.py meta PROJECT_DIR FILE LS_CALLS CALLS
+  probe.py meta PROJECT_DIR FILE LS_CALLS CALLS [LOCAL_DIR]
       the first os.listdir(PROJECT_DIR) (cold on a fresh mount), then LS_CALLS more
       (warm), CALLS x os.readlink(PROJECT_DIR/latest) and CALLS x os.stat(FILE), each
-      after one untimed call: ls-cold, ls-warm.p50/p99, readlink.p50/p99, stat.p50/p99
+      after one untimed call: ls-cold, ls-warm.p50/p99, readlink.p50/p99, stat.p50/p99;
+      and LS_CALLS x os.listdir(LOCAL_DIR), a local folder of as many entries (what
+      listing that many names costs in Python without FUSE): ls-local.p50/p99
   probe.py pread FILE LOCAL READS SEED
       READS x os.pread of 4 KiB at random offsets (random.Random(SEED)) on one open fd;
       each read is compared with the same range of the local copy LOCAL: p50, p99
@@ -37,11 +39,15 @@ def show(name, samples):
     print(f"{name}.p99 {percentile(samples, 99):.4f}")
 
 
-def meta(project_dir, file, ls_calls, calls):
+def meta(project_dir, file, ls_calls, calls, local_dir=None):
     t0 = perf_counter_ns()
-    os.listdir(project_dir)
+    names = os.listdir(project_dir)
     print(f"ls-cold {(perf_counter_ns() - t0) / 1e6:.4f}")
     show("ls-warm", timed(lambda: os.listdir(project_dir), ls_calls))
+    if local_dir is not None:
+        if len(os.listdir(local_dir)) != len(names):
+            sys.exit(f"{local_dir} does not hold {len(names)} entries")
+        show("ls-local", timed(lambda: os.listdir(local_dir), ls_calls))
     latest = os.path.join(project_dir, "latest")
     show("readlink", timed(lambda: os.readlink(latest), calls))
     show("stat", timed(lambda: os.stat(file), calls))
@@ -73,7 +79,7 @@ def pread(file, local, reads, seed):
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "meta":
-        meta(args[0], args[1], int(args[2]), int(args[3]))
+        meta(args[0], args[1], int(args[2]), int(args[3]), args[4] if len(args) > 4 else None)
     elif mode == "pread":
         pread(args[0], args[1], int(args[2]), int(args[3]))
     else:

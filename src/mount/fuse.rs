@@ -21,6 +21,7 @@ use fuser::{
 use tracing::Instrument;
 
 use super::access::Access;
+use super::folders::Folders;
 use super::passthrough::Passthrough;
 use super::translate::{
     answer_empty, answer_entry, attribute_name, errno, file_attr, file_type, open_flags, utf8,
@@ -33,6 +34,7 @@ pub struct FuseAdapter {
     runtime: tokio::runtime::Handle,
     access: Access,
     passthrough: Arc<Passthrough>,
+    folders: Arc<Folders>,
 }
 
 impl FuseAdapter {
@@ -42,6 +44,7 @@ impl FuseAdapter {
             runtime,
             access,
             passthrough: Arc::new(Passthrough::new()),
+            folders: Arc::new(Folders::new()),
         }
     }
 
@@ -414,6 +417,20 @@ impl Filesystem for FuseAdapter {
         });
     }
 
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // The listing fetched here (when the model's has expired) serves the `readdir`s
+        // that follow; `Folders` says whether the kernel may keep what it read before.
+        // A listing that cannot be made fails the open with its errno (EIO when too few
+        // regions answer), as the `readdir` would, without asking the regions twice.
+        let folders = Arc::clone(&self.folders);
+        self.spawn(|fs| async move {
+            match fs.listing(ino.0).await {
+                Ok(listing) => reply.opened(FileHandle(0), folders.open_flags(ino.0, &listing)),
+                Err(e) => reply.error(errno("opendir", &e)),
+            }
+        });
+    }
+
     fn readdir(
         &self,
         _req: &Request,
@@ -422,6 +439,7 @@ impl Filesystem for FuseAdapter {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        tracing::debug!(inode = ino.0, offset, "readdir");
         self.spawn(|fs| async move {
             // The shared listing: each call (a page of `offset..`) copies only its page.
             let entries = match fs.listing(ino.0).await {

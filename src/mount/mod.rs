@@ -4,6 +4,7 @@
 pub mod access;
 pub mod config_file;
 pub mod daemon;
+mod folders;
 pub mod fuse;
 mod help;
 mod logging;

@@ -128,7 +128,7 @@ impl Mount {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         // Mounted and answering (a stale mount at the same place does not answer).
-        let answering = |path: &Path| mount_line(path).is_some() && std::fs::read_dir(path).is_ok();
+        let answering = |path: &Path| mount_line(path).is_some() && daemon_answers(path);
         while !answering(&mount.path) {
             if let Some(status) = mount
                 .child
@@ -200,4 +200,18 @@ impl Drop for Mount {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Whether the daemon of the mount at `path` answers: a `statfs`, which the kernel never
+/// answers from a cache (a stat may be answered from the root's cached attributes, even
+/// on a stale mount) and which needs no region (the root cannot be listed when every
+/// region is down).
+fn daemon_answers(path: &Path) -> bool {
+    let Ok(path) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: a zeroed statvfs is a valid value to be overwritten, and `path` is a
+    // NUL-terminated string that outlives the call.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    unsafe { libc::statvfs(path.as_ptr(), &mut stat) == 0 }
 }
