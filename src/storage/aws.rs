@@ -8,7 +8,7 @@
 //! S3-compatible servers rarely resolve bucket subdomains.
 //!
 //! Every request carries the timeouts of `StorageOptions`; the SDK's own answers are
-//! classified into `StorageError` in `classify`, and nowhere else.
+//! classified into `StorageError` in `aws_errors::classify`, and nowhere else.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -21,14 +21,12 @@ use aws_config::retry::RetryConfig;
 use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as S3CompletedPart};
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::result::SdkError;
 use bytes::Bytes;
 use futures::StreamExt;
 
+use super::aws_errors::{classify, describe};
 use super::options::OptionsError;
 use super::{
     CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore, StorageError,
@@ -188,62 +186,6 @@ impl AwsRegion {
     fn what(&self, verb: &str, target: &str) -> String {
         format!("{verb} {target} in {}", self.region)
     }
-}
-
-/// Sorts an SDK failure into the protocol's terms.
-fn classify<E>(what: String, err: SdkError<E, HttpResponse>) -> StorageError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    match &err {
-        SdkError::TimeoutError(_) => StorageError::Timeout(what),
-        SdkError::DispatchFailure(failure) => {
-            if failure.is_timeout() {
-                StorageError::Timeout(what)
-            } else {
-                StorageError::Unavailable(format!("{what}: {}", describe(&err)))
-            }
-        }
-        SdkError::ConstructionFailure(_) => {
-            StorageError::Invalid(format!("{what}: {}", describe(&err)))
-        }
-        SdkError::ResponseError(_) => {
-            StorageError::Unavailable(format!("{what}: {}", describe(&err)))
-        }
-        SdkError::ServiceError(service) => {
-            let status = service.raw().status().as_u16();
-            let code = service.err().code().unwrap_or("");
-            let message = service.err().message().unwrap_or("");
-            let detail = format!("{what}: {code} {message} (HTTP {status})");
-            match (status, code) {
-                (_, "ParameterNotFound" | "NoSuchKey" | "NoSuchBucket" | "NotFound") | (404, _) => {
-                    StorageError::NotFound(detail)
-                }
-                (_, "AccessDeniedException" | "AccessDenied") | (403, _) => {
-                    StorageError::AccessDenied(detail)
-                }
-                (_, "PreconditionFailed" | "ConditionalRequestConflict") | (412, _) => {
-                    StorageError::PreconditionFailed(detail)
-                }
-                (_, "BadDigest" | "InvalidDigest") => StorageError::BadDigest(detail),
-                (500..=599, _) => StorageError::Unavailable(detail),
-                _ => StorageError::Other(detail),
-            }
-        }
-        _ => StorageError::Other(format!("{what}: {}", describe(&err))),
-    }
-}
-
-/// The whole chain of an error, since the SDK's top-level messages are terse.
-fn describe(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 fn to_system_time(time: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<SystemTime> {

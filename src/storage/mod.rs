@@ -10,6 +10,7 @@
 //! answered.
 
 pub mod aws;
+mod aws_errors;
 mod backend;
 pub mod breaker;
 pub mod health;
