@@ -9,16 +9,10 @@
 # PROFILE=dev installs the test build (default: release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cache="${STARTIFACT_CACHE:-$HOME/.cache/startifact-fs}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
-profile="${PROFILE:-release}"
-case "$profile" in dev) folder=debug ;; *) folder="$profile" ;; esac
 prefix="${PREFIX:-/usr/local}"
 root="${DESTDIR:-}"
-
-cargo build --locked --quiet --bins --profile "$profile"
-built="$CARGO_TARGET_DIR/$folder"
-cargo run --locked --quiet --profile "$profile" --example man_pages -- "$built/man" >/dev/null
+# shellcheck source=scripts/build.sh
+source scripts/build.sh
 
 install -D -m 755 "$built/startifact" "$root$prefix/bin/startifact"
 install -D -m 755 "$built/startifact-fs" "$root$prefix/bin/startifact-fs"

@@ -8,17 +8,13 @@
 # The path of the package is printed last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cache="${STARTIFACT_CACHE:-$HOME/.cache/startifact-fs}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
-profile="${PROFILE:-release}"
-case "$profile" in dev) folder=debug ;; *) folder="$profile" ;; esac
 
 if ! command -v cargo-deb >/dev/null 2>&1; then
   echo "installing cargo-deb" >&2
   cargo install --locked --quiet cargo-deb@3.8.0
 fi
-cargo build --locked --quiet --bins --profile "$profile"
-cargo run --locked --quiet --profile "$profile" --example man_pages -- "$CARGO_TARGET_DIR/$folder/man" >/dev/null
+# shellcheck source=scripts/build.sh
+source scripts/build.sh
 out="$CARGO_TARGET_DIR/debian"
 mkdir -p "$out"
 cargo deb --no-build --profile "$profile" --output "$out" 2>&1 | tail -n 1

@@ -182,6 +182,14 @@ fn source_of(world: &World) -> String {
     }
 }
 
+/// Runs a mount command with no environment; it must exit 0 (else the daemon's log is
+/// shown).
+fn mount_succeeds(command: &[&str], log: &Path) {
+    let (code, stdout, stderr) = run(&mut without_environment(command));
+    let logged = std::fs::read_to_string(log).unwrap_or_default();
+    assert_eq!(code, 0, "{stdout}{stderr}{logged}");
+}
+
 async fn mount_t_with_dash_o_and_no_environment_reads_stages_and_umount_stops_it(world: World) {
     let _on_the_path = OnThePath::new();
     let p = project(&world, "MountT");
@@ -189,17 +197,18 @@ async fn mount_t_with_dash_o_and_no_environment_reads_stages_and_umount_stops_it
     let mountpoint = world.dir("mnt");
     let log = world.scratch.path().join("daemon.log");
     let options = options_for(&world, &log);
-    let (code, stdout, stderr) = run(&mut without_environment(&[
-        "mount",
-        "-t",
-        "fuse.startifact-fs",
-        &source_of(&world),
-        mountpoint.to_str().unwrap(),
-        "-o",
-        &options,
-    ]));
-    let logged = std::fs::read_to_string(&log).unwrap_or_default();
-    assert_eq!(code, 0, "{stdout}{stderr}{logged}");
+    mount_succeeds(
+        &[
+            "mount",
+            "-t",
+            "fuse.startifact-fs",
+            &source_of(&world),
+            mountpoint.to_str().unwrap(),
+            "-o",
+            &options,
+        ],
+        &log,
+    );
     let line = mount_line(&mountpoint).expect("mounted when mount(8) returns");
     assert!(line.contains(" fuse.startifact-fs "), "{line}");
     read_and_stage_through(&world, &mountpoint, &p);
@@ -232,14 +241,15 @@ async fn an_fstab_line_mounts_with_mount_dash_capital_t() {
         )
         .as_bytes(),
     );
-    let (code, stdout, stderr) = run(&mut without_environment(&[
-        "mount",
-        "-T",
-        fstab.to_str().unwrap(),
-        mountpoint.to_str().unwrap(),
-    ]));
-    let logged = std::fs::read_to_string(&log).unwrap_or_default();
-    assert_eq!(code, 0, "{stdout}{stderr}{logged}");
+    mount_succeeds(
+        &[
+            "mount",
+            "-T",
+            fstab.to_str().unwrap(),
+            mountpoint.to_str().unwrap(),
+        ],
+        &log,
+    );
     read_and_stage_through(&world, &mountpoint, &p);
     umount_stops_the_daemon(&mountpoint, &log);
 }
@@ -266,14 +276,15 @@ async fn a_mount_with_only_a_configuration_file() {
         )
         .as_bytes(),
     );
-    let (code, stdout, stderr) = run(&mut without_environment(&[
-        env!("CARGO_BIN_EXE_startifact-fs"),
-        "--config",
-        config.to_str().unwrap(),
-        mountpoint.to_str().unwrap(),
-    ]));
-    let logged = std::fs::read_to_string(&log).unwrap_or_default();
-    assert_eq!(code, 0, "{stdout}{stderr}{logged}");
+    mount_succeeds(
+        &[
+            env!("CARGO_BIN_EXE_startifact-fs"),
+            "--config",
+            config.to_str().unwrap(),
+            mountpoint.to_str().unwrap(),
+        ],
+        &log,
+    );
     read_and_stage_through(&world, &mountpoint, &p);
     umount_stops_the_daemon(&mountpoint, &log);
 }
