@@ -71,11 +71,7 @@ force_path_style = true
 EOF
   rclone --config "$TMP/rclone.conf" mount "bench:$1" "$PEER_MNT" --read-only \
     </dev/null >>"$TMP/logs/rclone.log" 2>&1 &
-  PEER_PID=$! PEER_TYPE=fuse.rclone
-  wait_mounted "$PEER_MNT" "$PEER_TYPE" "$PEER_PID" && return 0
-  warn "rclone mount did not come up (see $TMP/logs/rclone.log)"
-  unmount_peer
-  return 1
+  peer_started $! fuse.rclone rclone
 }
 
 # mount_s3fs BUCKET: s3fs-fuse of one bucket at $PEER_MNT, path-style, read-only.
@@ -85,9 +81,15 @@ mount_s3fs() {
   chmod 600 "$TMP/s3fs.passwd"
   s3fs "$1" "$PEER_MNT" -f -o "url=$S3_URL,use_path_request_style,passwd_file=$TMP/s3fs.passwd,endpoint=us-east-1,ro" \
     </dev/null >>"$TMP/logs/s3fs.log" 2>&1 &
-  PEER_PID=$! PEER_TYPE=fuse.s3fs
+  peer_started $! fuse.s3fs s3fs
+}
+
+# peer_started PID TYPE NAME: waits for the peer just started (logging to
+# $TMP/logs/NAME.log) to mount at $PEER_MNT; unmounts and fails when it does not.
+peer_started() {
+  PEER_PID=$1 PEER_TYPE=$2
   wait_mounted "$PEER_MNT" "$PEER_TYPE" "$PEER_PID" && return 0
-  warn "s3fs did not come up (see $TMP/logs/s3fs.log)"
+  warn "$3 did not come up (see $TMP/logs/$3.log)"
   unmount_peer
   return 1
 }
