@@ -7,12 +7,10 @@
 # offsets every round: a fixed seed) with os.pread on one open file, each timed on its
 # own, and checks every block against the local copy.
 phase_random() {
+  # shellcheck disable=SC2034 # bytes is set by staged_artifact, beside file and path
   local bytes file round line path
   world us-east-1
-  bytes=$(bytes_of "$RANDOM_SIZE")
-  file=$(random_file "$bytes")
-  stage_once Read "$bytes.0.0" "$file"
-  path="$MNT/Read/$bytes.0.0/Read@$bytes.0.0"
+  staged_artifact "$RANDOM_SIZE"
   for round in $(seq "$RUNS"); do
     say "random 4 KiB reads of $RANDOM_SIZE, $SERVER, round $round/$RUNS"
     if ! mount_ours; then

@@ -29,6 +29,15 @@ s3_curl() {
     -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
 }
 
+# staged_artifact SIZE: a random file of SIZE, staged once as Read BYTES.0.0. Sets the
+# caller's bytes, file and path (the artifact through our mount at $MNT).
+staged_artifact() {
+  bytes=$(bytes_of "$1")
+  file=$(random_file "$bytes")
+  stage_once Read "$bytes.0.0" "$file"
+  path="$MNT/Read/$bytes.0.0/Read@$bytes.0.0"
+}
+
 # One cold read with each tool; records read.SIZE.TOOL.
 read_round() {
   local size=$1 file=$2 version=$3 round=$4 key="Read@$3" t bucket=bench-us-east-1
@@ -76,12 +85,10 @@ read_round() {
 }
 
 phase_read() {
-  local size bytes file round
+  local size bytes file path round
   world us-east-1
   for size in $SIZES; do
-    bytes=$(bytes_of "$size")
-    file=$(random_file "$bytes")
-    stage_once Read "$bytes.0.0" "$file"
+    staged_artifact "$size"
     for round in $(seq "$RUNS"); do
       say "cold read, $size, $SERVER, round $round/$RUNS"
       read_round "$size" "$file" "$bytes.0.0" "$round"
@@ -93,10 +100,7 @@ phase_cache() {
   local size bytes file round path t
   world us-east-1
   for size in $SIZES; do
-    bytes=$(bytes_of "$size")
-    file=$(random_file "$bytes")
-    stage_once Read "$bytes.0.0" "$file"
-    path="$MNT/Read/$bytes.0.0/Read@$bytes.0.0"
+    staged_artifact "$size"
     for round in $(seq "$RUNS"); do
       say "cached re-read, $size, round $round/$RUNS"
       rm -rf "$TMP/cache"
