@@ -14,13 +14,12 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::files::project;
-use crate::support::moto::{free_port, wait_until_up};
+use crate::support::moto::{dies_with_its_thread, free_port, wait_until_up};
 use crate::support::mount::Mount;
 use crate::support::proxy::{FaultProxy, RecordedRequest};
 use crate::support::world::{World, WorldOptions, REGIONS};
@@ -64,12 +63,7 @@ impl SeededMoto {
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         // The server dies with the test that started it.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        dies_with_its_thread(&mut command);
         let mut child = command.spawn().unwrap_or_else(|e| {
             panic!(
                 "cannot start {} (run scripts/test.sh): {e}",

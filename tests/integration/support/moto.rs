@@ -19,6 +19,18 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// Makes the process `command` starts die with the thread that started it (SIGKILL), so
+/// that no server outlives the tests.
+pub fn dies_with_its_thread(command: &mut Command) {
+    // SAFETY: prctl is async-signal-safe, and the closure touches nothing else.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
 /// Starts a `moto_server` on `port`; it dies with the thread that started it.
 pub fn spawn(port: u16) -> Child {
     let server = super::venv().join("bin/moto_server");
@@ -29,13 +41,7 @@ pub fn spawn(port: u16) -> Child {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // The server dies with the thread that started it, so none outlives the tests.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    dies_with_its_thread(&mut command);
     command.spawn().unwrap_or_else(|e| {
         panic!(
             "cannot start {} (run scripts/test.sh): {e}",
