@@ -1,15 +1,15 @@
 //! Reading a pinned artifact through one open handle.
 //!
 //! Sequential reads stream. A GET for a range is one request whose body is consumed as
-//! it arrives, by a task that hands chunks to the reader through a channel; when the
-//! reader is half way through one request (or as soon as the kernel reads in large
-//! blocks, a sign of streaming) the next is already under way. Requests grow: the first
-//! asks for `first_request` bytes (4 MiB: `head -c 4096` costs no more), each next one
-//! `growth` times more (256 MiB, then 16 GiB); a stream that starts with a large kernel
-//! read skips the small first request. A long `cat` takes one to three GETs. Few, long requests matter: each costs a first-byte wait, S3 charges per
-//! request, and S3-compatible servers (moto among them) may pay for the whole object on
-//! every ranged GET. (On S3 itself, several parallel ranges of a huge artifact would go
-//! faster than one stream; not done yet.)
+//! it arrives, by a task that hands chunks to the reader through a channel. The first
+//! asks for `first_request` bytes (4 MiB: `head -c 4096` costs no more), the next for
+//! the rest of the file, started as soon as the kernel reads in large blocks (a sign of
+//! streaming) or the reader is half way through the first; a stream that starts with a
+//! large kernel read skips the small first request, so a `cat` is one GET. Few, long
+//! requests matter: each costs a first-byte wait, S3 charges per request, and
+//! S3-compatible servers (moto among them) may pay for the whole object on every ranged
+//! GET. Where one connection is slow (S3 gives each tens of MB/s), the rest of the file
+//! is fetched in parts by several GETs at once, as many as add up (`lanes`).
 //!
 //! The kernel reads ahead with several requests in flight, and they may reach us out of
 //! order: a read counts as sequential from the bytes held up to `sequential_slack` past
@@ -31,34 +31,30 @@
 //! waits), and a handle's channel holds at most `chunks_ahead` chunks, so the bytes held
 //! ahead of all readers stay bounded.
 
+mod lanes;
 mod shared;
 mod stream;
+mod whole;
 
 pub use shared::{ReadOptions, ReadShared};
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::digest::Md5;
 use bytes::{Bytes, BytesMut};
-use tokio::sync::OwnedSemaphorePermit;
 
 use crate::protocol::Session;
 
 use super::error::{FsError, FsResult};
 use super::pinned::PinnedVersion;
+use lanes::Lanes;
 use shared::object_id;
-use stream::{Served, Stream};
+use stream::{Budget, Permit, Served, Stream};
+use whole::WholeRead;
 
 /// A read this large comes from kernel read-ahead of a file being streamed (`head -c`
 /// asks for 16 KiB).
 const STREAMING_READ: u64 = 256 << 10;
-
-/// The hash of the bytes a handle has handed out, from the first byte, in order.
-struct WholeRead {
-    hasher: Md5,
-    hashed: u64,
-}
 
 /// The read state of one open handle.
 pub struct FileReader {
@@ -67,7 +63,7 @@ pub struct FileReader {
     shared: Arc<ReadShared>,
     streams: VecDeque<Stream>,
     /// Received, not yet consumed: contiguous, starting at `position`.
-    held: VecDeque<(Bytes, OwnedSemaphorePermit)>,
+    held: VecDeque<(Bytes, Permit)>,
     /// Bytes in `held`.
     held_len: u64,
     position: u64,
@@ -77,6 +73,8 @@ pub struct FileReader {
     /// Where the next request starts, and how much it asks for.
     next_request: u64,
     next_size: u64,
+    /// How many GETs run at once.
+    lanes: Lanes,
     /// Present while every byte consumed so far came in order from the first.
     whole: Option<Box<WholeRead>>,
     /// Why the bytes read whole failed their check: every later read of the handle
@@ -89,6 +87,7 @@ pub struct FileReader {
 impl FileReader {
     pub fn new(pinned: Arc<PinnedVersion>, session: Session, shared: Arc<ReadShared>) -> Self {
         let next_size = shared.options.first_request;
+        let lanes = Lanes::new(shared.options.max_streams);
         FileReader {
             pinned,
             session,
@@ -101,10 +100,8 @@ impl FileReader {
             trail_len: 0,
             next_request: 0,
             next_size,
-            whole: Some(Box::new(WholeRead {
-                hasher: Md5::new(),
-                hashed: 0,
-            })),
+            lanes,
+            whole: Some(Box::new(WholeRead::new())),
             failed: None,
             served: Served::default(),
         }
@@ -141,7 +138,7 @@ impl FileReader {
             }
         };
         if end == file_size {
-            if let Err(e) = self.check_whole_read() {
+            if let Err(e) = self.check_whole_read().await {
                 self.reset(u64::MAX);
                 return Err(e);
             }
@@ -151,14 +148,14 @@ impl FileReader {
 
     /// At the last read of the file: when every byte went out in order, checks them
     /// against the pinned MD5 before the last ones go.
-    fn check_whole_read(&mut self) -> FsResult<()> {
+    async fn check_whole_read(&mut self) -> FsResult<()> {
         let size = self.pinned.size;
         if self.whole.is_none() {
             return Ok(());
         }
         if self.position < size && self.held_end() >= size {
             // The last bytes were served from those held: hash them first.
-            self.consume(size, size)?;
+            self.consume(size, size).await?;
         }
         let Some(whole) = self.whole.take() else {
             return Ok(());
@@ -166,7 +163,9 @@ impl FileReader {
         if whole.hashed != size {
             return Ok(());
         }
-        let md5 = hex::encode(whole.hasher.finalize());
+        let Some(md5) = whole.finish().await.map(hex::encode) else {
+            return Err(FsError::unavailable("the bytes read could not be checked"));
+        };
         match self.pinned.md5.as_deref() {
             Some(expected) if expected != md5 => {
                 let served: Vec<String> = match self.served.lock() {
@@ -239,27 +238,101 @@ impl FileReader {
         self.position = position;
         self.next_request = position;
         self.next_size = self.shared.options.first_request;
+        self.lanes = Lanes::new(self.shared.options.max_streams);
         // Bytes skipped or read out of order: the whole file can no longer be checked.
         self.whole = None;
     }
 
-    fn start_stream(&mut self) {
+    /// Starts the next GET: the next part when fetching in parts (false when the budget
+    /// has no room for it while others run), else the next request.
+    fn start_stream(&mut self) -> bool {
+        let options = &self.shared.options;
         let start = self.next_request;
-        let end = start.saturating_add(self.next_size).min(self.pinned.size);
+        let size = if self.lanes.in_parts() {
+            options.part_size.max(1)
+        } else {
+            self.next_size
+        };
+        let end = start.saturating_add(size).min(self.pinned.size);
         if start >= end {
-            return;
+            return false;
         }
+        let budget = if self.lanes.in_parts() {
+            let permits = self.shared.permits_for(end - start);
+            match Arc::clone(&self.shared.budget).try_acquire_many_owned(permits) {
+                Ok(permit) => Budget::Reserved(Arc::new(permit)),
+                Err(_) if self.streams.is_empty() => Budget::PerChunk,
+                Err(_) => return false,
+            }
+        } else {
+            Budget::PerChunk
+        };
         self.streams.push_back(Stream::start(
             Arc::clone(&self.pinned),
             self.session.clone(),
             Arc::clone(&self.shared),
             start..end,
             Arc::clone(&self.served),
+            budget,
         ));
         self.next_request = end;
-        self.next_size = self
-            .next_size
-            .saturating_mul(self.shared.options.growth.max(2));
+        // After the first request, the rest of the file.
+        self.next_size = u64::MAX;
+        true
+    }
+
+    /// Starts the GETs the read needs now: in parts, as many as the lanes say; else the
+    /// next request once the kernel streams or the current one is half drained.
+    fn keep_streams(&mut self, streaming: bool) {
+        let size = self.pinned.size;
+        if self.lanes.in_parts() {
+            while self.streams.len() < self.lanes.target() && self.next_request < size {
+                if !self.start_stream() {
+                    break;
+                }
+            }
+            return;
+        }
+        if self.streams.is_empty() {
+            self.start_stream();
+        }
+        if let [current] = self.streams.as_slices().0 {
+            let drained = current.range.end - current.received
+                <= (current.range.end - current.range.start) / 2;
+            if (streaming || drained) && self.next_request < size {
+                self.start_stream();
+            }
+        }
+    }
+
+    /// Once the long GET has run long enough, its rate decides whether the rest of the
+    /// file comes in parts: it is then cut where its task is.
+    fn measure_long_stream(&mut self) {
+        let options = &self.shared.options;
+        let size = self.pinned.size;
+        let Some(long) = self.streams.back_mut().filter(|s| s.range.end == size) else {
+            return;
+        };
+        let Some(rate) = long.rate(options.probe_after, false) else {
+            return;
+        };
+        if size.saturating_sub(long.received) < options.part_size.saturating_mul(4) {
+            self.lanes.settle();
+            return;
+        }
+        if !self.lanes.measured(rate, options.parallel_below as f64) {
+            tracing::debug!(key = %self.pinned.key, "one GET ran at {:.0} MB/s: it stays alone", rate / 1e6);
+        } else {
+            self.next_request = long.cut(0);
+            tracing::debug!(
+                key = %self.pinned.key,
+                "one GET ran at {:.0} MB/s: the rest from {} comes in parts of {} bytes, \
+                 several at once",
+                rate / 1e6,
+                self.next_request,
+                options.part_size
+            );
+        }
     }
 
     /// The offset just past the bytes held.
@@ -268,64 +341,56 @@ impl FileReader {
     }
 
     async fn read_sequential(&mut self, offset: u64, end: u64) -> FsResult<Bytes> {
+        let streaming = end - offset >= STREAMING_READ;
         if self.streams.is_empty() && self.held.is_empty() {
             self.position = offset.max(self.position);
             self.next_request = self.position;
-            if end - offset >= STREAMING_READ {
+            if streaming && self.next_size == self.shared.options.first_request {
                 // Streaming from the start: skip the small first request.
-                self.next_size = self.next_size.max(
-                    self.shared
-                        .options
-                        .first_request
-                        .saturating_mul(self.shared.options.growth),
-                );
+                self.next_size = u64::MAX;
             }
         }
         while self.held_end() < end {
-            if self.streams.is_empty() {
-                self.start_stream();
-            }
-            // A large read means the kernel is streaming: the next request starts now,
-            // so its first-byte wait overlaps this one's.
-            if self.streams.len() == 1
-                && end - offset >= STREAMING_READ
-                && self.next_request < self.pinned.size
-            {
-                self.start_stream();
-            }
-            // Overlap: the next request starts while the current one drains.
-            if self.streams.len() == 1 && self.next_request < self.pinned.size {
-                let current = &self.streams[0];
-                if current.range.end - current.received
-                    <= (current.range.end - current.range.start) / 2
-                {
-                    self.start_stream();
-                }
-            }
+            self.keep_streams(streaming);
             let Some(stream) = self.streams.front_mut() else {
                 return Err(FsError::unavailable("read past the end of the streams"));
             };
             match stream.chunks.recv().await {
-                Some(Ok((data, permit))) => {
-                    stream.received += data.len() as u64;
-                    self.held_len += data.len() as u64;
-                    self.held.push_back((data, permit));
+                Some(Ok((frames, permit))) => {
+                    for data in frames {
+                        stream.received += data.len() as u64;
+                        self.held_len += data.len() as u64;
+                        self.held.push_back((data, Arc::clone(&permit)));
+                    }
                 }
                 Some(Err(e)) => return Err(e),
                 None => {
                     if stream.received < stream.range.end {
                         return Err(FsError::unavailable("a read stream ended early"));
                     }
-                    self.streams.pop_front();
+                    if let Some(done) = self.streams.pop_front() {
+                        if self.lanes.in_parts() {
+                            let before = self.lanes.target();
+                            self.lanes.finished(done.rate(0, true).unwrap_or(0.0));
+                            if self.lanes.target() != before {
+                                tracing::debug!(key = %self.pinned.key, "{} GETs at once", self.lanes.target());
+                            }
+                        }
+                    }
                 }
             }
+            if self.lanes.probing() {
+                self.measure_long_stream();
+            }
         }
-        self.consume(offset, end)
+        self.consume(offset, end).await
     }
 
     /// Moves the held bytes before `end` to the trail, returning `offset..end`.
-    fn consume(&mut self, offset: u64, end: u64) -> FsResult<Bytes> {
-        let mut out = BytesMut::with_capacity((end - offset) as usize);
+    async fn consume(&mut self, offset: u64, end: u64) -> FsResult<Bytes> {
+        let mut out = Vec::new();
+        let mut to_hash = Vec::new();
+        let mut hash_next = self.whole.as_ref().map(|w| w.hashed);
         while self.position < end {
             let Some((data, permit)) = self.held.pop_front() else {
                 return Err(FsError::unavailable("read-ahead lost its place"));
@@ -340,14 +405,11 @@ impl FileReader {
                 (data, None)
             };
             if offset < at + used.len() as u64 {
-                let from = offset.saturating_sub(at) as usize;
-                out.extend_from_slice(&used[from..]);
+                out.push(used.slice(offset.saturating_sub(at) as usize..));
             }
-            if let Some(whole) = self.whole.as_mut() {
-                if whole.hashed == at {
-                    whole.hasher.update(&used);
-                    whole.hashed += used.len() as u64;
-                }
+            if hash_next == Some(at) {
+                hash_next = Some(at + used.len() as u64);
+                to_hash.push(used.clone());
             }
             self.position = at + used.len() as u64;
             self.trail_len += used.len() as u64;
@@ -363,7 +425,10 @@ impl FileReader {
                 None => break,
             }
         }
-        Ok(out.freeze())
+        if let Some(whole) = self.whole.as_mut().filter(|_| !to_hash.is_empty()) {
+            whole.update(to_hash).await;
+        }
+        Ok(joined(out))
     }
 
     async fn read_random(&mut self, offset: u64, end: u64) -> FsResult<Bytes> {
@@ -389,4 +454,17 @@ impl FileReader {
         }
         Ok(out.freeze())
     }
+}
+
+/// The pieces as one buffer: the only copy of the bytes a read hands out, and none when
+/// they lie in one piece.
+fn joined(mut pieces: Vec<Bytes>) -> Bytes {
+    if pieces.len() <= 1 {
+        return pieces.pop().unwrap_or_default();
+    }
+    let mut out = BytesMut::with_capacity(pieces.iter().map(Bytes::len).sum());
+    for piece in pieces {
+        out.extend_from_slice(&piece);
+    }
+    out.freeze()
 }

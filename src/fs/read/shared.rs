@@ -14,10 +14,16 @@ use crate::fs::pinned::PinnedVersion;
 /// Sizes of the read path.
 #[derive(Debug, Clone)]
 pub struct ReadOptions {
-    /// Bytes asked by the first GET of a sequential stream.
+    /// Bytes asked by the first GET of a sequential stream (the next asks for the rest).
     pub first_request: u64,
-    /// Each next GET asks this many times more.
-    pub growth: u64,
+    /// Bytes a stream receives before its rate decides whether to fetch in parallel.
+    pub probe_after: u64,
+    /// A stream slower than this (bytes a second) has the rest fetched in parallel parts.
+    pub parallel_below: u64,
+    /// Bytes per part when fetching in parallel.
+    pub part_size: u64,
+    /// GETs one handle keeps in flight at most.
+    pub max_streams: usize,
     /// Chunks a handle's channel holds ahead of its reader.
     pub chunks_ahead: usize,
     /// Bytes per chunk handed from a stream to its reader.
@@ -38,7 +44,10 @@ impl Default for ReadOptions {
     fn default() -> Self {
         ReadOptions {
             first_request: 4 << 20,
-            growth: 64,
+            probe_after: 8 << 20,
+            parallel_below: 256 << 20,
+            part_size: 8 << 20,
+            max_streams: 4,
             chunks_ahead: 32,
             chunk_size: 512 << 10,
             sequential_slack: 16 << 20,

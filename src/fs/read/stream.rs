@@ -1,12 +1,15 @@
 //! One streaming GET of a range of a pinned object: a task that consumes the body as
-//! it arrives and hands it to the reader in chunks, each holding permits of the shared
-//! memory budget, failing over to the next region mid-body.
+//! it arrives and hands it to the reader in chunks (the body's own frames, never
+//! copied), each holding its share of the memory budget, failing over to the next
+//! region mid-body. The reader may cut a stream short while it runs, and reads how
+//! fast the server sent it.
 
 use std::collections::BTreeSet;
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
@@ -17,11 +20,29 @@ use crate::protocol::Session;
 
 use super::shared::ReadShared;
 
-pub(super) type Chunk = FsResult<(Bytes, OwnedSemaphorePermit)>;
+/// Memory of the budget, released when the last byte it covers is consumed.
+pub(super) type Permit = Arc<OwnedSemaphorePermit>;
+
+/// Contiguous frames of the body, and the memory they hold.
+pub(super) type Chunk = FsResult<(Vec<Bytes>, Permit)>;
 
 /// The regions that handed a reader bytes: when the bytes read whole fail their check,
 /// each of them is suspect.
 pub(super) type Served = Arc<Mutex<BTreeSet<String>>>;
+
+/// What the task and the reader share: where the task is, where it must stop, and
+/// how long it waited for the bytes it received.
+#[derive(Debug)]
+struct Progress {
+    /// Offset of the next byte the task will receive.
+    at: u64,
+    end: u64,
+    /// Bytes received, and the time spent waiting for them (not for the reader): for
+    /// the first, the request; for the rest, the body.
+    received: u64,
+    first_wait: Duration,
+    waited: Duration,
+}
 
 /// One streaming GET of `range`, handing chunks over in order.
 pub(super) struct Stream {
@@ -29,7 +50,15 @@ pub(super) struct Stream {
     /// Offset of the next chunk to come out of `chunks`.
     pub(super) received: u64,
     pub(super) chunks: mpsc::Receiver<Chunk>,
+    progress: Arc<Mutex<Progress>>,
     task: JoinHandle<()>,
+}
+
+/// How the task pays for what it holds: a permit per chunk, or one taken for the
+/// whole range before it started.
+pub(super) enum Budget {
+    PerChunk,
+    Reserved(Permit),
 }
 
 impl Stream {
@@ -40,23 +69,53 @@ impl Stream {
         shared: Arc<ReadShared>,
         range: Range<u64>,
         served: Served,
+        budget: Budget,
     ) -> Stream {
         let (sender, receiver) = mpsc::channel(shared.options.chunks_ahead.max(1));
-        let start = range.start;
+        let progress = Arc::new(Mutex::new(Progress {
+            at: range.start,
+            end: range.end,
+            received: 0,
+            first_wait: Duration::ZERO,
+            waited: Duration::ZERO,
+        }));
         let task = tokio::spawn(stream_range(
             pinned,
             session,
             shared,
-            range.clone(),
+            Arc::clone(&progress),
             sender,
             served,
+            budget,
         ));
         Stream {
+            received: range.start,
             range,
-            received: start,
             chunks: receiver,
+            progress,
             task,
         }
+    }
+
+    /// Makes the stream end at `end`, or as soon after it as the task already is.
+    /// Returns where it now ends.
+    pub(super) fn cut(&mut self, end: u64) -> u64 {
+        let mut progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        progress.end = progress.end.min(end.max(progress.at));
+        self.range.end = progress.end;
+        progress.end
+    }
+
+    /// How fast the server sent the bytes (a second), once at least `least` came: with
+    /// the wait for the first byte (what a request costs) or without it (what a long
+    /// body gives once it flows).
+    pub(super) fn rate(&self, least: u64, with_first_byte: bool) -> Option<f64> {
+        let progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut seconds = progress.waited.as_secs_f64();
+        if with_first_byte {
+            seconds += progress.first_wait.as_secs_f64();
+        }
+        (progress.received >= least && seconds > 0.0).then(|| progress.received as f64 / seconds)
     }
 }
 
@@ -66,21 +125,29 @@ impl Drop for Stream {
     }
 }
 
-/// Streams `range` of the pinned object into `sender`: the pinned region first; when a
-/// region fails, even mid-body, the rest comes from the next whose copy has the same
-/// ETag.
+/// Streams the range of `progress` from the pinned object into `sender`: the pinned
+/// region first; when a region fails, even mid-body, the rest comes from the next whose
+/// copy has the same ETag.
 async fn stream_range(
     pinned: Arc<PinnedVersion>,
     session: Session,
     shared: Arc<ReadShared>,
-    range: Range<u64>,
+    progress: Arc<Mutex<Progress>>,
     sender: mpsc::Sender<Chunk>,
     served: Served,
+    budget: Budget,
 ) {
-    let mut at = range.start;
+    let position = || {
+        let progress = progress.lock().unwrap_or_else(PoisonError::into_inner);
+        (progress.at, progress.end)
+    };
     let mut reasons = Vec::new();
     for store in pinned.regions_in_order(&session) {
         let region = store.region().to_string();
+        let (at, end) = position();
+        if at >= end {
+            return;
+        }
         let bucket = match session.bucket(store.as_ref()).await {
             Ok(bucket) => bucket,
             Err(e) => {
@@ -88,68 +155,90 @@ async fn stream_range(
                 continue;
             }
         };
-        let mut object = match store
-            .get_object(
-                &bucket,
-                &pinned.key,
-                Some(at..range.end),
-                pinned.etag.as_deref(),
-            )
-            .await
-        {
+        let asked = Instant::now();
+        let object = store
+            .get_object(&bucket, &pinned.key, Some(at..end), pinned.etag.as_deref())
+            .await;
+        let mut object = match object {
             Ok(object) => object,
             Err(e) => {
-                tracing::warn!(region, key = %pinned.key, "read of {at}..{} failed: {e}", range.end);
+                tracing::warn!(region, key = %pinned.key, "read of {at}..{end} failed: {e}");
                 reasons.push(format!("{region}: {e}"));
                 continue;
             }
         };
-        // Bodies arrive in small frames: hand them over in chunks of `chunk_size`, so a
-        // channel of a few chunks holds megabytes, not kilobytes, ahead of the reader.
-        let mut pending = BytesMut::new();
+        let mut waiting_since = asked;
+        let mut first = true;
+        // Bodies arrive in small frames: hand them over in chunks of at least
+        // `chunk_size`, so a channel of a few chunks holds megabytes ahead of the reader.
+        let mut frames = Vec::new();
+        let mut pending = 0u64;
         loop {
             let frame = object.body.next().await;
-            let finished = match frame {
-                Some(Ok(data)) => {
-                    pending.extend_from_slice(&data);
-                    false
+            let finished = {
+                let mut progress = progress.lock().unwrap_or_else(PoisonError::into_inner);
+                if std::mem::take(&mut first) {
+                    progress.first_wait += waiting_since.elapsed();
+                } else {
+                    progress.waited += waiting_since.elapsed();
                 }
-                Some(Err(e)) => {
-                    tracing::warn!(region, key = %pinned.key, "read stream broke at {}: {e}", at + pending.len() as u64);
-                    reasons.push(format!("{region}: {e}"));
-                    true
+                match frame {
+                    Some(Ok(mut data)) => {
+                        let room = progress.end.saturating_sub(progress.at);
+                        data.truncate(room.min(data.len() as u64) as usize);
+                        progress.at += data.len() as u64;
+                        progress.received += data.len() as u64;
+                        pending += data.len() as u64;
+                        if !data.is_empty() {
+                            frames.push(data);
+                        }
+                        progress.at >= progress.end
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(region, key = %pinned.key, "read stream broke at {}: {e}", progress.at);
+                        reasons.push(format!("{region}: {e}"));
+                        true
+                    }
+                    None => true,
                 }
-                None => true,
             };
-            if pending.len() as u64 >= shared.options.chunk_size
-                || (finished && !pending.is_empty())
-            {
-                let data = pending.split().freeze();
-                let permits = shared.permits_for(data.len() as u64);
-                let Ok(permit) = Arc::clone(&shared.budget).acquire_many_owned(permits).await
-                else {
-                    return;
+            if pending >= shared.options.chunk_size || (finished && pending > 0) {
+                let permit = match &budget {
+                    Budget::Reserved(permit) => Arc::clone(permit),
+                    Budget::PerChunk => {
+                        let permits = shared.permits_for(pending);
+                        match Arc::clone(&shared.budget).acquire_many_owned(permits).await {
+                            Ok(permit) => Arc::new(permit),
+                            Err(_) => return,
+                        }
+                    }
                 };
-                at += data.len() as u64;
                 if let Ok(mut served) = served.lock() {
                     served.insert(region.clone());
                 }
-                if sender.send(Ok((data, permit))).await.is_err() {
+                pending = 0;
+                if sender
+                    .send(Ok((std::mem::take(&mut frames), permit)))
+                    .await
+                    .is_err()
+                {
                     return; // The reader moved on.
                 }
             }
             if finished {
                 break;
             }
+            waiting_since = Instant::now();
         }
-        if at >= range.end {
+        let (at, end) = position();
+        if at >= end {
             return;
         }
     }
+    let (at, end) = position();
     let _ = sender
         .send(Err(FsError::unavailable(format!(
-            "no region could serve bytes {at}..{} of {}: {}",
-            range.end,
+            "no region could serve bytes {at}..{end} of {}: {}",
             pinned.key,
             reasons.join("; ")
         ))))

@@ -1,5 +1,6 @@
 //! read: exact bytes, through `latest` and by many readers at once; ranged GETs of only
-//! what is read; a hung region blocks no other call, and a read no region answers is EIO.
+//! what is read, several at once on a slow connection; a hung region blocks no other
+//! call, and a read no region answers is EIO.
 
 use std::io::Read;
 use std::process::Command;
@@ -157,6 +158,30 @@ async fn a_sequential_read_of_200_mb_takes_at_most_64_gets_and_is_exact() {
         String::from_utf8_lossy(&output.stdout).starts_with(&expected),
         "read {elapsed:?}"
     );
+}
+
+// S3 gives each connection tens of MB/s: the proxy paces each answer to 16 MiB/s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_connection_has_the_rest_read_by_several_gets_at_once() {
+    let big = random_bytes(48 << 20, 12);
+    let expected = format!("{:x}", Md5::digest(&big));
+    let (_world, proxy, mount, p) = one_proxied_region("Lanes", &big).await;
+    drop(big);
+    let path = mount.join(&format!("{p}/1.0.0/{p}@1.0.0"));
+    proxy.set_pace(Some(16 << 20));
+    proxy.clear();
+    let output = Command::new("md5sum").arg(&path).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&output.stdout).starts_with(&expected),
+        "{output:?}"
+    );
+    let (gets, bytes) = ranged_gets(&proxy, &format!("{p}@1.0.0"));
+    // The first GET asks for the rest of the file; it is cut once it measured its rate.
+    assert!(gets > 2, "{gets} GETs");
+    assert!(bytes >= 48 << 20, "{bytes} bytes asked for");
+    let at_once = proxy.most_paced_at_once();
+    assert!(at_once >= 2, "at most {at_once} GETs flowed at once");
+    assert!(at_once <= 4, "{at_once} GETs flowed at once");
 }
 
 /// Hangs the proxy and starts reading `path` in a thread; returns the reader once the

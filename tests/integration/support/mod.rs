@@ -12,6 +12,7 @@ pub mod mount;
 pub mod proxy;
 pub mod regions;
 pub mod staging;
+pub mod throttle;
 pub mod tls;
 pub mod world;
 

@@ -8,7 +8,7 @@
 //! length and, on request, body MD5; the status answered) and rewrites the
 //! answers AWS would give differently. `Mode::Hang` and `Mode::Refuse`
 //! simulate a region that is hung or down; a `BodyFault` damages the bytes of
-//! the artifacts it serves. The proxy owns its own thread and tokio runtime, so
+//! the artifacts it serves, and a pace slows each of their answers as S3 does. The proxy owns its own thread and tokio runtime, so
 //! plain `#[test]` functions can use it; it stops when dropped.
 
 use std::error::Error as StdError;
@@ -36,6 +36,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::body_fault::damage;
 pub use super::body_fault::BodyFault;
+use super::throttle::{paced, Flowing};
 
 pub(super) type BoxError = Box<dyn StdError + Send + Sync>;
 pub(super) type ProxyBody = BoxBody<Bytes, BoxError>;
@@ -124,6 +125,9 @@ struct Shared {
     deny_listing: AtomicBool,
     hash_bodies: AtomicBool,
     body_fault: Mutex<Option<BodyFault>>,
+    /// Bytes a second each artifact answer is paced to.
+    pace: Mutex<Option<u64>>,
+    flowing: Arc<Flowing>,
     denied_ssm: Mutex<Vec<String>>,
     /// SSM actions denied only for the parameters whose name ends with the suffix.
     denied_ssm_parameters: Mutex<(Vec<String>, String)>,
@@ -147,6 +151,8 @@ impl FaultProxy {
             deny_listing: AtomicBool::new(false),
             hash_bodies: AtomicBool::new(false),
             body_fault: Mutex::new(None),
+            pace: Mutex::new(None),
+            flowing: Arc::default(),
             denied_ssm: Mutex::new(Vec::new()),
             denied_ssm_parameters: Mutex::new((Vec::new(), String::new())),
             log: Mutex::new(Vec::new()),
@@ -201,6 +207,7 @@ impl FaultProxy {
 
     pub fn clear(&self) {
         lock(&self.shared.log).clear();
+        self.shared.flowing.reset();
     }
 
     /// Takes effect for new requests (and releases held ones when leaving Hang).
@@ -221,6 +228,17 @@ impl FaultProxy {
     /// Damages the artifacts served from now on; None serves them intact.
     pub fn set_body_fault(&self, fault: Option<BodyFault>) {
         *lock(&self.shared.body_fault) = fault;
+    }
+
+    /// Paces the body of every artifact served from now on to `rate` bytes a second
+    /// (each answer on its own, as S3 limits each connection); None: full speed.
+    pub fn set_pace(&self, rate: Option<u64>) {
+        *lock(&self.shared.pace) = rate;
+    }
+
+    /// The most paced artifact answers that flowed at once since the last `clear`.
+    pub fn most_paced_at_once(&self) -> usize {
+        self.shared.flowing.most()
     }
 
     /// How many answers had their body damaged so far.
@@ -430,6 +448,10 @@ async fn handle(sh: Arc<Shared>, client: Upstream, req: Request<Incoming>) -> An
             }
             Err(intact) => intact,
         },
+        None => rbody,
+    };
+    let rbody = match (*lock(&sh.pace)).filter(|_| served && artifact_read) {
+        Some(rate) => paced(rbody, rate, Arc::clone(&sh.flowing)).boxed(),
         None => rbody,
     };
     Ok(Response::from_parts(rparts, rbody))
