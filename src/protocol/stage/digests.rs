@@ -207,46 +207,38 @@ fn read_and_hash(
     }
     let mut whole_hasher = Md5::new();
     let mut whole = Vec::new();
-    let mut parts = Vec::new();
-    let mut part_hasher = Md5::new();
-    let mut part_start = 0u64;
-    let mut part_len = 0u64;
     let mut offset = 0u64;
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let want = if multipart {
-            buffer.len().min((part_size - part_len) as usize)
-        } else {
-            buffer.len()
-        };
-        let n = file
-            .read(&mut buffer[..want])
-            .map_err(|e| Error::io(what.clone(), e))?;
-        if n == 0 {
-            break;
-        }
-        let chunk = &buffer[..n];
-        whole_hasher.update(chunk);
-        offset += n as u64;
-        if multipart {
-            part_hasher.update(chunk);
-            part_len += n as u64;
-            if part_len == part_size {
-                parts.push((
-                    part_start,
-                    part_len,
-                    base64_of(&part_hasher.finalize_reset()),
-                ));
-                part_start = offset;
-                part_len = 0;
+    // The parts are hashed on a thread of their own, beside the whole: MD5 is slower
+    // than reading a cached file, and the two hashes take one core each.
+    let parts = std::thread::scope(|scope| -> Result<Vec<(u64, u64, String)>, Error> {
+        let (to_parts, chunks) = std::sync::mpsc::sync_channel::<Bytes>(16);
+        let parts_hasher = multipart.then(|| scope.spawn(move || hash_parts(chunks, part_size)));
+        loop {
+            let mut buffer = Vec::with_capacity(1 << 20);
+            let n = (&mut file)
+                .take(1 << 20)
+                .read_to_end(&mut buffer)
+                .map_err(|e| Error::io(what.clone(), e))?;
+            if n == 0 {
+                break;
             }
-        } else {
-            whole.extend_from_slice(chunk);
+            whole_hasher.update(&buffer);
+            offset += n as u64;
+            if multipart {
+                if to_parts.send(Bytes::from(buffer)).is_err() {
+                    break; // The parts' thread died: its join says so.
+                }
+            } else {
+                whole.extend_from_slice(&buffer);
+            }
         }
-    }
-    if multipart && part_len > 0 {
-        parts.push((part_start, part_len, base64_of(&part_hasher.finalize())));
-    }
+        drop(to_parts);
+        match parts_hasher.map(|hasher| hasher.join()) {
+            None => Ok(Vec::new()),
+            Some(Ok(parts)) => Ok(parts),
+            Some(Err(_)) => Err(Error::Internal("the hashing of the parts failed".into())),
+        }
+    })?;
     if offset != size {
         return Err(Error::io(
             what,
@@ -270,6 +262,32 @@ fn read_and_hash(
         whole: (!multipart).then(|| Bytes::from(whole)),
         parts,
     })
+}
+
+/// (offset, length, Content-MD5) of each `part_size` piece of the chunks, in order.
+fn hash_parts(chunks: std::sync::mpsc::Receiver<Bytes>, part_size: u64) -> Vec<(u64, u64, String)> {
+    let mut parts = Vec::new();
+    let mut hasher = Md5::new();
+    let (mut start, mut len) = (0u64, 0u64);
+    for chunk in chunks {
+        let mut data = &chunk[..];
+        while !data.is_empty() {
+            let room = (part_size - len) as usize;
+            let (now, rest) = data.split_at(room.min(data.len()));
+            hasher.update(now);
+            len += now.len() as u64;
+            if len == part_size {
+                parts.push((start, len, base64_of(&hasher.finalize_reset())));
+                start += len;
+                len = 0;
+            }
+            data = rest;
+        }
+    }
+    if len > 0 {
+        parts.push((start, len, base64_of(&hasher.finalize())));
+    }
+    parts
 }
 
 #[cfg(test)]
