@@ -296,7 +296,7 @@ impl FileReader {
         if self.streams.is_empty() {
             self.start_stream();
         }
-        if let [current] = self.streams.as_slices().0 {
+        if let (1, Some(current)) = (self.streams.len(), self.streams.front()) {
             let drained = current.range.end - current.received
                 <= (current.range.end - current.range.start) / 2;
             if (streaming || drained) && self.next_request < size {
