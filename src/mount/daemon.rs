@@ -432,16 +432,31 @@ fn run(
 /// The kernel offers FUSE filesystems 128 KiB of read-ahead and `init` cannot raise it;
 /// as root, the mount's backing device can. Larger kernel reads mean fewer round trips
 /// through the daemon. Best effort: without the right, 128 KiB stays.
+///
+/// The device is read from `/proc/self/mountinfo`, never by a `stat` of the mount: that
+/// would be a request to this daemon, and a daemon killed while its own request is
+/// being answered waits for it forever (the kernel cannot end it, so the mount never
+/// goes stale).
 fn raise_read_ahead(mountpoint: &Path) {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::metadata(mountpoint) else {
+    let Some(device) = mount_device(mountpoint) else {
         return;
     };
-    let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
-    let setting = format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb");
+    let setting = format!("/sys/class/bdi/{device}/read_ahead_kb");
     if let Err(e) = std::fs::write(&setting, READ_AHEAD_KB.to_string()) {
         tracing::debug!("cannot raise the read-ahead ({setting}): {e}");
     }
+}
+
+/// The "major:minor" of the last mount on `mountpoint`, from `/proc/self/mountinfo`.
+fn mount_device(mountpoint: &Path) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    // Fields: ID, parent ID, major:minor, root, mount point (spaces as \040), ...
+    let target = mountpoint.to_str()?.replace(' ', "\\040");
+    info.lines().rev().find_map(|line| {
+        let mut fields = line.split(' ');
+        let device = fields.nth(2)?;
+        (fields.nth(1)? == target).then(|| device.to_string())
+    })
 }
 
 /// Waits until the mount point is our FUSE mount and answers.
