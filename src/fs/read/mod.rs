@@ -29,7 +29,9 @@
 //! Memory: a stream task takes permits of a budget shared by every handle for each chunk
 //! it hands over (and stops reading the body, so TCP holds the sender back, while it
 //! waits), and a handle's channel holds at most `chunks_ahead` chunks, so the bytes held
-//! ahead of all readers stay bounded.
+//! ahead of all readers stay bounded. A read waiting on its stream is never held back
+//! by the budget (see `stream`): readers of one file wait on each other's pages in the
+//! kernel, so a budget spent by the others could otherwise stall them all.
 
 mod lanes;
 mod shared;
@@ -355,12 +357,12 @@ impl FileReader {
             let Some(stream) = self.streams.front_mut() else {
                 return Err(FsError::unavailable("read past the end of the streams"));
             };
-            match stream.chunks.recv().await {
+            match stream.next_chunk().await {
                 Some(Ok((frames, permit))) => {
                     for data in frames {
                         stream.received += data.len() as u64;
                         self.held_len += data.len() as u64;
-                        self.held.push_back((data, Arc::clone(&permit)));
+                        self.held.push_back((data, permit.clone()));
                     }
                 }
                 Some(Err(e)) => return Err(e),

@@ -3,6 +3,12 @@
 //! copied), each holding its share of the memory budget, failing over to the next
 //! region mid-body. The reader may cut a stream short while it runs, and reads how
 //! fast the server sent it.
+//!
+//! A reader waiting on its stream is never held back by the budget: the bytes other
+//! handles hold may belong to readers that wait, in the kernel, on the very page this
+//! read will fill (readers of one file share its pages). So while the reader waits,
+//! the task hands its next chunk over without a permit; at most one chunk per waiting
+//! read goes over the budget, and no read waits on another.
 
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -11,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
 use crate::fs::error::{FsError, FsResult};
@@ -20,8 +26,9 @@ use crate::protocol::Session;
 
 use super::shared::ReadShared;
 
-/// Memory of the budget, released when the last byte it covers is consumed.
-pub(super) type Permit = Arc<OwnedSemaphorePermit>;
+/// Memory of the budget, released when the last byte it covers is consumed (`None`:
+/// a chunk handed to a waiting reader over the budget).
+pub(super) type Permit = Option<Arc<OwnedSemaphorePermit>>;
 
 /// Contiguous frames of the body, and the memory they hold.
 pub(super) type Chunk = FsResult<(Vec<Bytes>, Permit)>;
@@ -42,6 +49,8 @@ struct Progress {
     received: u64,
     first_wait: Duration,
     waited: Duration,
+    /// The reader waits for the next chunk.
+    reader_waiting: bool,
 }
 
 /// One streaming GET of `range`, handing chunks over in order.
@@ -49,8 +58,10 @@ pub(super) struct Stream {
     pub(super) range: Range<u64>,
     /// Offset of the next chunk to come out of `chunks`.
     pub(super) received: u64,
-    pub(super) chunks: mpsc::Receiver<Chunk>,
+    chunks: mpsc::Receiver<Chunk>,
     progress: Arc<Mutex<Progress>>,
+    /// Wakes the task when the reader starts waiting.
+    waiting: Arc<Notify>,
     task: JoinHandle<()>,
 }
 
@@ -58,7 +69,7 @@ pub(super) struct Stream {
 /// whole range before it started.
 pub(super) enum Budget {
     PerChunk,
-    Reserved(Permit),
+    Reserved(Arc<OwnedSemaphorePermit>),
 }
 
 impl Stream {
@@ -78,23 +89,36 @@ impl Stream {
             received: 0,
             first_wait: Duration::ZERO,
             waited: Duration::ZERO,
+            reader_waiting: false,
         }));
+        let waiting = Arc::new(Notify::new());
+        let link = Link {
+            progress: Arc::clone(&progress),
+            waiting: Arc::clone(&waiting),
+        };
         let task = tokio::spawn(stream_range(
-            pinned,
-            session,
-            shared,
-            Arc::clone(&progress),
-            sender,
-            served,
-            budget,
+            pinned, session, shared, link, sender, served, budget,
         ));
         Stream {
             received: range.start,
             range,
             chunks: receiver,
             progress,
+            waiting,
             task,
         }
+    }
+
+    /// The next chunk (`None` once the task is done). While this waits, the task is
+    /// told so, and hands its next chunk over whatever the budget says.
+    pub(super) async fn next_chunk(&mut self) -> Option<Chunk> {
+        match self.chunks.try_recv() {
+            Ok(chunk) => return Some(chunk),
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            Err(mpsc::error::TryRecvError::Empty) => {}
+        }
+        let _waiting = WaitingReader::new(&self.progress, &self.waiting);
+        self.chunks.recv().await
     }
 
     /// Makes the stream end at `end`, or as soon after it as the task already is.
@@ -119,6 +143,65 @@ impl Stream {
     }
 }
 
+/// The task's side of what it shares with its reader.
+struct Link {
+    progress: Arc<Mutex<Progress>>,
+    waiting: Arc<Notify>,
+}
+
+/// Marks the reader as waiting while it lives (a read given up mid-wait clears it too).
+struct WaitingReader<'a>(&'a Mutex<Progress>);
+
+impl<'a> WaitingReader<'a> {
+    fn new(progress: &'a Mutex<Progress>, waiting: &Notify) -> Self {
+        progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reader_waiting = true;
+        waiting.notify_one();
+        WaitingReader(progress)
+    }
+}
+
+impl Drop for WaitingReader<'_> {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reader_waiting = false;
+    }
+}
+
+/// A share of the budget for `bytes`, waited for unless the reader is waiting (then
+/// `None`: the chunk goes over the budget). `Err` when the budget is closed.
+async fn permit_for(
+    shared: &ReadShared,
+    progress: &Mutex<Progress>,
+    waiting: &Notify,
+    bytes: u64,
+) -> Result<Permit, ()> {
+    let permits = shared.permits_for(bytes);
+    loop {
+        let reader_waiting = progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reader_waiting;
+        if reader_waiting {
+            return match Arc::clone(&shared.budget).try_acquire_many_owned(permits) {
+                Ok(permit) => Ok(Some(Arc::new(permit))),
+                Err(_) => Ok(None),
+            };
+        }
+        tokio::select! {
+            permit = Arc::clone(&shared.budget).acquire_many_owned(permits) => {
+                return permit.map(|p| Some(Arc::new(p))).map_err(|_| ());
+            }
+            // Looked at again: a notice left from an earlier wait finds no reader waiting.
+            _ = waiting.notified() => {}
+        }
+    }
+}
+
 impl Drop for Stream {
     fn drop(&mut self) {
         self.task.abort();
@@ -132,11 +215,12 @@ async fn stream_range(
     pinned: Arc<PinnedVersion>,
     session: Session,
     shared: Arc<ReadShared>,
-    progress: Arc<Mutex<Progress>>,
+    link: Link,
     sender: mpsc::Sender<Chunk>,
     served: Served,
     budget: Budget,
 ) {
+    let Link { progress, waiting } = link;
     let position = || {
         let progress = progress.lock().unwrap_or_else(PoisonError::into_inner);
         (progress.at, progress.end)
@@ -204,12 +288,11 @@ async fn stream_range(
             };
             if pending >= shared.options.chunk_size || (finished && pending > 0) {
                 let permit = match &budget {
-                    Budget::Reserved(permit) => Arc::clone(permit),
+                    Budget::Reserved(permit) => Some(Arc::clone(permit)),
                     Budget::PerChunk => {
-                        let permits = shared.permits_for(pending);
-                        match Arc::clone(&shared.budget).acquire_many_owned(permits).await {
-                            Ok(permit) => Arc::new(permit),
-                            Err(_) => return,
+                        match permit_for(&shared, &progress, &waiting, pending).await {
+                            Ok(permit) => permit,
+                            Err(()) => return,
                         }
                     }
                 };

@@ -155,6 +155,60 @@ async fn ranges_of_a_larger_file_read_in_any_order_match_what_was_staged() {
     }
 }
 
+/// Readers of one file wait on each other's pages in the kernel, so a handle whose
+/// bytes fill the memory budget while its reader waits elsewhere must not stall
+/// another handle's read (sixteen `cat`s of one file once hung so, for ever).
+#[tokio::test]
+async fn a_handle_holding_the_whole_read_budget_does_not_stall_another() {
+    use crate::fs::{FsOptions, ReadOptions};
+    let options = FsOptions {
+        read: ReadOptions {
+            memory_budget: 1 << 20,
+            chunk_size: 256 << 10,
+            ..ReadOptions::default()
+        },
+        ..FsOptions::default()
+    };
+    let f = Fixture::with(options, None).await;
+    let bytes: Vec<u8> = (0..(3 << 20) as u32)
+        .map(|i| (i * 13 + i / 509) as u8)
+        .collect();
+    let source = f.store.with_file_name("budget.bin");
+    std::fs::write(&source, &bytes).unwrap();
+    let version = Version::new(2, 0, 0);
+    f.other_session()
+        .await
+        .stage(PROJECT, &version, &source, Metadata::new(), false)
+        .await
+        .unwrap();
+    let path = "SugarWater/2.0.0/SugarWater@2.0.0";
+    // The first handle's stream takes the whole budget ahead of its reader, who stops.
+    let first = open(&f, path).await;
+    assert_eq!(
+        &f.fs.read(first, 0, 4096).await.unwrap()[..],
+        &bytes[..4096]
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Another handle still reads, front to back.
+    let second = open(&f, path).await;
+    let mut read = Vec::new();
+    while read.len() < bytes.len() {
+        let next = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            f.fs.read(second, read.len() as u64, 128 << 10),
+        )
+        .await
+        .expect("a read waited on the budget another handle holds")
+        .unwrap();
+        assert!(!next.is_empty());
+        read.extend_from_slice(&next);
+    }
+    assert!(read == bytes, "the second handle's bytes differ");
+    // And the first goes on where it stopped.
+    let rest = f.fs.read(first, 4096, 1 << 20).await.unwrap();
+    assert_eq!(&rest[..], &bytes[4096..4096 + rest.len()]);
+}
+
 #[tokio::test]
 async fn a_staging_file_reads_from_the_spool() {
     let f = Fixture::new().await;
