@@ -4,8 +4,10 @@
 # phase_stage SERVER: stages each of SIZES to three regions, every round once with each
 # method, a new version each time: the Python tool's --stage, our CLI's --stage, `cp`
 # and `rsync -a` into our mount (each on a fresh mount; close() returns when the stage
-# is done; rsync stages at its rename), one raw PUT to one region, and three raw PUTs at
-# once (one per region; curl, UNSIGNED-PAYLOAD). The source file stays in the page
+# is done; rsync stages at its rename), our CLI and `cp` again with
+# --multipart-threshold 5G (one request a region, as the Python tool sends: the cli1 and
+# cp1 rows), one raw PUT to one region, and three raw PUTs at once (one per region;
+# curl, UNSIGNED-PAYLOAD). The source file stays in the page
 # cache throughout. Every stage is checked (each region holds the object at full size)
 # and then deleted, so that the servers do not fill the disk. On s3s-fs the mount cannot
 # stage: it saves the file name as a K/metadata object beside K, which s3s-fs (one path
@@ -22,11 +24,13 @@ checked() {
   fi
 }
 
-# stage_through TOOL SIZE BYTES FILE VERSION: a fresh mount, mkdir, then the timed copy.
+# stage_through TOOL SIZE BYTES FILE VERSION [MOUNT OPTION...]: a fresh mount, mkdir,
+# then the timed copy (cp1: cp into a mount staging in one request a region).
 stage_through() {
   local tool=$1 size=$2 bytes=$3 file=$4 version=$5 t=""
+  shift 5
   rm -rf "$TMP/staging"
-  if ! mount_ours --staging-dir "$TMP/staging"; then
+  if ! mount_ours --staging-dir "$TMP/staging" "$@"; then
     record_fail "stage.$size.$tool" "$SERVER" "startifact-fs did not mount"
     return
   fi
@@ -34,7 +38,7 @@ stage_through() {
     record_fail "stage.$size.$tool" "$SERVER" "mkdir in the mount"
   else
     case "$tool" in
-      cp) t=$(timed cp "$file" "$MNT/Stage/$version/") || t="";;
+      cp|cp1) t=$(timed cp "$file" "$MNT/Stage/$version/") || t="";;
       rsync) t=$(timed rsync -a "$file" "$MNT/Stage/$version/") || t="";;
     esac
     if [ -n "$t" ]; then checked "stage.$size.$tool" "Stage@$version" "$bytes" "$t"
@@ -73,14 +77,19 @@ phase_stage() {
       if t=$(timed "$CLI" Stage "$version.2" --stage "$file"); then
         checked "stage.$size.cli" "Stage@$version.2" "$bytes" "$t"
       else record_fail "stage.$size.cli" "$SERVER" "our startifact --stage"; fi
-      forget "$STAGE_REGIONS" "Stage@$version.1" "Stage@$version.2"
+      if t=$(timed "$CLI" Stage "$version.5" --stage "$file" --multipart-threshold 5G); then
+        checked "stage.$size.cli1" "Stage@$version.5" "$bytes" "$t"
+      else record_fail "stage.$size.cli1" "$SERVER" "our startifact --stage --multipart-threshold 5G"; fi
+      forget "$STAGE_REGIONS" "Stage@$version.1" "Stage@$version.2" "Stage@$version.5"
 
       if [ "$SERVER" = s3s ]; then
         record_na "stage.$size.cp" "$SERVER" "s3s-fs cannot hold K and K/metadata"
         record_na "stage.$size.rsync" "$SERVER" "s3s-fs cannot hold K and K/metadata"
+        record_na "stage.$size.cp1" "$SERVER" "s3s-fs cannot hold K and K/metadata"
       else
         stage_through cp "$size" "$bytes" "$file" "$version.3"
         stage_through rsync "$size" "$bytes" "$file" "$version.4"
+        stage_through cp1 "$size" "$bytes" "$file" "$version.6" --multipart-threshold 5G
       fi
 
       if t=$(timed s3_curl us-east-1 -o /dev/null -T "$file" "$S3_URL/bench-us-east-1/raw-$version"); then

@@ -22,7 +22,9 @@ MEMORY_LIMIT_MIB = 128
 LABELS = {
     "get": "raw GET (curl, signed)", "cat": "cat through our mount", "rclone": "cat through rclone mount",
     "s3fs": "cat through s3fs-fuse", "python": "Python startifact", "cli": "our startifact --stage",
-    "cp": "cp into our mount", "rsync": "rsync -a into our mount", "put1": "one raw PUT (curl)",
+    "cp": "cp into our mount", "rsync": "rsync -a into our mount",
+    "cli1": "our startifact --stage --multipart-threshold 5G (one request a region)",
+    "cp1": "cp into our mount with --multipart-threshold 5G (one request a region)", "put1": "one raw PUT (curl)",
     "put3": "three raw PUTs at once (curl)", "mount-cold": "re-read through the mount, page cache dropped",
     "local-cold": "local file, page cache dropped", "mount-warm": "re-read through the mount, page cache warm",
     "local-warm": "local file, page cache warm",
@@ -104,7 +106,9 @@ def targets(figures):
     for server in servers:
         for size in sizes:
             s = f"stage.{size}"
-            for tool in ("cp", "cli"):
+            # cp1 and cli1: the same with one request a region (--multipart-threshold 5G),
+            # which shows what the completion of a multipart upload costs the server.
+            for tool in ("cp", "cli", "cp1", "cli1"):
                 ratio(f"stage {size}: {tool} ≤1.2x three raw PUTs at once", server, f"{s}.{tool}", f"{s}.put3",
                       "<=", 1.2, f"{tool} / 3 PUTs")
                 ratio(f"stage {size}: {tool} faster than Python", server, f"{s}.{tool}", f"{s}.python",
@@ -161,7 +165,9 @@ cached re-read:
   drop caches; cat MNT/Read/V/Read@V;  drop caches; cat FILE;  cat MNT/Read/V/Read@V;  cat FILE
 stage to us-east-1,us-west-2,eu-west-2 (a new version V each time):
   venv/bin/startifact Stage V --stage FILE;  startifact Stage V --stage FILE
+  startifact Stage V --stage FILE --multipart-threshold 5G   (cli1: one request a region)
   startifact-fs -f --staging-dir DIR aws MNT;  mkdir MNT/Stage/V;  cp FILE MNT/Stage/V/   (or rsync -a)
+  the same cp with startifact-fs --multipart-threshold 5G   (cp1)
   curl --aws-sigv4 aws:amz:us-east-1:s3 -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' -T FILE S3/bench-us-east-1/raw-V
   the same PUT to each region's bucket, three curls at once
 metadata (one Python process, each call timed with time.perf_counter_ns):

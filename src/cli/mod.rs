@@ -170,10 +170,14 @@ async fn stage(args: &Args, path: &Path, dry_run: bool) -> Result<(), Failure> {
         shown.display()
     );
     let bar = progress::on_terminal("staging");
+    let defaults = StageOptions::default();
     let options = StageOptions {
         require_all_regions: args.require_all_regions,
+        multipart_threshold: args
+            .multipart_threshold
+            .unwrap_or(defaults.multipart_threshold),
         progress: bar.as_ref().map(progress::Bar::handle),
-        ..Default::default()
+        ..defaults
     };
     let staged = session
         .stage_with(project, &version, path, metadata, args.filename, &options)

@@ -305,6 +305,7 @@ fn run(
     if let Some(dir) = staging_dir {
         let stage_options = StageOptions {
             part_size: config.part_size,
+            multipart_threshold: config.multipart_threshold,
             ..StageOptions::default()
         };
         let mut staging = Staging::open(&dir, config.staging_size, stage_options)

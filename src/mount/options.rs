@@ -10,6 +10,7 @@ use clap::Parser;
 use super::access::group_id;
 use super::config_file::{self, DEFAULT_CONFIG_FILE};
 use super::settings::{self, Settings};
+use crate::protocol::StageOptions;
 use crate::storage::options::parse_region_endpoints;
 use crate::storage::StorageOptions;
 
@@ -87,6 +88,10 @@ pub struct MountArgs {
     /// Part size of multipart uploads, at least 5M (default 8M).
     #[arg(long = "part-size", value_name = "BYTES")]
     pub part_size: Option<String>,
+    /// Files larger than this are staged in parts, several at once per region; smaller
+    /// ones in one request each (default 16M).
+    #[arg(long = "multipart-threshold", value_name = "BYTES")]
+    pub multipart_threshold: Option<String>,
     /// Seconds SIGTERM/SIGINT wait for stages in flight before unmounting (default 30);
     /// a stage still running then is kept and resumes at the next start.
     #[arg(long = "stop-timeout", value_name = "SECONDS")]
@@ -120,7 +125,7 @@ pub struct MountArgs {
     /// Mount options, comma-separated: ro, allow_other, default_permissions, stagers=GROUP, uid=N, gid=N, regions=...,
     /// local_store=DIR, metadata_ttl=S, parameter=NAME, endpoints=LIST, log_file=PATH,
     /// log_level=L, cache_dir=DIR, cache_size=BYTES, no_passthrough, staging_dir=DIR, staging_size=BYTES,
-    /// part_size=BYTES, stop_timeout=S, allow_delete, foreground, config=PATH,
+    /// part_size=BYTES, multipart_threshold=BYTES, stop_timeout=S, allow_delete, foreground, config=PATH,
     /// ca_bundle=PATH, aws_profile=NAME, aws_credentials_file=PATH, aws_config_file=PATH,
     /// connect_timeout=S, operation_timeout=S, max_attempts=N; the generic ones of
     /// mount(8) are accepted and ignored. Example:
@@ -163,6 +168,8 @@ pub struct MountConfig {
     pub staging_dir: Option<PathBuf>,
     pub staging_size: u64,
     pub part_size: u64,
+    /// Files larger than this are staged in parts.
+    pub multipart_threshold: u64,
     /// How long SIGTERM/SIGINT wait for stages in flight.
     pub stop_timeout: Duration,
     pub allow_delete: bool,
@@ -190,33 +197,7 @@ pub(super) fn parse_part_size(text: &str) -> Result<u64, String> {
 /// The default size limit of the on-disk cache.
 pub const DEFAULT_CACHE_SIZE: u64 = 10 << 30;
 
-/// Parses a size in bytes with an optional K, M, G or T suffix (powers of 1024).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let trimmed = text.trim();
-    let (digits, shift) = match trimmed.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let shift = match c.to_ascii_uppercase() {
-                'K' => 10,
-                'M' => 20,
-                'G' => 30,
-                'T' => 40,
-                _ => {
-                    return Err(format!(
-                        "{text:?} is not a size (a number with K, M, G or T)"
-                    ))
-                }
-            };
-            (&trimmed[..i], shift)
-        }
-        _ => (trimmed, 0),
-    };
-    digits
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(1u64 << shift))
-        .ok_or_else(|| format!("{text:?} is not a size (a number with K, M, G or T)"))
-}
+pub use crate::arguments::parse_size;
 
 impl MountConfig {
     /// Where staging folders are kept: the option, else a folder per source (two
@@ -352,6 +333,7 @@ impl MountArgs {
             staging_dir: self.staging_dir.clone(),
             staging_size: size(&self.staging_size)?,
             part_size: self.part_size.as_deref().map(parse_part_size).transpose()?,
+            multipart_threshold: size(&self.multipart_threshold)?,
             stop_timeout: seconds("--stop-timeout", self.stop_timeout)?,
             allow_delete: on(self.allow_delete),
             ca_bundle: self.ca_bundle.clone(),
@@ -407,6 +389,9 @@ impl MountConfig {
                 .staging_size
                 .unwrap_or(crate::fs::spool::DEFAULT_STAGING_SIZE),
             part_size: s.part_size.unwrap_or(DEFAULT_PART_SIZE),
+            multipart_threshold: s
+                .multipart_threshold
+                .unwrap_or(StageOptions::default().multipart_threshold),
             stop_timeout: s.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
             allow_delete: s.allow_delete.unwrap_or(false),
             storage,

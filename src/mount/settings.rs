@@ -57,6 +57,7 @@ settings! {
     staging_dir: PathBuf,
     staging_size: u64,
     part_size: u64,
+    multipart_threshold: u64,
     stop_timeout: Duration,
     allow_delete: bool,
     connect_timeout: Duration,
@@ -169,6 +170,9 @@ impl Settings {
             "staging_dir" => self.staging_dir = Some(path(value)?),
             "staging_size" => self.staging_size = Some(parse_size(&text(key, value)?)?),
             "part_size" => self.part_size = Some(parse_part_size(&text(key, value)?)?),
+            "multipart_threshold" => {
+                self.multipart_threshold = Some(parse_size(&text(key, value)?)?)
+            }
             "stop_timeout" => self.stop_timeout = Some(parse_seconds(key, &text(key, value)?)?),
             "connect_timeout" => {
                 self.connect_timeout = Some(parse_seconds(key, &text(key, value)?)?)

@@ -27,6 +27,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 
 use super::aws_errors::{classify, describe};
+use super::checked_file::checked_file_body;
 use super::options::OptionsError;
 use super::{
     CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore, StorageError,
@@ -354,11 +355,14 @@ impl RegionStore for AwsRegion {
         path: &Path,
         options: &PutOptions,
     ) -> Result<(), StorageError> {
-        let body = ByteStream::from_path(path).await.map_err(|e| {
-            let what = self.what("PutObject", &format!("s3://{bucket}/{key}"));
-            StorageError::Other(format!("{what}: reading {}: {e}", path.display()))
-        })?;
-        let size = body.size_hint().0;
+        let size = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| {
+                let what = self.what("PutObject", &format!("s3://{bucket}/{key}"));
+                StorageError::Other(format!("{what}: reading {}: {e}", path.display()))
+            })?
+            .len();
+        let body = checked_file_body(path, size, options.content_md5.clone());
         self.send_put(bucket, key, body, size, options).await
     }
 

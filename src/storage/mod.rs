@@ -13,6 +13,7 @@ pub mod aws;
 mod aws_errors;
 mod backend;
 pub mod breaker;
+mod checked_file;
 pub mod health;
 pub mod local;
 pub mod options;
@@ -185,7 +186,8 @@ pub trait RegionStore: Send + Sync + Debug {
         body: Bytes,
         options: &PutOptions,
     ) -> Result<(), StorageError>;
-    /// Writes a whole object in one request from a file, which is streamed, not held.
+    /// Writes a whole object in one request from a file, which is streamed, not held,
+    /// and fails unless the bytes sent match `options.content_md5` (when given).
     async fn put_object_from_file(
         &self,
         bucket: &str,

@@ -113,6 +113,71 @@ async fn every_write_carries_content_md5_and_if_none_match() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_file_under_the_multipart_threshold_is_one_checked_put() {
+    let (world, proxy) = proxied_moto(WorldOptions::default(), &REGIONS).await;
+    // Larger than what is held in memory, smaller than the threshold: streamed.
+    let large: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let path = world.file("large", &large);
+    let options = StageOptions {
+        multipart_threshold: 32 << 20,
+        ..Default::default()
+    };
+    let session = world.session(false);
+    session
+        .stage_with("W", &v("3.0.0"), &path, Metadata::new(), false, &options)
+        .await
+        .unwrap();
+    let requests = proxy.requests();
+    let puts: Vec<_> = requests
+        .iter()
+        .filter(|r| r.method == "PUT" && r.key_path().ends_with("/W@3.0.0"))
+        .collect();
+    assert_eq!(puts.len(), 3, "one PUT a region: {requests:#?}");
+    for put in &puts {
+        assert!(!put.path_and_query.contains("partNumber="), "{put:?}");
+        assert_eq!(put.header("content-md5"), Some(b64_md5(&large).as_str()));
+        assert_eq!(put.header("if-none-match"), Some("*"));
+        assert_eq!(put.header("x-amz-content-sha256"), Some("UNSIGNED-PAYLOAD"));
+    }
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.method == "POST" && r.path_and_query.contains("upload")),
+        "no multipart upload: {requests:#?}"
+    );
+
+    // Digests that do not match the file (it changed after it was hashed) are caught
+    // by the server's check of the Content-MD5: no region takes it.
+    let stale = startifact::protocol::FileDigests {
+        size: large.len() as u64,
+        md5: Md5::digest(b"other bytes").into(),
+        part_size: 8 << 20,
+        parts: Vec::new(),
+    };
+    let source = startifact::protocol::StageSource {
+        path: &path,
+        file_name: None,
+        digests: Some(stale),
+        ahead: None,
+    };
+    let err = session
+        .stage_file("W", &v("4.0.0"), source, Metadata::new(), &options)
+        .await
+        .unwrap_err();
+    let Error::CannotStage(report) = err else {
+        panic!("{err}")
+    };
+    assert!(report.regions.iter().all(|(_, o)| !o.holds()), "{report:?}");
+    for region in REGIONS {
+        let absent = world
+            .raw_store(region)
+            .head_object(&world.buckets[region], "W@4.0.0")
+            .await;
+        assert!(matches!(absent, Err(e) if e.is_not_found()), "{region}");
+    }
+}
+
 #[tokio::test]
 async fn the_local_store_refuses_a_wrong_content_md5() {
     let dir = tempfile::tempdir().unwrap();

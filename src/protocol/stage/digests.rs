@@ -15,12 +15,20 @@ use crate::protocol::error::Error;
 pub const MIN_PART_SIZE: u64 = 5 << 20;
 pub const MAX_PARTS: u64 = 10_000;
 
+/// Files staged in one request are held in memory up to this size, and streamed from
+/// disk above it (each region reading the file at its own pace), so memory stays small
+/// whatever `StageOptions::multipart_threshold` allows.
+pub const IN_MEMORY_LIMIT: u64 = 16 << 20;
+
 /// The file to stage, hashed once.
 pub(super) struct Prepared {
+    pub(super) path: std::path::PathBuf,
     pub(super) size: u64,
     pub(super) md5_hex: String,
     pub(super) md5_base64: String,
-    /// The whole body, for files staged in one request.
+    /// Staged in one request (from `whole` when it holds the bytes, else from the file).
+    pub(super) one_request: bool,
+    /// The whole body, for small files staged in one request.
     pub(super) whole: Option<Bytes>,
     /// (offset, length, Content-MD5) of each part, for files staged in parts.
     pub(super) parts: Vec<(u64, u64, String)>,
@@ -133,7 +141,12 @@ impl DigestWriter {
 
 /// Trusts digests computed while the file was written when they fit its size and the
 /// part size this stage uses.
-fn prepared_from_digests(size: u64, part_size: u64, known: &FileDigests) -> Option<Prepared> {
+fn prepared_from_digests(
+    path: &Path,
+    size: u64,
+    part_size: u64,
+    known: &FileDigests,
+) -> Option<Prepared> {
     if known.size != size || known.part_size != part_size {
         return None;
     }
@@ -150,9 +163,11 @@ fn prepared_from_digests(size: u64, part_size: u64, known: &FileDigests) -> Opti
         return None;
     }
     Some(Prepared {
+        path: path.to_path_buf(),
         size,
         md5_hex: hex::encode(known.md5),
         md5_base64: base64_of(&known.md5),
+        one_request: false,
         whole: None,
         parts,
     })
@@ -197,13 +212,27 @@ fn read_and_hash(
         ));
     }
     let multipart = size > options.multipart_threshold;
+    let in_memory = !multipart && size <= IN_MEMORY_LIMIT;
     let part_size = part_size_for(size, options.part_size);
-    if multipart {
-        if let Some(prepared) =
-            known.and_then(|known| prepared_from_digests(size, part_size, known))
-        {
-            return Ok(prepared);
+    match known {
+        Some(known) if multipart => {
+            if let Some(prepared) = prepared_from_digests(path, size, part_size, known) {
+                return Ok(prepared);
+            }
         }
+        // Streamed in one request: the MD5 is all it needs (the server checks it).
+        Some(known) if !in_memory => {
+            return Ok(Prepared {
+                path: path.to_path_buf(),
+                size,
+                md5_hex: hex::encode(known.md5),
+                md5_base64: base64_of(&known.md5),
+                one_request: true,
+                whole: None,
+                parts: Vec::new(),
+            })
+        }
+        _ => {}
     }
     let mut whole_hasher = Md5::new();
     let mut whole = Vec::new();
@@ -228,7 +257,7 @@ fn read_and_hash(
                 if to_parts.send(Bytes::from(buffer)).is_err() {
                     break; // The parts' thread died: its join says so.
                 }
-            } else {
+            } else if in_memory {
                 whole.extend_from_slice(&buffer);
             }
         }
@@ -256,10 +285,12 @@ fn read_and_hash(
         ));
     }
     Ok(Prepared {
+        path: path.to_path_buf(),
         size,
         md5_hex: hex::encode(digest),
         md5_base64: base64_of(&digest),
-        whole: (!multipart).then(|| Bytes::from(whole)),
+        one_request: !multipart,
+        whole: in_memory.then(|| Bytes::from(whole)),
         parts,
     })
 }

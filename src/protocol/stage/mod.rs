@@ -292,7 +292,7 @@ impl Session {
             return Err(Error::ReadOnly);
         }
         let prepared = prepare(source.path, options, source.digests).await?;
-        if prepared.whole.is_some() {
+        if prepared.one_request {
             return Ok(None);
         }
         let configuration = self.ready_configuration().await?.clone();

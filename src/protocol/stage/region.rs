@@ -213,16 +213,26 @@ impl RegionPlan<'_> {
                 }
             }
         }
-        if let Some(body) = &self.prepared.whole {
+        if self.prepared.one_request {
+            // The server checks the Content-MD5: a file changed since it was hashed fails.
             let options = PutOptions {
                 content_md5: Some(self.prepared.md5_base64.clone()),
                 if_none_match: true,
                 user_metadata: self.user_metadata(),
             };
-            store
-                .put_object(bucket, self.key, body.clone(), &options)
-                .await?;
-            self.moved(store.region(), body.len() as u64);
+            match &self.prepared.whole {
+                Some(body) => {
+                    store
+                        .put_object(bucket, self.key, body.clone(), &options)
+                        .await?
+                }
+                None => {
+                    store
+                        .put_object_from_file(bucket, self.key, &self.prepared.path, &options)
+                        .await?
+                }
+            }
+            self.moved(store.region(), self.prepared.size);
             return Ok(());
         }
         let upload_id = store

@@ -1,6 +1,7 @@
 //! A large file is staged in parts of `--part-size` (8M unless told), each region's
 //! object recording the whole file's MD5, each part read once for every region, while
-//! the daemon's memory stays bounded.
+//! the daemon's memory stays bounded; under `--multipart-threshold` it goes in one
+//! request a region, streamed from the spool, with the memory as bounded.
 
 use std::process::Command;
 
@@ -85,6 +86,30 @@ async fn part_size_sets_the_size_of_the_parts(world: World) {
     assert!(bytes == content, "the staged artifact differs");
 }
 on_both_backends!(part_size_sets_the_size_of_the_parts);
+
+async fn under_the_multipart_threshold_a_large_file_goes_in_one_streamed_request(world: World) {
+    let p = project(&world, "OneRequest");
+    let content = random_bytes(150 * 1000 * 1000, 24);
+    let mount = cp_into_a_new_version(&world, &p, &content, &["--multipart-threshold", "200M"]);
+    let peak = peak_resident_kib(mount.pid().unwrap());
+    eprintln!("daemon peak resident memory after a 150 MB cp in one request: {peak} KiB");
+    // Streamed from the spool, not held: far below the file's 150 MB.
+    assert!(peak < 128 * 1024, "daemon peak resident memory {peak} KiB");
+    // One request: the ETag is the MD5 itself, with no part count.
+    let md5 = hex::encode(Md5::digest(&content));
+    for region in REGIONS {
+        let info = world.head_in(region, &format!("{p}@1.0.0")).await;
+        assert_eq!(info.size, content.len() as u64);
+        assert_eq!(
+            info.etag.as_deref().map(|e| e.trim_matches('"')),
+            Some(md5.as_str())
+        );
+        assert_eq!(info.known_md5().as_deref(), Some(md5.as_str()));
+    }
+    let (bytes, _) = downloaded(&world, &p, "1.0.0").await;
+    assert!(bytes == content, "the staged artifact differs");
+}
+on_both_backends!(under_the_multipart_threshold_a_large_file_goes_in_one_streamed_request);
 
 // Moto only: the parts are seen on the wire.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
