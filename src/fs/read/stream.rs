@@ -7,8 +7,9 @@
 //! A reader waiting on its stream is never held back by the budget: the bytes other
 //! handles hold may belong to readers that wait, in the kernel, on the very page this
 //! read will fill (readers of one file share its pages). So while the reader waits,
-//! the task hands its next chunk over without a permit; at most one chunk per waiting
-//! read goes over the budget, and no read waits on another.
+//! the task hands its next chunk over without a permit (or two, when it is quicker
+//! than the reader to notice the wait is over): the excess is bounded by the reads in
+//! flight, and no read waits on another.
 
 use std::collections::BTreeSet;
 use std::ops::Range;
