@@ -10,6 +10,24 @@ use crate::protocol::setup::LOCAL_BUCKET;
 use crate::protocol::Metadata;
 use crate::storage::local::layout;
 
+/// Stages `bytes` as version 2.0.0 from another session; returns the file's path.
+async fn stage_version_2(f: &Fixture, bytes: &[u8]) -> &'static str {
+    let source = f.store.with_file_name("version-2.bin");
+    std::fs::write(&source, bytes).unwrap();
+    f.other_session()
+        .await
+        .stage(
+            PROJECT,
+            &Version::new(2, 0, 0),
+            &source,
+            Metadata::new(),
+            false,
+        )
+        .await
+        .unwrap();
+    "SugarWater/2.0.0/SugarWater@2.0.0"
+}
+
 async fn open(f: &Fixture, path: &str) -> u64 {
     let inode = f.inode(path).await;
     f.fs.open(inode, false, false, &f.caller)
@@ -139,15 +157,8 @@ async fn a_read_past_the_end_is_empty_and_one_across_it_is_cut_there() {
 async fn ranges_of_a_larger_file_read_in_any_order_match_what_was_staged() {
     let f = Fixture::new().await;
     let bytes: Vec<u8> = (0..700_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
-    let source = f.store.with_file_name("large.bin");
-    std::fs::write(&source, &bytes).unwrap();
-    let version = Version::new(2, 0, 0);
-    f.other_session()
-        .await
-        .stage(PROJECT, &version, &source, Metadata::new(), false)
-        .await
-        .unwrap();
-    let handle = open(&f, "SugarWater/2.0.0/SugarWater@2.0.0").await;
+    let path = stage_version_2(&f, &bytes).await;
+    let handle = open(&f, path).await;
     for (offset, size) in [(600_000, 100_000), (0, 4096), (262_000, 1000), (5, 300_000)] {
         let read = f.fs.read(handle, offset, size).await.unwrap();
         let end = (offset as usize + size as usize).min(bytes.len());
@@ -173,15 +184,7 @@ async fn a_handle_holding_the_whole_read_budget_does_not_stall_another() {
     let bytes: Vec<u8> = (0..(3 << 20) as u32)
         .map(|i| (i * 13 + i / 509) as u8)
         .collect();
-    let source = f.store.with_file_name("budget.bin");
-    std::fs::write(&source, &bytes).unwrap();
-    let version = Version::new(2, 0, 0);
-    f.other_session()
-        .await
-        .stage(PROJECT, &version, &source, Metadata::new(), false)
-        .await
-        .unwrap();
-    let path = "SugarWater/2.0.0/SugarWater@2.0.0";
+    let path = stage_version_2(&f, &bytes).await;
     // The first handle's stream takes the whole budget ahead of its reader, who stops.
     let first = open(&f, path).await;
     assert_eq!(

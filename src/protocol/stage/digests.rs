@@ -220,7 +220,7 @@ fn read_and_hash(
                 return Ok(prepared);
             }
         }
-        // Streamed in one request: the MD5 is all it needs (the server checks it).
+        // Streamed in one request: the MD5 is all it needs (checked as it is sent).
         Some(known) if !in_memory => {
             return Ok(Prepared {
                 path: path.to_path_buf(),

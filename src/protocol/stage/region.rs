@@ -214,7 +214,8 @@ impl RegionPlan<'_> {
             }
         }
         if self.prepared.one_request {
-            // The server checks the Content-MD5: a file changed since it was hashed fails.
+            // A file changed since it was hashed fails its Content-MD5: checked by the
+            // server, and by the store as a streamed file is sent (some servers do not).
             let options = PutOptions {
                 content_md5: Some(self.prepared.md5_base64.clone()),
                 if_none_match: true,
