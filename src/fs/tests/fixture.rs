@@ -155,6 +155,17 @@ impl Fixture {
         session_on(&self.store).await
     }
 
+    /// Stages `bytes` as `version` of the project from another session (another tool).
+    pub async fn stage_elsewhere(&self, version: &Version, bytes: &[u8]) {
+        let source = self.store.with_file_name(format!("elsewhere-{version}"));
+        std::fs::write(&source, bytes).expect("the file to stage");
+        self.other_session()
+            .await
+            .stage(PROJECT, version, &source, Metadata::new(), false)
+            .await
+            .expect("a stage from another session");
+    }
+
     pub fn pid(&self) -> u32 {
         self.caller.pid
     }

@@ -7,24 +7,11 @@ use super::fixture::{
     errno, Fixture, CURRENT_BYTES, NEW_BYTES, NEW_FILE, OLD_BYTES, PROJECT, REGIONS,
 };
 use crate::protocol::setup::LOCAL_BUCKET;
-use crate::protocol::Metadata;
 use crate::storage::local::layout;
 
 /// Stages `bytes` as version 2.0.0 from another session; returns the file's path.
 async fn stage_version_2(f: &Fixture, bytes: &[u8]) -> &'static str {
-    let source = f.store.with_file_name("version-2.bin");
-    std::fs::write(&source, bytes).unwrap();
-    f.other_session()
-        .await
-        .stage(
-            PROJECT,
-            &Version::new(2, 0, 0),
-            &source,
-            Metadata::new(),
-            false,
-        )
-        .await
-        .unwrap();
+    f.stage_elsewhere(&Version::new(2, 0, 0), bytes).await;
     "SugarWater/2.0.0/SugarWater@2.0.0"
 }
 

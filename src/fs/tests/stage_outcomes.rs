@@ -13,26 +13,14 @@ use std::time::{Duration, Instant};
 
 use semver::Version;
 
-use super::fixture::{errno, Fixture, NEW_BYTES, NEW_FILE, PROJECT, REGIONS};
-use crate::protocol::Metadata;
+use super::fixture::{errno, Fixture, NEW_BYTES, NEW_FILE, REGIONS};
 
 #[tokio::test]
 async fn close_after_someone_else_staged_the_version_is_eexist_and_keeps_the_file() {
     let f = Fixture::new().await;
     let handle = f.start_writing("1.1.0", NEW_FILE, NEW_BYTES).await;
-    let theirs = f.store.with_file_name("theirs.txt");
-    std::fs::write(&theirs, b"someone else's 1.1.0\n").unwrap();
-    f.other_session()
-        .await
-        .stage(
-            PROJECT,
-            &Version::new(1, 1, 0),
-            &theirs,
-            Metadata::new(),
-            false,
-        )
-        .await
-        .unwrap();
+    f.stage_elsewhere(&Version::new(1, 1, 0), b"someone else's 1.1.0\n")
+        .await;
     assert_eq!(errno(f.close(handle).await), libc::EEXIST);
     let kept = f.lookup("SugarWater/1.1.0/app.tar").await.unwrap();
     assert_eq!(kept.attr.perm, 0o644, "still a staging file here");
