@@ -27,7 +27,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 
 use super::aws_errors::{classify, describe};
-use super::checked_file::checked_file_body;
+use super::checked_file::{checked_file_body, Expected};
 use super::options::OptionsError;
 use super::{
     CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore, StorageError,
@@ -362,7 +362,7 @@ impl RegionStore for AwsRegion {
                 StorageError::Other(format!("{what}: reading {}: {e}", path.display()))
             })?
             .len();
-        let body = checked_file_body(path, size, options.content_md5.clone());
+        let body = checked_file_body(path, size, Expected::of(options));
         self.send_put(bucket, key, body, size, options).await
     }
 

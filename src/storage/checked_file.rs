@@ -1,8 +1,10 @@
 //! A file streamed as the body of one request, checked as it goes: the bytes sent are
-//! hashed, and when they are not the bytes the request's Content-MD5 names (the file
-//! changed since it was hashed), the body fails in place of its last bytes, so the
-//! request never completes. S3 checks the Content-MD5 too; some S3-compatible servers do not, and a
-//! stage must never publish bytes other than those it recorded.
+//! fingerprinted, and when they are not the bytes the request's Content-MD5 names (the
+//! file changed since it was hashed), the body fails in place of its last bytes, so the
+//! request never completes. S3 checks the Content-MD5 too; some S3-compatible servers
+//! do not, and a stage must never publish bytes other than those it recorded. The check
+//! is the CRC taken with the MD5 when the caller has it (each region's body is read and
+//! checked on its own, and MD5 would cost each of them a core), else the MD5 itself.
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -16,20 +18,41 @@ use futures::Stream;
 use http_body::{Frame, SizeHint};
 use tokio::io::AsyncReadExt;
 
-use crate::digest::Md5;
+use crate::digest::{Crc64, Md5};
+use crate::storage::PutOptions;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Bytes read from the file at once.
 const READ_SIZE: usize = 256 << 10;
 
-/// The file at `path` as a body of `size` bytes whose MD5 must be `md5_base64` (when
-/// given); each attempt of the request reads the file again.
-pub(super) fn checked_file_body(path: &Path, size: u64, md5_base64: Option<String>) -> ByteStream {
+/// What the bytes sent must be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Expected {
+    Anything,
+    /// Their CRC-64/NVME, taken in the same pass as their Content-MD5.
+    Crc64(u64),
+    /// Their Content-MD5 (base64), when no CRC was taken.
+    Md5(String),
+}
+
+impl Expected {
+    pub(super) fn of(options: &PutOptions) -> Self {
+        match (options.body_crc64, &options.content_md5) {
+            (Some(crc), _) => Expected::Crc64(crc),
+            (None, Some(md5)) => Expected::Md5(md5.clone()),
+            (None, None) => Expected::Anything,
+        }
+    }
+}
+
+/// The file at `path` as a body of `size` bytes that must be as `expected`; each attempt
+/// of the request reads the file again.
+pub(super) fn checked_file_body(path: &Path, size: u64, expected: Expected) -> ByteStream {
     let path = path.to_path_buf();
     ByteStream::new(SdkBody::retryable(move || {
         SdkBody::from_body_1_x(CheckedFile {
-            bytes: Box::pin(file_bytes(path.clone(), size, md5_base64.clone())),
+            bytes: Box::pin(file_bytes(path.clone(), size, expected.clone())),
             size,
         })
     }))
@@ -64,8 +87,41 @@ struct Reading {
     path: PathBuf,
     file: Option<tokio::fs::File>,
     left: u64,
-    hasher: Md5,
-    expected: Option<String>,
+    check: Check,
+}
+
+/// The running fingerprint of the bytes sent, and what it must come to.
+enum Check {
+    None,
+    Crc64(Box<Crc64>, u64),
+    Md5(Md5, String),
+}
+
+impl Check {
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Check::None => {}
+            Check::Crc64(crc, _) => crc.update(bytes),
+            Check::Md5(md5, _) => md5.update(bytes),
+        }
+    }
+
+    /// Why the bytes sent are not those expected, if they are not.
+    fn mismatch(&mut self) -> Option<String> {
+        match std::mem::replace(self, Check::None) {
+            Check::None => None,
+            Check::Crc64(crc, expected) => (crc.finalize() != expected).then(|| {
+                format!(
+                    "CRC-64 {expected:016x} when hashed, {:016x} now",
+                    crc.finalize()
+                )
+            }),
+            Check::Md5(md5, expected) => {
+                let sent = base64::engine::general_purpose::STANDARD.encode(md5.finalize());
+                (sent != expected).then(|| format!("Content-MD5 {expected}, its bytes now {sent}"))
+            }
+        }
+    }
 }
 
 /// The file's first `size` bytes, then an error instead of the end when they are not
@@ -73,14 +129,18 @@ struct Reading {
 fn file_bytes(
     path: PathBuf,
     size: u64,
-    expected: Option<String>,
+    expected: Expected,
 ) -> impl Stream<Item = Result<Bytes, BoxError>> + Send + Sync {
+    let check = match expected {
+        Expected::Anything => Check::None,
+        Expected::Crc64(crc) => Check::Crc64(Box::default(), crc),
+        Expected::Md5(md5) => Check::Md5(Md5::new(), md5),
+    };
     let reading = Reading {
         path,
         file: None,
         left: size,
-        hasher: Md5::new(),
-        expected,
+        check,
     };
     futures::stream::unfold(Some(reading), |state| async move {
         let mut reading = state?;
@@ -122,20 +182,56 @@ async fn next_piece(reading: &mut Reading) -> Result<Option<Bytes>, String> {
         }
         filled += n;
     }
-    reading.hasher.update(&buffer);
+    reading.check.update(&buffer);
     reading.left -= want as u64;
     // Checked before the last bytes go: a server that knows the length may not ask for
     // the body's end, and without its last bytes the request cannot complete.
     if reading.left == 0 {
-        if let Some(expected) = reading.expected.take() {
-            let sent =
-                base64::engine::general_purpose::STANDARD.encode(reading.hasher.finalize_reset());
-            if sent != expected {
-                return Err(format!(
-                    "{path} changed since it was hashed (Content-MD5 {expected}, its bytes now {sent})"
-                ));
-            }
+        if let Some(mismatch) = reading.check.mismatch() {
+            return Err(format!("{path} changed since it was hashed ({mismatch})"));
         }
     }
     Ok(Some(Bytes::from(buffer)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    /// Every piece of the body, or the error that ended it.
+    async fn send(path: &Path, size: u64, expected: Expected) -> Result<Vec<u8>, String> {
+        let mut sent = Vec::new();
+        let mut bytes = Box::pin(file_bytes(path.to_path_buf(), size, expected));
+        while let Some(piece) = bytes.next().await {
+            sent.extend_from_slice(&piece.map_err(|e| e.to_string())?);
+        }
+        Ok(sent)
+    }
+
+    #[tokio::test]
+    async fn a_file_changed_since_it_was_hashed_fails_before_its_last_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file");
+        let data: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let size = data.len() as u64;
+        let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&data));
+        let crc = Crc64::of(&data);
+        for expected in [Expected::Crc64(crc), Expected::Md5(md5.clone()), Expected::Anything] {
+            assert_eq!(send(&path, size, expected).await.unwrap(), data);
+        }
+
+        let mut changed = data.clone();
+        changed[650_000] ^= 0x40;
+        std::fs::write(&path, &changed).unwrap();
+        for expected in [Expected::Crc64(crc), Expected::Md5(md5)] {
+            let err = send(&path, size, expected).await.unwrap_err();
+            assert!(err.contains("changed since it was hashed"), "{err}");
+        }
+        // Shorter than hashed: an error too, whatever is expected.
+        std::fs::write(&path, &data[..1000]).unwrap();
+        let err = send(&path, size, Expected::Anything).await.unwrap_err();
+        assert!(err.contains("shorter"), "{err}");
+    }
 }

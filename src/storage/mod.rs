@@ -140,6 +140,10 @@ pub struct ObjectStream {
 pub struct PutOptions {
     /// Base64 of the MD5 digest of exactly the bytes sent (`Content-MD5`).
     pub content_md5: Option<String>,
+    /// CRC-64/NVME of the same bytes, taken in the same pass as `content_md5`: a body
+    /// streamed from a file is checked against it (a fraction of MD5's cost) instead of
+    /// being hashed with MD5 again.
+    pub body_crc64: Option<u64>,
     /// Fail with `PreconditionFailed` if the key exists (`If-None-Match: *`).
     pub if_none_match: bool,
     /// User metadata to store with the object.
@@ -187,7 +191,8 @@ pub trait RegionStore: Send + Sync + Debug {
         options: &PutOptions,
     ) -> Result<(), StorageError>;
     /// Writes a whole object in one request from a file, which is streamed, not held,
-    /// and fails unless the bytes sent match `options.content_md5` (when given).
+    /// and fails unless the bytes sent match `options.body_crc64`, or else
+    /// `options.content_md5` (when given).
     async fn put_object_from_file(
         &self,
         bucket: &str,

@@ -152,6 +152,7 @@ async fn a_large_file_under_the_multipart_threshold_is_one_checked_put() {
     let stale = startifact::protocol::FileDigests {
         size: large.len() as u64,
         md5: Md5::digest(b"other bytes").into(),
+        crc64: startifact::digest::Crc64::of(b"other bytes"),
         part_size: 8 << 20,
         parts: Vec::new(),
     };

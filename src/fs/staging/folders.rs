@@ -83,7 +83,10 @@ impl Staging {
             ..VersionState::default()
         };
         self.spool.create_version(project, version, &state)?;
-        let digest = DigestWriter::new(self.stage_options.part_size);
+        let digest = DigestWriter::new(
+            self.stage_options.part_size,
+            self.stage_options.multipart_threshold,
+        );
         lock(&self.folders)
             .versions
             .insert(key(project, version), StagingVersion::new(state, 0, digest));

@@ -94,7 +94,8 @@ impl Staging {
                 }
             }
             // Its bytes were written when nothing was hashing them.
-            let mut digest = DigestWriter::new(stage_options.part_size);
+            let mut digest =
+                DigestWriter::new(stage_options.part_size, stage_options.multipart_threshold);
             digest.forget();
             tracing::info!(project, version, "staging folder taken up from the spool");
             let resumes = state

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::digest::Md5;
+use crate::digest::{Crc64, Md5};
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -126,10 +126,12 @@ async fn copy_whole(
         .get_object(from.bucket, key, None, info.etag.as_deref())
         .await?;
     let mut hasher = Md5::new();
+    let mut crc = Crc64::new();
     let mut size = 0u64;
     while let Some(chunk) = stream.body.next().await {
         let chunk = chunk?;
         hasher.update(&chunk);
+        crc.update(&chunk);
         size += chunk.len() as u64;
         file.write_all(&chunk).await.map_err(io)?;
     }
@@ -139,6 +141,7 @@ async fn copy_whole(
     check_read(from, key, info, size, &hex::encode(digest))?;
     let options = PutOptions {
         content_md5: Some(base64::engine::general_purpose::STANDARD.encode(digest)),
+        body_crc64: Some(crc.finalize()),
         if_none_match: true,
         user_metadata: info.user_metadata.clone(),
     };

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::digest::Md5;
+use crate::digest::{Beside, Crc64, Md5};
 use base64::Engine;
 use bytes::Bytes;
 
@@ -26,12 +26,27 @@ pub(super) struct Prepared {
     pub(super) size: u64,
     pub(super) md5_hex: String,
     pub(super) md5_base64: String,
+    /// The whole file's CRC, taken in the same pass as its MD5: a body streamed from the
+    /// file is checked against it as it is sent.
+    pub(super) crc64: u64,
     /// Staged in one request (from `whole` when it holds the bytes, else from the file).
     pub(super) one_request: bool,
     /// The whole body, for small files staged in one request.
     pub(super) whole: Option<Bytes>,
-    /// (offset, length, Content-MD5) of each part, for files staged in parts.
-    pub(super) parts: Vec<(u64, u64, String)>,
+    /// The parts, for files staged in parts.
+    pub(super) parts: Vec<PlannedPart>,
+}
+
+/// One part of a file staged in parts, as it was hashed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct PlannedPart {
+    pub(super) offset: u64,
+    pub(super) length: u64,
+    /// Its Content-MD5.
+    pub(super) md5: String,
+    /// Its CRC, taken in the same pass: the part is checked against it when it is read
+    /// again to be sent.
+    pub(super) crc64: u64,
 }
 
 pub(super) fn base64_of(digest: &[u8]) -> String {
@@ -44,46 +59,62 @@ pub fn part_size_for(size: u64, asked: u64) -> u64 {
     asked.max(MIN_PART_SIZE).max(at_least)
 }
 
-/// The MD5s of a file, computed while it was written (see `DigestWriter`), so that
+/// The digests of a file, computed while it was written (see `DigestWriter`), so that
 /// staging need not read a large file twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileDigests {
     pub size: u64,
     pub md5: [u8; 16],
+    /// CRC-64/NVME of the whole file, taken in the same pass as `md5`.
+    pub crc64: u64,
     pub part_size: u64,
-    /// One per `part_size` piece, the last one shorter.
-    pub parts: Vec<[u8; 16]>,
+    /// The MD5 and CRC of each `part_size` piece, the last one shorter; empty when the
+    /// parts were not hashed (the stage then hashes them if it needs them).
+    pub parts: Vec<([u8; 16], u64)>,
 }
+
+/// Bytes hashed in the write path before the hashing moves to a thread beside it.
+const HASH_BESIDE_AFTER: u64 = 4 << 20;
+
+/// Writes the hashing thread may be behind (each at most the mount's largest write, 1 MiB).
+const WRITES_BEHIND: usize = 8;
 
 /// Hashes a file as it is written front to back: the whole of it, and each piece of
 /// `part_size` (the multipart upload's Content-MD5s). A write anywhere but at the end
-/// gives up; the stage then reads the file again.
-#[derive(Clone)]
+/// gives up; the stage then reads the file again. Once the file proves large, the
+/// hashing runs on a thread beside the writes (MD5 is slower than a write to the spool).
 pub struct DigestWriter {
     part_size: u64,
-    whole: Md5,
-    part: Md5,
-    part_len: u64,
-    parts: Vec<[u8; 16]>,
+    with_parts: bool,
     size: u64,
     broken: bool,
+    hashing: Hashing,
+}
+
+enum Hashing {
+    Here(Box<Hashes>),
+    Beside(Beside<Hashes>),
 }
 
 impl DigestWriter {
-    pub fn new(part_size: u64) -> Self {
+    /// Parts are hashed as the file is written when `multipart_threshold` is at most
+    /// `IN_MEMORY_LIMIT` (the usual case: large files go in parts). A higher threshold
+    /// asks for large files in one request, which needs only the whole file's digests;
+    /// a file that grows past it anyway has its parts hashed by the stage.
+    pub fn new(part_size: u64, multipart_threshold: u64) -> Self {
+        let part_size = part_size.max(1);
+        let with_parts = multipart_threshold <= IN_MEMORY_LIMIT;
         DigestWriter {
-            part_size: part_size.max(1),
-            whole: Md5::new(),
-            part: Md5::new(),
-            part_len: 0,
-            parts: Vec::new(),
+            part_size,
+            with_parts,
             size: 0,
             broken: false,
+            hashing: Hashing::Here(Box::new(Hashes::new(part_size, with_parts))),
         }
     }
 
     /// Takes the bytes written at `offset`.
-    pub fn write(&mut self, offset: u64, mut data: &[u8]) {
+    pub fn write(&mut self, offset: u64, data: &[u8]) {
         if self.broken {
             return;
         }
@@ -91,18 +122,23 @@ impl DigestWriter {
             self.broken = true;
             return;
         }
-        self.whole.update(data);
         self.size += data.len() as u64;
-        while !data.is_empty() {
-            let room = (self.part_size - self.part_len) as usize;
-            let (now, rest) = data.split_at(room.min(data.len()));
-            self.part.update(now);
-            self.part_len += now.len() as u64;
-            if self.part_len == self.part_size {
-                self.parts.push(self.part.finalize_reset());
-                self.part_len = 0;
+        match &mut self.hashing {
+            Hashing::Here(hashes) => {
+                hashes.update(data);
+                if self.size >= HASH_BESIDE_AFTER {
+                    let hashes = std::mem::replace(hashes, Box::new(Hashes::new(1, false)));
+                    match Beside::spawn("stage-hash", *hashes, WRITES_BEHIND, Hashes::update) {
+                        Some(beside) => self.hashing = Hashing::Beside(beside),
+                        None => self.broken = true,
+                    }
+                }
             }
-            data = rest;
+            Hashing::Beside(beside) => {
+                if !beside.send(Bytes::copy_from_slice(data)) {
+                    self.broken = true;
+                }
+            }
         }
     }
 
@@ -115,28 +151,150 @@ impl DigestWriter {
     /// Follows a truncation: to zero starts again, elsewhere gives up.
     pub fn truncate(&mut self, size: u64) {
         if size == 0 {
-            *self = DigestWriter::new(self.part_size);
+            *self = DigestWriter {
+                part_size: self.part_size,
+                with_parts: self.with_parts,
+                size: 0,
+                broken: false,
+                hashing: Hashing::Here(Box::new(Hashes::new(self.part_size, self.with_parts))),
+            };
         } else if size != self.size {
             self.broken = true;
         }
     }
 
-    /// The digests, unless a write out of order made them unknown.
-    pub fn finish(&self) -> Option<FileDigests> {
+    /// The digests, unless a write out of order made them unknown. Waits for the
+    /// thread beside, if any, to hash what it was sent.
+    pub fn finish(&mut self) -> Option<FileDigests> {
         if self.broken {
             return None;
         }
-        let mut parts = self.parts.clone();
-        if self.part_len > 0 {
-            parts.push(self.part.clone().finalize());
+        if let Hashing::Beside(_) = self.hashing {
+            let placeholder = Hashing::Here(Box::new(Hashes::new(1, false)));
+            let Hashing::Beside(beside) = std::mem::replace(&mut self.hashing, placeholder) else {
+                return None;
+            };
+            match beside.finish() {
+                Some(hashes) => self.hashing = Hashing::Here(Box::new(hashes)),
+                None => {
+                    self.broken = true;
+                    return None;
+                }
+            }
         }
+        let Hashing::Here(hashes) = &self.hashing else {
+            return None;
+        };
         Some(FileDigests {
             size: self.size,
-            md5: self.whole.clone().finalize(),
+            md5: hashes.whole.clone().finalize(),
+            crc64: hashes.crc.finalize(),
             part_size: self.part_size,
-            parts,
+            parts: hashes
+                .parts
+                .as_ref()
+                .map(PartHashes::finish)
+                .unwrap_or_default(),
         })
     }
+}
+
+/// The running hashes of a file written from its start.
+struct Hashes {
+    whole: Md5,
+    crc: Crc64,
+    parts: Option<PartHashes>,
+}
+
+impl Hashes {
+    fn new(part_size: u64, with_parts: bool) -> Self {
+        Hashes {
+            whole: Md5::new(),
+            crc: Crc64::new(),
+            parts: with_parts.then(|| PartHashes::new(part_size)),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        self.whole.update(data);
+        self.crc.update(data);
+        if let Some(parts) = self.parts.as_mut() {
+            parts.update(data);
+        }
+    }
+}
+
+/// The MD5 and CRC of each `part_size` piece of the bytes, taken in order.
+struct PartHashes {
+    part_size: u64,
+    md5: Md5,
+    crc: Crc64,
+    len: u64,
+    done: Vec<([u8; 16], u64)>,
+}
+
+impl PartHashes {
+    fn new(part_size: u64) -> Self {
+        PartHashes {
+            part_size,
+            md5: Md5::new(),
+            crc: Crc64::new(),
+            len: 0,
+            done: Vec::new(),
+        }
+    }
+
+    fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let room = (self.part_size - self.len) as usize;
+            let (now, rest) = data.split_at(room.min(data.len()));
+            self.md5.update(now);
+            self.crc.update(now);
+            self.len += now.len() as u64;
+            if self.len == self.part_size {
+                self.done
+                    .push((self.md5.finalize_reset(), self.crc.finalize()));
+                self.crc = Crc64::new();
+                self.len = 0;
+            }
+            data = rest;
+        }
+    }
+
+    /// Every part's digests so far, the last one shorter.
+    fn finish(&self) -> Vec<([u8; 16], u64)> {
+        let mut done = self.done.clone();
+        if self.len > 0 {
+            done.push((self.md5.clone().finalize(), self.crc.finalize()));
+        }
+        done
+    }
+}
+
+/// The parts of a file of `size` bytes from the digests of its `part_size` pieces;
+/// `None` when they do not cover it.
+fn planned_parts(
+    size: u64,
+    part_size: u64,
+    digests: &[([u8; 16], u64)],
+) -> Option<Vec<PlannedPart>> {
+    if digests.len() as u64 != size.div_ceil(part_size) {
+        return None;
+    }
+    let parts = digests
+        .iter()
+        .enumerate()
+        .map(|(i, (md5, crc64))| {
+            let offset = i as u64 * part_size;
+            PlannedPart {
+                offset,
+                length: part_size.min(size - offset),
+                md5: base64_of(md5),
+                crc64: *crc64,
+            }
+        })
+        .collect();
+    Some(parts)
 }
 
 /// Trusts digests computed while the file was written when they fit its size and the
@@ -150,26 +308,15 @@ fn prepared_from_digests(
     if known.size != size || known.part_size != part_size {
         return None;
     }
-    let parts: Vec<(u64, u64, String)> = known
-        .parts
-        .iter()
-        .enumerate()
-        .map(|(i, md5)| {
-            let offset = i as u64 * part_size;
-            (offset, part_size.min(size - offset), base64_of(md5))
-        })
-        .collect();
-    if parts.len() as u64 != size.div_ceil(part_size) {
-        return None;
-    }
     Some(Prepared {
         path: path.to_path_buf(),
         size,
         md5_hex: hex::encode(known.md5),
         md5_base64: base64_of(&known.md5),
+        crc64: known.crc64,
         one_request: false,
         whole: None,
-        parts,
+        parts: planned_parts(size, part_size, &known.parts)?,
     })
 }
 
@@ -227,6 +374,7 @@ fn read_and_hash(
                 size,
                 md5_hex: hex::encode(known.md5),
                 md5_base64: base64_of(&known.md5),
+                crc64: known.crc64,
                 one_request: true,
                 whole: None,
                 parts: Vec::new(),
@@ -234,40 +382,48 @@ fn read_and_hash(
         }
         _ => {}
     }
-    let mut whole_hasher = Md5::new();
+    let mut whole_md5 = Md5::new();
+    let mut whole_crc = Crc64::new();
     let mut whole = Vec::new();
     let mut offset = 0u64;
     // The parts are hashed on a thread of their own, beside the whole: MD5 is slower
     // than reading a cached file, and the two hashes take one core each.
-    let parts = std::thread::scope(|scope| -> Result<Vec<(u64, u64, String)>, Error> {
-        let (to_parts, chunks) = std::sync::mpsc::sync_channel::<Bytes>(16);
-        let parts_hasher = multipart.then(|| scope.spawn(move || hash_parts(chunks, part_size)));
-        loop {
-            let mut buffer = Vec::with_capacity(1 << 20);
-            let n = (&mut file)
-                .take(1 << 20)
-                .read_to_end(&mut buffer)
-                .map_err(|e| Error::io(what.clone(), e))?;
-            if n == 0 {
-                break;
-            }
-            whole_hasher.update(&buffer);
-            offset += n as u64;
-            if multipart {
-                if to_parts.send(Bytes::from(buffer)).is_err() {
-                    break; // The parts' thread died: its join says so.
-                }
-            } else if in_memory {
-                whole.extend_from_slice(&buffer);
-            }
+    let mut parts_beside = if multipart {
+        let beside = Beside::spawn(
+            "stage-parts",
+            PartHashes::new(part_size),
+            16,
+            PartHashes::update,
+        );
+        Some(beside.ok_or_else(|| Error::Internal("no thread to hash the parts".into()))?)
+    } else {
+        None
+    };
+    loop {
+        let mut buffer = Vec::with_capacity(1 << 20);
+        let n = (&mut file)
+            .take(1 << 20)
+            .read_to_end(&mut buffer)
+            .map_err(|e| Error::io(what.clone(), e))?;
+        if n == 0 {
+            break;
         }
-        drop(to_parts);
-        match parts_hasher.map(|hasher| hasher.join()) {
-            None => Ok(Vec::new()),
-            Some(Ok(parts)) => Ok(parts),
-            Some(Err(_)) => Err(Error::Internal("the hashing of the parts failed".into())),
+        whole_md5.update(&buffer);
+        whole_crc.update(&buffer);
+        offset += n as u64;
+        if let Some(beside) = &parts_beside {
+            if !beside.send(Bytes::from(buffer)) {
+                break; // The parts' thread died: its finish says so.
+            }
+        } else if in_memory {
+            whole.extend_from_slice(&buffer);
         }
-    })?;
+    }
+    let part_digests = match parts_beside.take().map(Beside::finish) {
+        None => Vec::new(),
+        Some(Some(hashes)) => hashes.finish(),
+        Some(None) => return Err(Error::Internal("the hashing of the parts failed".into())),
+    };
     if offset != size {
         return Err(Error::io(
             what,
@@ -276,7 +432,7 @@ fn read_and_hash(
             )),
         ));
     }
-    let digest: [u8; 16] = whole_hasher.finalize();
+    let digest: [u8; 16] = whole_md5.finalize();
     if let Some(known) = known.filter(|known| known.md5 != digest) {
         return Err(changed(
             "the file",
@@ -284,41 +440,22 @@ fn read_and_hash(
             hex::encode(digest),
         ));
     }
+    let parts = if multipart {
+        planned_parts(size, part_size, &part_digests)
+            .ok_or_else(|| Error::Internal("the parts hashed do not cover the file".into()))?
+    } else {
+        Vec::new()
+    };
     Ok(Prepared {
         path: path.to_path_buf(),
         size,
         md5_hex: hex::encode(digest),
         md5_base64: base64_of(&digest),
+        crc64: whole_crc.finalize(),
         one_request: !multipart,
         whole: in_memory.then(|| Bytes::from(whole)),
         parts,
     })
-}
-
-/// (offset, length, Content-MD5) of each `part_size` piece of the chunks, in order.
-fn hash_parts(chunks: std::sync::mpsc::Receiver<Bytes>, part_size: u64) -> Vec<(u64, u64, String)> {
-    let mut parts = Vec::new();
-    let mut hasher = Md5::new();
-    let (mut start, mut len) = (0u64, 0u64);
-    for chunk in chunks {
-        let mut data = &chunk[..];
-        while !data.is_empty() {
-            let room = (part_size - len) as usize;
-            let (now, rest) = data.split_at(room.min(data.len()));
-            hasher.update(now);
-            len += now.len() as u64;
-            if len == part_size {
-                parts.push((start, len, base64_of(&hasher.finalize_reset())));
-                start += len;
-                len = 0;
-            }
-            data = rest;
-        }
-    }
-    if len > 0 {
-        parts.push((start, len, base64_of(&hasher.finalize())));
-    }
-    parts
 }
 
 #[cfg(test)]
@@ -329,23 +466,48 @@ mod tests {
     fn digests_while_writing_match_a_second_read() {
         let data: Vec<u8> = (0..(11u32 << 20)).map(|i| (i % 251) as u8).collect();
         let part_size = MIN_PART_SIZE;
-        let mut writer = DigestWriter::new(part_size);
+        let mut writer = DigestWriter::new(part_size, 8 << 20);
         for (i, chunk) in data.chunks(131_072 + 17).enumerate() {
             writer.write((i * (131_072 + 17)) as u64, chunk);
         }
+        // Past HASH_BESIDE_AFTER: the hashing ran on a thread of its own.
+        assert!(matches!(writer.hashing, Hashing::Beside(_)));
         let digests = writer.finish().unwrap();
         assert_eq!(digests.size, data.len() as u64);
         assert_eq!(digests.md5, Md5::digest(&data));
+        assert_eq!(digests.crc64, Crc64::of(&data));
         assert_eq!(digests.parts.len(), 3);
         for (i, part) in data.chunks(part_size as usize).enumerate() {
-            assert_eq!(digests.parts[i], Md5::digest(part));
+            assert_eq!(digests.parts[i], (Md5::digest(part), Crc64::of(part)));
         }
+        // Finished twice, or written on after: the same digests as one pass.
+        assert_eq!(writer.finish().unwrap(), digests);
+        writer.write(data.len() as u64, b"more");
+        let mut longer = data.clone();
+        longer.extend_from_slice(b"more");
+        assert_eq!(writer.finish().unwrap().md5, Md5::digest(&longer));
         // Out of order: unknown. Truncated to zero: starts again.
         writer.write(5, b"x");
         assert!(writer.finish().is_none());
         writer.truncate(0);
         writer.write(0, b"abc");
         assert_eq!(writer.finish().unwrap().md5, Md5::digest(b"abc"));
+    }
+
+    #[test]
+    fn with_a_threshold_above_the_memory_limit_parts_are_left_to_the_stage() {
+        let data: Vec<u8> = (0..(6u32 << 20)).map(|i| (i % 253) as u8).collect();
+        let mut writer = DigestWriter::new(MIN_PART_SIZE, 5 << 30);
+        writer.write(0, &data);
+        let digests = writer.finish().unwrap();
+        assert_eq!(digests.md5, Md5::digest(&data));
+        assert!(digests.parts.is_empty());
+        // Staged in parts anyway (a lower threshold at the stage): the parts are not
+        // trusted from the writer, they are hashed from the file.
+        assert!(
+            prepared_from_digests(Path::new("f"), data.len() as u64, MIN_PART_SIZE, &digests)
+                .is_none()
+        );
     }
 
     #[test]

@@ -6,20 +6,21 @@
 //! behind reads its part again, so one slow region costs a second read, never unbounded
 //! memory. The parts in memory share one budget (`StageOptions::memory_budget`), so it
 //! holds whatever the part size: when it is spent, the parts kept only for regions
-//! behind give way, then a read waits for an upload to finish. Each read is checked against the Content-MD5 the part was planned with: a
-//! file changed behind the stager's back fails the part, whatever the server checks.
+//! behind give way, then a read waits for an upload to finish. Each read is checked
+//! against the CRC taken with the part's Content-MD5: a file changed behind the
+//! stager's back fails the part, whatever the server checks.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::digest::Md5;
+use crate::digest::Crc64;
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::storage::StorageError;
 
-use super::digests::base64_of;
+use super::digests::PlannedPart;
 
 /// One part's bytes, and the share of the memory budget they hold until dropped.
 struct Part {
@@ -51,8 +52,7 @@ struct Kept {
 
 pub(super) struct SharedParts {
     path: PathBuf,
-    /// (offset, length, Content-MD5) of each part.
-    layout: Vec<(u64, u64, String)>,
+    layout: Vec<PlannedPart>,
     /// One lock per part: regions asking for one part at once wait for a single read.
     reading: Vec<tokio::sync::Mutex<()>>,
     kept: Mutex<Kept>,
@@ -66,12 +66,7 @@ pub(super) struct SharedParts {
 impl SharedParts {
     /// `budget`: bytes of parts that may be in memory at once (at least one part's
     /// worth is always allowed, however large the part).
-    pub(super) fn new(
-        path: &Path,
-        layout: &[(u64, u64, String)],
-        window: usize,
-        budget: u64,
-    ) -> Self {
+    pub(super) fn new(path: &Path, layout: &[PlannedPart], window: usize, budget: u64) -> Self {
         let budget_units = (budget / BUDGET_UNIT).clamp(1, u32::MAX as u64 >> 4) as u32;
         SharedParts {
             path: path.to_path_buf(),
@@ -89,7 +84,7 @@ impl SharedParts {
         self.layout
             .iter()
             .enumerate()
-            .map(|(index, (_, length, md5))| (index, index as i32 + 1, *length, md5.clone()))
+            .map(|(index, part)| (index, index as i32 + 1, part.length, part.md5.clone()))
             .collect()
     }
 
@@ -110,7 +105,7 @@ impl SharedParts {
 
     /// The bytes of part `index`, read from disk unless another region has them.
     pub(super) async fn get(&self, index: usize) -> Result<Bytes, StorageError> {
-        let (offset, length, md5) = self
+        let planned = self
             .layout
             .get(index)
             .ok_or_else(|| StorageError::Other(format!("no part {index} was planned")))?;
@@ -118,8 +113,8 @@ impl SharedParts {
         if let Some(bytes) = self.cached(index) {
             return Ok(bytes);
         }
-        let budget = self.reserve(*length).await?;
-        let bytes = read_part(&self.path, *offset, *length, md5).await?;
+        let budget = self.reserve(planned.length).await?;
+        let bytes = read_part(&self.path, planned).await?;
         let part = Arc::new(Part {
             bytes,
             _budget: budget,
@@ -159,26 +154,24 @@ impl SharedParts {
     }
 }
 
-/// Reads one part and checks it against the Content-MD5 it was planned with (taken
-/// while the file was written, or when it was hashed).
-async fn read_part(
-    path: &Path,
-    offset: u64,
-    length: u64,
-    md5: &str,
-) -> Result<Vec<u8>, StorageError> {
-    let (path, md5) = (path.to_path_buf(), md5.to_string());
+/// Reads one part and checks it against the CRC taken with its Content-MD5 (while the
+/// file was written, or when it was hashed).
+async fn read_part(path: &Path, planned: &PlannedPart) -> Result<Vec<u8>, StorageError> {
+    let (path, planned) = (path.to_path_buf(), planned.clone());
     tokio::task::spawn_blocking(move || {
         use std::os::unix::fs::FileExt;
         let failed = |e: std::io::Error| StorageError::Other(format!("reading {}: {e}", path.display()));
         let file = std::fs::File::open(&path).map_err(failed)?;
-        let mut body = vec![0u8; length as usize];
-        file.read_exact_at(&mut body, offset).map_err(failed)?;
-        let read = base64_of(&Md5::digest(&body));
-        if read != md5 {
+        let mut body = vec![0u8; planned.length as usize];
+        file.read_exact_at(&mut body, planned.offset).map_err(failed)?;
+        let read = Crc64::of(&body);
+        if read != planned.crc64 {
             return Err(StorageError::Other(format!(
-                "{}: the part at {offset} changed since it was hashed (Content-MD5 {md5}, now {read}); not staged",
-                path.display()
+                "{}: the part at {} changed since it was hashed (Content-MD5 {}; CRC-64 {:016x}, now {read:016x}); not staged",
+                path.display(),
+                planned.offset,
+                planned.md5,
+                planned.crc64,
             )));
         }
         Ok(body)
@@ -191,12 +184,14 @@ async fn read_part(
 mod tests {
     use super::*;
 
-    fn layout_of(data: &[u8], part: usize) -> Vec<(u64, u64, String)> {
+    fn layout_of(data: &[u8], part: usize) -> Vec<PlannedPart> {
         data.chunks(part)
             .enumerate()
-            .map(|(i, chunk)| {
-                let md5 = base64_of(&Md5::digest(chunk));
-                ((i * part) as u64, chunk.len() as u64, md5)
+            .map(|(i, chunk)| PlannedPart {
+                offset: (i * part) as u64,
+                length: chunk.len() as u64,
+                md5: super::super::digests::base64_of(&crate::digest::Md5::digest(chunk)),
+                crc64: Crc64::of(chunk),
             })
             .collect()
     }

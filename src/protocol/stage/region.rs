@@ -107,6 +107,7 @@ impl RegionPlan<'_> {
         if let Some(body) = &self.metadata_bytes {
             let options = PutOptions {
                 content_md5: Some(base64_of(&Md5::digest(body))),
+                body_crc64: None,
                 if_none_match: true,
                 user_metadata: HashMap::new(),
             };
@@ -218,6 +219,7 @@ impl RegionPlan<'_> {
             // server, and by the store as a streamed file is sent (some servers do not).
             let options = PutOptions {
                 content_md5: Some(self.prepared.md5_base64.clone()),
+                body_crc64: Some(self.prepared.crc64),
                 if_none_match: true,
                 user_metadata: self.user_metadata(),
             };
