@@ -77,6 +77,8 @@ cleanup() {
       tail -n 10 "$log" >&2
     done
   fi
+  # KEEP_LOGS=DIR: the servers', daemons' and commands' logs are kept there.
+  if [ -n "${KEEP_LOGS:-}" ]; then mkdir -p "$KEEP_LOGS" && cp -r "$TMP/logs/." "$KEEP_LOGS/"; fi
   rm -rf "$TMP"
   exit "$status"
 }

@@ -9,7 +9,7 @@
 #   QUICK=1 bash bench/run.sh             # a smoke run: 2 rounds, 20 MB, 1,000 versions
 #
 # Knobs: RUNS, SIZES, VERSIONS, CALLS, LS_CALLS, RANDOM_READS, RANDOM_SIZE, S3S, QUICK,
-# TIMEOUT, OUT_DIR, BIN_DIR, CARGO_TARGET_DIR, STARTIFACT_TEST_VENV, BENCH_VENV
+# TIMEOUT, OUT_DIR, KEEP_LOGS, BIN_DIR, CARGO_TARGET_DIR, STARTIFACT_TEST_VENV, BENCH_VENV
 # (see bench/README.md).
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
