@@ -94,6 +94,8 @@ pub struct DigestWriter {
 enum Hashing {
     Here(Box<Hashes>),
     Beside(Beside<Hashes>),
+    /// Given up (see `DigestWriter::broken`), or between the two above.
+    Gone,
 }
 
 impl DigestWriter {
@@ -127,10 +129,13 @@ impl DigestWriter {
             Hashing::Here(hashes) => {
                 hashes.update(data);
                 if self.size >= HASH_BESIDE_AFTER {
-                    let hashes = std::mem::replace(hashes, Box::new(Hashes::new(1, false)));
-                    match Beside::spawn("stage-hash", *hashes, WRITES_BEHIND, Hashes::update) {
-                        Some(beside) => self.hashing = Hashing::Beside(beside),
-                        None => self.broken = true,
+                    if let Hashing::Here(hashes) =
+                        std::mem::replace(&mut self.hashing, Hashing::Gone)
+                    {
+                        match Beside::spawn("stage-hash", *hashes, WRITES_BEHIND, Hashes::update) {
+                            Some(beside) => self.hashing = Hashing::Beside(beside),
+                            None => self.broken = true,
+                        }
                     }
                 }
             }
@@ -139,6 +144,7 @@ impl DigestWriter {
                     self.broken = true;
                 }
             }
+            Hashing::Gone => self.broken = true,
         }
     }
 
@@ -170,19 +176,14 @@ impl DigestWriter {
             return None;
         }
         if let Hashing::Beside(_) = self.hashing {
-            let placeholder = Hashing::Here(Box::new(Hashes::new(1, false)));
-            let Hashing::Beside(beside) = std::mem::replace(&mut self.hashing, placeholder) else {
-                return None;
-            };
-            match beside.finish() {
-                Some(hashes) => self.hashing = Hashing::Here(Box::new(hashes)),
-                None => {
-                    self.broken = true;
-                    return None;
+            if let Hashing::Beside(beside) = std::mem::replace(&mut self.hashing, Hashing::Gone) {
+                if let Some(hashes) = beside.finish() {
+                    self.hashing = Hashing::Here(Box::new(hashes));
                 }
             }
         }
         let Hashing::Here(hashes) = &self.hashing else {
+            self.broken = true;
             return None;
         };
         Some(FileDigests {
