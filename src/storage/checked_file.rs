@@ -55,6 +55,7 @@ pub(super) fn checked_file_body(path: &Path, size: u64, expected: Expected) -> B
         SdkBody::from_body_1_x(CheckedFile {
             bytes: Box::pin(file_bytes(path.clone(), size, expected.clone())),
             size,
+            sent: 0,
         })
     }))
 }
@@ -62,6 +63,8 @@ pub(super) fn checked_file_body(path: &Path, size: u64, expected: Expected) -> B
 struct CheckedFile {
     bytes: Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send + Sync>>,
     size: u64,
+    /// Bytes handed out so far.
+    sent: u64,
 }
 
 impl http_body::Body for CheckedFile {
@@ -72,10 +75,20 @@ impl http_body::Body for CheckedFile {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.bytes
-            .as_mut()
-            .poll_next(cx)
-            .map(|next| next.map(|bytes| bytes.map(Frame::data)))
+        let next = self.bytes.as_mut().poll_next(cx);
+        if let Poll::Ready(Some(Ok(bytes))) = &next {
+            self.sent += bytes.len() as u64;
+        }
+        next.map(|next| next.map(|bytes| bytes.map(Frame::data)))
+    }
+
+    /// True once every byte went (checked): hyper, knowing the length, stops polling
+    /// there, and the SDK's stalled-stream protection stops watching the upload only
+    /// when the body says it ended. Without it, a server that takes longer than the
+    /// grace period to answer after the last byte (moto storing 1 GiB) had the upload
+    /// failed as stalled and sent again.
+    fn is_end_stream(&self) -> bool {
+        self.sent >= self.size
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -209,6 +222,27 @@ mod tests {
             sent.extend_from_slice(&piece.map_err(|e| e.to_string())?);
         }
         Ok(sent)
+    }
+
+    #[tokio::test]
+    async fn the_body_says_it_ended_with_its_last_bytes() {
+        use http_body_util::BodyExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file");
+        let data: Vec<u8> = (0..2_500_000u32).map(|i| (i % 241) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let size = data.len() as u64;
+        let mut body = CheckedFile {
+            bytes: Box::pin(file_bytes(path, size, Expected::Crc64(Crc64::of(&data)))),
+            size,
+            sent: 0,
+        };
+        let mut sent = Vec::new();
+        while !http_body::Body::is_end_stream(&body) {
+            let frame = body.frame().await.unwrap().unwrap();
+            sent.extend_from_slice(&frame.into_data().unwrap());
+        }
+        assert_eq!(sent, data, "ended exactly after the last byte");
     }
 
     #[tokio::test]

@@ -113,6 +113,39 @@ async fn every_write_carries_content_md5_and_if_none_match() {
     }
 }
 
+/// A server that answers a streamed PUT long after its last byte (moto storing a large
+/// file does) gets it once: the body says when it ended, so the SDK's stalled-stream
+/// protection stops watching the upload there instead of failing it as stalled and
+/// sending the file again (which then met `If-None-Match` as "already held").
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_answer_after_a_streamed_put_is_not_taken_for_a_stall() {
+    let (world, proxy) = proxied_moto(WorldOptions::default(), &REGIONS).await;
+    let large: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i % 239) as u8).collect();
+    let path = world.file("slow", &large);
+    let options = StageOptions {
+        multipart_threshold: 32 << 20,
+        ..Default::default()
+    };
+    let session = world.session_adjusted(|o| o.stall_grace_period = Duration::from_secs(1));
+    proxy.set_answer_delay(Some((hyper::Method::PUT, Duration::from_secs(3))));
+    let report = session
+        .stage_with("Slow", &v("1.0.0"), &path, Metadata::new(), false, &options)
+        .await
+        .unwrap();
+    proxy.set_answer_delay(None);
+    for (region, outcome) in &report.regions {
+        assert!(
+            matches!(outcome, RegionOutcome::Staged(_)),
+            "{region}: {outcome:?} (the PUT was sent again)"
+        );
+    }
+    let puts = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.key_path().ends_with("/Slow@1.0.0"))
+        .count();
+    assert_eq!(puts, 3, "one PUT a region");
+}
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_file_under_the_multipart_threshold_is_one_checked_put() {
     let (world, proxy) = proxied_moto(WorldOptions::default(), &REGIONS).await;

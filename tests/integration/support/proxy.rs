@@ -131,6 +131,8 @@ struct Shared {
     denied_ssm: Mutex<Vec<String>>,
     /// SSM actions denied only for the parameters whose name ends with the suffix.
     denied_ssm_parameters: Mutex<(Vec<String>, String)>,
+    /// Requests of this method are answered this long after upstream answered.
+    answer_delay: Mutex<Option<(Method, Duration)>>,
     log: Mutex<Vec<Arc<Mutex<RecordedRequest>>>>,
 }
 
@@ -155,6 +157,7 @@ impl FaultProxy {
             flowing: Arc::default(),
             denied_ssm: Mutex::new(Vec::new()),
             denied_ssm_parameters: Mutex::new((Vec::new(), String::new())),
+            answer_delay: Mutex::new(None),
             log: Mutex::new(Vec::new()),
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
@@ -234,6 +237,12 @@ impl FaultProxy {
     /// (each answer on its own, as S3 limits each connection); None: full speed.
     pub fn set_pace(&self, rate: Option<u64>) {
         *lock(&self.shared.pace) = rate;
+    }
+
+    /// Answers each request of `method` `delay` after upstream answered it (its body
+    /// read whole), as a server storing a large object takes a while to; None: at once.
+    pub fn set_answer_delay(&self, delay: Option<(Method, Duration)>) {
+        *lock(&self.shared.answer_delay) = delay;
     }
 
     /// The most paced artifact answers that flowed at once since the last `clear`.
@@ -422,6 +431,7 @@ async fn handle(sh: Arc<Shared>, client: Upstream, req: Request<Incoming>) -> An
         Some(bytes) => Full::new(bytes).map_err(|never| match never {}).boxed(),
         None => body.boxed(),
     };
+    let method_sent = parts.method.clone();
     let forwarded = Request::from_parts(parts, body);
     let resp = match client.request(forwarded).await {
         Ok(resp) => resp,
@@ -430,6 +440,10 @@ async fn handle(sh: Arc<Shared>, client: Upstream, req: Request<Incoming>) -> An
             return dropped();
         }
     };
+    let delay = lock(&sh.answer_delay).clone();
+    if let Some((_, delay)) = delay.filter(|(method, _)| *method == method_sent) {
+        tokio::time::sleep(delay).await;
+    }
     if object_read && resp.status() == StatusCode::NOT_FOUND {
         let xml = if is_head { "" } else { S3_ACCESS_DENIED };
         return Ok(answer(&rec, StatusCode::FORBIDDEN, XML, xml));

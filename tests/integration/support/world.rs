@@ -269,6 +269,18 @@ impl World {
         self.session_in(&regions, read_only)
     }
 
+    /// A read-write session whose storage options `change` adjusts (on moto; the local
+    /// store has none).
+    pub fn session_adjusted(&self, change: impl FnOnce(&mut StorageOptions)) -> Session {
+        let mut backend = self.backend();
+        if let Backend::Aws { options, .. } = &mut backend {
+            change(options);
+        }
+        let regions: Vec<&str> = self.configuration.regions.split(',').collect();
+        let stores = regions.iter().map(|r| backend.open_region(r)).collect();
+        Session::from_stores(backend, stores, false, self.config_param.clone())
+    }
+
     /// A session over the given regions, visited in that order.
     pub fn session_in(&self, regions: &[&str], read_only: bool) -> Session {
         let backend = self.backend();
