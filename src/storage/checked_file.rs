@@ -224,13 +224,19 @@ mod tests {
         Ok(sent)
     }
 
+    /// A file of `len` patterned bytes in a new folder (kept while the folder lives).
+    fn patterned_file(len: u32) -> (tempfile::TempDir, PathBuf, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("file");
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        (dir, path, data)
+    }
+
     #[tokio::test]
     async fn the_body_says_it_ended_with_its_last_bytes() {
         use http_body_util::BodyExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("file");
-        let data: Vec<u8> = (0..2_500_000u32).map(|i| (i % 241) as u8).collect();
-        std::fs::write(&path, &data).unwrap();
+        let (_dir, path, data) = patterned_file(2_500_000);
         let size = data.len() as u64;
         let mut body = CheckedFile {
             bytes: Box::pin(file_bytes(path, size, Expected::Crc64(Crc64::of(&data)))),
@@ -247,10 +253,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_file_changed_since_it_was_hashed_fails_before_its_last_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("file");
-        let data: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
-        std::fs::write(&path, &data).unwrap();
+        let (_dir, path, data) = patterned_file(700_000);
         let size = data.len() as u64;
         let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&data));
         let crc = Crc64::of(&data);

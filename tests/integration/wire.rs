@@ -120,12 +120,7 @@ async fn every_write_carries_content_md5_and_if_none_match() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_answer_after_a_streamed_put_is_not_taken_for_a_stall() {
     let (world, proxy) = proxied_moto(WorldOptions::default(), &REGIONS).await;
-    let large: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i % 239) as u8).collect();
-    let path = world.file("slow", &large);
-    let options = StageOptions {
-        multipart_threshold: 32 << 20,
-        ..Default::default()
-    };
+    let (path, _, options) = streamed_file(&world, "slow");
     let session = world.session_adjusted(|o| o.stall_grace_period = Duration::from_secs(1));
     proxy.set_answer_delay(Some((hyper::Method::PUT, Duration::from_secs(3))));
     let report = session
@@ -146,16 +141,24 @@ async fn a_slow_answer_after_a_streamed_put_is_not_taken_for_a_stall() {
         .count();
     assert_eq!(puts, 3, "one PUT a region");
 }
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_file_under_the_multipart_threshold_is_one_checked_put() {
-    let (world, proxy) = proxied_moto(WorldOptions::default(), &REGIONS).await;
-    // Larger than what is held in memory, smaller than the threshold: streamed.
+
+/// 20 MiB, more than is held in memory, and options whose threshold (32 MiB) stages it
+/// in one request a region: the file is streamed.
+fn streamed_file(world: &World, name: &str) -> (std::path::PathBuf, Vec<u8>, StageOptions) {
     let large: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
-    let path = world.file("large", &large);
+    let path = world.file(name, &large);
     let options = StageOptions {
         multipart_threshold: 32 << 20,
         ..Default::default()
     };
+    (path, large, options)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_file_under_the_multipart_threshold_is_one_checked_put() {
+    let (world, proxy) = proxied_moto(WorldOptions::default(), &REGIONS).await;
+    // Larger than what is held in memory, smaller than the threshold: streamed.
+    let (path, large, options) = streamed_file(&world, "large");
     let session = world.session(false);
     session
         .stage_with("W", &v("3.0.0"), &path, Metadata::new(), false, &options)

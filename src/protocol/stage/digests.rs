@@ -129,14 +129,13 @@ impl DigestWriter {
             Hashing::Here(hashes) => {
                 hashes.update(data);
                 if self.size >= HASH_BESIDE_AFTER {
-                    if let Hashing::Here(hashes) =
-                        std::mem::replace(&mut self.hashing, Hashing::Gone)
-                    {
-                        match Beside::spawn("stage-hash", *hashes, WRITES_BEHIND, Hashes::update) {
-                            Some(beside) => self.hashing = Hashing::Beside(beside),
-                            None => self.broken = true,
+                    self.hashing = match std::mem::replace(&mut self.hashing, Hashing::Gone) {
+                        Hashing::Here(hashes) => {
+                            Beside::spawn("stage-hash", *hashes, WRITES_BEHIND, Hashes::update)
+                                .map_or(Hashing::Gone, Hashing::Beside)
                         }
-                    }
+                        other => other,
+                    };
                 }
             }
             Hashing::Beside(beside) => {
@@ -175,13 +174,12 @@ impl DigestWriter {
         if self.broken {
             return None;
         }
-        if let Hashing::Beside(_) = self.hashing {
-            if let Hashing::Beside(beside) = std::mem::replace(&mut self.hashing, Hashing::Gone) {
-                if let Some(hashes) = beside.finish() {
-                    self.hashing = Hashing::Here(Box::new(hashes));
-                }
-            }
-        }
+        self.hashing = match std::mem::replace(&mut self.hashing, Hashing::Gone) {
+            Hashing::Beside(beside) => beside
+                .finish()
+                .map_or(Hashing::Gone, |hashes| Hashing::Here(Box::new(hashes))),
+            other => other,
+        };
         let Hashing::Here(hashes) = &self.hashing else {
             self.broken = true;
             return None;
