@@ -25,11 +25,12 @@ checked() {
 }
 
 # stage_through TOOL SIZE BYTES FILE VERSION [MOUNT OPTION...]: a fresh mount, mkdir,
-# then the timed copy (cp1: cp into a mount staging in one request a region).
+# then the timed copy (cp1: cp into a mount staging in one request a region). The
+# staging folder stays from one mount to the next, as a host's does: with it what the
+# daemons learned of each region (sending.json).
 stage_through() {
   local tool=$1 size=$2 bytes=$3 file=$4 version=$5 t=""
   shift 5
-  rm -rf "$TMP/staging"
   if ! mount_ours --staging-dir "$TMP/staging" "$@"; then
     record_fail "stage.$size.$tool" "$SERVER" "startifact-fs did not mount"
     return
@@ -46,7 +47,6 @@ stage_through() {
     record "mem.stage.$size.$tool" "$SERVER" MiB "$(daemon_hwm_mib)"
   fi
   unmount_ours
-  rm -rf "$TMP/staging"
   forget "$STAGE_REGIONS" "Stage@$version"
 }
 
@@ -64,6 +64,10 @@ put_all() {
 phase_stage() {
   local size bytes file round version t n=0
   world "$STAGE_REGIONS"
+  # Each server's run starts knowing nothing of how its regions take large files: the
+  # first stage of each size goes in parts, as on a new host (see bench/README.md).
+  rm -rf "$TMP/staging" "$TMP/state"
+  export XDG_STATE_HOME="$TMP/state"
   for size in $SIZES; do
     bytes=$(bytes_of "$size")
     file=$(random_file "$bytes")

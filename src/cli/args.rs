@@ -84,7 +84,7 @@ pub struct Args {
     /// Succeed only when every region took the artifact (the Python tool's rule), not a majority.
     #[arg(long = "require-all-regions")]
     pub require_all_regions: bool,
-    /// Staging: files larger than this go up in parts, several at once per region; smaller ones in one request each.
+    /// Staging: files larger than this go up in parts, several at once per region; smaller ones in one request each. Without it, files above 16M go to each region the way that was faster there before (parts at first; see README).
     #[arg(long = "multipart-threshold", value_name = "SIZE", value_parser = crate::arguments::parse_size)]
     pub multipart_threshold: Option<u64>,
     /// Print --info and --list as JSON.

@@ -10,13 +10,14 @@ mod setup_prompt;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use semver::Version;
 
 use crate::arguments::parse_arguments;
 use crate::protocol::{
     parse_version, read_latest, regions::parse_regions, Artifact, Download, Error, RegionOutcome,
-    Session, SessionBuilder, StageOptions,
+    SendingCosts, Session, SessionBuilder, StageOptions,
 };
 
 use args::{log_filter, parse_metadata, Args};
@@ -176,6 +177,10 @@ async fn stage(args: &Args, path: &Path, dry_run: bool) -> Result<(), Failure> {
         multipart_threshold: args
             .multipart_threshold
             .unwrap_or(defaults.multipart_threshold),
+        sending: args
+            .multipart_threshold
+            .is_none()
+            .then(|| Arc::new(sending_costs())),
         progress: bar.as_ref().map(progress::Bar::handle),
         ..defaults
     };
@@ -205,6 +210,24 @@ async fn stage(args: &Args, path: &Path, dry_run: bool) -> Result<(), Failure> {
         println!("    startifact {project} {version} --download <PATH>\n");
     }
     Ok(())
+}
+
+/// What earlier stages from this user taught about each region (see
+/// `protocol::stage::sending`): kept in `$XDG_STATE_HOME/startifact-fs/sending.json`, else
+/// `~/.local/state/startifact-fs/sending.json`; in memory when neither is set.
+fn sending_costs() -> SendingCosts {
+    let absolute = |name: &str| {
+        std::env::var_os(name)
+            .map(std::path::PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    let folder = absolute("XDG_STATE_HOME")
+        .map(|state| state.join("startifact-fs"))
+        .or_else(|| absolute("HOME").map(|home| home.join(".local/state/startifact-fs")));
+    match folder {
+        Some(folder) => SendingCosts::open(&folder.join("sending.json")),
+        None => SendingCosts::in_memory(),
+    }
 }
 
 async fn download(args: &Args, path: &Path) -> Result<(), Failure> {

@@ -20,12 +20,15 @@ use crate::fs::private_dir::PrivateDir;
 use crate::fs::staging::ABANDONED_TTL;
 use crate::fs::{ArtifactFs, DiskCache, FsOptions, Staging};
 use crate::protocol::regions::parse_regions;
-use crate::protocol::{SessionBuilder, StageOptions};
+use crate::protocol::{SendingCosts, SessionBuilder, StageOptions};
 
 use super::access::Access;
 use super::fuse::FuseAdapter;
 use super::notify;
 use super::options::{MountArgs, MountConfig, Source};
+
+/// The figures of how each region took large files, in the staging folder.
+const SENDING_FILE: &str = "sending.json";
 
 const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
 /// Read-ahead asked of the kernel for the mount, in KiB.
@@ -303,9 +306,15 @@ fn run(
     let mut fs = ArtifactFs::new(session.clone(), fs_options);
     let mut kept_staging = None;
     if let Some(dir) = staging_dir {
+        // The folder is made private (or refused) before anything in it is read.
+        PrivateDir::open(&dir)
+            .map_err(|e| format!("cannot use the staging folder {}: {e}", dir.display()))?;
         let stage_options = StageOptions {
             part_size: config.part_size,
             multipart_threshold: config.multipart_threshold,
+            sending: config
+                .adaptive_sending
+                .then(|| Arc::new(SendingCosts::open(&dir.join(SENDING_FILE)))),
             ..StageOptions::default()
         };
         let mut staging = Staging::open(&dir, config.staging_size, stage_options)

@@ -168,8 +168,12 @@ pub struct MountConfig {
     pub staging_dir: Option<PathBuf>,
     pub staging_size: u64,
     pub part_size: u64,
-    /// Files larger than this are staged in parts.
+    /// Files larger than this are staged in parts, or as each region's earlier
+    /// stages advise when `adaptive_sending`.
     pub multipart_threshold: u64,
+    /// No threshold was given: each region is sent large files the way that was faster
+    /// there (the figures are kept in the staging folder).
+    pub adaptive_sending: bool,
     /// How long SIGTERM/SIGINT wait for stages in flight.
     pub stop_timeout: Duration,
     pub allow_delete: bool,
@@ -389,6 +393,7 @@ impl MountConfig {
                 .staging_size
                 .unwrap_or(crate::fs::spool::DEFAULT_STAGING_SIZE),
             part_size: s.part_size.unwrap_or(DEFAULT_PART_SIZE),
+            adaptive_sending: s.multipart_threshold.is_none(),
             multipart_threshold: s
                 .multipart_threshold
                 .unwrap_or(StageOptions::default().multipart_threshold),

@@ -76,6 +76,7 @@ fn env_has_custom_endpoint() -> bool {
 /// One region of Amazon S3 and SSM Parameter Store.
 pub struct AwsRegion {
     region: String,
+    s3_endpoint: Option<String>,
     s3: aws_sdk_s3::Client,
     ssm: aws_sdk_ssm::Client,
     options: StorageOptions,
@@ -130,8 +131,18 @@ impl AwsRegion {
             ssm = ssm.endpoint_url(url);
         }
 
+        // The endpoint S3 requests go to, as far as the options and environment say.
+        let s3_endpoint = endpoint
+            .cloned()
+            .or_else(|| {
+                ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+                    .iter()
+                    .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+            })
+            .or_else(|| sdk_config.endpoint_url().map(str::to_string));
         AwsRegion {
             region: region.to_string(),
+            s3_endpoint,
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
             ssm: aws_sdk_ssm::Client::from_conf(ssm.build()),
             options: options.clone(),
@@ -201,6 +212,10 @@ fn bytes_len(body: &Bytes) -> u64 {
 impl RegionStore for AwsRegion {
     fn region(&self) -> &str {
         &self.region
+    }
+
+    fn s3_endpoint(&self) -> Option<&str> {
+        self.s3_endpoint.as_deref()
     }
 
     async fn get_parameter(&self, name: &str) -> Result<String, StorageError> {

@@ -302,6 +302,10 @@ impl RegionStore for GuardedRegion {
         &self.region
     }
 
+    fn s3_endpoint(&self) -> Option<&str> {
+        self.store.s3_endpoint()
+    }
+
     async fn get_parameter(&self, name: &str) -> Result<String, StorageError> {
         self.call(self.store.get_parameter(name)).await
     }

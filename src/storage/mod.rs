@@ -163,6 +163,12 @@ pub trait RegionStore: Send + Sync + Debug {
     /// The region's name, as in `STARTIFACT_REGIONS`.
     fn region(&self) -> &str;
 
+    /// The S3 endpoint this region is reached at, when not the provider's own (so that
+    /// what is learned of a test server never steers requests to AWS).
+    fn s3_endpoint(&self) -> Option<&str> {
+        None
+    }
+
     /// A parameter's value; `NotFound` when it does not exist.
     async fn get_parameter(&self, name: &str) -> Result<String, StorageError>;
     /// Writes a String parameter, overwriting it.

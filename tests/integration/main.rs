@@ -32,6 +32,7 @@ mod protocol;
 mod region_outages;
 mod repair;
 mod semantics;
+mod sending;
 mod service;
 mod shared_mount;
 mod stage_regions;

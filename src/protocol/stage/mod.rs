@@ -24,6 +24,7 @@ mod digests;
 mod parts;
 mod region;
 mod report;
+mod sending;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -43,6 +44,7 @@ use super::session::Session;
 
 pub use digests::{part_size_for, DigestWriter, FileDigests, MAX_PARTS, MIN_PART_SIZE};
 pub use report::{LatestChange, RegionOutcome, StageReport};
+pub use sending::{Method, SendingCosts, ONE_REQUEST_LIMIT};
 
 use digests::prepare;
 use parts::SharedParts;
@@ -53,8 +55,12 @@ use region::RegionPlan;
 pub struct StageOptions {
     /// Fail when any region fails (the Python tool's rule) rather than on no majority.
     pub require_all_regions: bool,
-    /// Files larger than this are uploaded in parts.
+    /// Files larger than this are uploaded in parts, unless `sending` says otherwise.
     pub multipart_threshold: u64,
+    /// What each region's earlier stages taught: with it, a file above the threshold
+    /// goes to each region the way that was faster there (see `sending`); without it,
+    /// always in parts.
+    pub sending: Option<Arc<SendingCosts>>,
     /// Size of each part (at least 5 MiB; raised when 10,000 parts would not do).
     pub part_size: u64,
     /// Parts in flight per region.
@@ -70,6 +76,7 @@ impl Default for StageOptions {
         StageOptions {
             require_all_regions: false,
             multipart_threshold: 16 << 20,
+            sending: None,
             part_size: 8 << 20,
             part_concurrency: 2,
             memory_budget: 64 << 20,
@@ -263,6 +270,11 @@ impl Session {
         let size = prepared.size;
         let outcomes = report.outcomes();
         let part_reads = parts.reads();
+        if let (Some(costs), false) = (&options.sending, prepared.one_request) {
+            let costs = Arc::clone(costs);
+            // A small file, written and synced: off the runtime's threads.
+            let _ = tokio::task::spawn_blocking(move || costs.save()).await;
+        }
         if report.failed().is_empty() {
             tracing::info!(project, %version, size, seconds, part_reads, "stage: {} ({outcomes})", report.summary());
         } else {

@@ -3,6 +3,7 @@
 //! artifact already there, and the forward-only move of `latest`.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use crate::digest::Md5;
 use bytes::Bytes;
@@ -16,6 +17,7 @@ use crate::storage::{CompletedPart, PutOptions, RegionStore, StorageError, MD5_M
 
 use super::digests::{base64_of, Prepared};
 use super::parts::SharedParts;
+use super::sending::{place, Method, Sent};
 use super::{LatestChange, RegionOutcome, StageOptions};
 
 /// Why a region did not take the artifact.
@@ -214,7 +216,9 @@ impl RegionPlan<'_> {
                 }
             }
         }
-        if self.prepared.one_request {
+        let method = self.method(store);
+        let started = Instant::now();
+        if method == Method::OneRequest {
             // A file changed since it was hashed fails its Content-MD5: checked by the
             // server, and by the store as a streamed file is sent (some servers do not).
             let options = PutOptions {
@@ -236,6 +240,7 @@ impl RegionPlan<'_> {
                 }
             }
             self.moved(store.region(), self.prepared.size);
+            self.learn(store, method, started, Duration::ZERO);
             return Ok(());
         }
         let upload_id = store
@@ -249,13 +254,51 @@ impl RegionPlan<'_> {
                 return Err(e);
             }
         };
+        let completing = Instant::now();
         let completed = store
             .complete_multipart_upload(bucket, self.key, &upload_id, &parts, true)
             .await;
         if completed.is_err() {
             self.abandon(store, bucket, &upload_id).await;
+        } else {
+            self.learn(store, method, started, completing.elapsed());
         }
         completed
+    }
+
+    /// How this region is sent the file: in one request when it is under the
+    /// threshold; above it, in parts, or as the region's earlier stages advise.
+    pub(super) fn method(&self, store: &dyn RegionStore) -> Method {
+        if self.prepared.one_request {
+            return Method::OneRequest;
+        }
+        match &self.options.sending {
+            Some(costs) => costs.choose(
+                &place(store.region(), store.s3_endpoint(), self.prepared.size),
+                self.prepared.size,
+            ),
+            None => Method::Parts,
+        }
+    }
+
+    /// Tells the region's figures what a file above the threshold took.
+    fn learn(
+        &self,
+        store: &dyn RegionStore,
+        method: Method,
+        started: Instant,
+        completion: Duration,
+    ) {
+        if let (Some(costs), false) = (&self.options.sending, self.prepared.one_request) {
+            let sent = Sent {
+                method,
+                size: self.prepared.size,
+                took: started.elapsed(),
+                completion,
+            };
+            let place = place(store.region(), store.s3_endpoint(), sent.size);
+            costs.record(&place, sent);
+        }
     }
 
     /// Creates a multipart upload and uploads every part, unless the key is taken.
@@ -263,6 +306,9 @@ impl RegionPlan<'_> {
         &self,
         store: &dyn RegionStore,
     ) -> Result<Option<(String, Vec<CompletedPart>)>, String> {
+        if self.method(store) == Method::OneRequest {
+            return Ok(None);
+        }
         let (bucket, present) = self.bucket_and_presence(store).await?;
         if present {
             return Ok(None);

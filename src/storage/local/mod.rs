@@ -76,6 +76,8 @@ impl LocalStore {
 pub struct LocalRegion {
     region: String,
     root: PathBuf,
+    /// `file://` and the region's folder, as `s3_endpoint` names it.
+    endpoint: String,
     counters: Arc<RequestCounters>,
 }
 
@@ -138,9 +140,11 @@ fn place(temporary: &Path, dest: &Path, exclusive: bool) -> io::Result<()> {
 
 impl LocalRegion {
     pub fn new(store: &Path, region: &str) -> Self {
+        let root = store.join(region);
         LocalRegion {
             region: region.to_string(),
-            root: store.join(region),
+            endpoint: format!("file://{}", root.display()),
+            root,
             counters: Arc::new(RequestCounters::default()),
         }
     }
@@ -205,6 +209,10 @@ impl LocalRegion {
 impl RegionStore for LocalRegion {
     fn region(&self) -> &str {
         &self.region
+    }
+
+    fn s3_endpoint(&self) -> Option<&str> {
+        Some(&self.endpoint)
     }
 
     async fn get_parameter(&self, name: &str) -> Result<String, StorageError> {

@@ -128,6 +128,8 @@ struct Shared {
     /// Bytes a second each artifact answer is paced to.
     pace: Mutex<Option<u64>>,
     flowing: Arc<Flowing>,
+    /// Bytes a second each artifact upload (a PUT of an object or a part) is paced to.
+    upload_pace: Mutex<Option<u64>>,
     denied_ssm: Mutex<Vec<String>>,
     /// SSM actions denied only for the parameters whose name ends with the suffix.
     denied_ssm_parameters: Mutex<(Vec<String>, String)>,
@@ -155,6 +157,7 @@ impl FaultProxy {
             body_fault: Mutex::new(None),
             pace: Mutex::new(None),
             flowing: Arc::default(),
+            upload_pace: Mutex::new(None),
             denied_ssm: Mutex::new(Vec::new()),
             denied_ssm_parameters: Mutex::new((Vec::new(), String::new())),
             answer_delay: Mutex::new(None),
@@ -237,6 +240,13 @@ impl FaultProxy {
     /// (each answer on its own, as S3 limits each connection); None: full speed.
     pub fn set_pace(&self, rate: Option<u64>) {
         *lock(&self.shared.pace) = rate;
+    }
+
+    /// Paces the body of every artifact upload from now on (a PUT of an artifact or of
+    /// one of its parts) to `rate` bytes a second, each on its own, as S3 limits each
+    /// connection; None: full speed.
+    pub fn set_upload_pace(&self, rate: Option<u64>) {
+        *lock(&self.shared.upload_pace) = rate;
     }
 
     /// Answers each request of `method` `delay` after upstream answered it (its body
@@ -427,9 +437,13 @@ async fn handle(sh: Arc<Shared>, client: Upstream, req: Request<Incoming>) -> An
     };
     parts.version = Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
-    let body = match read_body {
-        Some(bytes) => Full::new(bytes).map_err(|never| match never {}).boxed(),
-        None => body.boxed(),
+    let artifact_upload =
+        parts.method == Method::PUT && artifact.contains('@') && !artifact.ends_with("/metadata");
+    let upload_pace = (*lock(&sh.upload_pace)).filter(|_| artifact_upload);
+    let body = match (read_body, upload_pace) {
+        (Some(bytes), _) => Full::new(bytes).map_err(|never| match never {}).boxed(),
+        (None, Some(rate)) => paced(body.boxed(), rate, Arc::default()).boxed(),
+        (None, None) => body.boxed(),
     };
     let method_sent = parts.method.clone();
     let forwarded = Request::from_parts(parts, body);

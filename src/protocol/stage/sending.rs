@@ -1,0 +1,410 @@
+//! How each region is sent a file above the multipart threshold, learned from the stages
+//! before it: in parts, or in one request.
+//!
+//! Amazon S3 rewards parts: a connection carries tens of MB/s, parts go over several at
+//! once, and the completion only links them. Some S3-compatible servers (moto, s3s-fs)
+//! copy every byte again at the completion, and serve one stream as fast as several; there
+//! one request a region is the faster stage. Which kind of server a region is, only
+//! sending tells. So each region's seconds per GiB are kept for both ways (a moving
+//! average), with the share of the time in parts that the completion took:
+//!
+//! - nothing known: parts (what S3 rewards);
+//! - parts known, and their completion took at least `COPYING_SHARE` of the time: the
+//!   server copies the bytes again, so one request is tried;
+//! - both known: the cheaper, and after `RETRY_AFTER` large stages one way, the other
+//!   once more, so that the choice follows a server that changed.
+//!
+//! Regions are told apart by name and S3 endpoint, so a test server's figures never steer
+//! a stage to AWS, and files by size class (see `place`). The figures live in a small JSON file (the mount's staging folder, the
+//! CLI's state folder); one that cannot be read is set aside with a warning, and the
+//! learning starts again. A stage given an explicit threshold learns nothing from here.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The largest object S3 takes in one request.
+pub const ONE_REQUEST_LIMIT: u64 = 5 << 30;
+
+/// A completion taking this share of a stage in parts means the server copies the bytes
+/// again (S3's takes a few per cent).
+const COPYING_SHARE: f64 = 0.15;
+
+/// After this many large stages sent the preferred way, the other is tried once more.
+const RETRY_AFTER: u32 = 16;
+
+/// Weight of the newest figure in each moving average.
+const NEWEST_WEIGHT: f64 = 0.5;
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// The way one region is sent one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    OneRequest,
+    Parts,
+}
+
+/// What one region's upload took.
+#[derive(Debug, Clone, Copy)]
+pub struct Sent {
+    pub method: Method,
+    pub size: u64,
+    /// From the first request of the upload to the answer to its last.
+    pub took: Duration,
+    /// Of which the completion of a multipart upload.
+    pub completion: Duration,
+}
+
+/// One region's figures: seconds per GiB, moving averages.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Costs {
+    #[serde(default)]
+    one_request: Option<f64>,
+    #[serde(default)]
+    parts: Option<f64>,
+    #[serde(default)]
+    completion_share: Option<f64>,
+    /// Large stages sent the preferred way since the other was last tried.
+    #[serde(default)]
+    same_way: u32,
+}
+
+impl Costs {
+    fn valid(&self) -> bool {
+        let fine = |x: Option<f64>| x.is_none_or(|x| x.is_finite() && x >= 0.0);
+        fine(self.one_request) && fine(self.parts) && fine(self.completion_share)
+    }
+
+    /// The way this region's figures point to, before any retry of the other.
+    fn preferred(&self) -> Method {
+        match (self.one_request, self.parts) {
+            (Some(one), Some(parts)) if one < parts => Method::OneRequest,
+            (Some(_), Some(_)) => Method::Parts,
+            (None, Some(_)) if self.completion_share.unwrap_or(0.0) >= COPYING_SHARE => {
+                Method::OneRequest
+            }
+            _ => Method::Parts,
+        }
+    }
+
+    fn choose(&self) -> Method {
+        let preferred = self.preferred();
+        let both_known = self.one_request.is_some() && self.parts.is_some();
+        if both_known && self.same_way >= RETRY_AFTER {
+            match preferred {
+                Method::OneRequest => Method::Parts,
+                Method::Parts => Method::OneRequest,
+            }
+        } else {
+            preferred
+        }
+    }
+
+    fn record(&mut self, sent: &Sent) {
+        if sent.size == 0 {
+            return;
+        }
+        let preferred = self.preferred();
+        let per_gib = sent.took.as_secs_f64() * GIB / sent.size as f64;
+        let average = |old: Option<f64>, new: f64| match old {
+            Some(old) => old + NEWEST_WEIGHT * (new - old),
+            None => new,
+        };
+        match sent.method {
+            Method::OneRequest => self.one_request = Some(average(self.one_request, per_gib)),
+            Method::Parts => {
+                self.parts = Some(average(self.parts, per_gib));
+                let took = sent.took.as_secs_f64();
+                if took > 0.0 {
+                    let share = (sent.completion.as_secs_f64() / took).min(1.0);
+                    self.completion_share = Some(average(self.completion_share, share));
+                }
+            }
+        }
+        self.same_way = if sent.method == preferred {
+            self.same_way.saturating_add(1)
+        } else {
+            0
+        };
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Saved {
+    /// "region endpoint size-class" (see `place`) -> figures.
+    regions: BTreeMap<String, Costs>,
+}
+
+/// The figures of every region a mount or a CLI has sent large files to.
+#[derive(Debug, Default)]
+pub struct SendingCosts {
+    file: Option<PathBuf>,
+    saved: Mutex<Saved>,
+}
+
+impl SendingCosts {
+    /// Figures kept in memory only.
+    pub fn in_memory() -> Self {
+        SendingCosts::default()
+    }
+
+    /// Figures kept in `file`: read now when it exists, written by `save`.
+    pub fn open(file: &Path) -> Self {
+        let saved = match read_small_file(file) {
+            Ok(bytes) => match serde_json::from_slice::<Saved>(&bytes) {
+                Ok(saved) if saved.regions.values().all(Costs::valid) => saved,
+                Ok(_) => {
+                    tracing::warn!(file = %file.display(), "ignoring figures out of range; learning how to send large files again");
+                    Saved::default()
+                }
+                Err(e) => {
+                    tracing::warn!(file = %file.display(), "ignoring an unreadable file ({e}); learning how to send large files again");
+                    Saved::default()
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Saved::default(),
+            Err(e) => {
+                tracing::warn!(file = %file.display(), "cannot read ({e}); learning how to send large files again");
+                Saved::default()
+            }
+        };
+        SendingCosts {
+            file: Some(file.to_path_buf()),
+            saved: Mutex::new(saved),
+        }
+    }
+
+    fn saved(&self) -> std::sync::MutexGuard<'_, Saved> {
+        self.saved.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How `place` (see `place`) should be sent a file of `size` bytes, above the
+    /// multipart threshold.
+    pub fn choose(&self, place: &str, size: u64) -> Method {
+        if size > ONE_REQUEST_LIMIT {
+            return Method::Parts;
+        }
+        self.saved()
+            .regions
+            .get(place)
+            .map_or(Method::Parts, Costs::choose)
+    }
+
+    /// Learns from one region's upload.
+    pub fn record(&self, place: &str, sent: Sent) {
+        let mut saved = self.saved();
+        let costs = saved.regions.entry(place.to_string()).or_default();
+        costs.record(&sent);
+        let way = match sent.method {
+            Method::OneRequest => "in one request",
+            Method::Parts => "in parts",
+        };
+        let seconds = format!("{:.2}", sent.took.as_secs_f64());
+        let completion = format!("{:.2}", sent.completion.as_secs_f64());
+        tracing::info!(
+            place,
+            size = sent.size,
+            seconds,
+            completion,
+            "sent {way}; next: {:?}",
+            costs.choose()
+        );
+    }
+
+    /// Writes the figures to their file (a temporary file renamed over it), creating
+    /// its folder (0700); failures are logged, never a stage's.
+    pub fn save(&self) {
+        let Some(file) = &self.file else {
+            return;
+        };
+        let bytes = match serde_json::to_vec_pretty(&*self.saved()) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!("cannot encode the sending figures: {e}");
+                return;
+            }
+        };
+        if let Err(e) = write_replacing(file, &bytes) {
+            tracing::warn!(file = %file.display(), "cannot save the sending figures: {e}");
+        }
+    }
+}
+
+/// The key of one region's figures for files of `size` bytes: its name, its S3 endpoint,
+/// and the size's class (below 64 MiB, below 256 MiB, below 1 GiB, below 4 GiB, larger).
+/// Sizes are kept apart because what is fast differs with them: on S3 a small file may
+/// go faster in one request and a large one in parts.
+pub fn place(region: &str, endpoint: Option<&str>, size: u64) -> String {
+    const CLASSES: [(u64, &str); 4] = [
+        (64 << 20, "<64MiB"),
+        (256 << 20, "<256MiB"),
+        (1 << 30, "<1GiB"),
+        (4 << 30, "<4GiB"),
+    ];
+    let class = CLASSES
+        .iter()
+        .find(|(limit, _)| size < *limit)
+        .map_or(">=4GiB", |(_, name)| name);
+    format!("{region} {} {class}", endpoint.unwrap_or("aws"))
+}
+
+/// The file's bytes: a regular file of at most 1 MiB, never followed through a link
+/// (nor waited on, were it a FIFO).
+fn read_small_file(file: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    const LIMIT: u64 = 1 << 20;
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(file)?;
+    let metadata = opened.metadata()?;
+    if !metadata.is_file() || metadata.len() > LIMIT {
+        return Err(std::io::Error::other("not a regular file of at most 1 MiB"));
+    }
+    let mut bytes = Vec::new();
+    opened.take(LIMIT).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+fn write_replacing(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(folder) = file.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(folder)?;
+    }
+    let temporary = file.with_extension(format!("{}.new", std::process::id()));
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&temporary)?;
+    let written = out.write_all(bytes).and_then(|()| out.sync_all());
+    let renamed = written.and_then(|()| std::fs::rename(&temporary, file));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    renamed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REGION: &str = "us-east-1 http://127.0.0.1:1";
+
+    fn sent(method: Method, seconds: f64, completion: f64) -> Sent {
+        Sent {
+            method,
+            size: 1 << 30,
+            took: Duration::from_secs_f64(seconds),
+            completion: Duration::from_secs_f64(completion),
+        }
+    }
+
+    #[test]
+    fn a_region_never_sent_to_gets_parts() {
+        let costs = SendingCosts::in_memory();
+        assert_eq!(costs.choose(REGION, 1 << 30), Method::Parts);
+    }
+
+    #[test]
+    fn a_cheap_completion_keeps_parts() {
+        let costs = SendingCosts::in_memory();
+        costs.record(REGION, sent(Method::Parts, 6.0, 0.3));
+        assert_eq!(costs.choose(REGION, 1 << 30), Method::Parts);
+    }
+
+    #[test]
+    fn a_completion_that_copies_the_bytes_tries_one_request_then_keeps_the_cheaper() {
+        let costs = SendingCosts::in_memory();
+        costs.record(REGION, sent(Method::Parts, 30.0, 8.0));
+        assert_eq!(costs.choose(REGION, 1 << 30), Method::OneRequest);
+        costs.record(REGION, sent(Method::OneRequest, 18.0, 0.0));
+        assert_eq!(costs.choose(REGION, 1 << 30), Method::OneRequest);
+
+        // Where one request proves slower, parts come back.
+        let other = "eu-west-2 aws";
+        costs.record(other, sent(Method::Parts, 6.0, 1.5));
+        assert_eq!(costs.choose(other, 1 << 30), Method::OneRequest);
+        costs.record(other, sent(Method::OneRequest, 12.0, 0.0));
+        assert_eq!(costs.choose(other, 1 << 30), Method::Parts);
+    }
+
+    #[test]
+    fn the_other_way_is_tried_again_after_a_while() {
+        let costs = SendingCosts::in_memory();
+        costs.record(REGION, sent(Method::Parts, 30.0, 8.0));
+        costs.record(REGION, sent(Method::OneRequest, 18.0, 0.0));
+        let mut ways = Vec::new();
+        for _ in 0..(2 * RETRY_AFTER + 2) {
+            let way = costs.choose(REGION, 1 << 30);
+            ways.push(way);
+            let seconds = if way == Method::Parts { 30.0 } else { 18.0 };
+            costs.record(REGION, sent(way, seconds, 0.0));
+        }
+        let parts = ways.iter().filter(|w| **w == Method::Parts).count();
+        assert!((1..=3).contains(&parts), "{ways:?}");
+        assert_eq!(ways.last(), Some(&Method::OneRequest), "{ways:?}");
+    }
+
+    #[test]
+    fn figures_are_kept_apart_by_endpoint_and_size_class() {
+        let gib = 1 << 30;
+        assert_ne!(
+            place("us-east-1", None, gib),
+            place("us-east-1", Some("http://127.0.0.1:1"), gib)
+        );
+        assert_ne!(place("us-east-1", None, gib), place("eu-west-2", None, gib));
+        assert_ne!(
+            place("us-east-1", None, 20 << 20),
+            place("us-east-1", None, gib)
+        );
+        assert_eq!(
+            place("us-east-1", None, 300 << 20),
+            place("us-east-1", None, 900 << 20)
+        );
+    }
+
+    #[test]
+    fn files_over_the_one_request_limit_always_go_in_parts() {
+        let costs = SendingCosts::in_memory();
+        costs.record(REGION, sent(Method::Parts, 30.0, 8.0));
+        assert_eq!(costs.choose(REGION, ONE_REQUEST_LIMIT + 1), Method::Parts);
+    }
+
+    #[test]
+    fn figures_survive_a_restart_and_a_garbled_file_starts_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("state/sending.json");
+        let costs = SendingCosts::open(&file);
+        costs.record(REGION, sent(Method::Parts, 30.0, 8.0));
+        costs.save();
+        assert_eq!(
+            SendingCosts::open(&file).choose(REGION, 1 << 30),
+            Method::OneRequest
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        for garbled in [
+            &b"{\"regions\": 7"[..],
+            br#"{"regions": {"us-east-1 http://127.0.0.1:1": {"parts": -1.0}}}"#,
+        ] {
+            std::fs::write(&file, garbled).unwrap();
+            assert_eq!(
+                SendingCosts::open(&file).choose(REGION, 1 << 30),
+                Method::Parts
+            );
+        }
+    }
+}
