@@ -3,6 +3,7 @@
 # optionally s3s-fs, a faster S3 server in Rust, for S3 only. use_s3 chooses which one
 # serves S3 to everything started after it (our programs, the Python tool, boto3, curl,
 # rclone, s3fs), through AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL_SSM.
+S3S_URL=""   # set by start_s3s when it starts
 free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # Waits until $2 answers HTTP, while process $1 lives.
@@ -15,18 +16,32 @@ wait_http() {
   return 1
 }
 
+# start_moto [PORT]: a new moto_server (on PORT, else a free port).
 start_moto() {
-  local port
-  port=$(free_port)
+  local port=${1:-}
+  [ -n "$port" ] || port=$(free_port)
   MOTO_URL="http://127.0.0.1:$port"
   say "starting moto_server on $MOTO_URL"
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" </dev/null >"$TMP/logs/moto.log" 2>&1 &
+  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" </dev/null >>"$TMP/logs/moto.log" 2>&1 &
   MOTO_PID=$!
-  # shellcheck disable=SC2016 # expanded at exit
-  at_exit 'stop_pid "$MOTO_PID" 10'
+  if [ -z "${MOTO_STOPPED_AT_EXIT:-}" ]; then
+    # shellcheck disable=SC2016 # expanded at exit
+    at_exit 'stop_pid "$MOTO_PID" 10'
+    MOTO_STOPPED_AT_EXIT=1
+  fi
   wait_http "$MOTO_PID" "$MOTO_URL" || die "moto_server did not start"
   export AWS_ENDPOINT_URL_SSM="$MOTO_URL"
-  S3S_URL=""
+}
+
+# restart_moto: a fresh moto_server at the same address, with nothing in it (moto keeps
+# the memory of every object it was sent in one request, deleted or not: about 1 GiB
+# for each 1 GiB PUT, so a stage phase of many would exhaust the machine's memory).
+restart_moto() {
+  local port=${MOTO_URL##*:}
+  stop_pid "$MOTO_PID" 10
+  start_moto "$port"
+  [ "$SERVER" = moto ] && export AWS_ENDPOINT_URL_S3="$MOTO_URL"
+  return 0
 }
 
 # Starts s3s-fs over a folder; returns non-zero (after a warning) when it cannot.

@@ -44,7 +44,7 @@ use super::session::Session;
 
 pub use digests::{part_size_for, DigestWriter, FileDigests, MAX_PARTS, MIN_PART_SIZE};
 pub use report::{LatestChange, RegionOutcome, StageReport};
-pub use sending::{Method, SendingCosts, ONE_REQUEST_LIMIT};
+pub use sending::SendingCosts;
 
 use digests::prepare;
 use parts::SharedParts;
@@ -270,7 +270,9 @@ impl Session {
         let size = prepared.size;
         let outcomes = report.outcomes();
         let part_reads = parts.reads();
-        if let (Some(costs), false) = (&options.sending, prepared.one_request) {
+        if let (Some(costs), false, false) =
+            (&options.sending, prepared.one_request, self.read_only())
+        {
             let costs = Arc::clone(costs);
             // A small file, written and synced: off the runtime's threads.
             let _ = tokio::task::spawn_blocking(move || costs.save()).await;
