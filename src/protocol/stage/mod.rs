@@ -17,8 +17,9 @@
 //! region's outcome either way.
 //!
 //! This module holds the options, the contract and its entry points (stage, upload
-//! ahead, abandon); `digests` hashes the file, `region` does one region's part and
-//! `report` says how each region came out.
+//! ahead, abandon); `digests` hashes the file, `region` does one region's part,
+//! `sending` learns whether each region takes large files faster in parts or in one
+//! request, and `report` says how each region came out.
 
 mod digests;
 mod parts;
