@@ -101,9 +101,9 @@ async fn where_each_connection_is_slow_parts_stay() {
     let file = world.file("twenty", &random_bytes(20 << 20, 62));
     let learned = Arc::new(SendingCosts::in_memory());
     let adaptive = options(Some(Arc::clone(&learned)));
-    // Each upload's body flows at 4 MB/s, as S3 limits each connection: parts at once
-    // add up, and the completion is a small share of the stage.
-    proxy.set_upload_pace(Some(4_000_000));
+    // Each upload's body flows at 2 MB/s, as S3 limits each connection: parts at once
+    // add up, and the completion is a small share of the stage (over 5 s of parts).
+    proxy.set_upload_pace(Some(2_000_000));
     for version in ["1.0.0", "1.0.1"] {
         stage(&world, &p, version, &file, &adaptive).await;
         assert_eq!(
