@@ -6,6 +6,7 @@ pub mod args;
 mod progress;
 mod repair;
 mod setup_prompt;
+mod state;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -17,7 +18,7 @@ use semver::Version;
 use crate::arguments::parse_arguments;
 use crate::protocol::{
     parse_version, read_latest, regions::parse_regions, Artifact, Download, Error, RegionOutcome,
-    SendingCosts, Session, SessionBuilder, StageOptions,
+    Session, SessionBuilder, StageOptions,
 };
 
 use args::{log_filter, parse_metadata, Args};
@@ -180,7 +181,7 @@ async fn stage(args: &Args, path: &Path, dry_run: bool) -> Result<(), Failure> {
         sending: args
             .multipart_threshold
             .is_none()
-            .then(|| Arc::new(sending_costs())),
+            .then(|| Arc::new(state::sending_costs())),
         progress: bar.as_ref().map(progress::Bar::handle),
         ..defaults
     };
@@ -189,6 +190,9 @@ async fn stage(args: &Args, path: &Path, dry_run: bool) -> Result<(), Failure> {
         .await;
     if let Some(bar) = &bar {
         bar.clear();
+    }
+    if let (Some(costs), false) = (&options.sending, dry_run) {
+        state::keep_sending_costs(costs);
     }
     let report = staged?;
     for (region, outcome) in &report.regions {
@@ -210,24 +214,6 @@ async fn stage(args: &Args, path: &Path, dry_run: bool) -> Result<(), Failure> {
         println!("    startifact {project} {version} --download <PATH>\n");
     }
     Ok(())
-}
-
-/// What earlier stages from this user taught about each region (see
-/// `protocol::stage::sending`): kept in `$XDG_STATE_HOME/startifact-fs/sending.json`, else
-/// `~/.local/state/startifact-fs/sending.json`; in memory when neither is set.
-fn sending_costs() -> SendingCosts {
-    let absolute = |name: &str| {
-        std::env::var_os(name)
-            .map(std::path::PathBuf::from)
-            .filter(|path| path.is_absolute())
-    };
-    let folder = absolute("XDG_STATE_HOME")
-        .map(|state| state.join("startifact-fs"))
-        .or_else(|| absolute("HOME").map(|home| home.join(".local/state/startifact-fs")));
-    match folder {
-        Some(folder) => SendingCosts::open(&folder.join("sending.json")),
-        None => SendingCosts::in_memory(),
-    }
 }
 
 async fn download(args: &Args, path: &Path) -> Result<(), Failure> {

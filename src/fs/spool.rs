@@ -436,6 +436,35 @@ impl Spool {
     }
 }
 
+impl Spool {
+    /// The bytes of a small file the daemon keeps at the spool's top (such as what it
+    /// learned of each region): None when there is none; an error for a file that is
+    /// not a regular file of at most 1 MiB.
+    pub fn read_kept(&self, name: &str) -> std::io::Result<Option<Vec<u8>>> {
+        const LIMIT: u64 = 1 << 20;
+        let file = match self.root.open_file(name, Access::Read) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let metadata = file.metadata()?;
+        if !metadata.is_file() || metadata.len() > LIMIT {
+            return Err(std::io::Error::other("not a regular file of at most 1 MiB"));
+        }
+        let mut bytes = Vec::new();
+        file.take(LIMIT).read_to_end(&mut bytes)?;
+        Ok(Some(bytes))
+    }
+
+    /// Replaces such a file atomically and durably; a failure is logged, not fatal.
+    pub fn keep(&self, name: &str, bytes: &[u8]) {
+        let _one_at_a_time = super::lock(&self.replacing);
+        if let Err(e) = self.root.replace(name, bytes) {
+            tracing::warn!("cannot write {}: {e}", self.root().join(name).display());
+        }
+    }
+}
+
 /// Reads a version's `state.json` (tightened to `0600` on the way).
 fn read_version(dir: &PrivateDir) -> std::io::Result<VersionState> {
     let mut bytes = Vec::new();

@@ -27,9 +27,6 @@ use super::fuse::FuseAdapter;
 use super::notify;
 use super::options::{MountArgs, MountConfig, Source};
 
-/// The figures of how each region took large files, in the staging folder.
-const SENDING_FILE: &str = "sending.json";
-
 const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
 /// Read-ahead asked of the kernel for the mount, in KiB.
 const READ_AHEAD_KB: u32 = 1024;
@@ -306,15 +303,13 @@ fn run(
     let mut fs = ArtifactFs::new(session.clone(), fs_options);
     let mut kept_staging = None;
     if let Some(dir) = staging_dir {
-        // The folder is made private (or refused) before anything in it is read.
-        PrivateDir::open(&dir)
-            .map_err(|e| format!("cannot use the staging folder {}: {e}", dir.display()))?;
         let stage_options = StageOptions {
             part_size: config.part_size,
             multipart_threshold: config.multipart_threshold,
+            // Taken up from, and kept in, the staging folder.
             sending: config
                 .adaptive_sending
-                .then(|| Arc::new(SendingCosts::open(&dir.join(SENDING_FILE)))),
+                .then(|| Arc::new(SendingCosts::in_memory())),
             ..StageOptions::default()
         };
         let mut staging = Staging::open(&dir, config.staging_size, stage_options)

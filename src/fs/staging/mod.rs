@@ -50,6 +50,9 @@ pub use model::{FileView, VersionView};
 pub use repair::{backoff, RepairSeen, FIRST_RETRY, LAST_RETRY};
 pub use stage::{is_temporary_name, CloseEffect};
 
+/// What the stages learned of how each region takes large files, at the spool's top.
+const SENDING_FILE: &str = "sending.json";
+
 pub struct Staging {
     spool: Spool,
     stage_options: StageOptions,
@@ -105,6 +108,14 @@ impl Staging {
             let mut slot = StagingVersion::new(state, size, digest);
             slot.stage.running = resumes;
             folders.versions.insert((project, version), slot);
+        }
+        if let Some(costs) = &stage_options.sending {
+            let from = spool.root().join(SENDING_FILE);
+            match spool.read_kept(SENDING_FILE) {
+                Ok(Some(bytes)) => costs.take_up(&bytes, &from.display().to_string()),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("ignoring {}: {e}", from.display()),
+            }
         }
         let staging = Staging {
             spool,

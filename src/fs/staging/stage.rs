@@ -214,6 +214,14 @@ impl Staging {
         version: &str,
         result: Result<StageReport, ProtocolError>,
     ) -> FsResult<CloseEffect> {
+        if let Some(bytes) = self
+            .stage_options
+            .sending
+            .as_ref()
+            .and_then(|c| c.changes())
+        {
+            self.spool.keep(super::SENDING_FILE, &bytes);
+        }
         let now = seconds_of(SystemTime::now());
         let part_size = self.stage_options.part_size;
         let (status, outcome) = outcome(project, version, result, part_size, now);

@@ -271,13 +271,6 @@ impl Session {
         let size = prepared.size;
         let outcomes = report.outcomes();
         let part_reads = parts.reads();
-        if let (Some(costs), false, false) =
-            (&options.sending, prepared.one_request, self.read_only())
-        {
-            let costs = Arc::clone(costs);
-            // A small file, written and synced: off the runtime's threads.
-            let _ = tokio::task::spawn_blocking(move || costs.save()).await;
-        }
         if report.failed().is_empty() {
             tracing::info!(project, %version, size, seconds, part_reads, "stage: {} ({outcomes})", report.summary());
         } else {

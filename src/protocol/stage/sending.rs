@@ -15,12 +15,12 @@
 //!   once more, so that the choice follows a server that changed.
 //!
 //! Regions are told apart by name and S3 endpoint, so a test server's figures never steer
-//! a stage to AWS, and files by size class (see `place`). The figures live in a small JSON file (the mount's staging folder, the
-//! CLI's state folder); one that cannot be read is set aside with a warning, and the
-//! learning starts again. A stage given an explicit threshold learns nothing from here.
+//! a stage to AWS, and files by size class (see `place`). The figures are JSON kept by
+//! their owner (the mount's staging folder, the CLI's state folder); figures that cannot
+//! be read are set aside with a warning, and the learning starts again. A stage given an
+//! explicit threshold learns nothing from here.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -139,43 +139,47 @@ struct Saved {
     regions: BTreeMap<String, Costs>,
 }
 
-/// The figures of every region a mount or a CLI has sent large files to.
+/// The figures of every region a mount or a CLI has sent large files to. They are kept
+/// by the owner (`to_json`, `take_up`): the mount in its spool, the CLI in its state
+/// folder.
 #[derive(Debug, Default)]
 pub struct SendingCosts {
-    file: Option<PathBuf>,
     saved: Mutex<Saved>,
+    /// Something was learned since the figures were last kept.
+    changed: std::sync::atomic::AtomicBool,
 }
 
 impl SendingCosts {
-    /// Figures kept in memory only.
+    /// Figures that start empty.
     pub fn in_memory() -> Self {
         SendingCosts::default()
     }
 
-    /// Figures kept in `file`: read now when it exists, written by `save`.
-    pub fn open(file: &Path) -> Self {
-        let saved = match read_small_file(file) {
-            Ok(bytes) => match serde_json::from_slice::<Saved>(&bytes) {
-                Ok(saved) if saved.regions.values().all(Costs::valid) => saved,
-                Ok(_) => {
-                    tracing::warn!(file = %file.display(), "ignoring figures out of range; learning how to send large files again");
-                    Saved::default()
-                }
-                Err(e) => {
-                    tracing::warn!(file = %file.display(), "ignoring an unreadable file ({e}); learning how to send large files again");
-                    Saved::default()
-                }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Saved::default(),
-            Err(e) => {
-                tracing::warn!(file = %file.display(), "cannot read ({e}); learning how to send large files again");
-                Saved::default()
-            }
-        };
-        SendingCosts {
-            file: Some(file.to_path_buf()),
-            saved: Mutex::new(saved),
+    /// Takes up figures kept by an earlier process (`changes`); figures that cannot be
+    /// read, or out of range, are set aside with a warning naming `from`.
+    pub fn take_up(&self, bytes: &[u8], from: &str) {
+        match serde_json::from_slice::<Saved>(bytes) {
+            Ok(saved) if saved.regions.values().all(Costs::valid) => *self.saved() = saved,
+            Ok(_) => tracing::warn!(
+                from,
+                "ignoring figures out of range; learning how to send large files again"
+            ),
+            Err(e) => tracing::warn!(
+                from,
+                "ignoring unreadable figures ({e}); learning how to send large files again"
+            ),
         }
+    }
+
+    /// The figures, to be kept for the next process, when something was learned since
+    /// they were last asked for.
+    pub fn changes(&self) -> Option<Vec<u8>> {
+        use std::sync::atomic::Ordering;
+        if !self.changed.swap(false, Ordering::SeqCst) {
+            return None;
+        }
+        // Strings, numbers and options only: encoding cannot fail.
+        serde_json::to_vec_pretty(&*self.saved()).ok()
     }
 
     fn saved(&self) -> std::sync::MutexGuard<'_, Saved> {
@@ -199,6 +203,8 @@ impl SendingCosts {
         let mut saved = self.saved();
         let costs = saved.regions.entry(place.to_string()).or_default();
         costs.record(&sent);
+        self.changed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let way = match sent.method {
             Method::OneRequest => "in one request",
             Method::Parts => "in parts",
@@ -213,24 +219,6 @@ impl SendingCosts {
             "sent {way}; next: {:?}",
             costs.choose()
         );
-    }
-
-    /// Writes the figures to their file (a temporary file renamed over it), creating
-    /// its folder (0700); failures are logged, never a stage's.
-    pub fn save(&self) {
-        let Some(file) = &self.file else {
-            return;
-        };
-        let bytes = match serde_json::to_vec_pretty(&*self.saved()) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                tracing::warn!("cannot encode the sending figures: {e}");
-                return;
-            }
-        };
-        if let Err(e) = write_replacing(file, &bytes) {
-            tracing::warn!(file = %file.display(), "cannot save the sending figures: {e}");
-        }
     }
 }
 
@@ -250,49 +238,6 @@ pub fn place(region: &str, endpoint: Option<&str>, size: u64) -> String {
         .find(|(limit, _)| size < *limit)
         .map_or(">=4GiB", |(_, name)| name);
     format!("{region} {} {class}", endpoint.unwrap_or("aws"))
-}
-
-/// The file's bytes: a regular file of at most 1 MiB, never followed through a link
-/// (nor waited on, were it a FIFO).
-fn read_small_file(file: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    const LIMIT: u64 = 1 << 20;
-    let opened = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(file)?;
-    let metadata = opened.metadata()?;
-    if !metadata.is_file() || metadata.len() > LIMIT {
-        return Err(std::io::Error::other("not a regular file of at most 1 MiB"));
-    }
-    let mut bytes = Vec::new();
-    opened.take(LIMIT).read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
-fn write_replacing(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    if let Some(folder) = file.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(folder)?;
-    }
-    let temporary = file.with_extension(format!("{}.new", std::process::id()));
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&temporary)?;
-    let written = out.write_all(bytes).and_then(|()| out.sync_all());
-    let renamed = written.and_then(|()| std::fs::rename(&temporary, file));
-    if renamed.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    renamed
 }
 
 #[cfg(test)]
@@ -383,28 +328,21 @@ mod tests {
 
     #[test]
     fn figures_survive_a_restart_and_a_garbled_file_starts_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("state/sending.json");
-        let costs = SendingCosts::open(&file);
+        let costs = SendingCosts::in_memory();
         costs.record(REGION, sent(Method::Parts, 30.0, 8.0));
-        costs.save();
-        assert_eq!(
-            SendingCosts::open(&file).choose(REGION, 1 << 30),
-            Method::OneRequest
-        );
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
+        let kept = costs.changes().unwrap();
+        assert_eq!(costs.changes(), None, "nothing new to keep");
+        let next = SendingCosts::in_memory();
+        next.take_up(&kept, "test");
+        assert_eq!(next.choose(REGION, 1 << 30), Method::OneRequest);
 
         for garbled in [
             &b"{\"regions\": 7"[..],
             br#"{"regions": {"us-east-1 http://127.0.0.1:1": {"parts": -1.0}}}"#,
         ] {
-            std::fs::write(&file, garbled).unwrap();
-            assert_eq!(
-                SendingCosts::open(&file).choose(REGION, 1 << 30),
-                Method::Parts
-            );
+            let next = SendingCosts::in_memory();
+            next.take_up(garbled, "test");
+            assert_eq!(next.choose(REGION, 1 << 30), Method::Parts);
         }
     }
 }
