@@ -4,12 +4,19 @@
 //! (bytes over the time spent waiting for them, not for the reader) decides: at or
 //! above `parallel_below` one stream is fast enough, and stays alone (a server that pays
 //! for the whole object on every ranged GET, as moto does, is never asked twice). Below
-//! it, the rest of the file is cut into parts fetched by two GETs at once; then by one
-//! more each time the parts finished at the new count add up to `GAIN` times what the
-//! previous count gave, up to `max`. When they do not, the count steps back once, if it
-//! lost, and stays there.
+//! it, the rest of the file is cut into parts fetched by `max` GETs at once, and what
+//! they give together (the bytes of the first `max` parts over the time from the cut to
+//! the last of them) is weighed against the one stream: at least `GAIN` times as much
+//! and they stay; less, and the streams do not add up (a server bounded in total), so
+//! the rest comes in one stream again.
+//!
+//! What the streams give together is measured, not each part's own rate: parts of a
+//! sequential read are consumed in order, so one part's pace says little about the
+//! whole (a part that waits behind another is paced by its reader, not its server).
 
-/// How much more the streams must give together for one more to stay.
+use std::time::{Duration, Instant};
+
+/// How much more the streams must give together than one for them to stay.
 const GAIN: f64 = 1.2;
 
 #[derive(Debug)]
@@ -18,20 +25,20 @@ pub(super) struct Lanes {
     target: usize,
     max: usize,
     state: State,
-    /// What the streams gave together at `target - 1` (bytes a second).
-    previous: f64,
-    /// Rates of the parts finished since `target` last changed.
-    rates: Vec<f64>,
-    /// Parts to finish before measuring: those started at the previous count.
-    skip: usize,
+    /// What the one stream gave (bytes a second).
+    alone: f64,
+    /// When the read was cut into parts, and what has come back in parts since.
+    cut_at: Option<Instant>,
+    parts: usize,
+    bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// One long GET, not measured yet.
     Probing,
-    /// Cut into parts, the count still changing.
-    Growing,
+    /// Cut into parts, what they give together not known yet.
+    Weighing,
     /// Decided.
     Settled,
 }
@@ -46,9 +53,10 @@ impl Lanes {
             } else {
                 State::Settled
             },
-            previous: 0.0,
-            rates: Vec::new(),
-            skip: 0,
+            alone: 0.0,
+            cut_at: None,
+            parts: 0,
+            bytes: 0,
         }
     }
 
@@ -62,7 +70,7 @@ impl Lanes {
         self.state != State::Probing && self.target > 1
     }
 
-    /// Streams to keep in flight.
+    /// Streams to keep receiving at once.
     pub(super) fn target(&self) -> usize {
         self.target
     }
@@ -72,8 +80,9 @@ impl Lanes {
         self.state = State::Settled;
     }
 
-    /// The long GET ran at `rate`: true when the rest is to be cut into parts.
-    pub(super) fn measured(&mut self, rate: f64, parallel_below: f64) -> bool {
+    /// The long GET ran at `rate`: true when the rest is to be cut into parts (from
+    /// `now`).
+    pub(super) fn measured(&mut self, rate: f64, parallel_below: f64, now: Instant) -> bool {
         if self.state != State::Probing {
             return false;
         }
@@ -81,38 +90,33 @@ impl Lanes {
             self.state = State::Settled;
             return false;
         }
-        self.state = State::Growing;
-        self.previous = rate;
-        self.target = 2;
+        self.state = State::Weighing;
+        self.alone = rate;
+        self.target = self.max;
+        self.cut_at = Some(now);
         true
     }
 
-    /// A part finished, received at `rate`.
-    pub(super) fn finished(&mut self, rate: f64) {
-        if self.state != State::Growing {
-            return;
+    /// A part of `bytes` finished at `now`. Returns what the streams gave together
+    /// (bytes a second) when this decided whether they stay.
+    pub(super) fn finished(&mut self, bytes: u64, now: Instant) -> Option<f64> {
+        if self.state != State::Weighing {
+            return None;
         }
-        if self.skip > 0 {
-            self.skip -= 1;
-            return;
+        self.parts += 1;
+        self.bytes += bytes;
+        if self.parts < self.target {
+            return None;
         }
-        self.rates.push(rate);
-        if self.rates.len() < self.target {
-            return;
+        let took = self
+            .cut_at
+            .map_or(Duration::ZERO, |cut| now.saturating_duration_since(cut));
+        let together = self.bytes as f64 / took.as_secs_f64().max(1e-6);
+        if together < self.alone * GAIN {
+            self.target = 1;
         }
-        let together =
-            self.rates.iter().sum::<f64>() / self.rates.len() as f64 * self.target as f64;
-        self.rates.clear();
-        if together >= self.previous * GAIN && self.target < self.max {
-            self.previous = together;
-            self.skip = self.target - 1;
-            self.target += 1;
-        } else {
-            if together < self.previous {
-                self.target -= 1;
-            }
-            self.state = State::Settled;
-        }
+        self.state = State::Settled;
+        Some(together)
     }
 }
 
@@ -121,71 +125,79 @@ mod tests {
     use super::*;
 
     const MB: f64 = 1e6;
+    const PART: u64 = 8 << 20;
 
-    /// Feeds `lanes` parts whose rate is `per_stream(count)` until it settles.
-    fn run(lanes: &mut Lanes, per_stream: impl Fn(usize) -> f64) {
+    /// Feeds `lanes` parts of `PART` bytes, all of them started at the cut and coming
+    /// back at `together` bytes a second, until it settles.
+    fn run(lanes: &mut Lanes, start: Instant, together: f64) -> f64 {
+        let mut received = 0;
         for _ in 0..100 {
-            if lanes.state == State::Settled {
-                return;
+            received += PART;
+            let at = start + Duration::from_secs_f64(received as f64 / together);
+            if let Some(rate) = lanes.finished(PART, at) {
+                return rate;
             }
-            lanes.finished(per_stream(lanes.target));
         }
         panic!("never settled: {lanes:?}");
     }
 
     #[test]
     fn a_fast_stream_stays_alone() {
-        let mut lanes = Lanes::new(4);
+        let mut lanes = Lanes::new(8);
         assert!(lanes.probing());
-        assert!(!lanes.measured(700.0 * MB, 256.0 * MB));
+        assert!(!lanes.measured(700.0 * MB, 256.0 * MB, Instant::now()));
         assert!(!lanes.in_parts());
         assert_eq!(lanes.target(), 1);
-        lanes.finished(1.0);
+        assert_eq!(lanes.finished(PART, Instant::now()), None);
         assert_eq!(lanes.target(), 1);
     }
 
     #[test]
-    fn streams_bounded_each_grow_to_the_maximum() {
-        let mut lanes = Lanes::new(4);
-        assert!(lanes.measured(90.0 * MB, 256.0 * MB));
+    fn streams_that_add_up_stay_at_the_maximum() {
+        let start = Instant::now();
+        let mut lanes = Lanes::new(8);
+        assert!(lanes.measured(90.0 * MB, 256.0 * MB, start));
         assert!(lanes.in_parts());
-        run(&mut lanes, |_| 90.0 * MB);
-        assert_eq!(lanes.target(), 4);
+        assert_eq!(lanes.target(), 8);
+        // Eight streams of 90 MB/s each.
+        let together = run(&mut lanes, start, 8.0 * 90.0 * MB);
+        assert!((together - 720.0 * MB).abs() < MB, "{together}");
+        assert_eq!(lanes.target(), 8);
+        assert!(lanes.in_parts());
+        // Settled: later parts change nothing.
+        assert_eq!(lanes.finished(PART, start + Duration::from_secs(60)), None);
+        assert_eq!(lanes.target(), 8);
     }
 
     #[test]
-    fn a_server_bounded_in_total_steps_back_to_what_paid() {
-        // 100 MB/s whatever the count, but two streams each get 60 (a little more).
-        let mut lanes = Lanes::new(4);
-        assert!(lanes.measured(100.0 * MB, 256.0 * MB));
-        run(&mut lanes, |n| {
-            if n == 2 {
-                60.0 * MB
-            } else {
-                100.0 * MB / n as f64
-            }
-        });
-        assert_eq!(lanes.target(), 2);
-        // Two streams that add nothing go back to one.
-        let mut lanes = Lanes::new(4);
-        assert!(lanes.measured(100.0 * MB, 256.0 * MB));
-        run(&mut lanes, |n| 90.0 * MB / n as f64);
+    fn a_server_bounded_in_total_goes_back_to_one_stream() {
+        // 100 MB/s alone, 110 MB/s however many ask: not worth eight requests.
+        let start = Instant::now();
+        let mut lanes = Lanes::new(8);
+        assert!(lanes.measured(100.0 * MB, 256.0 * MB, start));
+        run(&mut lanes, start, 110.0 * MB);
         assert_eq!(lanes.target(), 1);
+        assert!(!lanes.in_parts(), "the rest comes in one long GET");
     }
 
     #[test]
-    fn parts_started_before_a_change_are_not_measured() {
+    fn the_weighing_waits_for_as_many_parts_as_streams() {
+        let start = Instant::now();
         let mut lanes = Lanes::new(4);
-        assert!(lanes.measured(90.0 * MB, 256.0 * MB));
-        lanes.finished(90.0 * MB);
-        lanes.finished(90.0 * MB);
-        assert_eq!(lanes.target(), 3);
-        // One part started at two streams: its low rate is not counted.
-        lanes.finished(1.0);
-        assert_eq!(lanes.target(), 3);
-        for _ in 0..3 {
-            lanes.finished(90.0 * MB);
+        assert!(lanes.measured(100.0 * MB, 256.0 * MB, start));
+        // Three parts came back fast, as if alone: not yet a measure of four at once.
+        for i in 1..4 {
+            let at = start + Duration::from_millis(10 * i);
+            assert_eq!(lanes.finished(PART, at), None);
         }
+        // The fourth came 200 ms after the cut: 4 x 8 MiB in 0.2 s is 168 MB/s together,
+        // more than 1.2 x 100 MB/s.
+        let together = lanes.finished(PART, start + Duration::from_millis(200));
+        let expected = 4.0 * PART as f64 / 0.2;
+        assert!(
+            together.is_some_and(|t| (t - expected).abs() < MB),
+            "{together:?}"
+        );
         assert_eq!(lanes.target(), 4);
     }
 
@@ -193,7 +205,7 @@ mod tests {
     fn one_lane_at_most_never_probes() {
         let mut lanes = Lanes::new(1);
         assert!(!lanes.probing());
-        assert!(!lanes.measured(1.0, 256.0 * MB));
+        assert!(!lanes.measured(1.0, 256.0 * MB, Instant::now()));
         assert_eq!(lanes.target(), 1);
     }
 }

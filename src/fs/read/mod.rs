@@ -28,8 +28,9 @@
 //!
 //! Memory: a stream task takes permits of a budget shared by every handle for each chunk
 //! it hands over (and stops reading the body, so TCP holds the sender back, while it
-//! waits), and a handle's channel holds at most `chunks_ahead` chunks, so the bytes held
-//! ahead of all readers stay bounded. A read waiting on its stream is never held back
+//! waits), and each stream hands over at most `chunks_ahead` chunks ahead of the reads
+//! (parts further ahead wait in their sockets), so the bytes held ahead of all readers
+//! stay bounded. A read waiting on its stream is never held back
 //! by the budget (see `stream`): readers of one file wait on each other's pages in the
 //! kernel, so a budget spent by the others could otherwise stall them all.
 
@@ -42,6 +43,7 @@ pub use shared::{ReadOptions, ReadShared};
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
@@ -288,7 +290,10 @@ impl FileReader {
     fn keep_streams(&mut self, streaming: bool) {
         let size = self.pinned.size;
         if self.lanes.in_parts() {
-            while self.streams.len() < self.lanes.target() && self.next_request < size {
+            // Streams done receiving wait only for the reader: they hold no connection.
+            while self.streams.iter().filter(|s| s.receiving()).count() < self.lanes.target()
+                && self.next_request < size
+            {
                 if !self.start_stream() {
                     break;
                 }
@@ -308,31 +313,41 @@ impl FileReader {
     }
 
     /// Once the long GET has run long enough, its rate decides whether the rest of the
-    /// file comes in parts: it is then cut where its task is.
+    /// file comes in parts: it is then cut where its task is. A slow rate decides at
+    /// once; a fast one is watched until `probe_until` bytes came.
     fn measure_long_stream(&mut self) {
         let options = &self.shared.options;
         let size = self.pinned.size;
         let Some(long) = self.streams.back_mut().filter(|s| s.range.end == size) else {
             return;
         };
-        let Some(rate) = long.rate(options.probe_after, false) else {
+        let Some((rate, received)) = long.rate(options.probe_after) else {
             return;
         };
         if size.saturating_sub(long.received) < options.part_size.saturating_mul(4) {
             self.lanes.settle();
             return;
         }
-        if !self.lanes.measured(rate, options.parallel_below as f64) {
+        // A fast start may be the server's read-ahead: one stream stays alone only once
+        // it kept its pace over `probe_until`.
+        if rate >= options.parallel_below as f64 && received < options.probe_until {
+            return;
+        }
+        if !self
+            .lanes
+            .measured(rate, options.parallel_below as f64, Instant::now())
+        {
             tracing::debug!(key = %self.pinned.key, "one GET ran at {:.0} MB/s: it stays alone", rate / 1e6);
         } else {
             self.next_request = long.cut(0);
             tracing::debug!(
                 key = %self.pinned.key,
                 "one GET ran at {:.0} MB/s: the rest from {} comes in parts of {} bytes, \
-                 several at once",
+                 {} at once",
                 rate / 1e6,
                 self.next_request,
-                options.part_size
+                options.part_size,
+                self.lanes.target()
             );
         }
     }
@@ -371,12 +386,14 @@ impl FileReader {
                         return Err(FsError::unavailable("a read stream ended early"));
                     }
                     if let Some(done) = self.streams.pop_front() {
-                        if self.lanes.in_parts() {
-                            let before = self.lanes.target();
-                            self.lanes.finished(done.rate(0, true).unwrap_or(0.0));
-                            if self.lanes.target() != before {
-                                tracing::debug!(key = %self.pinned.key, "{} GETs at once", self.lanes.target());
-                            }
+                        let bytes = done.range.end - done.range.start;
+                        if let Some(together) = self.lanes.finished(bytes, Instant::now()) {
+                            tracing::debug!(
+                                key = %self.pinned.key,
+                                "the parts came at {:.0} MB/s together: {} GETs at once from now on",
+                                together / 1e6,
+                                self.lanes.target()
+                            );
                         }
                     }
                 }

@@ -18,13 +18,16 @@ pub struct ReadOptions {
     pub first_request: u64,
     /// Bytes a stream receives before its rate decides whether to fetch in parallel.
     pub probe_after: u64,
+    /// A stream that is fast at `probe_after` stays alone only if it still is here.
+    pub probe_until: u64,
     /// A stream slower than this (bytes a second) has the rest fetched in parallel parts.
     pub parallel_below: u64,
     /// Bytes per part when fetching in parallel.
     pub part_size: u64,
     /// GETs one handle keeps in flight at most.
     pub max_streams: usize,
-    /// Chunks a handle's channel holds ahead of its reader.
+    /// Chunks each stream hands its reader ahead of the reads (a stream further ahead
+    /// stops reading its body, and TCP holds its server back).
     pub chunks_ahead: usize,
     /// Bytes per chunk handed from a stream to its reader.
     pub chunk_size: u64,
@@ -45,10 +48,11 @@ impl Default for ReadOptions {
         ReadOptions {
             first_request: 4 << 20,
             probe_after: 8 << 20,
+            probe_until: 64 << 20,
             parallel_below: 256 << 20,
             part_size: 8 << 20,
-            max_streams: 4,
-            chunks_ahead: 32,
+            max_streams: 8,
+            chunks_ahead: 4,
             chunk_size: 512 << 10,
             sequential_slack: 16 << 20,
             trail_bytes: 8 << 20,

@@ -45,10 +45,9 @@ struct Progress {
     /// Offset of the next byte the task will receive.
     at: u64,
     end: u64,
-    /// Bytes received, and the time spent waiting for them (not for the reader): for
-    /// the first, the request; for the rest, the body.
+    /// Bytes received, and the time spent waiting for the body's frames after the first
+    /// (not for the reader, nor for the request's answer).
     received: u64,
-    first_wait: Duration,
     waited: Duration,
     /// The reader waits for the next chunk.
     reader_waiting: bool,
@@ -88,7 +87,6 @@ impl Stream {
             at: range.start,
             end: range.end,
             received: 0,
-            first_wait: Duration::ZERO,
             waited: Duration::ZERO,
             reader_waiting: false,
         }));
@@ -131,16 +129,19 @@ impl Stream {
         progress.end
     }
 
-    /// How fast the server sent the bytes (a second), once at least `least` came: with
-    /// the wait for the first byte (what a request costs) or without it (what a long
-    /// body gives once it flows).
-    pub(super) fn rate(&self, least: u64, with_first_byte: bool) -> Option<f64> {
+    /// Whether the task still receives bytes (else it is done, or cut where it was).
+    pub(super) fn receiving(&self) -> bool {
         let progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut seconds = progress.waited.as_secs_f64();
-        if with_first_byte {
-            seconds += progress.first_wait.as_secs_f64();
-        }
-        (progress.received >= least && seconds > 0.0).then(|| progress.received as f64 / seconds)
+        progress.at < progress.end && !self.task.is_finished()
+    }
+
+    /// How fast the server sent the body once it flowed (bytes a second), and the bytes
+    /// received, once at least `least` came.
+    pub(super) fn rate(&self, least: u64) -> Option<(f64, u64)> {
+        let progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        let seconds = progress.waited.as_secs_f64();
+        (progress.received >= least && seconds > 0.0)
+            .then(|| (progress.received as f64 / seconds, progress.received))
     }
 }
 
@@ -262,9 +263,7 @@ async fn stream_range(
             let frame = object.body.next().await;
             let finished = {
                 let mut progress = progress.lock().unwrap_or_else(PoisonError::into_inner);
-                if std::mem::take(&mut first) {
-                    progress.first_wait += waiting_since.elapsed();
-                } else {
+                if !std::mem::take(&mut first) {
                     progress.waited += waiting_since.elapsed();
                 }
                 match frame {
