@@ -313,7 +313,8 @@ fn run(
             ..StageOptions::default()
         };
         let mut staging = Staging::open(&dir, config.staging_size, stage_options)
-            .map_err(|e| format!("cannot use the staging folder {}: {e}", dir.display()))?;
+            .map_err(|e| format!("cannot use the staging folder {}: {e}", dir.display()))?
+            .sending_to(session.clone());
         if config.allow_other {
             // Others write here too: no one user fills the spool for everyone.
             staging = staging.with_share(config.staging_size / 2);

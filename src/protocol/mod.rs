@@ -35,7 +35,7 @@ pub use repair::{Outcome as RepairOutcome, RepairReport};
 pub use session::{LoadedConfiguration, Session, SessionBuilder};
 pub use set_latest::LatestReport;
 pub use stage::{
-    DigestWriter, FileDigests, LatestChange, RegionOutcome, SendingCosts, StageOptions,
+    DigestWriter, FileDigests, LatestChange, PartsRule, RegionOutcome, SendingCosts, StageOptions,
     StageReport, StageSource, UploadedAhead,
 };
 pub use yank::YankReport;

@@ -171,4 +171,12 @@ async fn the_mount_remembers_in_its_staging_folder() {
     assert_eq!(ways(&proxy, &format!("{p}@1.0.1")), (3, 0));
     let log = mount.log();
     assert!(log.contains("sent in one request"), "{log}");
+    // Every region takes 20 MiB in one request: the parts were not hashed as `cp`
+    // wrote, and the artifact is whole.
+    assert!(log.contains("its parts are not hashed"), "{log}");
+    let staged = mount.join(&format!("{p}/1.0.1/twenty.bin"));
+    assert_eq!(
+        std::fs::read(staged).unwrap(),
+        std::fs::read(&source).unwrap()
+    );
 }

@@ -5,16 +5,17 @@
 //! above `parallel_below` one stream is fast enough, and stays alone (a server that pays
 //! for the whole object on every ranged GET, as moto does, is never asked twice). Below
 //! it, the rest of the file is cut into parts fetched by `max` GETs at once, and what
-//! they give together (the bytes of the first `max` parts over the time from the cut to
-//! the last of them) is weighed against the one stream: at least `GAIN` times as much
+//! they give together is weighed against the one stream: at least `GAIN` times as much
 //! and they stay; less, and the streams do not add up (a server bounded in total), so
-//! the rest comes in one stream again.
+//! the rest comes in one stream again. "Together" is the bytes of `max` parts over the
+//! time from the first part's end to the last of theirs: the first `max` start at once
+//! and end close together, so the window opens once they flow (not at the requests).
 //!
 //! What the streams give together is measured, not each part's own rate: parts of a
 //! sequential read are consumed in order, so one part's pace says little about the
 //! whole (a part that waits behind another is paced by its reader, not its server).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// How much more the streams must give together than one for them to stay.
 const GAIN: f64 = 1.2;
@@ -27,8 +28,8 @@ pub(super) struct Lanes {
     state: State,
     /// What the one stream gave (bytes a second).
     alone: f64,
-    /// When the read was cut into parts, and what has come back in parts since.
-    cut_at: Option<Instant>,
+    /// When the first part ended, and the parts that ended since.
+    window_from: Option<Instant>,
     parts: usize,
     bytes: u64,
 }
@@ -54,7 +55,7 @@ impl Lanes {
                 State::Settled
             },
             alone: 0.0,
-            cut_at: None,
+            window_from: None,
             parts: 0,
             bytes: 0,
         }
@@ -80,9 +81,8 @@ impl Lanes {
         self.state = State::Settled;
     }
 
-    /// The long GET ran at `rate`: true when the rest is to be cut into parts (from
-    /// `now`).
-    pub(super) fn measured(&mut self, rate: f64, parallel_below: f64, now: Instant) -> bool {
+    /// The long GET ran at `rate`: true when the rest is to be cut into parts.
+    pub(super) fn measured(&mut self, rate: f64, parallel_below: f64) -> bool {
         if self.state != State::Probing {
             return false;
         }
@@ -93,7 +93,6 @@ impl Lanes {
         self.state = State::Weighing;
         self.alone = rate;
         self.target = self.max;
-        self.cut_at = Some(now);
         true
     }
 
@@ -103,14 +102,16 @@ impl Lanes {
         if self.state != State::Weighing {
             return None;
         }
+        let Some(from) = self.window_from else {
+            self.window_from = Some(now);
+            return None;
+        };
         self.parts += 1;
         self.bytes += bytes;
         if self.parts < self.target {
             return None;
         }
-        let took = self
-            .cut_at
-            .map_or(Duration::ZERO, |cut| now.saturating_duration_since(cut));
+        let took = now.saturating_duration_since(from);
         let together = self.bytes as f64 / took.as_secs_f64().max(1e-6);
         if together < self.alone * GAIN {
             self.target = 1;
@@ -123,12 +124,13 @@ impl Lanes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const MB: f64 = 1e6;
     const PART: u64 = 8 << 20;
 
-    /// Feeds `lanes` parts of `PART` bytes, all of them started at the cut and coming
-    /// back at `together` bytes a second, until it settles.
+    /// Feeds `lanes` parts of `PART` bytes ending one after the other at `together`
+    /// bytes a second, from `start`, until it settles.
     fn run(lanes: &mut Lanes, start: Instant, together: f64) -> f64 {
         let mut received = 0;
         for _ in 0..100 {
@@ -145,7 +147,7 @@ mod tests {
     fn a_fast_stream_stays_alone() {
         let mut lanes = Lanes::new(8);
         assert!(lanes.probing());
-        assert!(!lanes.measured(700.0 * MB, 256.0 * MB, Instant::now()));
+        assert!(!lanes.measured(700.0 * MB, 256.0 * MB));
         assert!(!lanes.in_parts());
         assert_eq!(lanes.target(), 1);
         assert_eq!(lanes.finished(PART, Instant::now()), None);
@@ -156,7 +158,7 @@ mod tests {
     fn streams_that_add_up_stay_at_the_maximum() {
         let start = Instant::now();
         let mut lanes = Lanes::new(8);
-        assert!(lanes.measured(90.0 * MB, 256.0 * MB, start));
+        assert!(lanes.measured(90.0 * MB, 256.0 * MB));
         assert!(lanes.in_parts());
         assert_eq!(lanes.target(), 8);
         // Eight streams of 90 MB/s each.
@@ -174,25 +176,27 @@ mod tests {
         // 100 MB/s alone, 110 MB/s however many ask: not worth eight requests.
         let start = Instant::now();
         let mut lanes = Lanes::new(8);
-        assert!(lanes.measured(100.0 * MB, 256.0 * MB, start));
+        assert!(lanes.measured(100.0 * MB, 256.0 * MB));
         run(&mut lanes, start, 110.0 * MB);
         assert_eq!(lanes.target(), 1);
         assert!(!lanes.in_parts(), "the rest comes in one long GET");
     }
 
     #[test]
-    fn the_weighing_waits_for_as_many_parts_as_streams() {
+    fn the_weighing_opens_at_the_first_part_and_spans_as_many_as_streams() {
         let start = Instant::now();
         let mut lanes = Lanes::new(4);
-        assert!(lanes.measured(100.0 * MB, 256.0 * MB, start));
-        // Three parts came back fast, as if alone: not yet a measure of four at once.
-        for i in 1..4 {
-            let at = start + Duration::from_millis(10 * i);
-            assert_eq!(lanes.finished(PART, at), None);
+        assert!(lanes.measured(100.0 * MB, 256.0 * MB));
+        // The first part took 2 s (its request, the others' start): it opens the window
+        // and is not counted.
+        assert_eq!(lanes.finished(PART, start + Duration::from_secs(2)), None);
+        // The three that ended with it add nothing to the time.
+        for _ in 0..3 {
+            assert_eq!(lanes.finished(PART, start + Duration::from_secs(2)), None);
         }
-        // The fourth came 200 ms after the cut: 4 x 8 MiB in 0.2 s is 168 MB/s together,
+        // The fourth since came 200 ms later: 4 x 8 MiB in 0.2 s is 168 MB/s together,
         // more than 1.2 x 100 MB/s.
-        let together = lanes.finished(PART, start + Duration::from_millis(200));
+        let together = lanes.finished(PART, start + Duration::from_millis(2200));
         let expected = 4.0 * PART as f64 / 0.2;
         assert!(
             together.is_some_and(|t| (t - expected).abs() < MB),
@@ -205,7 +209,7 @@ mod tests {
     fn one_lane_at_most_never_probes() {
         let mut lanes = Lanes::new(1);
         assert!(!lanes.probing());
-        assert!(!lanes.measured(1.0, 256.0 * MB, Instant::now()));
+        assert!(!lanes.measured(1.0, 256.0 * MB));
         assert_eq!(lanes.target(), 1);
     }
 }

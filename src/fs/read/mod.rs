@@ -79,6 +79,8 @@ pub struct FileReader {
     next_size: u64,
     /// How many GETs run at once.
     lanes: Lanes,
+    /// Where the parts begin, once the long GET was cut (`u64::MAX` before).
+    parts_from: u64,
     /// Present while every byte consumed so far came in order from the first.
     whole: Option<Box<WholeRead>>,
     /// Why the bytes read whole failed their check: every later read of the handle
@@ -105,6 +107,7 @@ impl FileReader {
             next_request: 0,
             next_size,
             lanes,
+            parts_from: u64::MAX,
             whole: Some(Box::new(WholeRead::new())),
             failed: None,
             served: Served::default(),
@@ -243,6 +246,7 @@ impl FileReader {
         self.next_request = position;
         self.next_size = self.shared.options.first_request;
         self.lanes = Lanes::new(self.shared.options.max_streams);
+        self.parts_from = u64::MAX;
         // Bytes skipped or read out of order: the whole file can no longer be checked.
         self.whole = None;
     }
@@ -333,13 +337,11 @@ impl FileReader {
         if rate >= options.parallel_below as f64 && received < options.probe_until {
             return;
         }
-        if !self
-            .lanes
-            .measured(rate, options.parallel_below as f64, Instant::now())
-        {
+        if !self.lanes.measured(rate, options.parallel_below as f64) {
             tracing::debug!(key = %self.pinned.key, "one GET ran at {:.0} MB/s: it stays alone", rate / 1e6);
         } else {
             self.next_request = long.cut(0);
+            self.parts_from = self.next_request;
             tracing::debug!(
                 key = %self.pinned.key,
                 "one GET ran at {:.0} MB/s: the rest from {} comes in parts of {} bytes, \
@@ -385,7 +387,12 @@ impl FileReader {
                     if stream.received < stream.range.end {
                         return Err(FsError::unavailable("a read stream ended early"));
                     }
-                    if let Some(done) = self.streams.pop_front() {
+                    // The long GET cut for the parts is not one of them.
+                    if let Some(done) = self
+                        .streams
+                        .pop_front()
+                        .filter(|done| done.range.start >= self.parts_from)
+                    {
                         let bytes = done.range.end - done.range.start;
                         if let Some(together) = self.lanes.finished(bytes, Instant::now()) {
                             tracing::debug!(

@@ -86,7 +86,8 @@ impl Staging {
         let digest = DigestWriter::new(
             self.stage_options.part_size,
             self.stage_options.multipart_threshold,
-        );
+        )
+        .with_parts_rule(self.parts_rule.clone());
         lock(&self.folders)
             .versions
             .insert(key(project, version), StagingVersion::new(state, 0, digest));

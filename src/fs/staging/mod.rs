@@ -35,9 +35,9 @@ mod repair;
 mod stage;
 mod stopping;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use crate::protocol::{DigestWriter, StageOptions};
+use crate::protocol::{DigestWriter, PartsRule, Session, StageOptions};
 
 use super::error::{FsError, FsResult};
 use super::spool::{FileStatus, Spool, SpooledVersion};
@@ -64,6 +64,9 @@ pub struct Staging {
     repairs_due: tokio::sync::Notify,
     /// The last background repair attempt of this daemon, for `startifact-fs status`.
     last_repair: Mutex<Option<RepairSeen>>,
+    /// Whether some region takes a file of a size in parts (`sending_to`): files
+    /// written have their parts hashed only while it says so.
+    parts_rule: Option<PartsRule>,
 }
 
 impl Staging {
@@ -125,9 +128,21 @@ impl Staging {
             flight: Default::default(),
             repairs_due: Default::default(),
             last_repair: Default::default(),
+            parts_rule: None,
         };
         staging.write_status();
         Ok(staging)
+    }
+
+    /// Files written from now on are staged to `session`'s regions: when the stage
+    /// learns how each takes large files, a file whose size no region takes in parts
+    /// is not hashed in parts as it is written (one MD5 pass fewer).
+    pub fn sending_to(mut self, session: Session) -> Self {
+        if self.stage_options.sending.is_some() {
+            let options = self.stage_options.clone();
+            self.parts_rule = Some(Arc::new(move |size| session.sends_in_parts(&options, size)));
+        }
+        self
     }
 
     pub fn dir(&self) -> &std::path::Path {

@@ -3,6 +3,8 @@
 //! was written (`DigestWriter`).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::digest::{Beside, Crc64, Md5};
 use base64::Engine;
@@ -86,10 +88,24 @@ const WRITES_BEHIND: usize = 8;
 pub struct DigestWriter {
     part_size: u64,
     with_parts: bool,
+    multipart_threshold: u64,
+    /// Whether some region would take a file of a size in parts (`with_parts_rule`).
+    parts_rule: Option<PartsRule>,
+    /// Cleared once the file's size is one no region takes in parts: the parts are
+    /// then no longer hashed (read by the hashes, wherever they run).
+    parts_wanted: Arc<AtomicBool>,
+    /// The size at which the rule is asked next.
+    next_check: u64,
     size: u64,
     broken: bool,
     hashing: Hashing,
 }
+
+/// Whether some region would take a file of a given size in parts.
+pub type PartsRule = Arc<dyn Fn(u64) -> bool + Send + Sync>;
+
+/// How often, in bytes written, the parts rule is asked again as the file grows.
+const PARTS_CHECK_EVERY: u64 = 16 << 20;
 
 enum Hashing {
     Here(Box<Hashes>),
@@ -106,12 +122,52 @@ impl DigestWriter {
     pub fn new(part_size: u64, multipart_threshold: u64) -> Self {
         let part_size = part_size.max(1);
         let with_parts = multipart_threshold <= IN_MEMORY_LIMIT;
+        let parts_wanted = Arc::new(AtomicBool::new(true));
         DigestWriter {
             part_size,
             with_parts,
+            multipart_threshold,
+            parts_rule: None,
+            next_check: 0,
             size: 0,
             broken: false,
-            hashing: Hashing::Here(Box::new(Hashes::new(part_size, with_parts))),
+            hashing: Hashing::Here(Box::new(Hashes::new(
+                part_size,
+                with_parts,
+                Arc::clone(&parts_wanted),
+            ))),
+            parts_wanted,
+        }
+    }
+
+    /// Stops hashing the parts once the file is above the threshold and `rule` says no
+    /// region takes a file of its size in parts (asked every 16 MiB as it grows). A
+    /// file that then grows to a size some region takes in parts has them hashed by
+    /// the stage, from the file.
+    pub fn with_parts_rule(mut self, rule: Option<PartsRule>) -> Self {
+        self.parts_rule = rule;
+        self
+    }
+
+    /// Asks the parts rule, when it is due, whether the parts are still wanted.
+    fn check_parts(&mut self) {
+        let Some(rule) = &self.parts_rule else {
+            return;
+        };
+        if !self.with_parts
+            || self.size <= self.multipart_threshold
+            || self.size < self.next_check
+            || !self.parts_wanted.load(Ordering::Relaxed)
+        {
+            return;
+        }
+        self.next_check = self.size.saturating_add(PARTS_CHECK_EVERY);
+        if !rule(self.size) {
+            tracing::debug!(
+                size = self.size,
+                "no region takes a file of this size in parts: its parts are not hashed"
+            );
+            self.parts_wanted.store(false, Ordering::Relaxed);
         }
     }
 
@@ -125,6 +181,7 @@ impl DigestWriter {
             return;
         }
         self.size += data.len() as u64;
+        self.check_parts();
         match &mut self.hashing {
             Hashing::Here(hashes) => {
                 hashes.update(data);
@@ -156,13 +213,9 @@ impl DigestWriter {
     /// Follows a truncation: to zero starts again, elsewhere gives up.
     pub fn truncate(&mut self, size: u64) {
         if size == 0 {
-            *self = DigestWriter {
-                part_size: self.part_size,
-                with_parts: self.with_parts,
-                size: 0,
-                broken: false,
-                hashing: Hashing::Here(Box::new(Hashes::new(self.part_size, self.with_parts))),
-            };
+            let rule = self.parts_rule.take();
+            *self =
+                DigestWriter::new(self.part_size, self.multipart_threshold).with_parts_rule(rule);
         } else if size != self.size {
             self.broken = true;
         }
@@ -203,20 +256,25 @@ struct Hashes {
     whole: Md5,
     crc: Crc64,
     parts: Option<PartHashes>,
+    parts_wanted: Arc<AtomicBool>,
 }
 
 impl Hashes {
-    fn new(part_size: u64, with_parts: bool) -> Self {
+    fn new(part_size: u64, with_parts: bool, parts_wanted: Arc<AtomicBool>) -> Self {
         Hashes {
             whole: Md5::new(),
             crc: Crc64::new(),
             parts: with_parts.then(|| PartHashes::new(part_size)),
+            parts_wanted,
         }
     }
 
     fn update(&mut self, data: &[u8]) {
         self.whole.update(data);
         self.crc.update(data);
+        if self.parts.is_some() && !self.parts_wanted.load(Ordering::Relaxed) {
+            self.parts = None;
+        }
         if let Some(parts) = self.parts.as_mut() {
             parts.update(data);
         }
@@ -320,22 +378,28 @@ fn prepared_from_digests(
 }
 
 /// Hashes the file on a blocking thread, so the read does not hold up the runtime.
+/// `parts_needed`: some region will take the file in parts, so digests taken while it
+/// was written without its parts' do not do.
 pub(super) async fn prepare(
     path: &Path,
     options: &StageOptions,
     known: Option<FileDigests>,
+    parts_needed: bool,
 ) -> Result<Prepared, Error> {
     let path = path.to_path_buf();
     let options = options.clone();
-    tokio::task::spawn_blocking(move || read_and_hash(&path, &options, known.as_ref()))
-        .await
-        .map_err(|e| Error::Internal(format!("hashing task failed: {e}")))?
+    tokio::task::spawn_blocking(move || {
+        read_and_hash(&path, &options, known.as_ref(), parts_needed)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("hashing task failed: {e}")))?
 }
 
 fn read_and_hash(
     path: &Path,
     options: &StageOptions,
     known: Option<&FileDigests>,
+    parts_needed: bool,
 ) -> Result<Prepared, Error> {
     use std::io::Read;
     let what = format!("reading {}", path.display());
@@ -364,6 +428,20 @@ fn read_and_hash(
         Some(known) if multipart => {
             if let Some(prepared) = prepared_from_digests(path, size, part_size, known) {
                 return Ok(prepared);
+            }
+            if !parts_needed {
+                // Above the threshold, but every region takes it in one request: no
+                // parts (`RegionPlan::method` then sends it whole everywhere).
+                return Ok(Prepared {
+                    path: path.to_path_buf(),
+                    size,
+                    md5_hex: hex::encode(known.md5),
+                    md5_base64: base64_of(&known.md5),
+                    crc64: known.crc64,
+                    one_request: false,
+                    whole: None,
+                    parts: Vec::new(),
+                });
             }
         }
         // Streamed in one request: the MD5 is all it needs (checked as it is sent).
@@ -507,6 +585,77 @@ mod tests {
             prepared_from_digests(Path::new("f"), data.len() as u64, MIN_PART_SIZE, &digests)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn parts_stop_being_hashed_once_no_region_takes_the_size_in_parts() {
+        // Regions that take files under 40 MiB in parts, larger ones in one request.
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let rule: PartsRule = {
+            let asked = Arc::clone(&asked);
+            Arc::new(move |size| {
+                asked.lock().unwrap().push(size);
+                size < (40 << 20)
+            })
+        };
+        let write = |size: u64, rule: Option<PartsRule>| {
+            let data: Vec<u8> = (0..size).map(|i| (i % 241) as u8).collect();
+            let mut writer = DigestWriter::new(MIN_PART_SIZE, 16 << 20).with_parts_rule(rule);
+            for (i, chunk) in data.chunks(1 << 20).enumerate() {
+                writer.write((i as u64) << 20, chunk);
+            }
+            (writer.finish().unwrap(), data)
+        };
+        // 30 MiB: taken in parts, so they are hashed.
+        let (digests, data) = write(30 << 20, Some(Arc::clone(&rule)));
+        assert_eq!(digests.parts.len(), 6);
+        assert_eq!(digests.md5, Md5::digest(&data));
+        // Asked above the threshold only, then every 16 MiB.
+        assert_eq!(*asked.lock().unwrap(), vec![17 << 20]);
+        // 64 MiB: no region takes it in parts from 40 MiB on: the parts are dropped,
+        // the whole file's digests stay right, and the rule is not asked again.
+        asked.lock().unwrap().clear();
+        let (digests, data) = write(64 << 20, Some(rule));
+        assert!(digests.parts.is_empty());
+        assert_eq!(digests.md5, Md5::digest(&data));
+        assert_eq!(digests.crc64, Crc64::of(&data));
+        assert_eq!(*asked.lock().unwrap(), vec![17 << 20, 33 << 20, 49 << 20]);
+        // So the stage reads the file again for them if a region wants them after all.
+        assert!(
+            prepared_from_digests(Path::new("f"), data.len() as u64, MIN_PART_SIZE, &digests)
+                .is_none()
+        );
+        // Without a rule, parts are always hashed.
+        assert_eq!(write(64 << 20, None).0.parts.len(), 13);
+    }
+
+    #[test]
+    fn a_stage_reads_the_parts_written_without_them_only_when_a_region_needs_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..(20u32 << 20)).map(|i| (i % 239) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let known = FileDigests {
+            size: data.len() as u64,
+            md5: Md5::digest(&data),
+            crc64: Crc64::of(&data),
+            part_size: 8 << 20,
+            parts: Vec::new(),
+        };
+        let options = StageOptions::default();
+        // No region takes parts: the digests do, and there are no parts to send.
+        let prepared = read_and_hash(&path, &options, Some(&known), false).unwrap();
+        assert!(!prepared.one_request);
+        assert!(prepared.parts.is_empty());
+        assert_eq!(prepared.md5_hex, hex::encode(known.md5));
+        // One does: the file is read again for them.
+        let prepared = read_and_hash(&path, &options, Some(&known), true).unwrap();
+        assert_eq!(prepared.parts.len(), 3);
+        assert_eq!(
+            prepared.parts[2].md5,
+            base64_of(&Md5::digest(&data[16 << 20..]))
+        );
+        assert_eq!(prepared.md5_hex, hex::encode(known.md5));
     }
 
     #[test]

@@ -43,8 +43,9 @@ use super::names::{artifact_key, latest_parameter_name, validate_project_name};
 use super::progress::ProgressHandle;
 use super::session::Session;
 
-pub use digests::{part_size_for, DigestWriter, FileDigests, MAX_PARTS, MIN_PART_SIZE};
+pub use digests::{part_size_for, DigestWriter, FileDigests, PartsRule, MAX_PARTS, MIN_PART_SIZE};
 pub use report::{LatestChange, RegionOutcome, StageReport};
+use sending::Method;
 pub use sending::SendingCosts;
 
 use digests::prepare;
@@ -168,6 +169,29 @@ impl Session {
             .await
     }
 
+    /// Whether some region would take a file of `size` bytes in parts under `options`
+    /// (what its earlier stages taught, when `options.sending` is given): only then are
+    /// the parts' digests worth their hashing.
+    pub fn sends_in_parts(&self, options: &StageOptions, size: u64) -> bool {
+        if size <= options.multipart_threshold {
+            return false;
+        }
+        let Some(costs) = &options.sending else {
+            return true;
+        };
+        self.stores().iter().any(|store| {
+            let place = sending::place(store.region(), store.s3_endpoint(), size);
+            costs.choose(&place, size) == Method::Parts
+        })
+    }
+
+    /// Whether the stage of a file hashed while written (`known`) needs its parts'
+    /// digests: when they were not taken (a region's figures said none would need
+    /// them), the file is read again for them only if one now does.
+    fn parts_needed(&self, options: &StageOptions, known: Option<&FileDigests>) -> bool {
+        known.is_none_or(|known| self.sends_in_parts(options, known.size))
+    }
+
     /// Stages a file kept under another name (the mount's spool): `file_name` is saved
     /// as `startifact:filename`, and digests computed while it was written spare a
     /// second read.
@@ -186,7 +210,8 @@ impl Session {
             metadata.insert(FILENAME_KEY.to_string(), name);
         }
         let path = source.path;
-        let prepared = prepare(path, options, source.digests).await?;
+        let parts_needed = self.parts_needed(options, source.digests.as_ref());
+        let prepared = prepare(path, options, source.digests, parts_needed).await?;
         let configuration = self.ready_configuration().await?.clone();
         let key = artifact_key(&configuration.bucket_key_prefix, project, version);
         let ahead = match source.ahead {
@@ -299,7 +324,8 @@ impl Session {
         if self.read_only() {
             return Err(Error::ReadOnly);
         }
-        let prepared = prepare(source.path, options, source.digests).await?;
+        let parts_needed = self.parts_needed(options, source.digests.as_ref());
+        let prepared = prepare(source.path, options, source.digests, parts_needed).await?;
         if prepared.one_request {
             return Ok(None);
         }

@@ -269,7 +269,9 @@ impl RegionPlan<'_> {
     /// How this region is sent the file: in one request when it is under the
     /// threshold; above it, in parts, or as the region's earlier stages advise.
     pub(super) fn method(&self, store: &dyn RegionStore) -> Method {
-        if self.prepared.one_request {
+        // No parts: none was hashed, since no region would take them when the stage
+        // began (figures that changed since do not turn the file into zero parts).
+        if self.prepared.one_request || self.prepared.parts.is_empty() {
             return Method::OneRequest;
         }
         match &self.options.sending {
