@@ -17,7 +17,8 @@
 //! region's outcome either way.
 //!
 //! This module holds the options, the contract and its entry points (stage, upload
-//! ahead, abandon); `digests` hashes the file, `region` does one region's part,
+//! ahead, abandon); `digests` hashes the file (or trusts what `writer` hashed as the
+//! mount wrote it), `region` does one region's part,
 //! `sending` learns whether each region takes large files faster in parts or in one
 //! request, and `report` says how each region came out.
 
@@ -26,6 +27,7 @@ mod parts;
 mod region;
 mod report;
 mod sending;
+mod writer;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -43,10 +45,11 @@ use super::names::{artifact_key, latest_parameter_name, validate_project_name};
 use super::progress::ProgressHandle;
 use super::session::Session;
 
-pub use digests::{part_size_for, DigestWriter, FileDigests, PartsRule, MAX_PARTS, MIN_PART_SIZE};
+pub use digests::{part_size_for, FileDigests, MAX_PARTS, MIN_PART_SIZE};
 pub use report::{LatestChange, RegionOutcome, StageReport};
 use sending::Method;
 pub use sending::SendingCosts;
+pub use writer::{DigestWriter, PartsRule};
 
 use digests::prepare;
 use parts::SharedParts;
