@@ -151,7 +151,10 @@ mod tests {
             mtime: SystemTime::UNIX_EPOCH,
             region: "r".into(),
             bucket: "b".into(),
-            holders: vec!["r".into()],
+            holders: vec![crate::fs::pinned::Holder {
+                region: "r".into(),
+                etag: Some(etag.into()),
+            }],
             metadata: Default::default(),
             file_name: "P@1.0.0".into(),
             suspects: Default::default(),

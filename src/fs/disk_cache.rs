@@ -79,7 +79,12 @@ impl Record {
 
     /// Whether the record is of the object the mount pinned.
     fn describes(&self, pinned: &PinnedVersion) -> bool {
-        self.key == pinned.key && self.etag == pinned.etag && self.size == pinned.size
+        let same_bytes = match (&self.md5, &pinned.md5) {
+            // One content may carry several ETags: the MD5 says when it is the same.
+            (Some(ours), Some(theirs)) => ours == theirs,
+            _ => self.etag == pinned.etag,
+        };
+        self.key == pinned.key && self.size == pinned.size && same_bytes
     }
 
     fn pinned(&self) -> Option<PinnedVersion> {
@@ -186,12 +191,21 @@ pub struct DiskCache {
     entries: Mutex<Entries>,
 }
 
-fn entry_name(key: &str, etag: Option<&str>) -> String {
+fn entry_name(key: &str, content: &str) -> String {
     let mut hasher = Md5::new();
     hasher.update(key.as_bytes());
     hasher.update([0]);
-    hasher.update(etag.unwrap_or("").as_bytes());
+    hasher.update(content.as_bytes());
     hex::encode(hasher.finalize())
+}
+
+/// What names the pinned bytes: their MD5 when known (the same whichever region's copy
+/// was pinned, whatever its ETag), else the pinned ETag.
+fn content_id(pinned: &PinnedVersion) -> String {
+    match &pinned.md5 {
+        Some(md5) => format!("md5:{md5}"),
+        None => pinned.etag.clone().unwrap_or_default(),
+    }
 }
 
 impl DiskCache {
@@ -280,7 +294,7 @@ impl DiskCache {
         pinned: &Arc<PinnedVersion>,
         session: &Session,
     ) -> FsResult<Arc<CachedFile>> {
-        let name = entry_name(&pinned.key, pinned.etag.as_deref());
+        let name = entry_name(&pinned.key, &content_id(pinned));
         let found = {
             let mut entries = self.lock();
             if let Some(arriving) = entries.arriving.get(&name) {
@@ -411,7 +425,7 @@ impl DiskCache {
 
     /// Files a finished fetch: the LRU takes it, and older entries go past the limit.
     fn admit(&self, pinned: &PinnedVersion) {
-        let name = entry_name(&pinned.key, pinned.etag.as_deref());
+        let name = entry_name(&pinned.key, &content_id(pinned));
         let mut entries = self.lock();
         entries.arriving.remove(&name);
         if !matches!(self.dir.file_size(format!("{name}.data")), Ok(Some(_))) {
@@ -437,7 +451,7 @@ impl DiskCache {
 
     /// Drops a fetch that failed, so the next open tries again.
     fn abandon(&self, pinned: &PinnedVersion) {
-        let name = entry_name(&pinned.key, pinned.etag.as_deref());
+        let name = entry_name(&pinned.key, &content_id(pinned));
         self.lock().arriving.remove(&name);
     }
 
@@ -489,7 +503,7 @@ impl Fetch {
             };
             let range = (pinned.size > 0).then_some(at..pinned.size);
             let mut object = match store
-                .get_object(&bucket, &pinned.key, range, pinned.etag.as_deref())
+                .get_object(&bucket, &pinned.key, range, pinned.etag_in(&region))
                 .await
             {
                 Ok(object) => object,

@@ -1,8 +1,9 @@
 //! A staged version as the mount pins it: the size, ETag and time of the copy that a
 //! majority of regions hold (see `protocol::census`), for the life of the mount, and its
 //! metadata read from that majority. Every later ranged read goes only to the regions of
-//! that majority and asks for the pinned ETag (`If-Match`), so the kernel may cache the
-//! file's pages safely and a region holding other bytes is never served.
+//! that majority and asks each for its own copy's ETag (`If-Match`: one content may
+//! have several ETags), so the kernel may cache the file's pages safely and a region
+//! holding other bytes is never served.
 
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -32,15 +33,24 @@ pub struct PinnedVersion {
     /// The first region of the majority (in session order), and its bucket.
     pub region: String,
     pub bucket: String,
-    /// Every region of the majority, in session order (`region` first). Empty when the
-    /// version was restored from the disk cache's record without asking the regions:
-    /// then any region may serve, the pinned one first, each asked for the pinned ETag.
-    pub holders: Vec<String>,
+    /// Every region of the majority, in session order (`region` first), each with its
+    /// own copy's ETag: the same bytes may carry different ETags (sent in one request,
+    /// or in parts of some size). Empty when the version was restored from the disk
+    /// cache's record without asking the regions: then any region may serve, the pinned
+    /// one first, each asked for the pinned ETag.
+    pub holders: Vec<Holder>,
     pub metadata: Metadata,
     /// The saved file name when it is a usable one, else `{project}@{version}`.
     pub file_name: String,
     /// Regions whose bytes failed the whole-file check: asked last from then on.
     pub suspects: Suspects,
+}
+
+/// A region of the majority and its copy's ETag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub region: String,
+    pub etag: Option<String>,
 }
 
 /// The regions that served bytes of a pinned object that failed their MD5 (or whose
@@ -74,7 +84,10 @@ impl PinnedVersion {
             .group
             .locations
             .iter()
-            .map(|l| l.region.clone())
+            .map(|l| Holder {
+                region: l.region.clone(),
+                etag: l.info.etag.clone(),
+            })
             .collect();
         let location = majority.first().clone();
         let metadata = match artifact.metadata().await {
@@ -125,7 +138,7 @@ impl PinnedVersion {
         } else {
             self.holders
                 .iter()
-                .filter_map(|region| stores.iter().find(|s| s.region() == region))
+                .filter_map(|holder| stores.iter().find(|s| s.region() == holder.region))
                 .cloned()
                 .collect()
         };
@@ -134,8 +147,17 @@ impl PinnedVersion {
         order
     }
 
+    /// The ETag to ask `region` for (`If-Match`): its own copy's, as the census saw it;
+    /// the pinned one when the region's is not known.
+    pub fn etag_in(&self, region: &str) -> Option<&str> {
+        match self.holders.iter().find(|h| h.region == region) {
+            Some(holder) => holder.etag.as_deref(),
+            None => self.etag.as_deref(),
+        }
+    }
+
     /// Reads `range` of the pinned object from the regions of the majority, the pinned
-    /// one first (each asked for the pinned ETag).
+    /// one first (each asked for its own copy's ETag).
     pub async fn fetch(&self, session: &Session, range: Range<u64>) -> FsResult<Bytes> {
         let mut reasons = Vec::new();
         for store in self.regions_in_order(session) {
@@ -152,7 +174,7 @@ impl PinnedVersion {
                 &bucket,
                 &self.key,
                 range.clone(),
-                self.etag.as_deref(),
+                self.etag_in(region),
             )
             .await
             {

@@ -1,7 +1,10 @@
 //! The quorum read of a project's latest version.
 //!
 //! Of n regions, ceil(n/2) must answer (a missing, denied or unparseable parameter is
-//! no answer); the latest version is the highest answer by semver precedence. The
+//! no answer); the latest version is the highest answer by semver precedence. When
+//! those answers disagree (a region lagging behind a rollback or a stage, until the
+//! repair sets it to the majority's value), every region is asked, and the version
+//! that more than half of all regions name wins; without one, the highest answer. The
 //! parameter is absent only when a majority of all regions say so, as a version is (see
 //! `census`); too few answers otherwise is an error, not "absent". The format asks the
 //! regions one at a time; we keep ceil(n/2) requests in flight and start the next region
@@ -79,12 +82,29 @@ pub async fn read_latest(session: &Session, project: &str) -> Result<LatestVersi
             }
         }
     }
-    let highest = claims
-        .iter()
-        .map(|(_, v)| v)
-        .max_by(|a, b| a.cmp_precedence(b))
-        .cloned();
-    match highest {
+    // The quorum disagrees (a region lags behind a rollback or a stage): ask the rest,
+    // and take the value a majority of all regions names, when one does.
+    let disagree = claims.windows(2).any(|pair| pair[0].1 != pair[1].1);
+    if disagree && claims.len() >= needed {
+        while next < stores.len() {
+            in_flight.push(ask(next));
+            next += 1;
+        }
+        while let Some((region, answer)) = in_flight.next().await {
+            if let Ok(version) = answer {
+                tracing::debug!(region, %version, project, "region claims latest");
+                claims.push((region, version));
+            }
+        }
+    }
+    let chosen = majority_value(&claims, stores.len()).or_else(|| {
+        claims
+            .iter()
+            .map(|(_, v)| v)
+            .max_by(|a, b| a.cmp_precedence(b))
+            .cloned()
+    });
+    match chosen {
         Some(version) if claims.len() >= needed => Ok(LatestVersion { version, claims }),
         _ => Err(Error::NoQuorum {
             project: project.to_string(),
@@ -96,9 +116,29 @@ pub async fn read_latest(session: &Session, project: &str) -> Result<LatestVersi
     }
 }
 
+/// The version named by more than half of all `regions`, if any.
+fn majority_value(claims: &[(String, Version)], regions: usize) -> Option<Version> {
+    claims.iter().map(|(_, v)| v).find_map(|v| {
+        let named = claims.iter().filter(|(_, w)| w == v).count();
+        (named >= majority(regions)).then(|| v.clone())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_named_by_a_majority_wins_over_a_higher_one() {
+        let v = |t: &str| Version::parse(t).unwrap();
+        let claims = vec![
+            ("c".to_string(), v("2.0.0")),
+            ("a".to_string(), v("1.0.0")),
+            ("b".to_string(), v("1.0.0")),
+        ];
+        assert_eq!(majority_value(&claims, 3), Some(v("1.0.0")));
+        assert_eq!(majority_value(&claims[..2], 3), None);
+    }
 
     #[test]
     fn quorum_is_half_rounded_up() {

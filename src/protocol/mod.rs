@@ -9,6 +9,7 @@ mod download;
 pub mod error;
 mod json;
 pub mod latest;
+pub mod latest_agreement;
 pub mod listing;
 pub mod metadata;
 pub mod names;
@@ -35,7 +36,7 @@ pub use repair::{Outcome as RepairOutcome, RepairReport};
 pub use session::{LoadedConfiguration, Session, SessionBuilder};
 pub use set_latest::LatestReport;
 pub use stage::{
-    DigestWriter, FileDigests, LatestChange, PartsRule, RegionOutcome, SendingCosts, StageOptions,
-    StageReport, StageSource, UploadedAhead,
+    Completion, DigestWriter, FileDigests, LatestChange, PartsRule, RegionOutcome, SendingCosts,
+    StageOptions, StageReport, StageSource, UploadedAhead,
 };
 pub use yank::YankReport;

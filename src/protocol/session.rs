@@ -192,6 +192,11 @@ impl Session {
         self.inner.health.report()
     }
 
+    /// Told each time a region whose breaker had opened answers again.
+    pub fn region_returned(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.health.returned()
+    }
+
     pub(crate) fn stores(&self) -> &[Arc<dyn RegionStore>] {
         &self.inner.stores
     }

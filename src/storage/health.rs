@@ -35,6 +35,8 @@ use super::{
 #[derive(Clone, Default)]
 pub struct HealthBoard {
     inner: Arc<Mutex<Board>>,
+    /// Told whenever a region answers again after its breaker opened (see `returned`).
+    returned: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Default)]
@@ -99,7 +101,15 @@ impl HealthBoard {
                 policy,
                 regions: BTreeMap::new(),
             })),
+            returned: Arc::default(),
         }
+    }
+
+    /// Told (one stored wake-up) each time a region whose breaker had opened answers
+    /// again: the repair waits on it, so a region that returns is healed at once rather
+    /// than at its next backoff step.
+    pub fn returned(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.returned)
     }
 
     fn board(&self) -> MutexGuard<'_, Board> {
@@ -198,6 +208,7 @@ impl HealthBoard {
             record.last_success = Some(SystemTime::now());
             if record.breaker.succeeded() == Some(Transition::Closed) {
                 tracing::info!(region, "region {region} answers again: breaker closed");
+                self.returned.notify_one();
             }
         }
     }

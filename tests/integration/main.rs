@@ -15,6 +15,7 @@ mod support;
 
 mod cli;
 mod cli_options;
+mod consistency;
 mod credentials;
 mod hostile_objects;
 mod integrity;

@@ -211,8 +211,8 @@ impl Drop for Stream {
 }
 
 /// Streams the range of `progress` from the pinned object into `sender`: the pinned
-/// region first; when a region fails, even mid-body, the rest comes from the next whose
-/// copy has the same ETag.
+/// region first; when a region fails, even mid-body, the rest comes from the next region
+/// of the majority (the same bytes, each asked for its own copy's ETag).
 async fn stream_range(
     pinned: Arc<PinnedVersion>,
     session: Session,
@@ -243,7 +243,7 @@ async fn stream_range(
         };
         let asked = Instant::now();
         let object = store
-            .get_object(&bucket, &pinned.key, Some(at..end), pinned.etag.as_deref())
+            .get_object(&bucket, &pinned.key, Some(at..end), pinned.etag_in(&region))
             .await;
         let mut object = match object {
             Ok(object) => object,

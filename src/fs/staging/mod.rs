@@ -16,7 +16,8 @@
 //! that reached a majority but not every region publishes the version and keeps the
 //! spool, to repair the others from (`repair`). The file is saved as `staging` before
 //! a stage's first request, so a stage the daemon was running when it died or was
-//! stopped (`stopping`) is finished at the next start.
+//! stopped (`stopping`) is taken up at the next start: completed where a majority of
+//! regions already holds it, else ended `failed` with nothing published.
 //!
 //! Its parts: `model` (what is staging, in memory: the folders, each version's file
 //! and its stage), `folders` (`mkdir`, `rmdir` and what the mount lists), `file` (the

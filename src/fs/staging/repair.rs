@@ -1,19 +1,25 @@
 //! Repair, and the stages a stopped daemon left: for the life of the daemon, a
 //! background task first resumes the stages that were running when the daemon last
-//! stopped (their files are complete: `staging` is saved before a stage's first
-//! request), then repairs the versions published to a majority of regions but not to
+//! stopped, then repairs the versions published to a majority of regions but not to
 //! every one.
 //!
-//! A repair stages the kept spool again, with the stage's part size (so parts and
-//! ETags match): the library's stage is idempotent, a region that holds the same bytes
-//! and metadata counts as held, and `latest` moves forward where it is behind. When
-//! every region holds the version, its spool entry is dropped. A region holding other
-//! bytes or metadata under the key is a conflict: reported (`conflict` in
-//! `status.json`, a warning in the log), never overwritten, the spool kept, and
-//! checked again only at the next start.
+//! Both copy what the majority holds now, nothing else (`Session::complete_stage`):
+//! the census comes first, and only a version a majority holds with our bytes is
+//! copied to the regions that say it is absent; `latest` is then set, in each region,
+//! to the value a majority holds (never moved by the stage's "forward only" rule, so a
+//! rollback made meanwhile holds). A version a majority no longer holds (yanked
+//! elsewhere, or a stage interrupted before it reached a majority) is never uploaded
+//! again: its entry ends `failed`, the file kept, with the reason. When every region
+//! holds the version, its spool entry is dropped. A region holding other bytes or
+//! metadata under the key is a conflict: reported (`conflict` in `status.json`, a
+//! warning in the log), never overwritten, the spool kept, and checked again only at
+//! the next start.
 //!
-//! Retries back off from `FIRST_RETRY`, doubling up to `LAST_RETRY`; every entry is
-//! tried again at each start, whatever its schedule said.
+//! When: a region that could not answer is asked again every `REACH_RETRY` (nothing is
+//! sent to it until it answers), and at once when its breaker closes (it answered some
+//! request again); a region that answered but refused the copy is retried after a wait
+//! that doubles from `FIRST_RETRY` up to `LAST_RETRY`. Every entry is tried again at
+//! each start, whatever its schedule said.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -21,7 +27,7 @@ use std::time::{Duration, SystemTime};
 use semver::Version;
 use serde::Serialize;
 
-use crate::protocol::{Error as ProtocolError, Session, StageOptions, StageReport, StageSource};
+use crate::protocol::{Completion, Error as ProtocolError, Session, StageOptions, StageSource};
 
 use super::model::key;
 use super::stage::{conflict_of, failed_regions};
@@ -33,6 +39,10 @@ use crate::fs::spool::{seconds_of, FileStatus, Repair};
 pub const FIRST_RETRY: Duration = Duration::from_secs(10);
 /// Retries never wait longer than this.
 pub const LAST_RETRY: Duration = Duration::from_secs(600);
+/// How often a region that could not answer is asked again: a repair attempt then
+/// costs one `HeadObject` a region, and a region that returns is healed within this
+/// (sooner when its breaker closes on another request).
+pub const REACH_RETRY: Duration = Duration::from_secs(15);
 
 /// How long to wait after `attempts` repairs failed (0: after the stage itself).
 pub fn backoff(attempts: u32) -> Duration {
@@ -52,18 +62,37 @@ pub(super) enum AfterRepair {
         regions: Vec<String>,
         reason: String,
     },
+    /// A majority does not hold it (yanked, or never committed): not uploaded.
+    NotHeld { reason: String },
 }
 
-/// What the result of a repair's stage means, after `previous` (at `now`, in seconds).
+/// What the completion's result means, after `previous` (at `now`, in seconds).
 pub(super) fn after_repair(
     previous: &Repair,
-    result: Result<StageReport, ProtocolError>,
+    result: Result<Completion, ProtocolError>,
     now: u64,
 ) -> AfterRepair {
-    let report = match result {
-        Ok(report) => report,
-        Err(ProtocolError::CannotStage(report)) => *report,
-        Err(e) => return again(previous, previous.regions.clone(), e.to_string(), now),
+    let (report, unreachable) = match result {
+        Ok(Completion::Completed {
+            report,
+            unreachable,
+        }) => (report, unreachable),
+        Ok(Completion::NotHeld { reason }) => return AfterRepair::NotHeld { reason },
+        Ok(Completion::Conflict { regions, reason }) => {
+            return AfterRepair::Conflict { regions, reason }
+        }
+        Ok(Completion::Undecided { regions, reason }) => {
+            return again(previous, regions, reason, now, true)
+        }
+        Err(e) => {
+            return again(
+                previous,
+                previous.regions.clone(),
+                e.to_string(),
+                now,
+                false,
+            )
+        }
     };
     if report.taken() {
         let (regions, reason) = conflict_of(&report);
@@ -72,16 +101,31 @@ pub(super) fn after_repair(
     if report.failed().is_empty() {
         return AfterRepair::Done;
     }
-    again(previous, failed_regions(&report), report.failures(), now)
+    let regions = failed_regions(&report);
+    let only_unreachable = regions.iter().all(|r| unreachable.contains(r));
+    again(previous, regions, report.failures(), now, only_unreachable)
 }
 
-fn again(previous: &Repair, regions: Vec<String>, last_error: String, now: u64) -> AfterRepair {
+/// Tried again: soon when the regions left only failed to answer (a try costs them one
+/// request), else after the doubling backoff.
+fn again(
+    previous: &Repair,
+    regions: Vec<String>,
+    last_error: String,
+    now: u64,
+    unreachable: bool,
+) -> AfterRepair {
     let attempts = previous.attempts.saturating_add(1);
+    let wait = if unreachable {
+        REACH_RETRY
+    } else {
+        backoff(attempts)
+    };
     AfterRepair::Again(Repair {
         regions,
         last_error,
         attempts,
-        next_try_seconds: now + backoff(attempts).as_secs(),
+        next_try_seconds: now + wait.as_secs(),
         part_size: previous.part_size,
     })
 }
@@ -96,7 +140,8 @@ pub struct RepairSeen {
     pub attempt: u32,
     /// Seconds since the Unix epoch.
     pub at: f64,
-    /// `repaired` (every region holds it), `failed` (tried again later) or `conflict`.
+    /// `repaired` (every region holds it), `failed` (tried again later), `conflict`, or
+    /// `not-held` (a majority does not hold it: not uploaded, the entry ended).
     pub outcome: &'static str,
     /// The regions still missing it (`failed`) or holding other bytes (`conflict`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -117,6 +162,7 @@ impl RepairSeen {
             AfterRepair::Conflict { regions, reason } => {
                 ("conflict", regions.clone(), Some(reason.clone()))
             }
+            AfterRepair::NotHeld { reason } => ("not-held", Vec::new(), Some(reason.clone())),
         };
         RepairSeen {
             project: project.to_string(),
@@ -146,20 +192,28 @@ impl Staging {
     /// Runs for the life of the daemon (see the module's comment).
     pub async fn keep_repairing(self: Arc<Self>, session: Session) {
         self.resume_interrupted(&session).await;
+        let returned = session.region_returned();
         let mut at_start = true;
+        let mut every_awaiting = false;
         loop {
             let now = seconds_of(SystemTime::now());
-            for (project, version) in self.repairs_due(now, at_start) {
+            let due = if every_awaiting { u64::MAX } else { now };
+            for (project, version) in self.repairs_due(due, at_start) {
                 if self.flight.is_interrupted() {
                     return;
                 }
                 self.repair(&session, &project, &version).await;
             }
             at_start = false;
+            every_awaiting = false;
             let wait = self.next_repair_in(seconds_of(SystemTime::now()));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.repairs_due.notified() => {}
+                _ = returned.notified() => {
+                    tracing::info!("a region answers again: every version awaiting repair is tried now");
+                    every_awaiting = true;
+                }
                 _ = self.flight.interrupted() => return,
             }
         }
@@ -178,7 +232,8 @@ impl Staging {
         }
     }
 
-    /// Finishes the stages that were running when the daemon last stopped.
+    /// Completes the stages that were running when the daemon last stopped, as a repair
+    /// does: copied where a majority already holds them, never published otherwise.
     async fn resume_interrupted(&self, session: &Session) {
         let resumed: Vec<(String, String)> = lock(&self.folders)
             .versions
@@ -195,11 +250,9 @@ impl Staging {
             tracing::info!(
                 project,
                 version,
-                "resuming the stage the daemon was running when it stopped"
+                "resuming the stage the daemon was running when it stopped: completed only where a majority holds it"
             );
-            if let Err(e) = self.stage(session, project, version).await {
-                tracing::warn!(project, version, "resumed stage failed, file kept: {e}");
-            }
+            self.repair(session, project, version).await;
         });
         futures::future::join_all(stages).await;
     }
@@ -248,6 +301,7 @@ impl Staging {
                 last_error: reason.clone(),
                 ..Repair::default()
             },
+            FileStatus::Staging => Repair::default(),
             _ => return None,
         };
         Some(RepairJob {
@@ -279,7 +333,7 @@ impl Staging {
             digests: None,
             ahead: None,
         };
-        let staged = session.stage_file(project, &job.version, source, job.metadata, &options);
+        let staged = session.complete_stage(project, &job.version, source, job.metadata, &options);
         let result = tokio::select! {
             biased;
             _ = self.flight.interrupted() => return,
@@ -311,7 +365,9 @@ impl Staging {
                     attempt,
                     regions = repair.regions.join(","),
                     "repair failed, next try in {} s: {}",
-                    backoff(repair.attempts).as_secs(),
+                    repair
+                        .next_try_seconds
+                        .saturating_sub(seconds_of(SystemTime::now())),
                     repair.last_error
                 );
                 self.settle(project, version, FileStatus::AwaitingRepair(repair));
@@ -326,6 +382,18 @@ impl Staging {
                 );
                 self.settle(project, version, FileStatus::Conflict { regions, reason });
             }
+            AfterRepair::NotHeld { reason } => {
+                tracing::warn!(
+                    project,
+                    version,
+                    attempt,
+                    "not repaired, never uploaded again: {reason}; the file is kept"
+                );
+                let reason = format!(
+                    "not published: {reason}; the file is kept (close it again, or stage it with the CLI, to publish it)"
+                );
+                self.settle(project, version, FileStatus::Failed { reason });
+            }
         }
         // Recorded once the entry is settled, so that status never shows the outcome
         // beside an entry it has ended.
@@ -336,7 +404,14 @@ impl Staging {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{LatestChange, RegionOutcome};
+    use crate::protocol::{LatestChange, RegionOutcome, StageReport};
+
+    fn completed(report: StageReport, unreachable: &[&str]) -> Result<Completion, ProtocolError> {
+        Ok(Completion::Completed {
+            report,
+            unreachable: unreachable.iter().map(|r| r.to_string()).collect(),
+        })
+    }
 
     fn report(outcomes: &[(&str, RegionOutcome)]) -> StageReport {
         StageReport {
@@ -379,20 +454,21 @@ mod tests {
             ("c", RegionOutcome::Staged(LatestChange::Moved)),
         ]);
         assert_eq!(
-            after_repair(&previous(), Ok(result), 100),
+            after_repair(&previous(), completed(result, &[]), 100),
             AfterRepair::Done
         );
     }
 
     #[test]
-    fn a_region_still_down_is_tried_again_later_with_a_longer_wait() {
+    fn a_region_that_refused_the_copy_is_tried_again_later_with_a_longer_wait() {
         let held = RegionOutcome::AlreadyHeld(LatestChange::Moved);
         let result = report(&[
             ("a", held.clone()),
             ("b", held),
             ("c", RegionOutcome::Failed("refused".into())),
         ]);
-        let AfterRepair::Again(next) = after_repair(&previous(), Ok(result), 100) else {
+        let AfterRepair::Again(next) = after_repair(&previous(), completed(result, &[]), 100)
+        else {
             panic!("not tried again");
         };
         assert_eq!(next.regions, ["c"]);
@@ -403,17 +479,62 @@ mod tests {
     }
 
     #[test]
-    fn too_few_regions_answering_is_tried_again_too() {
+    fn a_region_that_cannot_answer_is_asked_again_soon_however_many_tries_failed() {
+        let held = RegionOutcome::AlreadyHeld(LatestChange::Untouched);
         let result = report(&[
-            ("a", RegionOutcome::AlreadyHeld(LatestChange::Moved)),
-            ("b", RegionOutcome::Failed("down".into())),
-            ("c", RegionOutcome::Failed("down".into())),
+            ("a", held.clone()),
+            ("b", held),
+            ("c", RegionOutcome::Failed("could not be asked".into())),
         ]);
-        let failed = Err(ProtocolError::CannotStage(Box::new(result)));
-        let AfterRepair::Again(next) = after_repair(&previous(), failed, 0) else {
+        let mut long_away = previous();
+        long_away.attempts = 20;
+        let AfterRepair::Again(next) = after_repair(&long_away, completed(result, &["c"]), 100)
+        else {
+            panic!("not tried again");
+        };
+        assert_eq!(next.next_try_seconds, 100 + REACH_RETRY.as_secs());
+    }
+
+    #[test]
+    fn too_few_regions_answering_is_tried_again_soon_and_uploads_nothing() {
+        let undecided = Ok(Completion::Undecided {
+            regions: vec!["b".into(), "c".into()],
+            reason: "too few regions answered".into(),
+        });
+        let AfterRepair::Again(next) = after_repair(&previous(), undecided, 0) else {
             panic!("not tried again");
         };
         assert_eq!(next.regions, ["b", "c"]);
+        assert_eq!(next.next_try_seconds, REACH_RETRY.as_secs());
+    }
+
+    #[test]
+    fn a_version_no_majority_holds_ends_the_repair_without_an_upload() {
+        let gone = Ok(Completion::NotHeld {
+            reason: "absent in a, b".into(),
+        });
+        assert_eq!(
+            after_repair(&previous(), gone, 0),
+            AfterRepair::NotHeld {
+                reason: "absent in a, b".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_lagging_latest_keeps_the_entry_awaiting_repair() {
+        let result = report(&[
+            ("a", RegionOutcome::AlreadyHeld(LatestChange::Untouched)),
+            ("b", RegionOutcome::AlreadyHeld(LatestChange::Untouched)),
+            (
+                "c",
+                RegionOutcome::Staged(LatestChange::Failed("throttled".into())),
+            ),
+        ]);
+        let AfterRepair::Again(next) = after_repair(&previous(), completed(result, &[]), 0) else {
+            panic!("not tried again");
+        };
+        assert_eq!(next.regions, ["c"]);
     }
 
     #[test]
@@ -423,7 +544,8 @@ mod tests {
             ("b", RegionOutcome::AlreadyHeld(LatestChange::Moved)),
             ("c", RegionOutcome::Taken("other content".into())),
         ]);
-        let AfterRepair::Conflict { regions, reason } = after_repair(&previous(), Ok(result), 0)
+        let AfterRepair::Conflict { regions, reason } =
+            after_repair(&previous(), completed(result, &[]), 0)
         else {
             panic!("not a conflict");
         };

@@ -279,10 +279,10 @@ impl Staging {
         tracing::warn!(
             project,
             version,
-            "stage interrupted: the daemon is stopping; kept, it resumes at the next start"
+            "stage interrupted: the daemon is stopping; kept, completed at the next start where a majority holds it"
         );
         FsError::unavailable(format!(
-            "{project}/{version}: the daemon stopped during the stage; the file is kept and its stage resumes when the daemon starts again"
+            "{project}/{version}: the daemon stopped during the stage; the file is kept, and the next start completes the stage only if a majority of regions already hold it (else nothing is published)"
         ))
     }
 }

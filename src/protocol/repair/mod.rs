@@ -1,7 +1,7 @@
-//! Repair: making every region hold what the others hold. The survey reads every
-//! region, the plan decides (see `plan` for the rules: the majority of all regions, a
-//! minority only without conflict, conflicts never overwritten, `latest` only
-//! forward), and the apply step here carries the plan out in order: configuration,
+//! Repair: making every region hold what the majority holds. The survey reads every
+//! region, the plan decides (see `plan` for the rules: the majority of all regions,
+//! never a minority, conflicts never overwritten, `latest` set to the majority's
+//! value), and the apply step here carries the plan out in order: configuration,
 //! then each version's metadata and artifact, then `latest`.
 
 mod copy;
@@ -181,10 +181,10 @@ impl Session {
             Action::MoveLatest {
                 project,
                 region,
+                from,
                 to,
                 key,
                 content,
-                ..
             } => {
                 if !self.held_by_majority(survey, key, content).await {
                     Err(format!(
@@ -192,7 +192,10 @@ impl Session {
                     ))
                 } else {
                     match store_of(region) {
-                        Ok(view) => self.move_latest(view.store.as_ref(), project, to).await,
+                        Ok(view) => {
+                            self.move_latest(view.store.as_ref(), project, from.as_ref(), to)
+                                .await
+                        }
                         Err(why) => Err(why),
                     }
                 }
@@ -245,7 +248,7 @@ impl Session {
                 return false;
             };
             match view.store.head_object(bucket, key).await {
-                Ok(info) => info.size == content.size && info.etag == content.etag,
+                Ok(info) => content.matches(&info),
                 Err(_) => false,
             }
         }))
@@ -253,12 +256,14 @@ impl Session {
         held.iter().filter(|h| **h).count() * 2 > survey.regions.len()
     }
 
-    /// Moves `latest` in one region, reading it again first: never backward, even if a
-    /// stager moved it meanwhile.
+    /// Sets `latest` in one region to the majority's value `to`, reading it again
+    /// first: a region that names `to` already is left alone, and one whose value
+    /// changed since the survey (someone moved it meanwhile) is left for the next repair.
     async fn move_latest(
         &self,
         store: &dyn crate::storage::RegionStore,
         project: &str,
+        from: Option<&semver::Version>,
         to: &semver::Version,
     ) -> Result<Outcome, String> {
         let prefix = &self
@@ -267,16 +272,20 @@ impl Session {
             .map_err(|e| e.to_string())?
             .parameter_name_prefix;
         let name = super::names::latest_parameter_name(prefix, project);
-        match store.get_parameter(&name).await {
-            Ok(text) => {
-                if let Ok(now) = semver::Version::parse(text.trim()) {
-                    if !now.cmp_precedence(to).is_lt() {
-                        return Ok(Outcome::AlreadyDone);
-                    }
-                }
-            }
-            Err(e) if e.is_not_found() => {}
+        let now = match store.get_parameter(&name).await {
+            Ok(text) => semver::Version::parse(text.trim()).ok(),
+            Err(e) if e.is_not_found() => None,
             Err(e) => return Err(e.to_string()),
+        };
+        if now.as_ref() == Some(to) {
+            return Ok(Outcome::AlreadyDone);
+        }
+        if now.as_ref() != from {
+            return Err(format!(
+                "{name} in {} changed meanwhile (now {}): left for the next repair",
+                store.region(),
+                now.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
+            ));
         }
         store
             .put_parameter(&name, &to.to_string())

@@ -7,16 +7,16 @@
 //!   census's rule, `crate::protocol::census`); it is copied to the regions that say the
 //!   key is absent.
 //! - A version held by fewer (a stage that failed half way, as the Python tool leaves
-//!   it: one region of three) is copied only when every region answered and every
-//!   holder has the same bytes: with no conflict and no region unheard, those bytes are
-//!   the only content the version ever had. Otherwise it is reported, not copied.
+//!   it; a yank that missed a region that was down) is reported, never copied: a yank
+//!   is final, and a failed stage publishes nothing.
 //! - A region holding other bytes under the key is a conflict: reported, never written.
 //! - The metadata object follows the same rules, among the regions that hold (or will
 //!   hold) the artifact, and is copied before the artifact, so no region ever holds the
 //!   artifact without its metadata (a reader would take that as "no metadata").
-//! - `latest` moves forward to the highest version any region claims whose content is
-//!   decided (so the highest answer a quorum read can give), in every region where it
-//!   is missing or lower; never backward.
+//! - `latest` is a replicated value: when more than half of ALL regions name the same
+//!   version (and that version is decided), every other readable region is set to it,
+//!   forward or back, so a rollback made while a region was down holds. Without such a
+//!   majority nothing moves (reported).
 //! - The configuration parameter is written where it is missing, when every region that
 //!   has it holds the same value.
 
@@ -48,8 +48,8 @@ pub enum Action {
         to: String,
         content: Content,
     },
-    /// Moves `latest` forward in one region, to a version whose artifact is `key` with
-    /// `content` (checked again before the move).
+    /// Sets `latest` in one region to the majority's value, a version whose artifact is
+    /// `key` with `content` (checked again before the move).
     MoveLatest {
         project: String,
         region: String,
@@ -217,47 +217,45 @@ fn plan_latest(
     decided: &BTreeMap<String, (String, Content)>,
     plan: &mut Plan,
 ) {
-    let claims: Vec<&Version> = answers
+    use crate::protocol::latest_agreement::{self, Claim};
+    let claims: Vec<(String, Claim)> = answers
         .latest
         .iter()
-        .filter_map(|(_, a)| a.as_ref().ok().and_then(Option::as_ref))
-        .collect();
-    let target = claims
-        .iter()
-        .filter(|v| decided.contains_key(&v.to_string()))
-        .max_by(|a, b| a.cmp_precedence(b))
-        .cloned();
-    for (region, answer) in &answers.latest {
-        match answer {
-            Err(why) => plan.problems.push(format!(
-                "{project} latest: {region} could not be read: {why}"
-            )),
-            Ok(Some(claim)) if !decided.contains_key(&claim.to_string()) => {
-                let higher = target.is_none_or(|t| claim.cmp_precedence(t).is_gt());
-                if higher {
+        .map(|(region, answer)| {
+            let claim = match answer {
+                Ok(Some(v)) => Claim::Names(v.clone()),
+                Ok(None) => Claim::Nothing,
+                Err(why) => {
                     plan.problems.push(format!(
-                        "{project} latest: {region} names {claim}, which no majority holds (left as it is)"
+                        "{project} latest: {region} could not be read: {why}"
                     ));
+                    Claim::Unreadable(why.clone())
                 }
-            }
-            _ => {}
-        }
-    }
+            };
+            (region.clone(), claim)
+        })
+        .collect();
+    let (target, lagging) = latest_agreement::plan(&claims);
     let Some(target) = target else {
+        if claims.iter().any(|(_, c)| matches!(c, Claim::Names(_))) {
+            plan.problems.push(format!(
+                "{project} latest: no version is named by a majority of the regions (left as it is)"
+            ));
+        }
         return;
     };
     let Some((key, content)) = decided.get(&target.to_string()) else {
+        if !lagging.is_empty() {
+            plan.problems.push(format!(
+                "{project} latest: a majority names {target}, which no majority holds (left as it is)"
+            ));
+        }
         return;
     };
-    for (region, answer) in &answers.latest {
-        let from = match answer {
-            Ok(None) => None,
-            Ok(Some(claim)) if claim.cmp_precedence(target).is_lt() => Some(claim.clone()),
-            _ => continue,
-        };
+    for (region, from) in lagging {
         plan.actions.push(Action::MoveLatest {
             project: project.to_string(),
-            region: region.clone(),
+            region,
             from,
             to: target.clone(),
             key: key.clone(),
@@ -310,17 +308,51 @@ mod tests {
         assert!(plan.problems.is_empty(), "{:?}", plan.problems);
     }
 
-    #[test]
-    fn latest_moves_forward_only_to_a_held_version() {
+    fn two_versions_held_everywhere() -> ProjectAnswers {
         let mut project = ProjectAnswers::default();
         let whole = [object("x"), object("x"), object("x")];
         let none = [Held::Absent, Held::Absent, Held::Absent];
+        for version in ["1.0.0", "2.0.0"] {
+            project
+                .versions
+                .insert(version.into(), version_answers(version, &whole, &none));
+        }
         project
-            .versions
-            .insert("1.0.0".into(), version_answers("1.0.0", &whole, &none));
-        project
-            .versions
-            .insert("2.0.0".into(), version_answers("2.0.0", &whole, &none));
+    }
+
+    #[test]
+    fn latest_is_set_to_the_majority_s_value_even_backward_so_a_rollback_holds() {
+        // Rolled back to 1.0.0 while c was down: c still names 2.0.0, d has none.
+        let mut project = two_versions_held_everywhere();
+        project.latest = vec![
+            ("a".into(), Ok(Some(v("1.0.0")))),
+            ("b".into(), Ok(Some(v("1.0.0")))),
+            ("c".into(), Ok(Some(v("2.0.0")))),
+        ];
+        let mut plan = Plan::default();
+        plan_project("P", &project, &mut plan);
+        let content = Content {
+            size: 3,
+            etag: Some("x".into()),
+            md5: None,
+        };
+        assert_eq!(
+            plan.actions,
+            [Action::MoveLatest {
+                project: "P".into(),
+                region: "c".into(),
+                from: Some(v("2.0.0")),
+                to: v("1.0.0"),
+                key: "P@1.0.0".into(),
+                content,
+            }]
+        );
+        assert!(plan.problems.is_empty(), "{:?}", plan.problems);
+    }
+
+    #[test]
+    fn without_a_majority_value_latest_is_left_as_it_is_and_reported() {
+        let mut project = two_versions_held_everywhere();
         project.latest = vec![
             ("a".into(), Ok(Some(v("2.0.0")))),
             ("b".into(), Ok(Some(v("1.0.0")))),
@@ -328,41 +360,14 @@ mod tests {
         ];
         let mut plan = Plan::default();
         plan_project("P", &project, &mut plan);
-        let content = Content {
-            size: 3,
-            etag: Some("x".into()),
-        };
-        assert_eq!(
-            plan.actions,
-            [
-                Action::MoveLatest {
-                    project: "P".into(),
-                    region: "b".into(),
-                    from: Some(v("1.0.0")),
-                    to: v("2.0.0"),
-                    key: "P@2.0.0".into(),
-                    content: content.clone(),
-                },
-                Action::MoveLatest {
-                    project: "P".into(),
-                    region: "c".into(),
-                    from: None,
-                    to: v("2.0.0"),
-                    key: "P@2.0.0".into(),
-                    content,
-                },
-            ]
-        );
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+        assert_eq!(plan.problems.len(), 1, "{:?}", plan.problems);
     }
 
     #[test]
-    fn latest_naming_a_version_nobody_holds_is_reported_and_never_moved_back() {
-        let mut project = ProjectAnswers::default();
-        let whole = [object("x"), object("x"), object("x")];
-        let none = [Held::Absent, Held::Absent, Held::Absent];
-        project
-            .versions
-            .insert("1.0.0".into(), version_answers("1.0.0", &whole, &none));
+    fn a_region_naming_a_version_nobody_holds_is_set_to_the_majority_s_value() {
+        // A failed stage's `latest` in one region (the Python tool writes it there).
+        let mut project = two_versions_held_everywhere();
         project.latest = vec![
             ("a".into(), Ok(Some(v("9.0.0")))),
             ("b".into(), Ok(Some(v("1.0.0")))),
@@ -370,8 +375,14 @@ mod tests {
         ];
         let mut plan = Plan::default();
         plan_project("P", &project, &mut plan);
-        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
-        assert_eq!(plan.problems.len(), 1, "{:?}", plan.problems);
+        assert!(
+            matches!(
+                plan.actions.as_slice(),
+                [Action::MoveLatest { region, to, .. }] if region == "a" && *to == v("1.0.0")
+            ),
+            "{:?}",
+            plan.actions
+        );
     }
 
     #[test]

@@ -1,36 +1,56 @@
 //! The ruling on one object key across the regions: the census's majority rule
-//! (`crate::protocol::census`), then repair's own rule for a minority: a version held
-//! by fewer than a majority (a stage that failed half way) is decided only when every
-//! region answered and every holder has the same bytes.
+//! (`crate::protocol::census`). A version held by fewer than a majority (a stage that
+//! failed half way, a yank that missed a region) is never decided, so never copied: a
+//! yank is final, and a failed stage publishes nothing.
 
 use crate::protocol::artifact::Location;
 use crate::protocol::census::{Answer, Census, Verdict};
-use crate::storage::ObjectInfo;
+use crate::storage::{ObjectInfo, MD5_METADATA_KEY};
 
 /// What one region answered about one object key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Held {
-    /// The object, by size and ETag.
-    Object { size: u64, etag: Option<String> },
+    /// The object, by size and ETag, and its MD5 when known (a plain ETag, or the MD5
+    /// its stager recorded): copies with the same MD5 are the same bytes, whatever
+    /// their ETags.
+    Object {
+        size: u64,
+        etag: Option<String>,
+        md5: Option<String>,
+    },
     /// The region says the key does not exist.
     Absent,
     /// The region could not say (why).
     Unknown(String),
 }
 
-/// One content of an object: size and ETag.
+/// One content of an object: size and ETag (of the copy to copy from), and its MD5
+/// when known.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Content {
     pub size: u64,
     pub etag: Option<String>,
+    pub md5: Option<String>,
+}
+
+impl Content {
+    /// Whether a copy with `info` holds these bytes: the same size and MD5 when both
+    /// are known, else the same ETag.
+    pub fn matches(&self, info: &ObjectInfo) -> bool {
+        if info.size != self.size {
+            return false;
+        }
+        match (&self.md5, info.known_md5()) {
+            (Some(ours), Some(theirs)) => *ours == theirs,
+            _ => info.etag == self.etag,
+        }
+    }
 }
 
 /// How an object's content was decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub content: Content,
-    /// Held by more than half of all regions.
-    pub by_majority: bool,
     /// Regions that hold it.
     pub holders: Vec<String>,
     /// Regions that said the key is absent.
@@ -59,7 +79,7 @@ pub fn decide(key: &str, answers: &[(String, Held)]) -> Ruling {
     let mut census = Census::new(key, regions);
     for (region, held) in answers {
         census.answers.push(match held {
-            Held::Object { size, etag } => Answer::Holds(Location {
+            Held::Object { size, etag, md5 } => Answer::Holds(Location {
                 region: region.clone(),
                 bucket: String::new(),
                 key: key.to_string(),
@@ -67,7 +87,10 @@ pub fn decide(key: &str, answers: &[(String, Held)]) -> Ruling {
                     size: *size,
                     etag: etag.clone(),
                     last_modified: None,
-                    user_metadata: Default::default(),
+                    user_metadata: md5
+                        .iter()
+                        .map(|md5| (MD5_METADATA_KEY.to_string(), md5.clone()))
+                        .collect(),
                     server_side_encryption: None,
                     customer_key_encrypted: false,
                 },
@@ -85,6 +108,7 @@ pub fn decide(key: &str, answers: &[(String, Held)]) -> Ruling {
     let content_of = |location: &Location| Content {
         size: location.info.size,
         etag: location.info.etag.clone(),
+        md5: location.info.known_md5(),
     };
     let regions_of = |locations: &[Location]| -> Vec<String> {
         locations.iter().map(|l| l.region.clone()).collect()
@@ -93,7 +117,6 @@ pub fn decide(key: &str, answers: &[(String, Held)]) -> Ruling {
     match verdict {
         Verdict::Present(majority) => Ruling::Decided(Decision {
             content: content_of(majority.first()),
-            by_majority: true,
             holders: regions_of(&majority.group.locations),
             missing: majority.missing,
             conflicting: regions_of(&majority.strays),
@@ -111,27 +134,25 @@ pub fn decide(key: &str, answers: &[(String, Held)]) -> Ruling {
                 .collect();
             match groups.as_slice() {
                 [] => Ruling::Nowhere,
-                [group] if unknown.is_empty() => Ruling::Decided(Decision {
-                    content: content_of(&group.locations[0]),
-                    by_majority: false,
-                    holders: regions_of(&group.locations),
-                    missing: answers
-                        .iter()
-                        .filter(|(_, h)| *h == Held::Absent)
-                        .map(|(r, _)| r.clone())
-                        .collect(),
-                    conflicting: Vec::new(),
-                    unknown,
-                }),
+                // Never copied: a yank that missed a region, or a stage that never
+                // reached a majority (the Python tool's half stage), must not come back.
                 [group] => Ruling::Undecided(format!(
-                    "held by {} of {} regions, and not every other region answered: {}",
+                    "held by {} of {} regions only (a stage that never reached a majority, or a yank that missed a region): not copied; stage it again to publish it{}",
                     group.locations.len(),
                     answers.len(),
-                    unknown
-                        .iter()
-                        .map(|(r, why)| format!("{r}: {why}"))
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                    if unknown.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " ({} could not answer: {})",
+                            unknown.len(),
+                            unknown
+                                .iter()
+                                .map(|(r, why)| format!("{r}: {why}"))
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        )
+                    }
                 )),
                 _ => Ruling::Undecided(format!(
                     "{} different contents and none held by a majority",
@@ -151,6 +172,7 @@ pub(super) mod tests {
         Held::Object {
             size: 3,
             etag: Some(etag.to_string()),
+            md5: None,
         }
     }
 
@@ -175,7 +197,6 @@ pub(super) mod tests {
             "k",
             &answers(&[object("x"), object("x"), Held::Absent]),
         ));
-        assert!(d.by_majority);
         assert_eq!(d.holders, ["a", "b"]);
         assert_eq!(d.missing, ["c"]);
         assert!(d.conflicting.is_empty());
@@ -193,13 +214,12 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn a_minority_with_every_other_region_absent_is_decided() {
-        let d = decided(decide(
-            "k",
-            &answers(&[Held::Absent, object("x"), Held::Absent]),
-        ));
-        assert!(!d.by_majority);
-        assert_eq!(d.missing, ["a", "c"]);
+    fn a_minority_is_never_decided_so_a_yank_that_missed_a_region_stays_yanked() {
+        let verdict = decide("k", &answers(&[Held::Absent, object("x"), Held::Absent]));
+        let Ruling::Undecided(why) = verdict else {
+            panic!("decided: {verdict:?}");
+        };
+        assert!(why.contains("held by 1 of 3 regions only"), "{why}");
     }
 
     #[test]
@@ -223,13 +243,30 @@ pub(super) mod tests {
             "k",
             &answers(&[object("x"), object("x"), Held::Unknown("down".into())]),
         ));
-        assert!(d.by_majority);
         assert_eq!(d.unknown.len(), 1);
         let verdict = decide(
             "k",
             &answers(&[object("x"), Held::Unknown("down".into()), Held::Absent]),
         );
         assert!(matches!(verdict, Ruling::Undecided(_)));
+    }
+
+    #[test]
+    fn the_same_md5_under_two_etags_is_one_content_not_a_conflict() {
+        let md5 = "0123456789abcdef0123456789abcdef";
+        let copy = |etag: &str| Held::Object {
+            size: 3,
+            etag: Some(etag.to_string()),
+            md5: Some(md5.to_string()),
+        };
+        let d = decided(decide(
+            "k",
+            &answers(&[copy("abc-1"), copy(md5), Held::Absent]),
+        ));
+        assert_eq!(d.holders, ["a", "b"]);
+        assert!(d.conflicting.is_empty());
+        assert_eq!(d.missing, ["c"]);
+        assert_eq!(d.content.md5.as_deref(), Some(md5));
     }
 
     #[test]

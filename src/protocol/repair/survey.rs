@@ -107,7 +107,7 @@ pub(super) async fn survey(session: &Session, project: Option<&str>) -> Result<S
             answers.versions.insert(
                 text,
                 VersionAnswers {
-                    artifact: held_everywhere(&views, &key),
+                    artifact: with_md5s(&views, &key, held_everywhere(&views, &key)).await,
                     metadata: held_everywhere(&views, &meta_key),
                     version,
                     key,
@@ -222,6 +222,7 @@ fn held_everywhere(views: &[RegionView], key: &str) -> Vec<(String, Held)> {
                     Some(o) => Held::Object {
                         size: o.size,
                         etag: o.etag.clone(),
+                        md5: plain_md5(o.etag.as_deref()),
                     },
                     None => Held::Absent,
                 },
@@ -229,6 +230,59 @@ fn held_everywhere(views: &[RegionView], key: &str) -> Vec<(String, Held)> {
             (view.store.region().to_string(), held)
         })
         .collect()
+}
+
+/// The MD5 a listed ETag gives: a plain one is the MD5 of the bytes (the listing does not
+/// say whether the object is KMS-encrypted, so a copy's MD5 is only a grouping hint; the
+/// copy itself checks the bytes).
+fn plain_md5(etag: Option<&str>) -> Option<String> {
+    let etag = etag?.trim_matches('"');
+    (etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| etag.to_ascii_lowercase())
+}
+
+/// Where the copies of `key` carry different ETags (one sent in one request, another in
+/// parts, or in parts of another size), asks each copy whose MD5 the listing does not
+/// give for the MD5 its stager recorded (`HeadObject`): the same bytes under two ETags
+/// are one content, not a conflict.
+async fn with_md5s(
+    views: &[RegionView],
+    key: &str,
+    mut answers: Vec<(String, Held)>,
+) -> Vec<(String, Held)> {
+    let etags: BTreeSet<Option<&String>> = answers
+        .iter()
+        .filter_map(|(_, held)| match held {
+            Held::Object { etag, .. } => Some(etag.as_ref()),
+            _ => None,
+        })
+        .collect();
+    if etags.len() < 2 {
+        return answers;
+    }
+    let learned = join_all(
+        answers
+            .iter()
+            .zip(views)
+            .map(|((_, held), view)| async move {
+                match (held, &view.bucket) {
+                    (Held::Object { md5: None, .. }, Ok(bucket)) => view
+                        .store
+                        .head_object(bucket, key)
+                        .await
+                        .ok()
+                        .and_then(|info| info.known_md5()),
+                    _ => None,
+                }
+            }),
+    )
+    .await;
+    for ((_, held), found) in answers.iter_mut().zip(learned) {
+        if let (Held::Object { md5, .. }, Some(found)) = (held, found) {
+            *md5 = Some(found);
+        }
+    }
+    answers
 }
 
 /// `{prefix}{project}@{version}[/metadata]` as (project, version, is metadata).

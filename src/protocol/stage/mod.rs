@@ -5,8 +5,10 @@
 //! with the same MD5 and metadata counts as held, so a retry after a partial failure
 //! succeeds; other bytes fail the region); put the metadata object, then the artifact,
 //! both with Content-MD5 and `If-None-Match: *` (so two stagers of one version cannot
-//! both win in a region); then move the latest-version parameter, only forward when it
-//! can be read first, else written as the Python tool writes it.
+//! both win in a region). Only once more than half of all regions hold the artifact
+//! does the latest-version parameter move, in each region that holds it, only forward
+//! when it can be read first, else written as the Python tool writes it. A stage that
+//! fails moves `latest` nowhere.
 //!
 //! The contract: the stage succeeds when more than half of the regions hold the
 //! artifact, so every quorum read of `latest` sees it. "Hold" means a `HeadObject` after
@@ -22,6 +24,7 @@
 //! `sending` learns whether each region takes large files faster in parts or in one
 //! request, and `report` says how each region came out.
 
+mod complete;
 mod digests;
 mod parts;
 mod region;
@@ -45,6 +48,7 @@ use super::names::{artifact_key, latest_parameter_name, validate_project_name};
 use super::progress::ProgressHandle;
 use super::session::Session;
 
+pub use complete::Completion;
 pub use digests::{part_size_for, FileDigests, MAX_PARTS, MIN_PART_SIZE};
 pub use report::{LatestChange, RegionOutcome, StageReport};
 use sending::Method;
@@ -88,6 +92,13 @@ impl Default for StageOptions {
             progress: None,
         }
     }
+}
+
+/// How many regions finished their upload, and how many of them hold the artifact.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    finished: usize,
+    held: usize,
 }
 
 /// What to stage: a file, the name to save for it, its digests when known, and its
@@ -255,11 +266,37 @@ impl Session {
             let regions = self.regions();
             progress.begin(prepared.size * regions.len() as u64, &regions);
         }
+        // `latest` moves in a region only once more than half of all regions hold the
+        // artifact (each region's upload counted in `tally`), and only in a region that
+        // holds it, checked again just before: a stage that fails moves it nowhere, so
+        // no quorum read is ever sent to a version a majority lacks, and a region that
+        // hangs does not hold `latest` back in the others.
+        let regions = self.stores().len();
+        let (tally, _) = tokio::sync::watch::channel(Tally::default());
         // Owned handles, so the future is `Send` for any lifetime (the mount spawns it).
         let outcomes = join_all(self.stores().iter().map(|store| {
-            let (store, plan) = (Arc::clone(store), &plan);
+            let (store, plan, tally) = (Arc::clone(store), &plan, &tally);
             async move {
                 let outcome = plan.run(store.as_ref()).await;
+                let holds = outcome.holds();
+                tally.send_modify(|t| {
+                    t.finished += 1;
+                    t.held += usize::from(holds);
+                });
+                let outcome = if holds && !plan.dry_run {
+                    let mut seen = tally.subscribe();
+                    let majority = seen
+                        .wait_for(|t| t.held * 2 > regions || t.finished == regions)
+                        .await
+                        .is_ok_and(|t| t.held * 2 > regions);
+                    if majority {
+                        plan.move_latest_where_held(store.as_ref(), outcome).await
+                    } else {
+                        outcome
+                    }
+                } else {
+                    outcome
+                };
                 // Parts uploaded ahead that this stage did not complete are dropped.
                 if let Some((upload_id, _)) = plan.take_ahead(store.region()) {
                     if let Ok(bucket) = self.bucket(store.as_ref()).await {

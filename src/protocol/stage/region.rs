@@ -1,6 +1,7 @@
 //! One region's part of a stage: its bucket and whether the key is there, the upload
 //! (in one request or in parts, or completing parts uploaded ahead), the check of an
-//! artifact already there, and the forward-only move of `latest`.
+//! artifact already there, and the forward-only move of `latest` (which the stage asks
+//! for only once a majority holds the artifact).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -100,8 +101,7 @@ impl RegionPlan<'_> {
         }
         if present {
             self.check_existing(store, &bucket).await?;
-            let latest = self.move_latest(store).await?;
-            return Ok(RegionOutcome::AlreadyHeld(latest));
+            return Ok(RegionOutcome::AlreadyHeld(LatestChange::Untouched));
         }
         if self.dry_run {
             return Ok(RegionOutcome::WouldStage);
@@ -131,13 +131,11 @@ impl RegionPlan<'_> {
             Err(e) if e.is_precondition_failed() => {
                 // Another stager won the race in this region.
                 self.check_existing(store, &bucket).await?;
-                let latest = self.move_latest(store).await?;
-                return Ok(RegionOutcome::AlreadyHeld(latest));
+                return Ok(RegionOutcome::AlreadyHeld(LatestChange::Untouched));
             }
             Err(e) => return Err(e.to_string().into()),
         }
-        let latest = self.move_latest(store).await?;
-        Ok(RegionOutcome::Staged(latest))
+        Ok(RegionOutcome::Staged(LatestChange::Untouched))
     }
 
     /// Asks the region again whether it holds our bytes (see `Session::stage_file`):
@@ -410,9 +408,35 @@ impl RegionPlan<'_> {
         Ok(())
     }
 
+    /// Once a majority holds the artifact: checks again that this region holds our
+    /// bytes, then moves its `latest` forward.
+    pub(super) async fn move_latest_where_held(
+        &self,
+        store: &dyn RegionStore,
+        outcome: RegionOutcome,
+    ) -> RegionOutcome {
+        let outcome = self.confirm(store, outcome).await;
+        if !outcome.holds() {
+            return outcome;
+        }
+        let change = self.move_latest(store).await;
+        outcome.with_latest(change)
+    }
+
     /// Moves `latest` forward only: read it first; when reading is refused, write it as
-    /// the Python tool does.
-    async fn move_latest(&self, store: &dyn RegionStore) -> Result<LatestChange, String> {
+    /// the Python tool does. Called only once a majority holds the artifact, and only
+    /// in a region that holds it (see `Session::stage_file`).
+    async fn move_latest(&self, store: &dyn RegionStore) -> LatestChange {
+        match self.try_move_latest(store).await {
+            Ok(change) => change,
+            Err(reason) => {
+                tracing::warn!(region = store.region(), "{reason}");
+                LatestChange::Failed(reason)
+            }
+        }
+    }
+
+    async fn try_move_latest(&self, store: &dyn RegionStore) -> Result<LatestChange, String> {
         let name = &self.latest_parameter;
         let change = match store.get_parameter(name).await {
             Ok(text) => match Version::parse(text.trim()) {

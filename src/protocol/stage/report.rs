@@ -14,6 +14,13 @@ pub enum LatestChange {
     Kept(Version),
     /// Written without reading it first (reading was refused).
     WrittenBlind,
+    /// Not touched: the stage did not reach a majority (a failed stage moves `latest`
+    /// nowhere), or the region was completed by a repair, which never applies the
+    /// stage's rule (see `complete`).
+    Untouched,
+    /// The artifact is held here, but `latest` could not be written: the region lags,
+    /// and the repair sets it to the majority's value.
+    Failed(String),
 }
 
 /// One region's outcome.
@@ -37,6 +44,27 @@ impl RegionOutcome {
             RegionOutcome::Staged(_) | RegionOutcome::AlreadyHeld(_)
         )
     }
+
+    /// Whether the region needs more work: it does not hold the artifact, or it does
+    /// but its `latest` could not be moved.
+    pub fn is_failure(&self) -> bool {
+        match self {
+            RegionOutcome::Taken(_) | RegionOutcome::Failed(_) => true,
+            RegionOutcome::Staged(change) | RegionOutcome::AlreadyHeld(change) => {
+                matches!(change, LatestChange::Failed(_))
+            }
+            RegionOutcome::WouldStage => false,
+        }
+    }
+
+    /// The same outcome with `latest`'s change in this region set to `change`.
+    pub(super) fn with_latest(self, change: LatestChange) -> RegionOutcome {
+        match self {
+            RegionOutcome::Staged(_) => RegionOutcome::Staged(change),
+            RegionOutcome::AlreadyHeld(_) => RegionOutcome::AlreadyHeld(change),
+            other => other,
+        }
+    }
 }
 
 impl fmt::Display for RegionOutcome {
@@ -44,6 +72,8 @@ impl fmt::Display for RegionOutcome {
         let latest = |change: &LatestChange| match change {
             LatestChange::Moved | LatestChange::WrittenBlind => "latest moved to it".to_string(),
             LatestChange::Kept(v) => format!("latest kept at {v}"),
+            LatestChange::Untouched => "latest not moved".to_string(),
+            LatestChange::Failed(why) => format!("latest not moved: {why}"),
         };
         match self {
             RegionOutcome::Staged(c) => write!(f, "staged, {}", latest(c)),
@@ -76,7 +106,7 @@ impl StageReport {
     pub fn failed(&self) -> Vec<&(String, RegionOutcome)> {
         self.regions
             .iter()
-            .filter(|(_, o)| matches!(o, RegionOutcome::Failed(_) | RegionOutcome::Taken(_)))
+            .filter(|(_, o)| o.is_failure())
             .collect()
     }
 
@@ -115,9 +145,17 @@ impl StageReport {
             .join("; ")
     }
 
+    /// Whether more than half of all regions hold the artifact: only then does `latest`
+    /// move (and only in those regions).
+    pub fn held_by_majority(&self) -> bool {
+        !self.dry_run && self.held() * 2 > self.regions.len()
+    }
+
     pub(super) fn succeeded(&self, require_all: bool) -> bool {
         let n = self.regions.len();
         let ok = if self.dry_run {
+            n - self.failed().len()
+        } else if require_all {
             n - self.failed().len()
         } else {
             self.held()

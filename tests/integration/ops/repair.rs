@@ -1,7 +1,7 @@
 //! Repair and crash safety: a stage that missed a region is repaired in the background
 //! once the region is back (and at the next start); a region given other bytes is a
 //! conflict, never overwritten; a daemon killed (`kill -9`) or stopped (SIGTERM)
-//! during a stage finishes it at its next start. The stages held "in the middle" use
+//! during a stage that a majority already holds finishes it at its next start. The stages held "in the middle" use
 //! a hanging proxy, so those tests run on moto only.
 
 use std::process::{Child, Command, Stdio};
@@ -159,7 +159,7 @@ async fn other_bytes_in_a_region_awaiting_repair_are_a_conflict_never_overwritte
     assert_eq!(entry["regions"], serde_json::json!([REGIONS[2]]), "{entry}");
     let reason = entry["reason"].as_str().unwrap();
     assert!(
-        reason.starts_with(&format!("{}: ", REGIONS[2])) && reason.contains("exists in"),
+        reason.starts_with(&format!("{}: ", REGIONS[2])) && reason.contains("holds other bytes"),
         "{entry}"
     );
     assert!(mount.log().contains("conflict"), "{}", mount.log());

@@ -1,0 +1,310 @@
+//! One artifact and one `latest`, everywhere, whatever happened meanwhile
+//! (docs/SEMANTICS.md, "`latest`, yanks and repair"): a rollback survives the repair of
+//! the region that was down; a version yanked while its stager was stopped is not
+//! brought back at the stager's restart; a stage that reaches a minority moves
+//! `latest` nowhere; one content under two ETags reads and repairs as one; a region
+//! away for minutes is healed within a minute of its return.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use startifact::protocol::{read_latest, StageOptions};
+
+use crate::support::backends::Outage;
+use crate::support::files::{project, random_bytes};
+use crate::support::mount::Mount;
+use crate::support::staging::{
+    assert_latest_everywhere, cli_stage, in_any_region, in_every_region, latest_in_each_region,
+    status_of, v,
+};
+use crate::support::world::{run, World, REGIONS};
+
+/// Waits up to `bound` for `done`; false if it never came.
+async fn within<F, Fut>(bound: Duration, mut done: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + bound;
+    while Instant::now() < deadline {
+        if done().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    false
+}
+
+/// `cp` of `content` into `{p}/{version}/app.bin` of the mount: (exit code, stderr).
+fn cp(world: &World, mount: &Mount, p: &str, version: &str, content: &[u8]) -> (i32, String) {
+    let folder = mount.join(&format!("{p}/{version}"));
+    std::fs::create_dir_all(&folder).unwrap_or_else(|e| panic!("mkdir {folder:?}: {e}"));
+    let (code, _, err) = run(Command::new("cp")
+        .arg(world.file(&format!("{version}.bin"), content))
+        .arg(folder.join("app.bin")));
+    (code, err)
+}
+
+fn state_of(mount: &Mount, p: &str, version: &str) -> Option<String> {
+    status_of(mount, p, version).map(|e| e["state"].as_str().unwrap_or("").to_string())
+}
+
+/// Waits until every region holds `{p}@{version}` and the mount's spool entry is gone.
+async fn assert_repaired(world: &World, mount: &Mount, p: &str, version: &str, bound: Duration) {
+    let key = format!("{p}@{version}");
+    let repaired = within(bound, || async {
+        status_of(mount, p, version).is_none() && in_every_region(world, &key).await
+    })
+    .await;
+    assert!(
+        repaired,
+        "not repaired within {bound:?}: {:?}\n{}",
+        status_of(mount, p, version),
+        mount.log()
+    );
+}
+
+async fn a_rollback_made_while_a_region_was_down_survives_its_repair(mut world: World) {
+    let outage = Outage::of(&mut world, REGIONS[2]);
+    let p = project(&world, "Rollback");
+    cli_stage(&world, &p, "1.0.0", b"one", &[]);
+    let mount = Mount::start(&world, &[]);
+    outage.begin();
+    let (code, err) = cp(&world, &mount, &p, "2.0.0", &random_bytes(40_000, 1));
+    assert_eq!(code, 0, "{err}\n{}", mount.log());
+    assert_eq!(
+        state_of(&mount, &p, "2.0.0").as_deref(),
+        Some("awaiting-repair")
+    );
+    let (code, _, err) = run(Command::new("ln")
+        .args(["-sfn", "1.0.0"])
+        .arg(mount.join(&format!("{p}/latest"))));
+    assert_eq!(code, 0, "ln -sfn: {err}\n{}", mount.log());
+    outage.end();
+    assert_repaired(&world, &mount, &p, "2.0.0", Duration::from_secs(60)).await;
+    // The repair set the returning region's `latest` to the majority's 1.0.0; before,
+    // it moved every region forward to 2.0.0 by the stage's rule.
+    assert_latest_everywhere(&world, &p, "1.0.0").await;
+    let session = world.session(true);
+    assert_eq!(read_latest(&session, &p).await.unwrap().version, v("1.0.0"));
+}
+on_both_backends!(a_rollback_made_while_a_region_was_down_survives_its_repair);
+
+async fn a_version_yanked_while_its_stager_was_stopped_stays_yanked_at_its_restart(
+    mut world: World,
+) {
+    let outage = Outage::of(&mut world, REGIONS[2]);
+    let p = project(&world, "YankedMeanwhile");
+    cli_stage(&world, &p, "1.0.0", b"one", &[]);
+    let mut mount = Mount::start(&world, &[]);
+    outage.begin();
+    let content = random_bytes(30_000, 2);
+    let (code, err) = cp(&world, &mount, &p, "3.0.0", &content);
+    assert_eq!(code, 0, "{err}\n{}", mount.log());
+    assert_eq!(
+        state_of(&mount, &p, "3.0.0").as_deref(),
+        Some("awaiting-repair")
+    );
+    assert_eq!(mount.stop(), Some(0));
+    outage.end();
+    // Another host yanks it, every region up.
+    world
+        .session(false)
+        .yank(&p, &v("3.0.0"))
+        .await
+        .expect("the yank");
+    let key = format!("{p}@3.0.0");
+    assert!(!in_any_region(&world, &key).await);
+    let mount = Mount::restart(&world, &[], mount);
+    let ended = within(Duration::from_secs(20), || async {
+        state_of(&mount, &p, "3.0.0").as_deref() == Some("failed")
+    })
+    .await;
+    assert!(
+        ended,
+        "{:?}\n{}",
+        status_of(&mount, &p, "3.0.0"),
+        mount.log()
+    );
+    assert!(
+        !in_any_region(&world, &key).await,
+        "the repair brought the yanked version back"
+    );
+    let entry = status_of(&mount, &p, "3.0.0").unwrap();
+    let reason = entry["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("not uploaded again"), "{entry}");
+    assert!(
+        mount.log().contains("never uploaded again"),
+        "{}",
+        mount.log()
+    );
+    // Nothing is lost: the file stays in the spool.
+    assert_eq!(
+        std::fs::read(mount.staging_dir().join(&p).join("3.0.0/data")).unwrap(),
+        content
+    );
+    assert_latest_everywhere(&world, &p, "1.0.0").await;
+}
+on_both_backends!(a_version_yanked_while_its_stager_was_stopped_stays_yanked_at_its_restart);
+
+async fn a_stage_that_reaches_a_minority_moves_latest_nowhere(mut world: World) {
+    let outages = [
+        Outage::of(&mut world, REGIONS[1]),
+        Outage::of(&mut world, REGIONS[2]),
+    ];
+    let p = project(&world, "Minority");
+    cli_stage(&world, &p, "1.0.0", b"one", &[]);
+    let mount = Mount::start(&world, &[]);
+    // The staging folder first: with two regions of three down, whether 5.0.0 exists
+    // cannot be told, so `mkdir` then answers EIO.
+    std::fs::create_dir(mount.join(&format!("{p}/5.0.0"))).unwrap();
+    for outage in &outages {
+        outage.begin();
+    }
+    let file = world.file("4.0.0.bin", b"four");
+    let (code, _, err) = run(world.cli().args([&p, "4.0.0", "--stage"]).arg(&file));
+    assert_eq!(code, 1, "the CLI's stage to one region of three: {err}");
+    let (code, err) = cp(&world, &mount, &p, "5.0.0", b"five");
+    assert_ne!(code, 0, "cp to one region of three succeeded");
+    assert!(err.contains("Input/output error"), "{err}");
+    for outage in &outages {
+        outage.end();
+    }
+    // The one region reached still names 1.0.0: no quorum read, whoever it asks first,
+    // is sent to a version a majority lacks.
+    for (region, value) in latest_in_each_region(&world, &p).await {
+        assert_eq!(value.as_deref(), Some("1.0.0"), "latest in {region}");
+    }
+    let reached_first = world.session_in(&[REGIONS[0], REGIONS[1], REGIONS[2]], true);
+    assert_eq!(
+        read_latest(&reached_first, &p).await.unwrap().version,
+        v("1.0.0")
+    );
+}
+on_both_backends!(a_stage_that_reaches_a_minority_moves_latest_nowhere);
+
+/// On moto, the Python tool's quorum read after a failed stage that reached one region.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_tool_reads_the_old_latest_after_a_failed_minority_stage() {
+    let mut world = World::moto(Default::default()).await;
+    let outages = [
+        Outage::of(&mut world, REGIONS[1]),
+        Outage::of(&mut world, REGIONS[2]),
+    ];
+    let p = project(&world, "PyMinority");
+    cli_stage(&world, &p, "1.0.0", b"one", &[]);
+    for outage in &outages {
+        outage.begin();
+    }
+    let file = world.file("4.0.0.bin", b"four");
+    let (code, _, _) = run(world.cli().args([&p, "4.0.0", "--stage"]).arg(&file));
+    assert_eq!(code, 1);
+    for outage in &outages {
+        outage.end();
+    }
+    // The Python tool shuffles the regions: ask it several times.
+    for _ in 0..4 {
+        let (code, out, err) = run(world.python().args([&p, "--info"]));
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            out.contains(&format!("The latest version of {p} is 1.0.0")),
+            "{out}"
+        );
+    }
+}
+
+/// Stages `content` to region 0 in parts and to the other two in one request, as the
+/// adaptive sender may: one content, two kinds of ETag.
+async fn staged_with_two_etags(world: &World, p: &str, content: &[u8]) {
+    let file = world.file("mixed.bin", content);
+    let in_parts = StageOptions {
+        multipart_threshold: 5 << 20,
+        part_size: 5 << 20,
+        ..StageOptions::default()
+    };
+    let whole = StageOptions {
+        multipart_threshold: 1 << 30,
+        ..StageOptions::default()
+    };
+    let version = v("1.0.0");
+    for (regions, options) in [(&REGIONS[..1], &in_parts), (&REGIONS[1..], &whole)] {
+        world
+            .session_in(regions, false)
+            .stage_with(p, &version, &file, Default::default(), false, options)
+            .await
+            .unwrap_or_else(|e| panic!("staging to {regions:?}: {e}"));
+    }
+    let key = format!("{p}@1.0.0");
+    let mut etags = Vec::new();
+    for region in REGIONS {
+        etags.push(world.head_in(region, &key).await.etag.unwrap_or_default());
+    }
+    assert!(etags[0].contains('-'), "not in parts: {etags:?}");
+    assert!(!etags[1].contains('-') && etags[1] == etags[2], "{etags:?}");
+}
+
+async fn one_content_under_two_etags_reads_from_any_holder_and_repairs_as_one(world: World) {
+    let mut world = world;
+    let outages: Vec<Outage> = REGIONS.iter().map(|r| Outage::of(&mut world, r)).collect();
+    let p = project(&world, "TwoETags");
+    let content = random_bytes(12 << 20, 3);
+    staged_with_two_etags(&world, &p, &content).await;
+
+    let (code, out, err) = run(world.cli().args([&p, "--repair", "--dry-run"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("conflict"), "{out}");
+
+    let mount = Mount::start(&world, &[]);
+    let file = mount.join(&format!("{p}/1.0.0/{p}@1.0.0"));
+    let pinned = xattr(&file, "user.startifact:region");
+    // Leave up one region whose copy's ETag is not the pinned one.
+    let (down, serving): (Vec<usize>, usize) = if pinned == REGIONS[0] {
+        (vec![0, 1], 2)
+    } else {
+        (vec![1, 2], 0)
+    };
+    for index in &down {
+        outages[*index].begin();
+    }
+    let read = std::fs::read(&file);
+    for index in &down {
+        outages[*index].end();
+    }
+    let read = read.unwrap_or_else(|e| {
+        panic!(
+            "read with only {} up (pinned {pinned}): {e}\n{}",
+            REGIONS[serving],
+            mount.log()
+        )
+    });
+    assert!(read == content, "the bytes read differ");
+}
+on_both_backends!(one_content_under_two_etags_reads_from_any_holder_and_repairs_as_one);
+
+fn xattr(path: &std::path::Path, name: &str) -> String {
+    let (code, out, err) = run(Command::new("getfattr")
+        .args(["--only-values", "-n", name])
+        .arg(path));
+    assert_eq!(code, 0, "getfattr {name}: {err}");
+    out
+}
+
+async fn a_region_away_for_three_minutes_is_healed_within_a_minute_of_its_return(mut world: World) {
+    let outage = Outage::of(&mut world, REGIONS[2]);
+    let p = project(&world, "LongAway");
+    let mount = Mount::start(&world, &[]);
+    outage.begin();
+    let (code, err) = cp(&world, &mount, &p, "1.0.0", &random_bytes(20_000, 4));
+    assert_eq!(code, 0, "{err}\n{}", mount.log());
+    // Long enough for the old doubling wait (10 s, 20, 40, 80...) to pass a minute.
+    tokio::time::sleep(Duration::from_secs(180)).await;
+    outage.end();
+    let back = Instant::now();
+    assert_repaired(&world, &mount, &p, "1.0.0", Duration::from_secs(60)).await;
+    assert_latest_everywhere(&world, &p, "1.0.0").await;
+    eprintln!(
+        "healed {:.1} s after the region's return",
+        back.elapsed().as_secs_f64()
+    );
+}
+on_both_backends!(a_region_away_for_three_minutes_is_healed_within_a_minute_of_its_return);
