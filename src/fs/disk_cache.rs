@@ -501,9 +501,16 @@ impl Fetch {
                     continue;
                 }
             };
+            let etag = match pinned.etag_for(store.as_ref(), &bucket).await {
+                Ok(etag) => etag,
+                Err(why) => {
+                    reasons.push(format!("{region}: {why}"));
+                    continue;
+                }
+            };
             let range = (pinned.size > 0).then_some(at..pinned.size);
             let mut object = match store
-                .get_object(&bucket, &pinned.key, range, pinned.etag_in(&region))
+                .get_object(&bucket, &pinned.key, range, etag.as_deref())
                 .await
             {
                 Ok(object) => object,

@@ -124,8 +124,9 @@ impl PinnedVersion {
         })
     }
 
-    /// The regions that may serve the pinned bytes: the majority's, in its order, the
-    /// suspects last.
+    /// The regions that may serve the pinned bytes: the majority's, in its order, then
+    /// (when the MD5 is known) the regions the census did not wait for, each checked
+    /// first (`etag_for`), the suspects last.
     pub fn regions_in_order(&self, session: &Session) -> Vec<Arc<dyn RegionStore>> {
         let stores = session.stores();
         let mut order: Vec<Arc<dyn RegionStore>> = if self.holders.is_empty() {
@@ -136,9 +137,14 @@ impl PinnedVersion {
                 .cloned()
                 .collect()
         } else {
+            let holds = |region: &str| self.holders.iter().any(|h| h.region == region);
+            let others = stores
+                .iter()
+                .filter(|s| self.md5.is_some() && !holds(s.region()));
             self.holders
                 .iter()
                 .filter_map(|holder| stores.iter().find(|s| s.region() == holder.region))
+                .chain(others)
                 .cloned()
                 .collect()
         };
@@ -147,12 +153,34 @@ impl PinnedVersion {
         order
     }
 
-    /// The ETag to ask `region` for (`If-Match`): its own copy's, as the census saw it;
-    /// the pinned one when the region's is not known.
-    pub fn etag_in(&self, region: &str) -> Option<&str> {
-        match self.holders.iter().find(|h| h.region == region) {
-            Some(holder) => holder.etag.as_deref(),
-            None => self.etag.as_deref(),
+    /// The ETag to ask `store`'s region for (`If-Match`): its own copy's, as the census
+    /// saw it; for a region the census did not wait for, asked now (`HeadObject`) and
+    /// taken only when its copy has the pinned size and MD5 (so a read still goes on
+    /// when the regions it was pinned to are down); the pinned ETag for a version
+    /// restored from the disk cache's record.
+    pub async fn etag_for(
+        &self,
+        store: &dyn RegionStore,
+        bucket: &str,
+    ) -> Result<Option<String>, String> {
+        if self.holders.is_empty() {
+            return Ok(self.etag.clone());
+        }
+        if let Some(holder) = self.holders.iter().find(|h| h.region == store.region()) {
+            return Ok(holder.etag.clone());
+        }
+        let info = store
+            .head_object(bucket, &self.key)
+            .await
+            .map_err(|e| e.to_string())?;
+        if info.size == self.size && info.known_md5().is_some() && info.known_md5() == self.md5 {
+            Ok(info.etag)
+        } else {
+            Err(format!(
+                "its copy is not the pinned one ({} bytes, MD5 {:?})",
+                info.size,
+                info.known_md5()
+            ))
         }
     }
 
@@ -169,12 +197,19 @@ impl PinnedVersion {
                     continue;
                 }
             };
+            let etag = match self.etag_for(store.as_ref(), &bucket).await {
+                Ok(etag) => etag,
+                Err(why) => {
+                    reasons.push(format!("{region}: {why}"));
+                    continue;
+                }
+            };
             match fetch_from(
                 store.as_ref(),
                 &bucket,
                 &self.key,
                 range.clone(),
-                self.etag_in(region),
+                etag.as_deref(),
             )
             .await
             {

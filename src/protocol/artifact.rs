@@ -1,5 +1,5 @@
 //! A staged artifact: its version, the majority of regions that hold its bytes (the
-//! only regions that serve it), and its metadata read from that majority. Downloads
+//! only regions that serve it), and the metadata a majority of them holds. Downloads
 //! are in `download`.
 
 use std::path::PathBuf;
@@ -155,31 +155,96 @@ impl Artifact {
             .await
     }
 
-    /// The metadata, read from the regions of the majority only (a racing loser's
-    /// metadata object elsewhere never wins): the first that answers. A region
-    /// answering "no such key" claims there is none; so does one that refuses the
-    /// metadata object (403 without `s3:ListBucket`), since it holds the artifact.
+    /// The metadata a majority holds, among the regions that hold the artifact's bytes
+    /// (a racing loser's or a failed stage's metadata object never wins): each holder
+    /// is asked for the metadata object's `HeadObject`, and the content more than half
+    /// of all regions hold is read; "no such key" (or the 403 of a reader without
+    /// `s3:ListBucket`, since the region holds the artifact) held by such a majority
+    /// means no metadata. When fewer answer but all that do agree, their answer
+    /// stands; holders that disagree with no majority are an error.
     pub async fn metadata(&self) -> Result<&Metadata, Error> {
         self.metadata
             .get_or_try_init(|| async {
                 let key = self.metadata_key();
+                let holders = &self.majority().await?.group.locations;
+                let heads = futures::future::join_all(holders.iter().map(|location| {
+                    let key = &key;
+                    async move {
+                        let answer = match self.store(&location.region) {
+                            None => Err("not a region of this session".to_string()),
+                            Some(store) => match store.head_object(&location.bucket, key).await {
+                                Ok(info) => Ok(Some(Content::of(&info))),
+                                Err(e) if e.is_not_found() || e.is_access_denied() => Ok(None),
+                                Err(e) => Err(e.to_string()),
+                            },
+                        };
+                        (location, answer)
+                    }
+                }))
+                .await;
                 let mut reasons = Vec::new();
-                for location in &self.majority().await?.group.locations {
-                    let region = &location.region;
+                let mut groups: Vec<(Option<Content>, Vec<&Location>)> = Vec::new();
+                for (location, answer) in heads {
+                    match answer {
+                        Ok(content) => match groups.iter_mut().find(|(c, _)| *c == content) {
+                            Some((_, locations)) => locations.push(location),
+                            None => groups.push((content, vec![location])),
+                        },
+                        Err(why) => {
+                            tracing::warn!(region = %location.region, "failed to head the metadata: {why}");
+                            reasons.push(format!("{}: {why}", location.region));
+                        }
+                    }
+                }
+                let needed = super::census::majority(self.session.regions().len());
+                let chosen = match groups.iter().position(|(_, l)| l.len() >= needed) {
+                    Some(index) => Some(index),
+                    None if groups.len() == 1 => Some(0),
+                    None => None,
+                };
+                let Some(index) = chosen else {
+                    if groups.is_empty() {
+                        return Err(Error::NoRegionsAvailable {
+                            regions: self.session.regions(),
+                            reasons,
+                        });
+                    }
+                    let seen: Vec<String> = groups
+                        .iter()
+                        .map(|(content, locations)| {
+                            let regions: Vec<&str> =
+                                locations.iter().map(|l| l.region.as_str()).collect();
+                            match content {
+                                Some(content) => format!("{} hold {content}", regions.join(", ")),
+                                None => format!("{} hold none", regions.join(", ")),
+                            }
+                        })
+                        .collect();
+                    return Err(Error::NoMajority {
+                        project: self.project.clone(),
+                        version: self.version.to_string(),
+                        conflict: true,
+                        detail: format!(
+                            "the regions holding it hold different metadata and none is held by {needed}: {}",
+                            seen.join("; ")
+                        ),
+                    });
+                };
+                let (content, locations) = &groups[index];
+                if content.is_none() {
+                    return Ok(Metadata::new());
+                }
+                for location in locations {
+                    let (region, bucket) = (&location.region, &location.bucket);
                     let Some(store) = self.store(region) else {
                         continue;
                     };
-                    let bucket = &location.bucket;
                     match metadata::read_bounded(store.as_ref(), bucket, &key).await {
                         Ok(bytes) => {
                             return metadata::decode(
                                 &format!("s3://{bucket}/{key} in {region}"),
                                 &bytes,
                             )
-                        }
-                        Err(e) if e.is_not_found() || e.is_access_denied() => {
-                            tracing::debug!(region, "claims no metadata");
-                            return Ok(Metadata::new());
                         }
                         Err(e) => {
                             tracing::warn!(region, "failed to get metadata: {e}");

@@ -33,14 +33,18 @@ pub struct Alignment {
     pub value: Option<Version>,
     /// Regions set to it: (region, what they named before, the write's result).
     pub set: Vec<(String, Option<Version>, Result<(), String>)>,
+    /// Regions that could not be read, with why.
+    pub unreadable: Vec<(String, String)>,
     /// Why nothing could be aligned, or what was left alone.
     pub problems: Vec<String>,
 }
 
 impl Alignment {
-    /// Every region that could be read now names the majority's value.
-    pub fn is_whole(&self) -> bool {
-        self.problems.is_empty() && self.set.iter().all(|(_, _, r)| r.is_ok())
+    /// Nothing is left to do: every region names the majority's value, or no value has
+    /// a majority (only an explicit move can settle that); a region that could not be
+    /// read or written is left to do.
+    pub fn is_settled(&self) -> bool {
+        self.unreadable.is_empty() && self.set.iter().all(|(_, _, r)| r.is_ok())
     }
 }
 
@@ -103,6 +107,7 @@ impl Session {
                 alignment.problems.push(format!(
                     "{project} latest: {region} could not be read: {why}"
                 ));
+                alignment.unreadable.push((region.clone(), why.clone()));
             }
         }
         let (value, lagging) = plan(&claims);

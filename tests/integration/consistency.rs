@@ -308,3 +308,38 @@ async fn a_region_away_for_three_minutes_is_healed_within_a_minute_of_its_return
     );
 }
 on_both_backends!(a_region_away_for_three_minutes_is_healed_within_a_minute_of_its_return);
+
+async fn metadata_that_only_a_minority_of_holders_has_is_never_shown(world: World) {
+    let p = project(&world, "MetaMajority");
+    cli_stage(&world, &p, "1.0.0", b"bytes", &["--metadata", "lang=rust"]);
+    // One holder's metadata object replaced, as a failed stage's leftover or a hand edit.
+    let key = format!("{p}@1.0.0/metadata");
+    let region = REGIONS[0];
+    world
+        .raw_store(region)
+        .put_object(
+            &world.buckets[region],
+            &key,
+            bytes::Bytes::from_static(b"{\n  \"lang\": \"cobol\"\n}"),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    // Whichever region a reader asks first, the majority's metadata wins.
+    for first in REGIONS {
+        let mut order = vec![first];
+        order.extend(REGIONS.iter().filter(|r| **r != first));
+        let session = world.session_in(&order, true);
+        let artifact = session.get(&p, Some(&v("1.0.0"))).await.unwrap();
+        let metadata = artifact.metadata().await.unwrap();
+        assert_eq!(
+            metadata.get("lang").map(String::as_str),
+            Some("rust"),
+            "{first} first"
+        );
+    }
+    let mount = Mount::start(&world, &[]);
+    let file = mount.join(&format!("{p}/1.0.0/{p}@1.0.0"));
+    assert_eq!(xattr(&file, "user.lang"), "rust");
+}
+on_both_backends!(metadata_that_only_a_minority_of_holders_has_is_never_shown);

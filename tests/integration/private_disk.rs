@@ -130,10 +130,16 @@ async fn cache_entry(world: &World, project: &str, version: &str) -> String {
         .head_object(bucket, &key)
         .await
         .unwrap();
+    // Named by the key and the content's MD5 (the same whichever region's copy, with
+    // whatever ETag, the mount pinned), else the ETag.
+    let content = match info.known_md5() {
+        Some(md5) => format!("md5:{md5}"),
+        None => info.etag.unwrap_or_default(),
+    };
     let mut hasher = Md5::new();
     hasher.update(key.as_bytes());
     hasher.update([0]);
-    hasher.update(info.etag.unwrap_or_default().as_bytes());
+    hasher.update(content.as_bytes());
     hex::encode(hasher.finalize())
 }
 

@@ -87,7 +87,7 @@ async fn a_version_missing_from_one_region_is_copied_there_with_its_etag_and_met
 }
 on_both_backends!(a_version_missing_from_one_region_is_copied_there_with_its_etag_and_metadata);
 
-async fn latest_missing_or_behind_moves_forward_and_a_missing_configuration_is_written(
+async fn latest_is_set_to_the_majority_s_value_and_a_missing_configuration_is_written(
     world: World,
 ) {
     let p = project(&world, "Behind");
@@ -97,11 +97,6 @@ async fn latest_missing_or_behind_moves_forward_and_a_missing_configuration_is_w
     world
         .raw_store(REGIONS[0])
         .delete_parameter(&name)
-        .await
-        .unwrap();
-    world
-        .raw_store(REGIONS[2])
-        .put_parameter(&name, "1.0.0")
         .await
         .unwrap();
     let configuration = world
@@ -126,13 +121,6 @@ async fn latest_missing_or_behind_moves_forward_and_a_missing_configuration_is_w
     );
     assert!(
         stdout.contains(&format!(
-            "move latest of {p} from 1.0.0 to 2.0.0 in {}",
-            REGIONS[2]
-        )),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains(&format!(
             "write the configuration parameter in {}",
             REGIONS[1]
         )),
@@ -145,8 +133,46 @@ async fn latest_missing_or_behind_moves_forward_and_a_missing_configuration_is_w
         .await
         .unwrap();
     assert_eq!(written, configuration);
+
+    // A rollback to 1.0.0 that missed one region: the repair moves that region back,
+    // never the others forward.
+    for region in [REGIONS[0], REGIONS[1]] {
+        world
+            .raw_store(region)
+            .put_parameter(&name, "1.0.0")
+            .await
+            .unwrap();
+    }
+    let (code, stdout, stderr) = repair(&world, &[&p]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "move latest of {p} from 2.0.0 to 1.0.0 in {}",
+            REGIONS[2]
+        )),
+        "{stdout}"
+    );
+    assert_latest_everywhere(&world, &p, "1.0.0").await;
+
+    // No value named by a majority: nothing moves, and the repair says so.
+    world
+        .raw_store(REGIONS[1])
+        .put_parameter(&name, "2.0.0")
+        .await
+        .unwrap();
+    world
+        .raw_store(REGIONS[2])
+        .delete_parameter(&name)
+        .await
+        .unwrap();
+    let (code, stdout, _) = repair(&world, &[&p]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("no version is named by a majority"),
+        "{stdout}"
+    );
 }
-on_both_backends!(latest_missing_or_behind_moves_forward_and_a_missing_configuration_is_written);
+on_both_backends!(latest_is_set_to_the_majority_s_value_and_a_missing_configuration_is_written);
 
 async fn a_dry_run_prints_the_plan_and_changes_nothing(world: World) {
     let p = project(&world, "Plan");
@@ -269,11 +295,14 @@ on_both_backends!(a_multipart_artifact_is_copied_in_the_same_parts_and_keeps_its
 
 /// Moto only (the Python tool speaks HTTP): its stage fails in two regions of three
 /// (their bucket-name parameters name a bucket that does not exist), which leaves the
-/// artifact, its metadata and `latest` in one region; repair copies them to the others.
+/// artifact, its metadata and `latest` in one region. A failed stage publishes nothing:
+/// repair reports it and never copies it, and sets that region's `latest` back to the
+/// majority's value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_python_stage_that_failed_half_way_is_repaired() {
+async fn a_python_stage_that_failed_half_way_is_reported_never_copied() {
     let world = World::moto(WorldOptions::default()).await;
     let p = project(&world, "HalfPy");
+    cli_stage(&world, &p, "0.9.0", b"staged before", &[]);
     world.lose_bucket(REGIONS[0]).await;
     world.lose_bucket(REGIONS[2]).await;
     let file = world.file("py.bin", b"staged by python");
@@ -292,14 +321,22 @@ async fn a_python_stage_that_failed_half_way_is_repaired() {
     }
     let key = format!("{p}@1.0.0");
     assert_eq!(object_in(&world, REGIONS[0], &key).await, None);
+    assert!(object_in(&world, REGIONS[1], &key).await.is_some());
 
     let (code, stdout, stderr) = repair(&world, &[&p]);
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    assert_eq!(same_everywhere(&world, &key).await, b"staged by python");
-    same_everywhere(&world, &format!("{key}/metadata")).await;
-    assert_latest_everywhere(&world, &p, "1.0.0").await;
-    let info = run_ok(world.python().args([&p, "--info"]));
-    assert!(info.contains("lang = python"), "{info}");
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("held by 1 of 3 regions only"), "{stdout}");
+    for region in [REGIONS[0], REGIONS[2]] {
+        assert_eq!(object_in(&world, region, &key).await, None, "{region}");
+    }
+    assert!(
+        stdout.contains(&format!(
+            "move latest of {p} from 1.0.0 to 0.9.0 in {}",
+            REGIONS[1]
+        )),
+        "{stdout}"
+    );
+    assert_latest_everywhere(&world, &p, "0.9.0").await;
 }
 
 /// A parameter-name prefix of its own keeps this world's projects apart from other

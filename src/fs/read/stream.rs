@@ -241,9 +241,16 @@ async fn stream_range(
                 continue;
             }
         };
+        let etag = match pinned.etag_for(store.as_ref(), &bucket).await {
+            Ok(etag) => etag,
+            Err(why) => {
+                reasons.push(format!("{region}: {why}"));
+                continue;
+            }
+        };
         let asked = Instant::now();
         let object = store
-            .get_object(&bucket, &pinned.key, Some(at..end), pinned.etag_in(&region))
+            .get_object(&bucket, &pinned.key, Some(at..end), etag.as_deref())
             .await;
         let mut object = match object {
             Ok(object) => object,

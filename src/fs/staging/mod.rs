@@ -24,13 +24,15 @@
 //! one file: create, open, write, truncate, rename, `rm`), `attributes` (`user.*` of the
 //! folder and the file), `journal` (every change saved to `state.json`, and
 //! `status.json`), `stage` (when a stage runs, and the stage itself), `repair` (the
-//! background repair and the resumed stages), `stopping` (SIGTERM's bounded wait).
+//! background repair and the resumed stages), `lagging_latest` (projects whose
+//! `latest` some region missed), `stopping` (SIGTERM's bounded wait).
 
 mod attributes;
 mod fair_share;
 mod file;
 mod folders;
 mod journal;
+mod lagging_latest;
 mod model;
 mod repair;
 mod stage;
@@ -65,6 +67,8 @@ pub struct Staging {
     repairs_due: tokio::sync::Notify,
     /// The last background repair attempt of this daemon, for `startifact-fs status`.
     last_repair: Mutex<Option<RepairSeen>>,
+    /// Projects whose `latest` some region missed (see `lagging_latest`).
+    lagging_latest: Mutex<std::collections::BTreeSet<String>>,
     /// Whether some region takes a file of a size in parts (`sending_to`): files
     /// written have their parts hashed only while it says so.
     parts_rule: Option<PartsRule>,
@@ -121,7 +125,16 @@ impl Staging {
                 Err(e) => tracing::warn!("ignoring {}: {e}", from.display()),
             }
         }
+        let lagging_latest = match spool.read_kept(lagging_latest::LAGGING_LATEST_FILE) {
+            Ok(Some(bytes)) => lagging_latest::decode(&bytes),
+            Ok(None) => Default::default(),
+            Err(e) => {
+                tracing::warn!("ignoring {}: {e}", lagging_latest::LAGGING_LATEST_FILE);
+                Default::default()
+            }
+        };
         let staging = Staging {
+            lagging_latest: Mutex::new(lagging_latest),
             spool,
             stage_options,
             folders: Mutex::new(folders),

@@ -204,6 +204,9 @@ impl Staging {
                 }
                 self.repair(&session, &project, &version).await;
             }
+            if self.latest_lags() {
+                self.align_lagging_latest(&session).await;
+            }
             at_start = false;
             every_awaiting = false;
             let wait = self.next_repair_in(seconds_of(SystemTime::now()));
@@ -230,6 +233,7 @@ impl Staging {
         for (project, version) in self.repairs_due(0, true) {
             self.repair(session, &project, &version).await;
         }
+        self.align_lagging_latest(session).await;
     }
 
     /// Completes the stages that were running when the daemon last stopped, as a repair
@@ -276,9 +280,10 @@ impl Staging {
     }
 
     /// How long until the next repair is due (an hour when none is: a new one wakes
-    /// the task).
+    /// the task); a lagging `latest` is tried again every `REACH_RETRY`.
     fn next_repair_in(&self, now: u64) -> Duration {
-        lock(&self.folders)
+        let lagging = self.latest_lags().then_some(REACH_RETRY);
+        let due = lock(&self.folders)
             .versions
             .values()
             .filter_map(|slot| match slot.state.file.as_ref().map(|f| &f.status) {
@@ -286,8 +291,11 @@ impl Staging {
                 _ => None,
             })
             .min()
-            .map(|due| Duration::from_secs(due.saturating_sub(now).max(1)))
-            .unwrap_or(Duration::from_secs(3600))
+            .map(|due| Duration::from_secs(due.saturating_sub(now).max(1)));
+        match (due, lagging) {
+            (Some(due), Some(lagging)) => due.min(lagging),
+            (due, lagging) => due.or(lagging).unwrap_or(Duration::from_secs(3600)),
+        }
     }
 
     fn repair_job(&self, project: &str, version: &str) -> Option<RepairJob> {

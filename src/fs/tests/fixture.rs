@@ -256,6 +256,16 @@ impl Fixture {
     }
 
     /// The regions whose bucket holds the object `key`.
+    /// The project's `latest` parameter in one region, read directly.
+    pub async fn latest_in(&self, region: &str, project: &str) -> Option<Version> {
+        let store = LocalRegion::new(&self.store, region);
+        match store.get_parameter(&format!("/{project}/latest")).await {
+            Ok(text) => Some(Version::parse(text.trim()).expect("a version")),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => panic!("latest of {project} in {region}: {e}"),
+        }
+    }
+
     pub async fn regions_holding(&self, key: &str) -> Vec<&'static str> {
         let mut holding = Vec::new();
         for region in REGIONS {

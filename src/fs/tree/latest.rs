@@ -103,7 +103,8 @@ impl ArtifactFs {
         let version = parse_version_name(version).ok_or_else(|| {
             FsError::new(FsErrorKind::Invalid, format!("{version:?} is no version"))
         })?;
-        self.session
+        let report = self
+            .session
             .set_latest(project, &version)
             .await
             .map_err(|e| match e {
@@ -111,6 +112,11 @@ impl ArtifactFs {
                 other => FsError::from(other),
             })?;
         tracing::info!(project, %version, "latest moved through the mount");
+        if report.moved() < report.regions.len() {
+            if let Some(staging) = &self.staging {
+                staging.align_latest_later(project);
+            }
+        }
         self.remember_latest(project, &version);
         Ok(())
     }

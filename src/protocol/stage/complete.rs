@@ -84,12 +84,14 @@ impl Session {
         let verdict = census.verdict();
         let majority = match verdict {
             Verdict::Present(majority) => majority,
-            Verdict::Absent { .. } => return Ok(Completion::NotHeld {
-                reason: format!(
+            Verdict::Absent { .. } => {
+                return Ok(Completion::NotHeld {
+                    reason: format!(
                     "{}: it was yanked, or its stage never reached a majority; not uploaded again",
                     verdict.explain()
                 ),
-            }),
+                })
+            }
             Verdict::Conflict { ref groups, .. } => {
                 let regions = groups
                     .iter()

@@ -145,12 +145,6 @@ impl StageReport {
             .join("; ")
     }
 
-    /// Whether more than half of all regions hold the artifact: only then does `latest`
-    /// move (and only in those regions).
-    pub fn held_by_majority(&self) -> bool {
-        !self.dry_run && self.held() * 2 > self.regions.len()
-    }
-
     pub(super) fn succeeded(&self, require_all: bool) -> bool {
         let n = self.regions.len();
         let ok = if self.dry_run {

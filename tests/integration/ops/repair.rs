@@ -205,6 +205,20 @@ async fn kill_9_during_a_stage_loses_nothing_and_the_next_start_finishes_it() {
     proxies[2].set_mode(Mode::Hang);
     let mut writer = cp_in_background(&world, &mount, &p, &content);
     stage_running(&mount, &p).await;
+    // Killed once a majority holds it and its `latest` moved there: the next start
+    // completes it in the third region and sets that region's `latest` to the
+    // majority's value. (Killed before, it is never published: see `consistency`.)
+    let name = format!("/{p}/latest");
+    let committed = within(Duration::from_secs(20), || async {
+        let mut moved = 0;
+        for region in &REGIONS[..2] {
+            let value = world.raw_store(region).get_parameter(&name).await;
+            moved += usize::from(value.is_ok_and(|v| v == "1.0.0"));
+        }
+        moved == 2
+    })
+    .await;
+    assert!(committed, "{}", mount.log());
     mount.kill();
     let _ = writer.wait();
     proxies[2].set_mode(Mode::Forward);

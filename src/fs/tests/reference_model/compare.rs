@@ -1,6 +1,6 @@
 //! The comparison after every step: every folder's listing, every file's size and
 //! bytes, every attribute listed and its value, where `latest` points, and what each
-//! region's store holds of every version.
+//! region's store holds of every version and names as each project's `latest`.
 
 use super::*;
 
@@ -88,6 +88,18 @@ async fn compare_stores(real: &Real, model: &Model) -> Result<(), TestCaseError>
             for region in holding {
                 let bytes = real.f.object(region, &key).await;
                 prop_assert_eq!(&bytes, &staged.bytes, "{} in {}", key, region);
+            }
+        }
+        if crate::protocol::validate_project_name(name).is_ok() {
+            for r in model.up() {
+                let found = real.f.latest_in(REGIONS[r], name).await;
+                prop_assert_eq!(
+                    &found,
+                    &project.latest_in[r],
+                    "latest of {} in {}",
+                    name,
+                    REGIONS[r]
+                );
             }
         }
         for v in project

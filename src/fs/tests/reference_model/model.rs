@@ -46,6 +46,14 @@ pub(super) struct Project {
     pub(super) staged: BTreeMap<Version, Staged>,
     pub(super) staging: BTreeMap<Version, Staging>,
     pub(super) latest: Option<Version>,
+    /// Each region's own `latest` parameter (docs/SEMANTICS.md, "`latest`, yanks and
+    /// repair"): a stage moves it forward only in the regions that took the artifact,
+    /// a move sets it in the regions that answer, and the repair sets the regions that
+    /// answer to the value a majority of all regions name.
+    pub(super) latest_in: [Option<Version>; REGIONS.len()],
+    /// Some region missed a stage or a move of `latest` while it was down: the next
+    /// repair with every region up aligns them.
+    pub(super) lagging: bool,
     /// Made by `mkdir` in this mount.
     pub(super) made_here: bool,
     /// Yanked through this mount: `rmdir` of the folder (the end of `rm -r`) succeeds.
@@ -62,6 +70,17 @@ impl Project {
 
     pub(super) fn visible(&self) -> bool {
         self.in_store() || self.made_here || !self.staging.is_empty()
+    }
+
+    /// A yank moves `latest` back to the highest version left, in `regions` where it
+    /// named the yanked one (removed when none is left).
+    fn move_back(&mut self, yanked: &Version, regions: impl Iterator<Item = usize>) {
+        let remaining = self.staged.keys().next_back().cloned();
+        for r in regions {
+            if self.latest_in[r].as_ref() == Some(yanked) {
+                self.latest_in[r] = remaining.clone();
+            }
+        }
     }
 }
 
@@ -94,6 +113,7 @@ impl Model {
             Staged::everywhere("dist.txt", CURRENT_BYTES, metadata),
         );
         sugar.latest = Some(Version::new(1, 0, 0));
+        sugar.latest_in = std::array::from_fn(|_| Some(Version::new(1, 0, 0)));
         Model {
             projects: [(PROJECT.to_string(), sugar)].into_iter().collect(),
             allow_delete,
@@ -124,12 +144,14 @@ impl Model {
         true
     }
 
-    /// The region that was down answers again; returns the yanks to run again.
+    /// The region that was down answers again; returns the yanks to run again (each
+    /// moves `latest` off the yanked version in every region that still names it).
     pub(super) fn restart(&mut self) -> Vec<(String, Version, String)> {
         self.down = None;
         let mut again = Vec::new();
         for (name, p) in &mut self.projects {
             for (v, file) in std::mem::take(&mut p.pending_yanks) {
+                p.move_back(&v, 0..REGIONS.len());
                 p.yanked.insert(v.clone());
                 again.push((name.clone(), v, file));
             }
@@ -137,13 +159,33 @@ impl Model {
         again
     }
 
-    /// The repair step: every region that answers now holds what this mount staged.
+    /// The repair step: every region that answers now holds what this mount staged,
+    /// and, where some region missed a stage or a move, each region that answers names
+    /// the version a majority of all regions name (never moved by the stage's rule).
     pub(super) fn repair(&mut self) {
         let up: Vec<usize> = self.up().collect();
+        let everyone = up.len() == REGIONS.len();
         for p in self.projects.values_mut() {
             for staged in p.staged.values_mut() {
                 staged.held.extend(up.iter().copied());
             }
+            if !p.lagging {
+                continue;
+            }
+            let majority = p.latest_in.iter().flatten().find(|v| {
+                p.latest_in
+                    .iter()
+                    .filter(|w| w.as_ref() == Some(*v))
+                    .count()
+                    * 2
+                    > REGIONS.len()
+            });
+            if let Some(value) = majority.cloned() {
+                for r in &up {
+                    p.latest_in[*r] = Some(value.clone());
+                }
+            }
+            p.lagging &= !everyone;
         }
     }
 
@@ -240,7 +282,7 @@ impl Model {
     /// The writer's close stages the file; `latest` moves only forward.
     pub(super) fn close(&mut self, project: &str, name: &str) -> Outcome {
         let v = version(name).expect("an open file");
-        let held = self.up().collect();
+        let held: BTreeSet<usize> = self.up().collect();
         let p = self.project_mut(project);
         let staging = p.staging.remove(&v).expect("an open file");
         let file = staging.file.expect("an open file");
@@ -253,13 +295,19 @@ impl Model {
                 file: file.name,
                 bytes: file.bytes,
                 metadata,
-                held,
+                held: held.clone(),
                 pinned: None,
             },
         );
         if p.latest.as_ref().is_none_or(|latest| *latest < v) {
             p.latest = Some(v.clone());
         }
+        for r in &held {
+            if p.latest_in[*r].as_ref().is_none_or(|latest| *latest < v) {
+                p.latest_in[*r] = Some(v.clone());
+            }
+        }
+        p.lagging |= held.len() < REGIONS.len();
         p.yanked.remove(&v);
         Ok(())
     }
@@ -306,10 +354,15 @@ impl Model {
         let Some(v) = version(target) else {
             return Err(libc::EINVAL);
         };
+        let up: Vec<usize> = self.up().collect();
         let p = self.project_mut(project);
         if !p.staged.contains_key(&v) {
             return Err(libc::ENOENT); // a staging version is not staged yet
         }
+        for r in &up {
+            p.latest_in[*r] = Some(v.clone());
+        }
+        p.lagging |= up.len() < REGIONS.len();
         p.latest = Some(v);
         Ok(())
     }
@@ -332,6 +385,8 @@ impl Model {
         if p.latest.as_ref() == Some(&v) {
             p.latest = p.staged.keys().next_back().cloned();
         }
+        let up: Vec<usize> = self.up().collect();
+        self.project_mut(project).move_back(&v, up.into_iter());
         if self.down.is_some() {
             // A yank must reach every region: EIO, done where it could be.
             let p = self.project_mut(project);
