@@ -31,7 +31,16 @@ pub(super) async fn run(args: &Args) -> Result<(), Failure> {
         validate_project_name(project)?;
     }
     let session = session(args, dry_run).await?;
-    let report = session.repair(project.as_deref(), dry_run).await?;
+    // Ctrl-C drops the repair where it stands, so that its temporary files go with it
+    // (a signal's default would end the process before any of them is removed).
+    let report = tokio::select! {
+        report = session.repair(project.as_deref(), dry_run) => report?,
+        _ = tokio::signal::ctrl_c() => {
+            return Err(Failure(
+                "interrupted: what was copied stays, the rest was not repaired".into(),
+            ))
+        }
+    };
     print_report(&report, &session.regions());
     if report.is_whole() {
         Ok(())

@@ -32,6 +32,7 @@ pub mod private_dir;
 pub mod process;
 pub mod read;
 pub mod spool;
+mod spool_lock;
 pub mod staging;
 pub mod status;
 mod tree;

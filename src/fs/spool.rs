@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! STAGING_DIR/
+//!   @lock                        held by the daemon using the spool, with its PID (`spool_lock`)
 //!   status.json                  every entry below and its state, for people and scripts
 //!   {project}/                   a staging project folder (mkdir of a new project)
 //!     {version}/                 a staging version folder
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{FsError, FsErrorKind, FsResult};
 use super::private_dir::{Access, PrivateDir};
+use super::spool_lock::SpoolLock;
 
 /// The default size limit of the spool.
 pub const DEFAULT_STAGING_SIZE: u64 = 10 << 30;
@@ -187,17 +189,21 @@ pub struct Spool {
     /// Held while a state file is replaced: its temporary `{name}.new` is created
     /// exclusively, so two replacements must not overlap.
     replacing: Mutex<()>,
+    /// The folder is this spool's alone while it is open.
+    _lock: SpoolLock,
 }
 
 impl Spool {
     /// Opens (creating) the spool folder, refusing one that is not private (see
-    /// `PrivateDir`), and reads what it holds; its folders and files are tightened to
-    /// `0700` and `0600` on the way.
+    /// `PrivateDir`) or that another daemon holds (see `SpoolLock`: refused before
+    /// anything in it is read), and reads what it holds; its folders and files are
+    /// tightened to `0700` and `0600` on the way.
     pub fn open(
         root: &Path,
         limit: u64,
     ) -> std::io::Result<(Spool, Vec<SpooledVersion>, Vec<String>)> {
         let root = PrivateDir::open(root)?;
+        let lock = SpoolLock::take(&root)?;
         let mut versions = Vec::new();
         let mut projects = Vec::new();
         for project in root.entries()? {
@@ -258,6 +264,7 @@ impl Spool {
             limit,
             used: AtomicU64::new(used),
             replacing: Mutex::new(()),
+            _lock: lock,
         };
         Ok((spool, versions, projects))
     }

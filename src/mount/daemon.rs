@@ -18,14 +18,15 @@ use std::time::{Duration, Instant};
 use crate::arguments::parse_arguments;
 use crate::fs::private_dir::PrivateDir;
 use crate::fs::staging::ABANDONED_TTL;
-use crate::fs::{ArtifactFs, DiskCache, FsOptions, Staging};
+use crate::fs::{ArtifactFs, DiskCache, FsOptions};
 use crate::protocol::regions::parse_regions;
-use crate::protocol::{SendingCosts, SessionBuilder, StageOptions};
+use crate::protocol::SessionBuilder;
 
 use super::access::Access;
 use super::fuse::FuseAdapter;
 use super::notify;
 use super::options::{MountArgs, MountConfig, Source};
+use super::staging_folder::{self, StagingFolder};
 
 const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
 /// Read-ahead asked of the kernel for the mount, in KiB.
@@ -74,9 +75,9 @@ pub fn main() -> ExitCode {
         }
     };
     // Before anything else: a daemon with nowhere safe to keep its spool says so.
-    let staging_dir = match (!config.read_only).then(|| config.staging_dir()) {
+    let staging_folder = match (!config.read_only).then(|| config.staging_folder()) {
         None => None,
-        Some(Ok(dir)) => Some(dir),
+        Some(Ok(folder)) => Some(folder),
         Some(Err(message)) => {
             eprintln!("startifact-fs: {message}");
             return ExitCode::FAILURE;
@@ -107,7 +108,7 @@ pub fn main() -> ExitCode {
             }
         }
     };
-    serve(config, staging_dir, mountpoint, readiness)
+    serve(config, staging_folder, mountpoint, readiness)
 }
 
 fn errno_of(e: &std::io::Error) -> i32 {
@@ -205,11 +206,11 @@ fn redirect_stdio_to_null() {
 
 fn serve(
     config: MountConfig,
-    staging_dir: Option<PathBuf>,
+    staging_folder: Option<StagingFolder>,
     mountpoint: PathBuf,
     mut readiness: Readiness,
 ) -> ExitCode {
-    match run(&config, staging_dir, &mountpoint, &mut readiness) {
+    match run(&config, staging_folder, &mountpoint, &mut readiness) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");
@@ -224,7 +225,7 @@ fn serve(
 }
 
 /// Refuses a folder others could plant links in or move away (and tightens ours).
-fn check_private_folder(what: &str, dir: &Path) -> Result<(), String> {
+pub(super) fn check_private_folder(what: &str, dir: &Path) -> Result<(), String> {
     PrivateDir::open(dir)
         .map(drop)
         .map_err(|e| format!("refusing the {what} folder: {e}"))
@@ -232,22 +233,17 @@ fn check_private_folder(what: &str, dir: &Path) -> Result<(), String> {
 
 fn run(
     config: &MountConfig,
-    staging_dir: Option<PathBuf>,
+    staging_folder: Option<StagingFolder>,
     mountpoint: &Path,
     readiness: &mut Readiness,
 ) -> Result<(), String> {
     let log = super::logging::init(config)?;
     notify::starting(mountpoint);
     // Before any region is asked anything.
-    if let Some(dir) = &staging_dir {
-        if config.staging_dir.is_none() {
-            // The default's base folder holds only ours: it need not be readable either.
-            if let Some(base) = dir.parent() {
-                check_private_folder("staging", base)?;
-            }
-        }
-        check_private_folder("staging", dir)?;
-    }
+    let staging = staging_folder
+        .as_ref()
+        .map(|folder| staging_folder::open(config, folder))
+        .transpose()?;
     if let Some(dir) = &config.cache_dir {
         check_private_folder("cache", dir)?;
     }
@@ -302,24 +298,13 @@ fn run(
     let watched = session.clone();
     let mut fs = ArtifactFs::new(session.clone(), fs_options);
     let mut kept_staging = None;
-    if let Some(dir) = staging_dir {
-        let stage_options = StageOptions {
-            part_size: config.part_size,
-            multipart_threshold: config.multipart_threshold,
-            // Taken up from, and kept in, the staging folder.
-            sending: config
-                .adaptive_sending
-                .then(|| Arc::new(SendingCosts::in_memory())),
-            ..StageOptions::default()
-        };
-        let mut staging = Staging::open(&dir, config.staging_size, stage_options)
-            .map_err(|e| format!("cannot use the staging folder {}: {e}", dir.display()))?
-            .sending_to(session.clone());
+    if let Some(staging) = staging {
+        let mut staging = staging.sending_to(session.clone());
         if config.allow_other {
             // Others write here too: no one user fills the spool for everyone.
             staging = staging.with_share(config.staging_size / 2);
         }
-        tracing::info!(dir = %dir.display(), limit = config.staging_size, "staging folder (status.json says what it holds)");
+        tracing::info!(dir = %staging.dir().display(), limit = config.staging_size, "staging folder (status.json says what it holds, @store.txt which store it is for)");
         let staging = Arc::new(staging);
         let sweeper = Arc::clone(&staging);
         runtime.spawn(async move {

@@ -13,5 +13,6 @@ pub mod options;
 mod passthrough;
 pub mod settings;
 mod shutdown;
+mod staging_folder;
 pub mod status;
 mod translate;

@@ -10,6 +10,7 @@ use clap::Parser;
 use super::access::group_id;
 use super::config_file::{self, DEFAULT_CONFIG_FILE};
 use super::settings::{self, Settings};
+use super::staging_folder::StagingFolder;
 use crate::protocol::StageOptions;
 use crate::storage::options::parse_region_endpoints;
 use crate::storage::StorageOptions;
@@ -77,8 +78,9 @@ pub struct MountArgs {
     #[arg(long = "no-passthrough")]
     pub no_passthrough: bool,
     /// Keep staging folders and the files written into them here (default: a folder per
-    /// source under /var/lib/startifact-fs/staging as root, else under
-    /// $XDG_STATE_HOME or ~/.local/state).
+    /// store, named from its regions, endpoints, parameter and profile, under
+    /// /var/lib/startifact-fs/staging as root, else under $XDG_STATE_HOME or
+    /// ~/.local/state). One daemon at a time may use a staging folder.
     #[arg(long = "staging-dir", value_name = "DIR")]
     pub staging_dir: Option<PathBuf>,
     /// Size limit of the staging folder, with K/M/G/T suffixes (default 10G); writing
@@ -204,29 +206,10 @@ pub const DEFAULT_CACHE_SIZE: u64 = 10 << 30;
 pub use crate::arguments::parse_size;
 
 impl MountConfig {
-    /// Where staging folders are kept: the option, else a folder per source (two
-    /// mounts of one source share it; mounts of different sources never mix). A daemon
-    /// that is not root and has no state folder of its own is told so: it never falls
-    /// back to a folder others can write to.
-    pub fn staging_dir(&self) -> Result<PathBuf, String> {
-        if let Some(dir) = &self.staging_dir {
-            return Ok(dir.clone());
-        }
-        let base = default_staging_base(
-            unsafe { libc::geteuid() },
-            std::env::var_os("XDG_STATE_HOME").as_deref(),
-            std::env::var_os("HOME").as_deref(),
-        )?;
-        let tag = match &self.source {
-            Source::Aws => "aws".to_string(),
-            Source::Local(dir) => {
-                use crate::digest::Md5;
-                let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
-                let digest = Md5::digest(canonical.to_string_lossy().as_bytes());
-                format!("local-{}", &hex::encode(digest)[..12])
-            }
-        };
-        Ok(base.join(tag))
+    /// Where the spool is kept: the option, else a folder per store (see
+    /// `staging_folder`).
+    pub fn staging_folder(&self) -> Result<StagingFolder, String> {
+        super::staging_folder::choose(self, &|name| std::env::var(name).ok())
     }
 }
 

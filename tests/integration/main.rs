@@ -37,5 +37,6 @@ mod sending;
 mod service;
 mod shared_mount;
 mod stage_regions;
+mod staging_folders;
 mod tampered_spool;
 mod wire;

@@ -441,8 +441,8 @@ async fn everything_the_daemon_keeps_is_private() {
     drop(mount);
 
     assert_eq!(mode(&world.scratch.path().join("state")), 0o700);
-    // status.json, two state.json and a data file.
-    assert_eq!(assert_private(&spool), 4);
+    // @lock, @store.txt, status.json, two state.json and a data file.
+    assert_eq!(assert_private(&spool), 6);
     // The record and the bytes.
     assert_eq!(assert_private(&cache), 2);
     assert_eq!(mode(&log), 0o600);
@@ -457,7 +457,7 @@ async fn everything_the_daemon_keeps_is_private() {
         b"spooled"
     );
     drop(mount);
-    assert_eq!(assert_private(&spool), 4);
+    assert_eq!(assert_private(&spool), 6);
     assert_eq!(assert_private(&cache), 2);
     assert_eq!(mode(&log), 0o600);
 }

@@ -67,12 +67,30 @@ async fn a_version_missing_from_one_region_is_copied_there_with_its_etag_and_met
     forget(&world, REGIONS[1], &key).await;
     forget(&world, REGIONS[1], &metadata_key).await;
 
-    let (code, stdout, stderr) = repair(&world, &[&p]);
+    // The copy goes through a temporary file of its own in TMPDIR (none there: the
+    // copy fails, cleanly), gone once the repair is done.
+    let temporary = tempfile::tempdir().unwrap();
+    let missing = temporary.path().join("missing");
+    let (code, stdout, _) = run(world.cli().env("TMPDIR", &missing).args(["--repair", &p]));
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "cannot make a temporary file in {}",
+            missing.display()
+        )),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = run(world
+        .cli()
+        .env("TMPDIR", temporary.path())
+        .args(["--repair", &p]));
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(
         stdout.contains(&format!("📦 Did copy {p}@1.0.0 (12 bytes) from ")),
         "{stdout}"
     );
+    let left: Vec<_> = std::fs::read_dir(temporary.path()).unwrap().collect();
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
     assert!(stdout.contains(&format!("to {}.", REGIONS[1])), "{stdout}");
     assert!(
         stdout.contains(&format!("📦 Did copy the metadata of {p}@1.0.0 from ")),
@@ -368,3 +386,57 @@ async fn without_a_project_every_project_is_repaired(world: World) {
     );
 }
 on_both_backends!(without_a_project_every_project_is_repaired, own_prefixes());
+
+/// The temporary file a copy goes through, while it is there: its folder's and its own
+/// mode.
+fn temporary_file_modes(tmpdir: &std::path::Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path| {
+        std::fs::symlink_metadata(path)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o7777)
+    };
+    let folder = std::fs::read_dir(tmpdir).ok()?.flatten().next()?.path();
+    Some((mode(&folder)?, mode(&folder.join("object"))?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repair_stopped_by_ctrl_c_leaves_no_temporary_file_and_it_was_private() {
+    let (world, proxies) = World::moto_behind_proxies().await;
+    let p = project(&world, "Interrupted");
+    cli_stage(&world, &p, "1.0.0", &random_bytes(1 << 20, 7), &[]);
+    forget(&world, REGIONS[1], &format!("{p}@1.0.0")).await;
+    // 1 MiB read at 256 KiB/s: the copy takes 4 s, time to look at its file.
+    for proxy in &proxies {
+        proxy.set_pace(Some(256 << 10));
+    }
+    let temporary = tempfile::tempdir().unwrap();
+    let child = world
+        .cli()
+        .env("TMPDIR", temporary.path())
+        .args(["--repair", &p])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let modes = loop {
+        if let Some(modes) = temporary_file_modes(temporary.path()) {
+            break modes;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no temporary file appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert_eq!(modes, (0o700, 0o600));
+
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(temporary.path()).unwrap().collect();
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}");
+}

@@ -55,6 +55,9 @@ pub use stage::{is_temporary_name, CloseEffect};
 
 /// What the stages learned of how each region takes large files, at the spool's top.
 const SENDING_FILE: &str = "sending.json";
+/// Which store the spool stages to, at its top, for operators (`@` is no character
+/// of a project name).
+const STORE_FILE: &str = "@store.txt";
 
 pub struct Staging {
     spool: Spool,
@@ -161,6 +164,20 @@ impl Staging {
 
     pub fn dir(&self) -> &std::path::Path {
         self.spool.root()
+    }
+
+    /// Records which store the spool stages to (`@store.txt`, a description the
+    /// mount writes); returns what the file said before when it named another store.
+    pub fn record_store(&self, description: &str) -> Option<String> {
+        let before = match self.spool.read_kept(STORE_FILE) {
+            Ok(bytes) => bytes.map(|b| String::from_utf8_lossy(&b).into_owned()),
+            Err(e) => Some(format!("(unreadable: {e})")),
+        };
+        if before.as_deref() == Some(description) {
+            return None;
+        }
+        self.spool.keep(STORE_FILE, description.as_bytes());
+        before
     }
 
     /// How much the spool holds and may still take (what `df` on the mount shows).

@@ -1,12 +1,12 @@
 //! Copying one object from one region to another so that the copy has the source's
 //! ETag (readers group regions by size and ETag): a single-part source in one
 //! `PutObject`, a multipart source ("…-N" ETag) in parts of the source's own part size.
-//! Memory is bounded: a single-part object goes through a temporary file, a multipart
-//! one is read and sent one part at a time. Every write says `If-None-Match: *`, and the
-//! copy's ETag is checked against the source's afterwards.
+//! Memory is bounded: a single-part object goes through a temporary file (private,
+//! and removed on every way out: `scratch`), a multipart one is read and sent one part
+//! at a time. Every write says `If-None-Match: *`, and the copy's ETag is checked
+//! against the source's afterwards.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use crate::digest::{Crc64, Md5};
 use base64::Engine;
@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
+use super::scratch::Scratch;
 use crate::storage::{CompletedPart, ObjectInfo, PutOptions, RegionStore, StorageError};
 
 /// One end of a copy.
@@ -100,15 +101,6 @@ pub(super) async fn copy_object(
     Ok(Copied::Written)
 }
 
-/// A temporary file, removed when dropped.
-struct Spool(PathBuf);
-
-impl Drop for Spool {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// Through a temporary file, checking the MD5 where it is known, then one `PutObject`.
 async fn copy_whole(
     from: &End<'_>,
@@ -116,11 +108,15 @@ async fn copy_whole(
     key: &str,
     info: &ObjectInfo,
 ) -> Result<(), CopyError> {
-    let spool = Spool(
-        std::env::temp_dir().join(format!(".startifact-repair-{:016x}", rand::random::<u64>())),
-    );
-    let io = |e: std::io::Error| CopyError::Failed(format!("{}: {e}", spool.0.display()));
-    let mut file = tokio::fs::File::create(&spool.0).await.map_err(io)?;
+    let (scratch, file) = Scratch::new().map_err(|e| {
+        CopyError::Failed(format!(
+            "cannot make a temporary file in {}: {e}",
+            std::env::temp_dir().display()
+        ))
+    })?;
+    let path = scratch.path();
+    let io = |e: std::io::Error| CopyError::Failed(format!("{}: {e}", path.display()));
+    let mut file = tokio::fs::File::from_std(file);
     let mut stream = from
         .store
         .get_object(from.bucket, key, None, info.etag.as_deref())
@@ -146,8 +142,9 @@ async fn copy_whole(
         user_metadata: info.user_metadata.clone(),
     };
     to.store
-        .put_object_from_file(to.bucket, key, &spool.0, &options)
+        .put_object_from_file(to.bucket, key, &path, &options)
         .await?;
+    drop(scratch);
     Ok(())
 }
 

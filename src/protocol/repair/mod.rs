@@ -7,6 +7,7 @@
 mod copy;
 pub mod plan;
 pub mod ruling;
+mod scratch;
 mod survey;
 
 use futures::future::join_all;

@@ -9,6 +9,8 @@ use super::world::World;
 
 pub struct Mount {
     pub path: PathBuf,
+    /// The daemon's own default staging folder is used (`start_with_default_staging`).
+    default_staging: bool,
     child: Option<Child>,
     /// Holds the mount point and the log; `None` only while being handed on.
     dir: Option<tempfile::TempDir>,
@@ -62,6 +64,15 @@ impl Mount {
         Self::start_in(world, args, env, dir, path, Some("1"))
     }
 
+    /// Mounts with the staging folder the daemon chooses itself (as root: under
+    /// `/var/lib/startifact-fs/staging`, one per store), not one of the test's own.
+    pub fn start_with_default_staging(world: &World, args: &[&str]) -> Mount {
+        let dir = tempfile::tempdir().expect("mount folder");
+        let path = dir.path().join("mnt");
+        std::fs::create_dir(&path).expect("mount point");
+        Self::start_as(world, args, &[], dir, path, Some("1"), true)
+    }
+
     /// Mounts with the daemon's own `--metadata-ttl` (every other mount trusts what it
     /// read for 1 s, so that tests see changes made elsewhere at once).
     pub fn start_with_default_metadata_ttl(world: &World, args: &[&str]) -> Mount {
@@ -75,7 +86,16 @@ impl Mount {
     pub fn restart(world: &World, args: &[&str], mut previous: Mount) -> Mount {
         previous.kill();
         let dir = previous.dir.take().expect("mount folder");
-        Self::start_in(world, args, &[], dir, previous.path.clone(), Some("1"))
+        let path = previous.path.clone();
+        Self::start_as(
+            world,
+            args,
+            &[],
+            dir,
+            path,
+            Some("1"),
+            previous.default_staging,
+        )
     }
 
     /// Kills the daemon with SIGKILL, leaving its mount stale.
@@ -94,6 +114,18 @@ impl Mount {
         path: PathBuf,
         metadata_ttl: Option<&str>,
     ) -> Mount {
+        Self::start_as(world, args, env, dir, path, metadata_ttl, false)
+    }
+
+    fn start_as(
+        world: &World,
+        args: &[&str],
+        env: &[(&str, &str)],
+        dir: tempfile::TempDir,
+        path: PathBuf,
+        metadata_ttl: Option<&str>,
+        default_staging: bool,
+    ) -> Mount {
         let given_log = given_log_file(args);
         let log = given_log
             .clone()
@@ -109,7 +141,7 @@ impl Mount {
             command.arg("--log-file").arg(&log);
         }
         // A staging folder of its own (kept across `restart`), never the machine's.
-        if !args.iter().any(|a| a.starts_with("--staging-dir")) {
+        if !default_staging && !args.iter().any(|a| a.starts_with("--staging-dir")) {
             command.arg("--staging-dir").arg(dir.path().join("staging"));
         }
         let child = command
@@ -122,6 +154,7 @@ impl Mount {
             .expect("startifact-fs starts");
         let mut mount = Mount {
             path,
+            default_staging,
             child: Some(child),
             dir: Some(dir),
             log,
@@ -149,6 +182,7 @@ impl Mount {
 
     /// The staging folder the mount keeps its spool in (unless the test gave one).
     pub fn staging_dir(&self) -> PathBuf {
+        assert!(!self.default_staging, "the daemon chose its staging folder");
         self.dir
             .as_ref()
             .map(|d| d.path().join("staging"))
