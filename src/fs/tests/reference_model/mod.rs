@@ -63,6 +63,9 @@ enum Op {
     Restart,
     /// The daemon's repair step.
     Repair,
+    /// `latest` moved while a region is down (which then comes back): the steps that
+    /// once let a repair undo a rollback, generated together so they come often.
+    MoveLatestWhileDown(usize, &'static str, &'static str),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -100,10 +103,22 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..REGIONS.len()).prop_map(Op::Stop),
         1 => Just(Op::Restart),
         1 => Just(Op::Repair),
+        2 => (0..REGIONS.len(), project(), version())
+            .prop_map(|(r, p, v)| Op::MoveLatestWhileDown(r, p, v)),
     ]
 }
 
 impl Op {
+    /// The steps this one is made of.
+    fn steps(&self) -> Vec<Op> {
+        match *self {
+            Op::MoveLatestWhileDown(region, p, v) => {
+                vec![Op::Stop(region), Op::LinkLatest(p, v), Op::Restart]
+            }
+            ref other => vec![other.clone()],
+        }
+    }
+
     /// The project and version (or `latest`) a step names.
     fn names(&self) -> Option<(&'static str, &'static str)> {
         match *self {
@@ -118,7 +133,11 @@ impl Op {
             Op::SetXattr {
                 project, version, ..
             } => Some((project, version)),
-            Op::MkdirProject(_) | Op::Stop(_) | Op::Restart | Op::Repair => None,
+            Op::MkdirProject(_)
+            | Op::Stop(_)
+            | Op::Restart
+            | Op::Repair
+            | Op::MoveLatestWhileDown(..) => None,
         }
     }
 }
@@ -223,6 +242,8 @@ impl Real {
                 self.f.repair().await;
                 model.repair();
             }
+            // Expanded into its steps by `Op::steps`.
+            Op::MoveLatestWhileDown(..) => {}
             Op::MkdirProject(p) => {
                 let got = outcome(self.f.fs.mkdir(ROOT_INODE, p).await);
                 check(&step, model.mkdir_project(p), got)?;
@@ -364,8 +385,8 @@ async fn run(allow_delete: bool, ops: Vec<Op>) -> Result<(), TestCaseError> {
     };
     let mut model = Model::new(allow_delete);
     compare(&real, &mut model).await?;
-    for op in &ops {
-        real.apply(&mut model, op).await?;
+    for op in ops.iter().flat_map(Op::steps) {
+        real.apply(&mut model, &op).await?;
         compare(&real, &mut model)
             .await
             .map_err(|e| TestCaseError::fail(format!("after {op:?}: {e}")))?;

@@ -172,14 +172,13 @@ impl Model {
             if !p.lagging {
                 continue;
             }
-            let majority = p.latest_in.iter().flatten().find(|v| {
-                p.latest_in
-                    .iter()
-                    .filter(|w| w.as_ref() == Some(*v))
-                    .count()
-                    * 2
-                    > REGIONS.len()
-            });
+            // What a region that is down names cannot be read.
+            let readable: Vec<&Version> =
+                up.iter().filter_map(|r| p.latest_in[*r].as_ref()).collect();
+            let majority = readable
+                .iter()
+                .copied()
+                .find(|v| readable.iter().filter(|w| **w == *v).count() * 2 > REGIONS.len());
             if let Some(value) = majority.cloned() {
                 for r in &up {
                     p.latest_in[*r] = Some(value.clone());
