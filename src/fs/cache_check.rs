@@ -153,6 +153,7 @@ mod tests {
             bucket: "b".into(),
             holders: vec!["r".into()],
             metadata: Default::default(),
+            metadata_withheld: None,
             file_name: "P@1.0.0".into(),
             suspects: Default::default(),
         }
