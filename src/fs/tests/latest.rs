@@ -2,7 +2,7 @@
 //! `unlink` the ways GNU `ln -sfn` and `rm` + `ln -s` do.
 
 use super::fixture::{errno, Fixture, PROJECT, REGIONS};
-use crate::fs::tree::PENDING_LINKS;
+use crate::fs::tree::{FsOptions, LATEST_VERSIONS, PENDING_LINKS};
 use crate::fs::{FileKind, ROOT_INODE};
 use crate::protocol::read_latest;
 
@@ -209,4 +209,28 @@ async fn pending_symlinks_are_bounded_and_one_dropped_is_gone_with_its_inode() {
         errno(f.lookup(&format!("SugarWater/{last}")).await),
         libc::ENOENT
     );
+}
+
+#[tokio::test]
+async fn the_latest_kept_are_bounded_and_one_dropped_is_read_again() {
+    let options = FsOptions {
+        metadata_ttl: std::time::Duration::from_secs(60),
+        ..FsOptions::default()
+    };
+    let f = Fixture::with(options, None).await;
+    assert_eq!(latest(&f).await, "1.0.0");
+    // Another tool moves it: within the TTL this mount still says what it read...
+    let other = f.other_session().await;
+    other
+        .set_latest(PROJECT, &semver::Version::new(0, 9, 0))
+        .await
+        .unwrap();
+    assert_eq!(latest(&f).await, "1.0.0");
+    // ...until as many other projects' `latest` push it out: then it is read again.
+    for n in 0..LATEST_VERSIONS + 100 {
+        f.fs.latest
+            .insert(format!("Other{n}"), semver::Version::new(1, 0, 0));
+        assert!(f.fs.latest.len() <= LATEST_VERSIONS);
+    }
+    assert_eq!(latest(&f).await, "0.9.0");
 }

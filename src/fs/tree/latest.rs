@@ -268,3 +268,22 @@ impl ArtifactFs {
         Err(self.refuse_change("removing a file"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn projects_awaiting_a_new_latest_are_bounded_and_one_dropped_loses_its_grace() {
+        let moves = LatestMoves::default();
+        for n in 0..UNLINKED_LATEST * 4 {
+            moves.mark_unlinked(format!("P{n}"));
+            assert!(moves.unlinked_latest.len() <= UNLINKED_LATEST);
+        }
+        assert!(
+            !moves.being_replaced("P0"),
+            "dropped: latest is shown again"
+        );
+        assert!(moves.take_unlinked(&format!("P{}", UNLINKED_LATEST * 4 - 1)));
+    }
+}

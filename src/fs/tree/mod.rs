@@ -102,7 +102,7 @@ pub(super) const VERSION_LISTINGS: usize = 256;
 /// projects that exist have one, each ~400 bytes at the longest name, so ~1.6 MiB.
 /// One dropped is read again; the kernel's copy of the symlink lives no longer than
 /// the same TTL, so a change it misses is one the TTL already allows.
-const LATEST_VERSIONS: usize = 4_096;
+pub(super) const LATEST_VERSIONS: usize = 4_096;
 
 /// A project's versions as listed, and the folder entries made of them (built at the
 /// first `readdir` that needs them, then shared while the listing is fresh).
