@@ -337,3 +337,28 @@ async fn metadata_past_what_readers_accept_is_refused_at_setxattr_and_the_rest_s
         "over the 64 KiB an attribute can return"
     );
 }
+
+#[tokio::test]
+async fn the_library_stages_no_metadata_larger_than_readers_accept() {
+    let f = Fixture::new().await;
+    let source = f.store.with_file_name("oversized-source");
+    std::fs::write(&source, NEW_BYTES).unwrap();
+    let over: crate::protocol::Metadata = [("k".to_string(), "x".repeat(MAX_METADATA_BYTES))]
+        .into_iter()
+        .collect();
+    let staged = f
+        .other_session()
+        .await
+        .stage(PROJECT, &Version::new(3, 0, 0), &source, over, false)
+        .await;
+    let error = staged.unwrap_err();
+    assert!(
+        matches!(error, crate::protocol::Error::OversizedMetadata { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("16 MiB"), "{error}");
+    assert!(
+        f.regions_holding("SugarWater@3.0.0").await.is_empty(),
+        "refused before any request"
+    );
+}
