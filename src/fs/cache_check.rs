@@ -156,6 +156,7 @@ mod tests {
                 etag: Some(etag.into()),
             }],
             metadata: Default::default(),
+            metadata_withheld: None,
             file_name: "P@1.0.0".into(),
             suspects: Default::default(),
         }

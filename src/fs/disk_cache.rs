@@ -53,6 +53,9 @@ struct Record {
     region: String,
     bucket: String,
     metadata: crate::protocol::Metadata,
+    /// Records written before it existed have none.
+    #[serde(default)]
+    metadata_withheld: Option<String>,
     file_name: String,
 }
 
@@ -73,6 +76,7 @@ impl Record {
             region: pinned.region.clone(),
             bucket: pinned.bucket.clone(),
             metadata: pinned.metadata.clone(),
+            metadata_withheld: pinned.metadata_withheld.clone(),
             file_name: pinned.file_name.clone(),
         }
     }
@@ -100,6 +104,7 @@ impl Record {
             bucket: self.bucket.clone(),
             holders: Vec::new(),
             metadata: self.metadata.clone(),
+            metadata_withheld: self.metadata_withheld.clone(),
             file_name: self.file_name.clone(),
             suspects: Default::default(),
         })

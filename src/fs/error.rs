@@ -117,6 +117,7 @@ impl From<ProtocolError> for FsError {
             ProtocolError::ArtifactNotFound { absent: true, .. } => FsErrorKind::NotFound,
             ProtocolError::NoQuorum { absent: true, .. } => FsErrorKind::NotFound,
             ProtocolError::Storage(StorageError::NotFound(_)) => FsErrorKind::NotFound,
+            ProtocolError::OversizedMetadata { .. } => FsErrorKind::NoSpace,
             _ => FsErrorKind::Unavailable,
         };
         FsError::new(kind, e.to_string())

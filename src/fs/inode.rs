@@ -1,7 +1,10 @@
 //! Inode numbers: each name the mount has shown gets a number for the life of the
 //! mount, the same every time it is looked up again (so `find`, `rsync` and `tar` see
-//! stable inodes). Nodes are never forgotten: one entry per project, version and file
-//! seen is small, and a stable number is worth more than the memory.
+//! stable inodes). Nodes that exist in the regions are never forgotten: one entry per
+//! project, version and file seen is small, bounded by what the store holds, and a
+//! stable number is worth more than the memory. Only a symlink made beside `latest`,
+//! which any user can make as many of as they like, is forgotten when it goes (see
+//! `tree::latest`); numbers are never reused, so a forgotten one reads as ENOENT.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -69,6 +72,14 @@ impl InodeTable {
         inode
     }
 
+    /// Drops a node that no longer exists; its number is not given out again.
+    pub fn forget(&self, node: &Node) {
+        let mut tables = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(inode) = tables.by_node.remove(node) {
+            tables.by_inode.remove(&inode);
+        }
+    }
+
     pub fn node_of(&self, inode: u64) -> Option<Node> {
         let tables = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         tables.by_inode.get(&inode).cloned()
@@ -101,5 +112,16 @@ mod tests {
         );
         assert_eq!(table.node_of(ROOT_INODE), Some(Node::Root));
         assert_eq!(table.node_of(999), None);
+    }
+
+    #[test]
+    fn a_forgotten_node_is_gone_and_its_number_never_comes_back() {
+        let table = InodeTable::default();
+        let link = Node::PendingLink("a".into(), "tmp".into());
+        let first = table.inode_of(&link);
+        table.forget(&link);
+        assert_eq!(table.node_of(first), None);
+        assert_eq!(table.len(), 1, "only the root");
+        assert_ne!(table.inode_of(&link), first);
     }
 }

@@ -17,7 +17,9 @@
 //! Caching and consistency: a version, once found, is pinned (size, ETag, time,
 //! metadata) for the life of the mount and shown with long TTLs, since versions are
 //! immutable. Listings, `latest` and names found missing are kept for `metadata_ttl`
-//! (and the kernel is told the same TTL), so they may be that much out of date.
+//! (and the kernel is told the same TTL), so they may be that much out of date; each
+//! map of them, which any user can grow by looking names up, holds a bounded number of
+//! entries (see `tree::bounded`), one dropped costing only a request more.
 
 pub mod attr;
 mod cache_check;

@@ -40,6 +40,10 @@ pub struct PinnedVersion {
     /// one first, each asked for the pinned ETag.
     pub holders: Vec<Holder>,
     pub metadata: Metadata,
+    /// Why the metadata was not read, when its object was larger than readers accept:
+    /// its keys cannot be known, so `getxattr` of any `user.` name answers E2BIG with
+    /// this reason rather than ENODATA ("no such attribute" would be a wrong answer).
+    pub metadata_withheld: Option<String>,
     /// The saved file name when it is a usable one, else `{project}@{version}`.
     pub file_name: String,
     /// Regions whose bytes failed the whole-file check: asked last from then on.
@@ -90,6 +94,7 @@ impl PinnedVersion {
             })
             .collect();
         let location = majority.first().clone();
+        let mut metadata_withheld = None;
         let metadata = match artifact.metadata().await {
             Ok(metadata) => metadata.clone(),
             // Whoever wrote that object, the artifact's own bytes are checked apart
@@ -97,6 +102,14 @@ impl PinnedVersion {
             // the version. `startifact --info` reports the object's fault.
             Err(e @ ProtocolError::BadMetadata { .. }) => {
                 tracing::warn!("{e}: {project}@{version} is shown without metadata");
+                Metadata::new()
+            }
+            Err(e @ ProtocolError::OversizedMetadata { .. }) => {
+                tracing::warn!(
+                    "{e}: {project}@{version} is shown under its default name, and its \
+                     attributes answer E2BIG"
+                );
+                metadata_withheld = Some(e.to_string());
                 Metadata::new()
             }
             Err(e) => return Err(e.into()),
@@ -119,6 +132,7 @@ impl PinnedVersion {
             bucket: location.bucket,
             holders,
             metadata,
+            metadata_withheld,
             file_name,
             suspects: Suspects::default(),
         })

@@ -398,10 +398,10 @@ impl ArtifactFs {
         self.missing
             .forget(&(project.to_string(), version.to_string()));
         self.missing.forget(&(project.to_string(), String::new()));
-        lock(&self.versions).remove(project);
+        self.versions.remove(project);
         *lock(&self.projects) = None;
         lock(&self.pinned).remove(&(project.to_string(), version.to_string()));
-        if lock(&self.latest).remove(project).is_some() {
+        if self.latest.remove(project).is_some() {
             if let Some(invalidate) = self.invalidator.get() {
                 invalidate(self.inodes.inode_of(&Node::Latest(project.to_string())));
             }

@@ -157,20 +157,41 @@ pub fn shown(own: Vec<(String, Vec<u8>)>, metadata: &Metadata) -> Shown {
     shown
 }
 
-/// The attributes of a staged version: where it is served from, then its metadata.
-pub fn attributes(pinned: &PinnedVersion) -> Shown {
+/// The value `getxattr` of `name` reads by the rules of `shown`, without building every
+/// attribute (a version may hold 16 MiB of metadata, and `getfattr -d` asks each name).
+pub fn value_of(own: &[(String, Vec<u8>)], metadata: &Metadata, name: &str) -> Option<Vec<u8>> {
+    if let Some((_, value)) = own.iter().find(|(own_name, _)| own_name == name) {
+        return Some(value.clone());
+    }
+    let key = name.strip_prefix("user.")?;
+    let refused = OWN_KEYS.contains(&key)
+        || key.is_empty()
+        || key.contains('\0')
+        || name.len() > XATTR_NAME_MAX;
+    if refused {
+        return None;
+    }
+    metadata.get(key).map(|value| value.clone().into_bytes())
+}
+
+/// The mount's own attributes of a staged version: where it is served from.
+pub fn own(pinned: &PinnedVersion) -> Vec<(String, Vec<u8>)> {
     let own = [
         pinned.bucket.as_str(),
         pinned.key.as_str(),
         pinned.region.as_str(),
         pinned.etag.as_deref().unwrap_or(""),
     ];
-    let own = OWN_KEYS
+    OWN_KEYS
         .iter()
         .zip(own)
         .map(|(key, value)| (format!("user.{key}"), value.as_bytes().to_vec()))
-        .collect();
-    shown(own, &pinned.metadata)
+        .collect()
+}
+
+/// The attributes of a staged version: where it is served from, then its metadata.
+pub fn attributes(pinned: &PinnedVersion) -> Shown {
+    shown(own(pinned), &pinned.metadata)
 }
 
 /// Says once, when a version is pinned, which of its metadata keys are not listed.
@@ -310,6 +331,37 @@ mod tests {
         let shown = shown(Vec::new(), &metadata(&[("huge", &huge), ("fits", &fits)]));
         assert_eq!(shown.listed_names().collect::<Vec<_>>(), ["user.fits"]);
         assert_eq!(shown.value("user.huge").map(<[u8]>::len), Some(huge.len()));
+    }
+
+    #[test]
+    fn a_value_looked_up_by_name_is_the_one_shown() {
+        let long = "k".repeat(251);
+        let huge = "x".repeat(XATTR_SIZE_MAX + 1);
+        let metadata = metadata(&[
+            ("startifact:region", "forged"),
+            ("", "e"),
+            ("a\0b", "n"),
+            (&long, "long"),
+            ("huge", &huge),
+            ("lang", "rust"),
+        ]);
+        let all = shown(own(), &metadata);
+        for name in [
+            "user.startifact:region",
+            "user.",
+            "user.a\0b",
+            &format!("user.{long}"),
+            "user.huge",
+            "user.lang",
+            "user.missing",
+            "lang",
+        ] {
+            assert_eq!(
+                value_of(&own(), &metadata, name).as_deref(),
+                all.value(name),
+                "{name:?}"
+            );
+        }
     }
 
     #[test]

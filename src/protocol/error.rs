@@ -33,6 +33,10 @@ pub enum Error {
     #[error("Metadata of {what} is not a JSON object of strings: {reason}")]
     BadMetadata { what: String, reason: String },
 
+    /// Larger than `metadata::MAX_METADATA_BYTES`: refused when read or staged.
+    #[error("Metadata of {what} is {} the 16 MiB ({} bytes) a metadata object may have", over_by(*.size), crate::protocol::metadata::MAX_METADATA_BYTES)]
+    OversizedMetadata { what: String, size: Option<usize> },
+
     #[error("Could not stage {}@{} to enough regions ({}): {}", .0.project, .0.version, .0.summary(), .0.failures())]
     CannotStage(Box<StageReport>),
 
@@ -142,6 +146,14 @@ pub enum Error {
 
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// "N bytes, over", or "over" when the size is unknown (a read stops past the limit).
+fn over_by(size: Option<usize>) -> String {
+    match size {
+        Some(size) => format!("{size} bytes, over"),
+        None => "over".to_string(),
+    }
 }
 
 fn reasons_suffix(reasons: &[String]) -> String {

@@ -29,6 +29,31 @@ pub fn python_dumps(map: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// The length of `python_dumps(map)`, without writing it.
+pub fn python_dumps_len(map: &BTreeMap<String, String>) -> usize {
+    if map.is_empty() {
+        return 2;
+    }
+    // "{\n", then per item two spaces and ": ", ",\n" between items, then "\n}".
+    let items: usize = map
+        .iter()
+        .map(|(key, value)| 2 + string_len(key) + 2 + string_len(value))
+        .sum();
+    2 + items + 2 * (map.len() - 1) + 2
+}
+
+/// The length of `text` written by `push_string`, quotes included.
+fn string_len(text: &str) -> usize {
+    2 + text
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' | '\t' | '\u{08}' | '\u{0c}' => 2,
+            ' '..='~' => 1,
+            other => 6 * other.len_utf16(),
+        })
+        .sum::<usize>()
+}
+
 fn push_string(out: &mut String, text: &str) {
     out.push('"');
     for c in text.chars() {
@@ -67,6 +92,21 @@ mod tests {
     fn matches_python_layout() {
         let text = python_dumps(&map(&[("lang", "dotnet"), ("a", "b")]));
         assert_eq!(text, "{\n  \"a\": \"b\",\n  \"lang\": \"dotnet\"\n}");
+    }
+
+    #[test]
+    fn the_length_is_that_of_the_text_written() {
+        for pairs in [
+            &[][..],
+            &[("a", "b")][..],
+            &[
+                ("lang", "dotnet"),
+                ("k", "é\u{7f}\"\\\n\t\u{1}😀\u{8}\u{c}\r"),
+            ][..],
+        ] {
+            let m = map(pairs);
+            assert_eq!(python_dumps_len(&m), python_dumps(&m).len(), "{pairs:?}");
+        }
     }
 
     #[test]

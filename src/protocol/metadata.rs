@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::error::Error;
-use super::json::python_dumps;
+use super::json::{python_dumps, python_dumps_len};
 use crate::storage::{RegionStore, StorageError};
 use futures::StreamExt;
 
@@ -30,24 +30,44 @@ pub fn encode(metadata: &Metadata) -> Option<Vec<u8>> {
     (!metadata.is_empty()).then(|| python_dumps(metadata).into_bytes())
 }
 
-/// The largest metadata object read. The Python tool writes a few hundred bytes; a
-/// bigger object is not metadata anyone meant (and each pinned version keeps its
-/// metadata in memory for the life of a mount).
-pub const MAX_METADATA_BYTES: usize = 1 << 20;
+/// The largest metadata object read, and written: one limit, so that whatever we
+/// stage reads back. The Python tool writes whatever it is given (a 1 MiB value, 20,000
+/// keys: a few MiB), and puts no limit on reading; 16 MiB takes all of that with room
+/// to spare, while a hostile object of gigabytes costs a reader 16 MiB at most (and a
+/// pinned version keeps its metadata in memory for the life of a mount).
+pub const MAX_METADATA_BYTES: usize = 16 << 20;
+
+/// How many bytes `metadata` takes as the object `encode` writes (2 when empty).
+pub fn encoded_len(metadata: &Metadata) -> usize {
+    python_dumps_len(metadata)
+}
+
+/// Refuses metadata whose object would be larger than readers accept.
+pub fn check_size(what: &str, metadata: &Metadata) -> Result<(), Error> {
+    let size = encoded_len(metadata);
+    if size > MAX_METADATA_BYTES {
+        return Err(Error::OversizedMetadata {
+            what: what.to_string(),
+            size: Some(size),
+        });
+    }
+    Ok(())
+}
 
 /// Reads a metadata object: a JSON object whose values are strings, of at most
 /// `MAX_METADATA_BYTES`.
 pub fn decode(what: &str, bytes: &[u8]) -> Result<Metadata, Error> {
-    let bad = |reason: String| Error::BadMetadata {
-        what: what.to_string(),
-        reason,
-    };
     if bytes.len() > MAX_METADATA_BYTES {
-        return Err(bad(format!(
-            "over the {MAX_METADATA_BYTES} bytes a metadata object may have"
-        )));
+        // `read_bounded` stops one byte past the limit: the true size is unknown.
+        return Err(Error::OversizedMetadata {
+            what: what.to_string(),
+            size: None,
+        });
     }
-    serde_json::from_slice::<Metadata>(bytes).map_err(|e| bad(e.to_string()))
+    serde_json::from_slice::<Metadata>(bytes).map_err(|e| Error::BadMetadata {
+        what: what.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// Reads a metadata object, but never more of it than `decode` accepts (and one byte
@@ -114,11 +134,31 @@ mod tests {
     fn a_metadata_object_over_the_limit_is_refused_before_it_is_parsed() {
         let value = "x".repeat(MAX_METADATA_BYTES);
         let bytes = encode(&[("k".to_string(), value)].into_iter().collect()).unwrap();
-        let error = decode("big", &bytes).unwrap_err().to_string();
-        assert!(error.contains("over the 1048576"), "{error}");
+        let error = decode("big", &bytes).unwrap_err();
+        assert!(
+            matches!(error, Error::OversizedMetadata { size: None, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("16 MiB"), "{error}");
         let fits = "x".repeat(MAX_METADATA_BYTES - 100);
         let bytes = encode(&[("k".to_string(), fits)].into_iter().collect()).unwrap();
         assert!(decode("fits", &bytes).is_ok());
+    }
+
+    #[test]
+    fn the_writer_refuses_what_readers_would_refuse_and_takes_what_they_take() {
+        let at_limit = "x".repeat(MAX_METADATA_BYTES - "{\n  \"k\": \"\"\n}".len());
+        let fits: Metadata = [("k".to_string(), at_limit)].into_iter().collect();
+        assert_eq!(encode(&fits).unwrap().len(), MAX_METADATA_BYTES);
+        assert!(check_size("fits", &fits).is_ok());
+        assert!(decode("fits", &encode(&fits).unwrap()).is_ok());
+        let mut over = fits;
+        over.insert("l".into(), String::new());
+        let error = check_size("over", &over).unwrap_err();
+        assert!(
+            matches!(error, Error::OversizedMetadata { size: Some(s), .. } if s == MAX_METADATA_BYTES + 11),
+            "{error}"
+        );
     }
 
     #[test]

@@ -109,3 +109,82 @@ async fn many_missing_names_cost_bounded_memory() {
         "90,000 more missing names grew the daemon by {grown_mib} MiB"
     );
 }
+
+/// What a local user makes the daemon keep, run from one Python process (a loop of
+/// `os.stat` / `os.symlink`): the lookups of `lookups` missing project names
+/// `Ghost-N`, then `links` symlinks `{project}/tN -> 1.0.0` (kept by the mount, to be
+/// renamed over `latest`). Returns the resident memory before (after a first tenth of
+/// each, to let the maps reach their bounds) and after.
+fn fill_from_python(mount: &Mount, project: &str, lookups: u32, links: u32) -> (u64, u64) {
+    let pid = mount.pid().expect("daemon");
+    let run = |kind: &str, range: std::ops::Range<u32>| {
+        let script = r#"
+import errno, os, sys
+mnt, project, kind, start, end = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+for n in range(start, end):
+    if kind == "lookup":
+        try:
+            os.stat(f"{mnt}/Ghost-{n}")
+            sys.exit(f"Ghost-{n} exists")
+        except FileNotFoundError:
+            pass
+    else:
+        os.symlink("1.0.0", f"{mnt}/{project}/t{n}")
+"#;
+        let status = std::process::Command::new("python3")
+            .args(["-c", script])
+            .arg(mount.join(""))
+            .args([
+                project,
+                kind,
+                &range.start.to_string(),
+                &range.end.to_string(),
+            ])
+            .status()
+            .expect("python3");
+        assert!(status.success(), "{kind} {range:?}");
+    };
+    run("lookup", 0..lookups / 10);
+    run("link", 0..links / 10);
+    let before = resident_kib(pid);
+    run("lookup", lookups / 10..lookups);
+    run("link", links / 10..links);
+    (before, resident_kib(pid))
+}
+
+/// Any user may look up as many missing project names, and make as many symlinks
+/// beside `latest`, as they like: the version listings kept for projects (256, see
+/// `src/fs/tree/mod.rs`) and the symlinks with their inodes (1,024, see
+/// `src/fs/tree/latest.rs`) are bounded. Unbounded, 200,000 missing projects grew the
+/// daemon from 19 to 60 MiB, and each symlink kept its name and an inode for good.
+/// Measured bounded: 1.3 MiB over the last 180,000 lookups and 90,000 symlinks (17 to
+/// 18.6 MiB, in 100 s); the bound asserted (10 MiB) leaves room for the allocator and
+/// the runtime's threads, and fails far below the 41 MiB that 200,000 missing projects
+/// alone took unbounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_projects_and_symlinks_beside_latest_cost_bounded_memory() {
+    let (world, p) = world_with_one_version("Linked").await;
+    let mount = Mount::start(&world, &["-o", "log_level=info"]);
+    let (before, after) = fill_from_python(&mount, &p, 200_000, 100_000);
+    let grown_mib = after.saturating_sub(before) / 1024;
+    eprintln!("daemon resident: {before} KiB after the first tenth, {after} KiB after all");
+    // The last symlinks still work: one moves `latest`.
+    let link = mount.join(&format!("{p}/t99999"));
+    assert_eq!(std::fs::read_link(&link).unwrap().to_str(), Some("1.0.0"));
+    assert_eq!(
+        errno_of(std::fs::symlink_metadata(mount.join(&format!("{p}/t0")))),
+        libc::ENOENT,
+        "the first were dropped"
+    );
+    std::fs::rename(&link, mount.join(&format!("{p}/latest"))).unwrap();
+    assert_eq!(
+        std::fs::read_link(mount.join(&format!("{p}/latest")))
+            .unwrap()
+            .to_str(),
+        Some("1.0.0")
+    );
+    assert!(
+        grown_mib < 10,
+        "180,000 missing projects and 90,000 symlinks grew the daemon by {grown_mib} MiB"
+    );
+}

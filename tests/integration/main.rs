@@ -22,6 +22,7 @@ mod integrity;
 mod interop;
 mod limits;
 mod metadata_at_scale;
+mod metadata_limits;
 mod mknod;
 mod mount_type;
 mod ops;

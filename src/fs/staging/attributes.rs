@@ -1,6 +1,7 @@
 //! The `user.*` attributes of a staging version folder and of its file, which the stage
 //! publishes as the version's metadata (the file's winning over the folder's).
 
+use crate::protocol::metadata::{encoded_len, FILENAME_KEY, MAX_METADATA_BYTES};
 use crate::protocol::Metadata;
 
 use super::model::StagingVersion;
@@ -33,6 +34,13 @@ impl StagingVersion {
             all.extend(file.attributes.clone());
         }
         all
+    }
+
+    /// How large the metadata object of the stage will be at most: these attributes
+    /// and the file name, counted at the longest a name can be written (255 bytes,
+    /// each a control character escaped in six), since the file may still be renamed.
+    fn staged_len(&self) -> usize {
+        staged_len_of(self.metadata())
     }
 
     /// The attributes of the folder or of the file.
@@ -80,11 +88,31 @@ impl Staging {
                     format!("no user.{name}"),
                 )),
                 _ => {
-                    attributes.insert(name.to_string(), value);
-                    Ok(())
+                    let value_len = value.len();
+                    let alone = staged_len_of([(name.to_string(), value.clone())].into());
+                    let previous = attributes.insert(name.to_string(), value);
+                    let staged = slot.staged_len();
+                    if staged <= MAX_METADATA_BYTES {
+                        return Ok(());
+                    }
+                    // Undone here: `update` saves only what succeeds, but keeps the slot.
+                    let attributes = slot.attributes_mut(owner)?;
+                    match previous {
+                        Some(previous) => attributes.insert(name.to_string(), previous),
+                        None => attributes.remove(name),
+                    };
+                    Err(too_large(project, version, name, value_len, staged, alone))
                 }
             }
         })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn staged_metadata_len(&self, project: &str, version: &str) -> Option<usize> {
+        let folders = lock(&self.folders);
+        folders
+            .unpublished(project, version)
+            .map(StagingVersion::staged_len)
     }
 
     pub fn remove_attribute(
@@ -102,4 +130,39 @@ impl Staging {
                 .ok_or_else(|| FsError::new(FsErrorKind::NoAttribute, format!("no user.{name}")))
         })
     }
+}
+
+/// How large the object staged with `attributes` would be, the longest file name added.
+fn staged_len_of(mut attributes: Metadata) -> usize {
+    attributes.insert(FILENAME_KEY.to_string(), "\u{1}".repeat(255));
+    encoded_len(&attributes)
+}
+
+/// The refusal of an attribute that would make the staged metadata object larger than
+/// readers accept: E2BIG when that one value (`alone`: the object it would make by
+/// itself) could never fit, else ENOSPC.
+fn too_large(
+    project: &str,
+    version: &str,
+    name: &str,
+    value_len: usize,
+    staged: usize,
+    alone: usize,
+) -> FsError {
+    let (kind, why) = if alone > MAX_METADATA_BYTES {
+        (FsErrorKind::TooBig, "this value alone would pass")
+    } else {
+        (
+            FsErrorKind::NoSpace,
+            "with the attributes already set it would pass",
+        )
+    };
+    FsError::new(
+        kind,
+        format!(
+            "user.{name} of {value_len} bytes refused on {project}/{version}: the metadata \
+             object staged would be {staged} bytes (file name counted at its longest); \
+             {why} the {MAX_METADATA_BYTES} bytes readers accept"
+        ),
+    )
 }

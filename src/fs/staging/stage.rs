@@ -345,6 +345,10 @@ fn outcome(
         Err(e @ ProtocolError::ReservedMetadataKey { .. }) => {
             failed(FsErrorKind::Immutable, e.to_string())
         }
+        // Only a spool kept from before `setxattr` checked the size: `rm` the attribute.
+        Err(e @ ProtocolError::OversizedMetadata { .. }) => {
+            failed(FsErrorKind::NoSpace, e.to_string())
+        }
         Err(e) => failed(
             FsErrorKind::Unavailable,
             format!("could not stage {project}@{version}: {e}"),

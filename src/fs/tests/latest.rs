@@ -2,6 +2,7 @@
 //! `unlink` the ways GNU `ln -sfn` and `rm` + `ln -s` do.
 
 use super::fixture::{errno, Fixture, PROJECT, REGIONS};
+use crate::fs::tree::{FsOptions, LATEST_VERSIONS, PENDING_LINKS};
 use crate::fs::{FileKind, ROOT_INODE};
 use crate::protocol::read_latest;
 
@@ -167,4 +168,69 @@ async fn moving_latest_on_a_read_only_mount_is_erofs() {
         libc::EROFS
     );
     assert_eq!(errno(f.fs.unlink(project, "latest").await), libc::EROFS);
+}
+
+#[tokio::test]
+async fn pending_symlinks_are_bounded_and_one_dropped_is_gone_with_its_inode() {
+    let f = Fixture::new().await;
+    let project = f.inode(PROJECT).await;
+    let first = f.fs.symlink(project, "tmp0", "0.9.0").await.unwrap();
+    let inodes = f.fs.statfs().files;
+    for n in 1..PENDING_LINKS + 500 {
+        f.fs.symlink(project, &format!("tmp{n}"), "0.9.0")
+            .await
+            .unwrap();
+    }
+    assert_eq!(f.fs.latest_moves_len(), PENDING_LINKS);
+    assert!(
+        f.fs.statfs().files < inodes + PENDING_LINKS as u64,
+        "the inodes of the dropped links are forgotten"
+    );
+    // The first went (the least recently used): gone, never read as something else.
+    assert_eq!(errno(f.fs.getattr(first.attr.inode).await), libc::ENOENT);
+    assert_eq!(errno(f.fs.readlink(first.attr.inode).await), libc::ENOENT);
+    assert_eq!(errno(f.lookup("SugarWater/tmp0").await), libc::ENOENT);
+    assert_eq!(
+        errno(f.fs.rename(project, "tmp0", project, "latest").await),
+        libc::EPERM,
+        "no such symlink any more"
+    );
+    assert_eq!(latest(&f).await, "1.0.0");
+    // The last still moves `latest`, and its inode then reads as `latest`.
+    let last = format!("tmp{}", PENDING_LINKS + 499);
+    let link = f.fs.lookup(project, &last).await.unwrap();
+    assert_eq!(f.fs.readlink(link.attr.inode).await.unwrap(), "0.9.0");
+    f.fs.rename(project, &last, project, "latest")
+        .await
+        .unwrap();
+    assert_eq!(latest(&f).await, "0.9.0");
+    assert_eq!(f.fs.readlink(link.attr.inode).await.unwrap(), "0.9.0");
+    assert_eq!(
+        errno(f.lookup(&format!("SugarWater/{last}")).await),
+        libc::ENOENT
+    );
+}
+
+#[tokio::test]
+async fn the_latest_kept_are_bounded_and_one_dropped_is_read_again() {
+    let options = FsOptions {
+        metadata_ttl: std::time::Duration::from_secs(60),
+        ..FsOptions::default()
+    };
+    let f = Fixture::with(options, None).await;
+    assert_eq!(latest(&f).await, "1.0.0");
+    // Another tool moves it: within the TTL this mount still says what it read...
+    let other = f.other_session().await;
+    other
+        .set_latest(PROJECT, &semver::Version::new(0, 9, 0))
+        .await
+        .unwrap();
+    assert_eq!(latest(&f).await, "1.0.0");
+    // ...until as many other projects' `latest` push it out: then it is read again.
+    for n in 0..LATEST_VERSIONS + 100 {
+        f.fs.latest
+            .insert(format!("Other{n}"), semver::Version::new(1, 0, 0));
+        assert!(f.fs.latest.len() <= LATEST_VERSIONS);
+    }
+    assert_eq!(latest(&f).await, "0.9.0");
 }

@@ -2,6 +2,7 @@
 //! names that cannot exist (answered without asking any region).
 
 use super::fixture::{errno, Fixture, PROJECT, REGIONS};
+use crate::fs::tree::{FsOptions, VERSION_LISTINGS};
 use crate::fs::{FileKind, ROOT_INODE};
 
 #[tokio::test]
@@ -131,4 +132,34 @@ async fn enotdir_for_a_name_looked_up_in_a_file_or_in_latest() {
 async fn enoent_for_an_inode_the_mount_never_handed_out() {
     let f = Fixture::new().await;
     assert_eq!(errno(f.fs.lookup(9999, "x").await), libc::ENOENT);
+}
+
+#[tokio::test]
+async fn listings_kept_for_missing_projects_are_bounded_and_one_dropped_is_asked_again() {
+    let options = FsOptions {
+        metadata_ttl: std::time::Duration::from_secs(60),
+        ..FsOptions::default()
+    };
+    let f = Fixture::with(options, None).await;
+    let project = f.inode(PROJECT).await;
+    let listed =
+        |entries: Vec<crate::fs::DirEntry>| entries.into_iter().map(|e| e.name).collect::<Vec<_>>();
+    assert_eq!(
+        listed(f.fs.readdir(project).await.unwrap()),
+        ["latest", "1.0.0", "0.9.0"]
+    );
+    for n in 0..VERSION_LISTINGS + 300 {
+        assert_eq!(errno(f.lookup(&format!("Ghost{n}")).await), libc::ENOENT);
+        assert!(f.fs.versions.len() <= VERSION_LISTINGS);
+    }
+    // SugarWater's listing was dropped: a second session stages 2.0.0, and the
+    // listing asked again shows it (kept, it would still show the old one).
+    f.stage_elsewhere(&semver::Version::new(2, 0, 0), b"two")
+        .await;
+    assert_eq!(
+        listed(f.fs.readdir(project).await.unwrap()),
+        ["latest", "2.0.0", "1.0.0", "0.9.0"]
+    );
+    // A missing name whose listing went is still missing (its negative entry stays).
+    assert_eq!(errno(f.lookup("Ghost0").await), libc::ENOENT);
 }

@@ -6,6 +6,7 @@ use semver::Version;
 
 use super::fixture::{errno, Fixture, NEW_BYTES, NEW_FILE, PROJECT, REGIONS};
 use crate::fs::{SetMode, XattrReply, ROOT_INODE};
+use crate::protocol::metadata::MAX_METADATA_BYTES;
 
 async fn value(f: &Fixture, path: &str, name: &str) -> Vec<u8> {
     let inode = f.inode(path).await;
@@ -275,4 +276,89 @@ async fn setxattr_on_a_read_only_mount_is_erofs() {
         f.fs.setxattr(version, "user.team", b"core", SetMode::Any)
             .await;
     assert_eq!(errno(set), libc::EROFS);
+}
+
+#[tokio::test]
+async fn metadata_past_what_readers_accept_is_refused_at_setxattr_and_the_rest_stages() {
+    let f = Fixture::new().await;
+    let project = f.inode(PROJECT).await;
+    let folder = f.fs.mkdir(project, "1.1.0").await.unwrap().attr.inode;
+    // Four values of 4 MiB pass 16 MiB with their keys and the file name: the fourth
+    // is refused (ENOSPC), on the folder as on the file, and nothing of it is kept.
+    let four_mib = vec![b'x'; 4 << 20];
+    for n in 0..3 {
+        let name = format!("user.part{n}");
+        f.fs.setxattr(folder, &name, &four_mib, SetMode::Any)
+            .await
+            .unwrap();
+    }
+    let refused =
+        f.fs.setxattr(folder, "user.part3", &four_mib, SetMode::Any)
+            .await;
+    assert_eq!(errno(refused), libc::ENOSPC);
+    let (entry, handle) = f.fs.create(folder, NEW_FILE, &f.caller).await.unwrap();
+    let on_file =
+        f.fs.setxattr(entry.attr.inode, "user.part3", &four_mib, SetMode::Any)
+            .await;
+    assert_eq!(errno(on_file), libc::ENOSPC);
+    // Replacing one with a smaller value, or one value that alone is too large.
+    f.fs.setxattr(folder, "user.part2", b"small", SetMode::Any)
+        .await
+        .unwrap();
+    let alone = vec![b'x'; MAX_METADATA_BYTES];
+    let too_big =
+        f.fs.setxattr(folder, "user.alone", &alone, SetMode::Any)
+            .await;
+    assert_eq!(errno(too_big), libc::E2BIG);
+    let staged = f
+        .staging
+        .as_ref()
+        .unwrap()
+        .staged_metadata_len(PROJECT, "1.1.0")
+        .unwrap();
+    assert!(staged <= MAX_METADATA_BYTES, "{staged}");
+
+    f.fs.write(handle, 0, NEW_BYTES, f.pid()).await.unwrap();
+    f.close(handle).await.unwrap();
+    let other = f.other_session().await;
+    let artifact = other
+        .get(PROJECT, Some(&Version::new(1, 1, 0)))
+        .await
+        .unwrap();
+    let metadata = artifact.metadata().await.unwrap();
+    assert_eq!(metadata.get("part0").map(String::len), Some(4 << 20));
+    assert_eq!(metadata.get("part2").map(String::as_str), Some("small"));
+    assert!(!metadata.contains_key("part3") && !metadata.contains_key("alone"));
+    assert_eq!(f.read_all("SugarWater/1.1.0/app.tar").await, NEW_BYTES);
+    let file = f.inode("SugarWater/1.1.0/app.tar").await;
+    assert_eq!(
+        errno(f.fs.getxattr(file, "user.part0", 0).await),
+        libc::E2BIG,
+        "over the 64 KiB an attribute can return"
+    );
+}
+
+#[tokio::test]
+async fn the_library_stages_no_metadata_larger_than_readers_accept() {
+    let f = Fixture::new().await;
+    let source = f.store.with_file_name("oversized-source");
+    std::fs::write(&source, NEW_BYTES).unwrap();
+    let over: crate::protocol::Metadata = [("k".to_string(), "x".repeat(MAX_METADATA_BYTES))]
+        .into_iter()
+        .collect();
+    let staged = f
+        .other_session()
+        .await
+        .stage(PROJECT, &Version::new(3, 0, 0), &source, over, false)
+        .await;
+    let error = staged.unwrap_err();
+    assert!(
+        matches!(error, crate::protocol::Error::OversizedMetadata { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("16 MiB"), "{error}");
+    assert!(
+        f.regions_holding("SugarWater@3.0.0").await.is_empty(),
+        "refused before any request"
+    );
 }

@@ -29,11 +29,32 @@ impl ArtifactFs {
         if self.is_status_attribute(inode, name) {
             return xattr::reply_for(self.status_document(), size);
         }
-        let shown = self.attributes_of(inode).await?;
-        let value = shown
-            .value(name)
-            .ok_or_else(|| FsError::new(FsErrorKind::NoAttribute, format!("no {name}")))?;
-        xattr::reply_for(value.to_vec(), size)
+        let node = self.node(inode)?;
+        let found = match self.staging_attributes(&node) {
+            Some(metadata) => xattr::value_of(&[], &metadata, name),
+            None => match node {
+                Node::Version(project, version) | Node::File(project, version) => {
+                    let pinned = self.pinned(&project, &version).await?;
+                    match xattr::value_of(&xattr::own(&pinned), &pinned.metadata, name) {
+                        // Not "no such attribute": the object that would say is unread.
+                        None if pinned.metadata_withheld.is_some() => {
+                            return Err(FsError::new(
+                                FsErrorKind::TooBig,
+                                format!(
+                                    "{name} of {project}@{version} cannot be read: {}",
+                                    pinned.metadata_withheld.as_deref().unwrap_or_default()
+                                ),
+                            ));
+                        }
+                        found => found,
+                    }
+                }
+                _ => None,
+            },
+        };
+        let value =
+            found.ok_or_else(|| FsError::new(FsErrorKind::NoAttribute, format!("no {name}")))?;
+        xattr::reply_for(value, size)
     }
 
     pub async fn listxattr(&self, inode: u64, size: u32) -> FsResult<XattrReply> {

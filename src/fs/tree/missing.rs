@@ -12,20 +12,15 @@
 //! the LRU's links stay under ~8 MiB even at the longest names (255 + 255 bytes), and
 //! cover any one listing a tool walks within the TTL.
 
-use std::num::NonZeroUsize;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lru::LruCache;
-
-use crate::fs::lock;
+use super::bounded::Bounded;
 
 /// (project, version), or (project, "") for a project.
 pub(crate) type NameKey = (String, String);
 
 pub(crate) struct MissingNames {
-    entries: Mutex<LruCache<NameKey, Instant>>,
-    ttl: Duration,
+    entries: Bounded<NameKey, ()>,
 }
 
 impl MissingNames {
@@ -37,39 +32,28 @@ impl MissingNames {
 
     fn with_capacity(ttl: Duration, capacity: usize) -> Self {
         MissingNames {
-            entries: Mutex::new(LruCache::new(
-                NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN),
-            )),
-            ttl,
+            entries: Bounded::new(capacity, ttl),
         }
     }
 
     /// Whether the name was found missing within the TTL (an older entry is dropped).
     pub(crate) fn recently(&self, key: &NameKey) -> bool {
-        let mut entries = lock(&self.entries);
-        match entries.get(key) {
-            Some(at) if at.elapsed() < self.ttl => true,
-            Some(_) => {
-                entries.pop(key);
-                false
-            }
-            None => false,
-        }
+        self.entries.get(key).is_some()
     }
 
     /// Notes that the name was found missing, now.
     pub(crate) fn found(&self, key: NameKey) {
-        lock(&self.entries).put(key, Instant::now());
+        self.entries.insert(key, ());
     }
 
     /// The name may exist now (made, staged or yanked here): ask the regions again.
     pub(crate) fn forget(&self, key: &NameKey) {
-        lock(&self.entries).pop(key);
+        self.entries.remove(key);
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        lock(&self.entries).len()
+        self.entries.len()
     }
 }
 
@@ -90,6 +74,15 @@ mod tests {
         assert_eq!(missing.len(), 3);
         assert!(!missing.recently(&key(0)) && !missing.recently(&key(1)));
         assert!(missing.recently(&key(4)));
+    }
+
+    #[test]
+    fn never_holds_more_than_capacity_names() {
+        let missing = MissingNames::new(Duration::from_secs(60));
+        for n in 0..MissingNames::CAPACITY * 3 {
+            missing.found(key(n));
+        }
+        assert_eq!(missing.len(), MissingNames::CAPACITY);
     }
 
     #[test]

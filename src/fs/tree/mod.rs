@@ -4,6 +4,7 @@
 //!
 //! - `namespace`: `lookup`, `readdir`, and the listings and `latest` they keep for
 //!   `metadata_ttl`; `missing`: the bounded cache of names found missing;
+//! - `bounded`: the bounded, expiring map behind every map users can grow;
 //! - `attributes`: the pinned version behind a node, `getattr`, `statfs`;
 //! - `latest`: `latest` as a symlink, read and moved (`readlink`, `symlink`,
 //!   `rename`, `unlink`);
@@ -13,6 +14,7 @@
 //! Writes to staging versions are in `crate::fs::writes`.
 
 mod attributes;
+mod bounded;
 mod extended_attributes;
 mod latest;
 mod missing;
@@ -34,9 +36,12 @@ use super::inode::{InodeTable, Node};
 use super::pinned::PinnedVersion;
 use super::read::{ReadOptions, ReadShared};
 use super::staging::{Staging, VersionView};
+use bounded::Bounded;
 use missing::MissingNames;
 
 pub use attributes::StatFs;
+#[cfg(test)]
+pub(super) use latest::PENDING_LINKS;
 pub use open_files::Opened;
 pub(super) use open_files::{OpenFile, SpooledHandle};
 
@@ -85,6 +90,20 @@ pub(super) struct Timed<T> {
     value: T,
 }
 
+/// How many projects' version listings are kept (each for `metadata_ttl`), the least
+/// recently used dropped first. Any user can look up as many project names as they
+/// like, and each lookup of a missing one lists it (an empty listing, ~300 bytes):
+/// unbounded, 200,000 such names grew the daemon by 41 MiB. 256 covers the projects
+/// one tool walks within the TTL; the empty listings of missing names then cost under
+/// 100 KiB, and real listings (~100 bytes a version) what the store holds.
+pub(super) const VERSION_LISTINGS: usize = 256;
+
+/// How many projects' `latest` are kept (each trusted for `metadata_ttl`): only
+/// projects that exist have one, each ~400 bytes at the longest name, so ~1.6 MiB.
+/// One dropped is read again; the kernel's copy of the symlink lives no longer than
+/// the same TTL, so a change it misses is one the TTL already allows.
+pub(super) const LATEST_VERSIONS: usize = 4_096;
+
 /// A project's versions as listed, and the folder entries made of them (built at the
 /// first `readdir` that needs them, then shared while the listing is fresh).
 pub(super) struct VersionListing {
@@ -103,8 +122,8 @@ pub struct ArtifactFs {
     pub(super) pinned: Mutex<HashMap<(String, String), Arc<PinnedVersion>>>,
     /// Names found missing, and when: (project, version), or (project, "") for a project.
     pub(super) missing: MissingNames,
-    pub(super) versions: Mutex<HashMap<String, Timed<Arc<VersionListing>>>>,
-    pub(super) latest: Mutex<HashMap<String, Timed<Version>>>,
+    pub(super) versions: Bounded<String, Arc<VersionListing>>,
+    pub(super) latest: Bounded<String, Version>,
     pub(super) projects: Mutex<Option<Timed<Vec<String>>>>,
     pub(super) open_files: OpenFiles,
     read_shared: Arc<ReadShared>,
@@ -136,12 +155,12 @@ impl ArtifactFs {
             },
             read_shared: Arc::new(ReadShared::new(options.read.clone())),
             missing: MissingNames::new(options.metadata_ttl),
+            versions: Bounded::new(VERSION_LISTINGS, options.metadata_ttl),
+            latest: Bounded::new(LATEST_VERSIONS, options.metadata_ttl),
             session,
             options,
             inodes: InodeTable::default(),
             pinned: Mutex::new(HashMap::new()),
-            versions: Mutex::new(HashMap::new()),
-            latest: Mutex::new(HashMap::new()),
             projects: Mutex::new(None),
             open_files: OpenFiles::default(),
             invalidator: OnceLock::new(),

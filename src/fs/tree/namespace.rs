@@ -64,8 +64,8 @@ impl ArtifactFs {
     }
 
     pub(super) async fn latest_of(&self, project: &str) -> FsResult<Version> {
-        if let Some(cached) = lock(&self.latest).get(project).filter(|c| self.fresh(c)) {
-            return Ok(cached.value.clone());
+        if let Some(cached) = self.latest.fresh(project) {
+            return Ok(cached);
         }
         let version = read_latest(&self.session, project).await?.version;
         self.remember_latest(project, &version);
@@ -74,14 +74,11 @@ impl ArtifactFs {
 
     /// Keeps what `latest` points at; when that changed, the kernel forgets its copy.
     pub(super) fn remember_latest(&self, project: &str, version: &Version) {
-        let previous = lock(&self.latest).insert(
-            project.to_string(),
-            Timed {
-                at: Instant::now(),
-                value: version.clone(),
-            },
-        );
-        if previous.is_some_and(|p| p.value != *version) {
+        let previous = self
+            .latest
+            .insert(project.to_string(), version.clone())
+            .previous;
+        if previous.is_some_and(|p| p != *version) {
             if let Some(invalidate) = self.invalidator.get() {
                 invalidate(self.inodes.inode_of(&Node::Latest(project.to_string())));
             }
@@ -89,8 +86,8 @@ impl ArtifactFs {
     }
 
     async fn versions_of(&self, project: &str) -> FsResult<Arc<VersionListing>> {
-        if let Some(cached) = lock(&self.versions).get(project).filter(|c| self.fresh(c)) {
-            return Ok(Arc::clone(&cached.value));
+        if let Some(cached) = self.versions.get(project) {
+            return Ok(cached);
         }
         let versions = match self.session.list_versions(project).await {
             Ok(versions) => versions,
@@ -102,13 +99,8 @@ impl ArtifactFs {
             versions,
             entries: OnceLock::new(),
         });
-        lock(&self.versions).insert(
-            project.to_string(),
-            Timed {
-                at: Instant::now(),
-                value: Arc::clone(&listing),
-            },
-        );
+        self.versions
+            .insert(project.to_string(), Arc::clone(&listing));
         Ok(listing)
     }
 
@@ -184,7 +176,7 @@ impl ArtifactFs {
                 }
                 Node::Latest(project)
             }
-            Node::Project(project) if self.latest_moves.is_pending(&project, name) => {
+            Node::Project(project) if self.pending_link(&project, name).is_some() => {
                 Node::PendingLink(project, name.to_string())
             }
             Node::Project(project) => {

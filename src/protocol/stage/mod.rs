@@ -223,6 +223,9 @@ impl Session {
         if let Some(name) = source.file_name {
             metadata.insert(FILENAME_KEY.to_string(), name);
         }
+        // Before any request: an object readers refuse would hide nothing, but it
+        // would carry no metadata and no file name either.
+        metadata::check_size(&format!("{project}@{version}"), &metadata)?;
         let path = source.path;
         let parts_needed = self.parts_needed(options, source.digests.as_ref());
         let prepared = prepare(path, options, source.digests, parts_needed).await?;
