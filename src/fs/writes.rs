@@ -183,6 +183,8 @@ impl ArtifactFs {
         let node = Node::File(project.clone(), version.clone());
         let inode = self.inodes.inode_of(&node);
         tracing::info!(project, version, name, "staging file created");
+        let opener = process::process_of(caller.pid).unwrap_or(0);
+        self.open_files.start_writing(&project, &version, opener);
         let handle = self.add_handle(OpenFile::Spooled(SpooledHandle {
             project,
             version,
@@ -190,8 +192,7 @@ impl ArtifactFs {
             file,
             write: true,
             closed: Default::default(),
-            write_failed: Default::default(),
-            opener: process::process_of(caller.pid).unwrap_or(0),
+            opener,
         }));
         Ok((self.entry(node).await?, handle))
     }
@@ -218,10 +219,14 @@ impl ArtifactFs {
             _ => self.writable_staging("opening for writing")?,
         };
         if write {
-            self.may_join_writers(&project, &version, caller.pid)?;
+            self.from_writers_tree(&project, &version, caller.pid, "opening for writing")?;
         }
         let writer = write.then(|| caller.clone().named());
         let file = staging.open_file(&project, &version, writer.as_ref(), truncate)?;
+        let opener = process::process_of(caller.pid).unwrap_or(0);
+        if write {
+            self.open_files.start_writing(&project, &version, opener);
+        }
         Ok(self.add_handle(OpenFile::Spooled(SpooledHandle {
             project,
             version,
@@ -229,40 +234,55 @@ impl ArtifactFs {
             file,
             write,
             closed: Default::default(),
-            write_failed: Default::default(),
-            opener: if write {
-                process::process_of(caller.pid).unwrap_or(0)
-            } else {
-                0
-            },
+            opener,
         })))
     }
 
-    /// A file being written is written only by the process tree that opened it: any
+    /// A change (`what`) to a staging version's file, or to the metadata staged with it,
+    /// by thread `pid`: while the file is in flight, only its writers' process tree (the
+    /// processes that opened it for writing, and their descendants) may make it. Any
     /// other process (another user's, or another of root's) is refused, so no one can
-    /// add bytes to what its writer is about to publish.
-    fn may_join_writers(&self, project: &str, version: &str, pid: u32) -> FsResult<()> {
-        let openers = self.open_files.writers_of(project, version);
-        match openers
-            .into_iter()
-            .find(|&opener| opener != 0 && !process::is_in_tree_of(opener, pid))
-        {
-            Some(opener) => Err(FsError::new(
-                FsErrorKind::AccessDenied,
-                format!(
-                    "{project}/{version}: its file is being written by process {opener}; pid {pid} may not write it too"
-                ),
-            )),
-            None => Ok(()),
+    /// change what its writer is about to publish. A thread the kernel does not name
+    /// (pid 0, from another pid namespace) is let through, as its writes are.
+    pub(super) fn from_writers_tree(
+        &self,
+        project: &str,
+        version: &str,
+        pid: u32,
+        what: &str,
+    ) -> FsResult<()> {
+        let Some(flight) = self.open_files.in_flight(project, version) else {
+            return Ok(());
+        };
+        if pid == 0 || is_in_tree(&flight.writers, pid) {
+            return Ok(());
+        }
+        let writers = flight
+            .writers
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(FsError::new(
+            FsErrorKind::AccessDenied,
+            format!(
+                "{project}/{version}: {what} refused: its file is being written by process {writers}, and pid {pid} is not in that process tree"
+            ),
+        ))
+    }
+
+    /// A handle is closed for good (its opener's last close, or its release without
+    /// one): open for writing, it stops counting as a writer.
+    pub(super) fn handle_closed(&self, spooled: &SpooledHandle) {
+        if !spooled.closed.swap(true, Ordering::Relaxed) {
+            self.writer_gone(spooled);
         }
     }
 
-    /// A writer's last close (or its release without one): it stops counting.
-    pub(super) fn writer_closed(&self, spooled: &SpooledHandle) {
-        if spooled.write && !spooled.closed.swap(true, Ordering::Relaxed) {
-            if let Some(staging) = &self.staging {
-                staging.writer_gone(&spooled.project, &spooled.version);
-            }
+    /// A handle open for writing, just marked closed, stops counting as a writer.
+    fn writer_gone(&self, spooled: &SpooledHandle) {
+        if let (true, Some(staging)) = (spooled.write, &self.staging) {
+            staging.writer_gone(&spooled.project, &spooled.version);
         }
     }
 
@@ -302,30 +322,43 @@ impl ArtifactFs {
                 _ => e,
             });
         if let Err(e) = &written {
-            lock(&spooled.write_failed).get_or_insert_with(|| e.clone());
+            let failed = e.clone();
+            self.open_files
+                .update_flight(&spooled.project, &spooled.version, |flight| {
+                    flight.write_failed.get_or_insert(failed);
+                });
         }
         written
     }
 
     /// `close(2)` of a descriptor (FUSE `flush`, sent for every one): the stage runs
-    /// here when this was the writer's last descriptor; its errno is what `close()`
-    /// returns. `pid` is the closing process.
+    /// here when this was the last descriptor of any kind (read or write) that the
+    /// file's writers' process tree held, and it was written; its errno is what
+    /// `close()` returns. `pid` is the closing thread.
     pub async fn flush(&self, handle: u64, pid: u32) -> FsResult<()> {
         let handle = self.handle(handle)?;
         let OpenFile::Spooled(spooled) = handle.as_ref() else {
             return Ok(());
         };
-        let (Some(staging), true) = (&self.staging, spooled.write) else {
+        let Some(staging) = &self.staging else {
             return Ok(());
         };
         let (project, version) = (&spooled.project, &spooled.version);
         let Some(file) = self.staging_view(project, version).and_then(|v| v.file) else {
             return Ok(());
         };
+        // Not opened for writing since it was last closed: a reader's close.
+        let Some(flight) = self.open_files.in_flight(project, version) else {
+            return Ok(());
+        };
         // A child closing the copy it inherited (at exec, or as it exits) is not the
-        // writer: its parent still holds the file.
+        // opener: its parent still holds the file.
         if spooled.opener != 0 && !process::is_thread_of(spooled.opener, pid) {
             tracing::debug!(project, version, pid, "close of an inherited descriptor");
+            return Ok(());
+        }
+        // A reader outside the writers' tree neither holds the stage back nor runs it.
+        if !spooled.write && (spooled.opener == 0 || !is_in_tree(&flight.writers, pid)) {
             return Ok(());
         }
         let (inode, name) = (spooled.inode, file.name.clone());
@@ -336,24 +369,46 @@ impl ArtifactFs {
             // Its /proc entry waits for an exec that waits for this close.
             _ => Closer::Unknown,
         };
-        match closer {
-            Closer::StillHolding => return Ok(()),
-            Closer::Failed(reason) => {
-                self.writer_closed(spooled);
-                tracing::warn!(
-                    project,
-                    version,
-                    file = file.name,
-                    "not staged, kept in the spool: {reason}"
-                );
-                return staging.set_status(project, version, FileStatus::Abandoned { reason });
-            }
-            Closer::Finished | Closer::Unknown => {}
+        if closer == Closer::StillHolding {
+            staging.show_progress();
+            return Ok(());
         }
-        self.writer_closed(spooled);
+        // The process holds no descriptor of the file any more: every handle it opened
+        // is closed (those a child inherited stay the opener's).
+        for closed in self
+            .open_files
+            .close_opened_by(project, version, spooled.opener)
+        {
+            if let OpenFile::Spooled(closed) = closed.as_ref() {
+                self.writer_gone(closed);
+            }
+        }
+        self.handle_closed(spooled);
+        if let Closer::Failed(reason) = closer {
+            self.open_files
+                .update_flight(project, version, |flight| flight.abandoned = true);
+            tracing::warn!(
+                project,
+                version,
+                file = file.name,
+                "not staged, kept in the spool: {reason}"
+            );
+            return staging.set_status(project, version, FileStatus::Abandoned { reason });
+        }
+        if self.held_by_writers_tree(project, version, &flight.writers) {
+            staging.show_progress();
+            return Ok(());
+        }
+        // The last close: the one that lands the flight decides.
+        let Some(flight) = self.open_files.land(project, version) else {
+            return Ok(());
+        };
+        if flight.abandoned {
+            return Ok(());
+        }
         // A writer that saw a write fail and closed anyway (cp after ENOSPC) wrote an
         // incomplete file: kept, not staged, and close() fails too.
-        if let Some(failed) = lock(&spooled.write_failed).clone() {
+        if let Some(failed) = flight.write_failed {
             let reason = format!("a write failed ({failed}); not staged");
             staging.set_status(project, version, FileStatus::Abandoned { reason })?;
             return Err(FsError::new(
@@ -365,15 +420,25 @@ impl ArtifactFs {
             ));
         }
         if !staging.ready_to_stage(project, version) {
-            if file.folder.is_some() || super::staging::is_temporary_name(&file.name) {
-                // rsync's temporary file: upload now, so that the rename (which holds
-                // the folder's lock in the kernel) only completes the upload.
+            if !staging.has_final_name(project, version) {
+                // A hidden name (rsync's temporary file): upload now, so that the
+                // rename (which holds the folder's lock in the kernel) only completes
+                // the upload.
                 staging.set_status(project, version, FileStatus::Written)?;
                 staging.upload_ahead(&self.session, project, version).await;
             }
             return Ok(());
         }
         self.publish(project, version).await
+    }
+
+    /// Whether a handle of the file is still open in its writers' tree: any open for
+    /// writing, or open for reading by a process of the tree.
+    fn held_by_writers_tree(&self, project: &str, version: &str, writers: &[u32]) -> bool {
+        self.open_files
+            .still_open(project, version)
+            .into_iter()
+            .any(|(write, opener)| write || (opener != 0 && is_in_tree(writers, opener)))
     }
 
     /// Stages a version's file and tells the read side.
@@ -418,7 +483,8 @@ impl ArtifactFs {
         }
     }
 
-    pub async fn setattr(&self, inode: u64, change: AttrChange) -> FsResult<Entry> {
+    /// `setattr` by thread `pid` (`truncate`, `ftruncate`, `touch`, `chmod`).
+    pub async fn setattr(&self, inode: u64, change: AttrChange, pid: u32) -> FsResult<Entry> {
         let node = self.node(inode)?;
         if self.options.read_only {
             return Err(self.refuse_change("changing attributes"));
@@ -427,6 +493,7 @@ impl ArtifactFs {
             Node::File(project, version) if self.is_staging(project, version) => {
                 let staging = self.writable_staging("changing attributes")?;
                 if let Some(size) = change.size {
+                    self.from_writers_tree(project, version, pid, "resizing")?;
                     staging.truncate(project, version, size)?;
                 }
                 if let Some(mtime) = change.mtime {
@@ -444,14 +511,15 @@ impl ArtifactFs {
         self.entry(node).await
     }
 
-    /// `rename(2)` of the staging file inside its version folder: a temporary name to
-    /// the final one stages it (and a failed stage leaves the old name).
+    /// `rename(2)` of the staging file inside its version folder, by thread `pid`: a
+    /// hidden name to the final one stages it (and a failed stage leaves the old name).
     pub(super) async fn rename_in_version(
         &self,
         parent: u64,
         name: &str,
         new_parent: u64,
         new_name: &str,
+        pid: u32,
     ) -> FsResult<()> {
         let staging = self.writable_staging("renaming")?;
         let (from, to) = (self.node(parent)?, self.node(new_parent)?);
@@ -468,6 +536,7 @@ impl ArtifactFs {
                 ),
             ));
         }
+        self.from_writers_tree(&project, &version, pid, "renaming")?;
         let effect = staging.rename_file(
             &project,
             &version,
@@ -488,9 +557,14 @@ impl ArtifactFs {
         Ok(())
     }
 
-    /// `unlink(2)` in a version folder: a staging file is discarded; a staged artifact
-    /// is yanked from every region with `--allow-delete`, else refused.
-    pub(super) async fn unlink_in_version(&self, parent: u64, name: &str) -> FsResult<()> {
+    /// `unlink(2)` in a version folder, by thread `pid`: a staging file is discarded; a
+    /// staged artifact is yanked from every region with `--allow-delete`, else refused.
+    pub(super) async fn unlink_in_version(
+        &self,
+        parent: u64,
+        name: &str,
+        pid: u32,
+    ) -> FsResult<()> {
         if self.options.read_only {
             return Err(self.refuse_change("removing a file"));
         }
@@ -506,6 +580,7 @@ impl ArtifactFs {
                     "{project}/{version} holds no {name:?}"
                 )));
             }
+            self.from_writers_tree(&project, &version, pid, "removing the file")?;
             if let Some(ahead) = staging.discard_file(&project, &version)? {
                 self.session.abandon_ahead(ahead).await;
             }
@@ -542,4 +617,12 @@ impl ArtifactFs {
         self.missing.found((project, version));
         Ok(())
     }
+}
+
+/// Whether thread `pid` is one of `writers` or a descendant of one (a writer the kernel
+/// did not name, 0, takes anyone).
+fn is_in_tree(writers: &[u32], pid: u32) -> bool {
+    writers
+        .iter()
+        .any(|&writer| writer == 0 || process::is_in_tree_of(writer, pid))
 }

@@ -67,6 +67,8 @@ pub struct Staging {
     /// Whether some region takes a file of a size in parts (`sending_to`): files
     /// written have their parts hashed only while it says so.
     parts_rule: Option<PartsRule>,
+    /// When writes last rewrote `status.json` (see `show_progress`).
+    progress_shown: Mutex<Option<std::time::Instant>>,
 }
 
 impl Staging {
@@ -129,6 +131,7 @@ impl Staging {
             repairs_due: Default::default(),
             last_repair: Default::default(),
             parts_rule: None,
+            progress_shown: Mutex::new(None),
         };
         staging.write_status();
         Ok(staging)
