@@ -88,7 +88,7 @@ impl ArtifactFs {
         })?;
         let node = self.node(inode)?;
         let (project, version, owner) = self.attribute_owner(&node, "setting an attribute")?;
-        self.from_writers_tree(&project, &version, pid, "setting an attribute")?;
+        self.may_change_in_flight(&project, &version, pid, "setting an attribute")?;
         staging.set_attribute(&project, &version, owner, key, value, mode)?;
         tracing::info!(project, version, ?owner, key, "metadata set");
         Ok(())
@@ -105,7 +105,7 @@ impl ArtifactFs {
         let staging = self.writable_staging("removing an attribute")?;
         let node = self.node(inode)?;
         let (project, version, owner) = self.attribute_owner(&node, "removing an attribute")?;
-        self.from_writers_tree(&project, &version, pid, "removing an attribute")?;
+        self.may_change_in_flight(&project, &version, pid, "removing an attribute")?;
         staging.remove_attribute(&project, &version, owner, key)?;
         tracing::info!(project, version, ?owner, key, "metadata removed");
         Ok(())

@@ -1,6 +1,7 @@
 //! Open files: `open`, `read` and `release`, and the table of handles they share
-//! with writes. A file is streamed from the regions, served from the on-disk cache,
-//! or read from the spool while it is staging.
+//! with writes, with the staging files in flight (see `crate::fs::in_flight`). A file
+//! is streamed from the regions, served from the on-disk cache, or read from the spool
+//! while it is staging.
 
 use crate::fs::caller::Caller;
 use std::collections::HashMap;
@@ -19,7 +20,8 @@ use crate::fs::read::FileReader;
 /// An open file: streamed from the regions, served from the on-disk cache, or a
 /// staging file in the spool.
 pub(in crate::fs) enum OpenFile {
-    Streamed(tokio::sync::Mutex<FileReader>),
+    /// Boxed: a reader is large beside the other two.
+    Streamed(Box<tokio::sync::Mutex<FileReader>>),
     Cached(Arc<CachedFile>),
     Spooled(SpooledHandle),
 }
@@ -248,7 +250,7 @@ impl ArtifactFs {
                 let reader =
                     FileReader::new(pinned, self.session.clone(), Arc::clone(&self.read_shared));
                 (
-                    OpenFile::Streamed(tokio::sync::Mutex::new(reader)),
+                    OpenFile::Streamed(Box::new(tokio::sync::Mutex::new(reader))),
                     verified,
                     None,
                 )
