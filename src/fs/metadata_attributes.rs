@@ -46,12 +46,15 @@ impl ArtifactFs {
         }
     }
 
+    /// `setxattr` by thread `pid`: while the file is in flight, only from its writers'
+    /// tree; EBUSY while its stage runs.
     pub async fn setxattr(
         &self,
         inode: u64,
         name: &str,
         value: &[u8],
         mode: SetMode,
+        pid: u32,
     ) -> FsResult<()> {
         let Some(key) = name.strip_prefix("user.") else {
             return Err(FsError::new(
@@ -85,12 +88,14 @@ impl ArtifactFs {
         })?;
         let node = self.node(inode)?;
         let (project, version, owner) = self.attribute_owner(&node, "setting an attribute")?;
+        self.may_change_in_flight(&project, &version, pid, "setting an attribute")?;
         staging.set_attribute(&project, &version, owner, key, value, mode)?;
         tracing::info!(project, version, ?owner, key, "metadata set");
         Ok(())
     }
 
-    pub async fn removexattr(&self, inode: u64, name: &str) -> FsResult<()> {
+    /// `removexattr` by thread `pid`: as `setxattr`.
+    pub async fn removexattr(&self, inode: u64, name: &str, pid: u32) -> FsResult<()> {
         let Some(key) = name.strip_prefix("user.") else {
             return Err(FsError::new(
                 FsErrorKind::Unsupported,
@@ -100,6 +105,7 @@ impl ArtifactFs {
         let staging = self.writable_staging("removing an attribute")?;
         let node = self.node(inode)?;
         let (project, version, owner) = self.attribute_owner(&node, "removing an attribute")?;
+        self.may_change_in_flight(&project, &version, pid, "removing an attribute")?;
         staging.remove_attribute(&project, &version, owner, key)?;
         tracing::info!(project, version, ?owner, key, "metadata removed");
         Ok(())

@@ -10,9 +10,9 @@
 //!       {file name}        the artifact: its saved name, else {project}@{version}
 //! ```
 //!
-//! Writes (see `staging` and `writes`): `mkdir` makes staging folders kept in the spool,
-//! visible only in this mount; the one file of a staging version is spooled to disk and
-//! staged to every region when its writer closes it.
+//! Writes (see `staging`, `writes` and `in_flight`): `mkdir` makes staging folders kept
+//! in the spool, visible only in this mount; the one file of a staging version is
+//! spooled to disk and staged to every region when its writer closes it.
 //!
 //! Caching and consistency: a version, once found, is pinned (size, ETag, time,
 //! metadata) for the life of the mount and shown with long TTLs, since versions are
@@ -27,6 +27,7 @@ pub mod caller;
 pub mod disk_cache;
 pub mod error;
 mod folder_checks;
+mod in_flight;
 pub mod inode;
 mod metadata_attributes;
 pub mod pinned;

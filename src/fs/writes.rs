@@ -1,10 +1,10 @@
 //! The write side of `ArtifactFs`: staging folders (`mkdir`, `rmdir`), the staging
-//! file (`create`, `write`, `close`, `fsync`, `truncate`, `rename`, `rm`), metadata as
-//! `user.*` attributes, and yanking with `--allow-delete`. What is kept where, and when
-//! a stage runs, is in `staging`; this module maps the mount's nodes onto it and keeps
-//! the read side's caches true afterwards.
+//! file (`create`, `write`, `fsync`, `truncate`, `rename`, `rm`; its `close` and who may
+//! change it while it is written are in `in_flight`), and yanking with
+//! `--allow-delete`. What is kept where, and when a stage runs, is in `staging`; this
+//! module maps the mount's nodes onto it and keeps the read side's caches true
+//! afterwards.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -15,16 +15,9 @@ use super::caller::Caller;
 use super::error::{FsError, FsErrorKind, FsResult};
 use super::inode::Node;
 use super::lock;
-use super::process::{self, Closer};
-use super::spool::FileStatus;
+use super::process;
 use super::staging::{CloseEffect, RenameEffect, Staging};
 use super::tree::{parse_version_name, ArtifactFs, OpenFile, SpooledHandle};
-
-/// How long the closing process's `/proc` entry is given to answer. Long enough for a
-/// busy machine (at 500 ms a loaded one took a writer's close of a duplicate descriptor
-/// for its last, and staged under it); a process in the middle of an exec does not
-/// answer at all, and costs this once.
-const CLOSER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What `setattr` asks for.
 #[derive(Debug, Clone, Copy, Default)]
@@ -183,6 +176,8 @@ impl ArtifactFs {
         let node = Node::File(project.clone(), version.clone());
         let inode = self.inodes.inode_of(&node);
         tracing::info!(project, version, name, "staging file created");
+        let opener = process::process_of(caller.pid).unwrap_or(0);
+        self.open_files.start_writing(&project, &version, opener);
         let handle = self.add_handle(OpenFile::Spooled(SpooledHandle {
             project,
             version,
@@ -190,8 +185,7 @@ impl ArtifactFs {
             file,
             write: true,
             closed: Default::default(),
-            write_failed: Default::default(),
-            opener: process::process_of(caller.pid).unwrap_or(0),
+            opener,
         }));
         Ok((self.entry(node).await?, handle))
     }
@@ -218,10 +212,14 @@ impl ArtifactFs {
             _ => self.writable_staging("opening for writing")?,
         };
         if write {
-            self.may_join_writers(&project, &version, caller.pid)?;
+            self.may_change_in_flight(&project, &version, caller.pid, "opening for writing")?;
         }
         let writer = write.then(|| caller.clone().named());
         let file = staging.open_file(&project, &version, writer.as_ref(), truncate)?;
+        let opener = process::process_of(caller.pid).unwrap_or(0);
+        if write {
+            self.open_files.start_writing(&project, &version, opener);
+        }
         Ok(self.add_handle(OpenFile::Spooled(SpooledHandle {
             project,
             version,
@@ -229,41 +227,8 @@ impl ArtifactFs {
             file,
             write,
             closed: Default::default(),
-            write_failed: Default::default(),
-            opener: if write {
-                process::process_of(caller.pid).unwrap_or(0)
-            } else {
-                0
-            },
+            opener,
         })))
-    }
-
-    /// A file being written is written only by the process tree that opened it: any
-    /// other process (another user's, or another of root's) is refused, so no one can
-    /// add bytes to what its writer is about to publish.
-    fn may_join_writers(&self, project: &str, version: &str, pid: u32) -> FsResult<()> {
-        let openers = self.open_files.writers_of(project, version);
-        match openers
-            .into_iter()
-            .find(|&opener| opener != 0 && !process::is_in_tree_of(opener, pid))
-        {
-            Some(opener) => Err(FsError::new(
-                FsErrorKind::AccessDenied,
-                format!(
-                    "{project}/{version}: its file is being written by process {opener}; pid {pid} may not write it too"
-                ),
-            )),
-            None => Ok(()),
-        }
-    }
-
-    /// A writer's last close (or its release without one): it stops counting.
-    pub(super) fn writer_closed(&self, spooled: &SpooledHandle) {
-        if spooled.write && !spooled.closed.swap(true, Ordering::Relaxed) {
-            if let Some(staging) = &self.staging {
-                staging.writer_gone(&spooled.project, &spooled.version);
-            }
-        }
     }
 
     /// A write by thread `pid` (0 when the kernel does not say).
@@ -302,82 +267,17 @@ impl ArtifactFs {
                 _ => e,
             });
         if let Err(e) = &written {
-            lock(&spooled.write_failed).get_or_insert_with(|| e.clone());
+            let failed = e.clone();
+            self.open_files
+                .update_flight(&spooled.project, &spooled.version, |flight| {
+                    flight.write_failed.get_or_insert(failed);
+                });
         }
         written
     }
 
-    /// `close(2)` of a descriptor (FUSE `flush`, sent for every one): the stage runs
-    /// here when this was the writer's last descriptor; its errno is what `close()`
-    /// returns. `pid` is the closing process.
-    pub async fn flush(&self, handle: u64, pid: u32) -> FsResult<()> {
-        let handle = self.handle(handle)?;
-        let OpenFile::Spooled(spooled) = handle.as_ref() else {
-            return Ok(());
-        };
-        let (Some(staging), true) = (&self.staging, spooled.write) else {
-            return Ok(());
-        };
-        let (project, version) = (&spooled.project, &spooled.version);
-        let Some(file) = self.staging_view(project, version).and_then(|v| v.file) else {
-            return Ok(());
-        };
-        // A child closing the copy it inherited (at exec, or as it exits) is not the
-        // writer: its parent still holds the file.
-        if spooled.opener != 0 && !process::is_thread_of(spooled.opener, pid) {
-            tracing::debug!(project, version, pid, "close of an inherited descriptor");
-            return Ok(());
-        }
-        let (inode, name) = (spooled.inode, file.name.clone());
-        let folder = format!("{project}/{version}");
-        let look = tokio::task::spawn_blocking(move || process::closer(pid, inode, &folder, &name));
-        let closer = match tokio::time::timeout(CLOSER_TIMEOUT, look).await {
-            Ok(Ok(closer)) => closer,
-            // Its /proc entry waits for an exec that waits for this close.
-            _ => Closer::Unknown,
-        };
-        match closer {
-            Closer::StillHolding => return Ok(()),
-            Closer::Failed(reason) => {
-                self.writer_closed(spooled);
-                tracing::warn!(
-                    project,
-                    version,
-                    file = file.name,
-                    "not staged, kept in the spool: {reason}"
-                );
-                return staging.set_status(project, version, FileStatus::Abandoned { reason });
-            }
-            Closer::Finished | Closer::Unknown => {}
-        }
-        self.writer_closed(spooled);
-        // A writer that saw a write fail and closed anyway (cp after ENOSPC) wrote an
-        // incomplete file: kept, not staged, and close() fails too.
-        if let Some(failed) = lock(&spooled.write_failed).clone() {
-            let reason = format!("a write failed ({failed}); not staged");
-            staging.set_status(project, version, FileStatus::Abandoned { reason })?;
-            return Err(FsError::new(
-                failed.kind,
-                format!(
-                    "{project}/{version}/{}: {failed}; kept in the spool, not staged",
-                    file.name
-                ),
-            ));
-        }
-        if !staging.ready_to_stage(project, version) {
-            if file.folder.is_some() || super::staging::is_temporary_name(&file.name) {
-                // rsync's temporary file: upload now, so that the rename (which holds
-                // the folder's lock in the kernel) only completes the upload.
-                staging.set_status(project, version, FileStatus::Written)?;
-                staging.upload_ahead(&self.session, project, version).await;
-            }
-            return Ok(());
-        }
-        self.publish(project, version).await
-    }
-
     /// Stages a version's file and tells the read side.
-    async fn publish(&self, project: &str, version: &str) -> FsResult<()> {
+    pub(super) async fn publish(&self, project: &str, version: &str) -> FsResult<()> {
         let Some(staging) = &self.staging else {
             return Ok(());
         };
@@ -418,7 +318,8 @@ impl ArtifactFs {
         }
     }
 
-    pub async fn setattr(&self, inode: u64, change: AttrChange) -> FsResult<Entry> {
+    /// `setattr` by thread `pid` (`truncate`, `ftruncate`, `touch`, `chmod`).
+    pub async fn setattr(&self, inode: u64, change: AttrChange, pid: u32) -> FsResult<Entry> {
         let node = self.node(inode)?;
         if self.options.read_only {
             return Err(self.refuse_change("changing attributes"));
@@ -427,6 +328,7 @@ impl ArtifactFs {
             Node::File(project, version) if self.is_staging(project, version) => {
                 let staging = self.writable_staging("changing attributes")?;
                 if let Some(size) = change.size {
+                    self.may_change_in_flight(project, version, pid, "resizing")?;
                     staging.truncate(project, version, size)?;
                 }
                 if let Some(mtime) = change.mtime {
@@ -444,14 +346,15 @@ impl ArtifactFs {
         self.entry(node).await
     }
 
-    /// `rename(2)` of the staging file inside its version folder: a temporary name to
-    /// the final one stages it (and a failed stage leaves the old name).
+    /// `rename(2)` of the staging file inside its version folder, by thread `pid`: a
+    /// hidden name to the final one stages it (and a failed stage leaves the old name).
     pub(super) async fn rename_in_version(
         &self,
         parent: u64,
         name: &str,
         new_parent: u64,
         new_name: &str,
+        pid: u32,
     ) -> FsResult<()> {
         let staging = self.writable_staging("renaming")?;
         let (from, to) = (self.node(parent)?, self.node(new_parent)?);
@@ -468,6 +371,7 @@ impl ArtifactFs {
                 ),
             ));
         }
+        self.may_change_in_flight(&project, &version, pid, "renaming")?;
         let effect = staging.rename_file(
             &project,
             &version,
@@ -488,9 +392,14 @@ impl ArtifactFs {
         Ok(())
     }
 
-    /// `unlink(2)` in a version folder: a staging file is discarded; a staged artifact
-    /// is yanked from every region with `--allow-delete`, else refused.
-    pub(super) async fn unlink_in_version(&self, parent: u64, name: &str) -> FsResult<()> {
+    /// `unlink(2)` in a version folder, by thread `pid`: a staging file is discarded; a
+    /// staged artifact is yanked from every region with `--allow-delete`, else refused.
+    pub(super) async fn unlink_in_version(
+        &self,
+        parent: u64,
+        name: &str,
+        pid: u32,
+    ) -> FsResult<()> {
         if self.options.read_only {
             return Err(self.refuse_change("removing a file"));
         }
@@ -506,6 +415,7 @@ impl ArtifactFs {
                     "{project}/{version} holds no {name:?}"
                 )));
             }
+            self.may_change_in_flight(&project, &version, pid, "removing the file")?;
             if let Some(ahead) = staging.discard_file(&project, &version)? {
                 self.session.abandon_ahead(ahead).await;
             }

@@ -156,8 +156,9 @@ impl Filesystem for FuseAdapter {
         } else {
             None
         };
+        let pid = req.pid();
         let work = move |fs: Arc<ArtifactFs>| async move {
-            match fs.setattr(ino.0, change).await {
+            match fs.setattr(ino.0, change, pid).await {
                 Ok(entry) => reply.attr(&entry.ttl, &file_attr(&entry.attr)),
                 Err(e) => reply.error(errno("setattr", &e)),
             }
@@ -219,9 +220,9 @@ impl Filesystem for FuseAdapter {
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let caller = allowed!(self, req, reply, "unlink");
-        let name = utf8(name);
+        let (name, pid) = (utf8(name), req.pid());
         self.spawn_as(caller, move |fs| async move {
-            let result = async { fs.unlink(parent.0, &name?).await }.await;
+            let result = async { fs.unlink(parent.0, &name?, pid).await }.await;
             answer_empty(reply, "unlink", result);
         });
     }
@@ -267,10 +268,11 @@ impl Filesystem for FuseAdapter {
     ) {
         let caller = allowed!(self, req, reply, "rename");
         let names = utf8(name).and_then(|name| Ok((name, utf8(newname)?)));
+        let pid = req.pid();
         self.spawn_as(caller, move |fs| async move {
             let result = async {
                 let (name, newname) = names?;
-                fs.rename(parent.0, &name, newparent.0, &newname).await
+                fs.rename(parent.0, &name, newparent.0, &newname, pid).await
             }
             .await;
             answer_empty(reply, "rename", result);
@@ -509,8 +511,9 @@ impl Filesystem for FuseAdapter {
         } else {
             SetMode::Any
         };
+        let pid = req.pid();
         self.spawn_as(caller, move |fs| async move {
-            let result = async { fs.setxattr(ino.0, &name?, &value, mode).await }.await;
+            let result = async { fs.setxattr(ino.0, &name?, &value, mode, pid).await }.await;
             answer_empty(reply, "setxattr", result);
         });
     }
@@ -545,9 +548,9 @@ impl Filesystem for FuseAdapter {
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let caller = allowed!(self, req, reply, "removexattr");
-        let name = attribute_name(name);
+        let (name, pid) = (attribute_name(name), req.pid());
         self.spawn_as(caller, move |fs| async move {
-            let result = async { fs.removexattr(ino.0, &name?).await }.await;
+            let result = async { fs.removexattr(ino.0, &name?, pid).await }.await;
             answer_empty(reply, "removexattr", result);
         });
     }

@@ -77,6 +77,8 @@ impl Staging {
         mode: SetMode,
     ) -> FsResult<()> {
         self.update(project, version, |slot| {
+            // What a running stage publishes was taken at its start.
+            slot.not_staging(project, version)?;
             let attributes = slot.attributes_mut(owner)?;
             match (mode, attributes.contains_key(name)) {
                 (SetMode::Create, true) => Err(FsError::new(
@@ -123,6 +125,7 @@ impl Staging {
         name: &str,
     ) -> FsResult<()> {
         self.update(project, version, |slot| {
+            slot.not_staging(project, version)?;
             let attributes = slot.attributes_mut(owner)?;
             attributes
                 .remove(name)

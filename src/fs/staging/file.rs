@@ -6,7 +6,7 @@ use crate::fs::caller::Caller;
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::protocol::UploadedAhead;
 
@@ -16,6 +16,9 @@ use super::Staging;
 use crate::fs::error::{FsError, FsErrorKind, FsResult};
 use crate::fs::lock;
 use crate::fs::spool::{seconds_of, FileState, FileStatus, Spool};
+
+/// How often writes rewrite `status.json` with the size written so far.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// What a rename of the staging file means.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,7 +163,40 @@ impl Staging {
             FsError::new(kind, format!("writing to the spool: {e}"))
         })?;
         lock(&digest).write(offset, data);
+        self.show_progress_now_and_then();
         Ok(data.len() as u32)
+    }
+
+    /// Rewrites `status.json`, so that it shows the size written so far (at a close
+    /// that does not stage).
+    pub fn show_progress(&self) {
+        *lock(&self.progress_shown) = Some(Instant::now());
+        self.write_status();
+    }
+
+    /// `show_progress` at most once every `PROGRESS_EVERY` while writes come.
+    fn show_progress_now_and_then(&self) {
+        let due = {
+            let mut shown = lock(&self.progress_shown);
+            match *shown {
+                Some(at) if at.elapsed() < PROGRESS_EVERY => false,
+                _ => {
+                    *shown = Some(Instant::now());
+                    true
+                }
+            }
+        };
+        if due {
+            self.write_status();
+        }
+    }
+
+    /// Whether the file has its final name: in the version folder, not hidden.
+    pub fn has_final_name(&self, project: &str, version: &str) -> bool {
+        lock(&self.folders)
+            .unpublished(project, version)
+            .and_then(|slot| slot.state.file.as_ref())
+            .is_some_and(has_final_name)
     }
 
     /// `truncate`/`ftruncate` of the staging file.

@@ -3,14 +3,16 @@
 //! the stage that publishes it to every region.
 //!
 //! When a stage runs (the rule is also in the README):
-//! - at the `close()` (FUSE `flush`) of a handle open for writing, when it is the last
-//!   descriptor of the file its process holds and no other handle is writing, and the
-//!   file has its final name in the version folder; `close()` returns when the stage is
-//!   done, with its errno;
-//! - at the `rename` that gives a file written under a temporary name (rsync's
-//!   `.NAME.XXXXXX`, or inside a hidden subfolder such as `.~tmp~`) its final name;
+//! - at the `close()` (FUSE `flush`) of the last descriptor of any kind (read or write)
+//!   that the writers' process tree holds of the file (see `crate::fs::in_flight`),
+//!   when the file has its final name in the version folder; `close()` returns when the
+//!   stage is done, with its errno;
+//! - at the `rename` that gives a file written under a hidden name (any name starting
+//!   with `.`, such as rsync's `.NAME.XXXXXX`, or inside a hidden subfolder such as
+//!   `.~tmp~`) its final name;
 //! - never for a writer that is exiting by a signal or with a failure status: its bytes
-//!   stay in the spool, reported as abandoned.
+//!   stay in the spool, reported as abandoned. Metadata cannot change while a stage
+//!   runs (EBUSY): the stage publishes what it took at its start.
 //!
 //! A failed stage keeps the file (closing it again retries, `rm` discards it). A stage
 //! that reached a majority but not every region publishes the version and keeps the
@@ -75,6 +77,8 @@ pub struct Staging {
     /// Whether some region takes a file of a size in parts (`sending_to`): files
     /// written have their parts hashed only while it says so.
     parts_rule: Option<PartsRule>,
+    /// When writes last rewrote `status.json` (see `show_progress`).
+    progress_shown: Mutex<Option<std::time::Instant>>,
 }
 
 impl Staging {
@@ -146,6 +150,7 @@ impl Staging {
             repairs_due: Default::default(),
             last_repair: Default::default(),
             parts_rule: None,
+            progress_shown: Mutex::new(None),
         };
         staging.write_status();
         Ok(staging)

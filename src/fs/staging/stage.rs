@@ -46,10 +46,10 @@ pub fn is_temporary_name(name: &str) -> bool {
     }
 }
 
-/// The file is in the version folder under a name that is not rsync's temporary one:
-/// closing or renaming it there stages it.
+/// The file is in the version folder under a name that is not hidden (rsync's
+/// temporary `.NAME.XXXXXX` is one): closing or renaming it there stages it.
 pub(super) fn has_final_name(file: &FileState) -> bool {
-    file.folder.is_none() && !is_temporary_name(&file.name)
+    file.folder.is_none() && !file.name.starts_with('.')
 }
 
 /// Everything a stage needs, taken under the lock.

@@ -10,7 +10,8 @@ use crate::protocol::read_latest;
 async fn ln_sfn(f: &Fixture, target: &str) -> crate::fs::FsResult<()> {
     let project = f.inode(PROJECT).await;
     f.fs.symlink(project, "latest.tmp", target).await?;
-    f.fs.rename(project, "latest.tmp", project, "latest").await
+    f.fs.rename(project, "latest.tmp", project, "latest", f.pid())
+        .await
 }
 
 async fn latest(f: &Fixture) -> String {
@@ -103,7 +104,7 @@ async fn ln_sn_onto_latest_without_f_is_eexist() {
 async fn rm_latest_then_ln_s_moves_it() {
     let f = Fixture::new().await;
     let project = f.inode(PROJECT).await;
-    f.fs.unlink(project, "latest").await.unwrap();
+    f.fs.unlink(project, "latest", f.pid()).await.unwrap();
     assert_eq!(
         errno(f.lookup("SugarWater/latest").await),
         libc::ENOENT,
@@ -144,7 +145,10 @@ async fn a_pending_symlink_renamed_anywhere_but_onto_latest_is_einval() {
     let project = f.inode(PROJECT).await;
     f.fs.symlink(project, "latest.tmp", "0.9.0").await.unwrap();
     assert_eq!(
-        errno(f.fs.rename(project, "latest.tmp", project, "current").await),
+        errno(
+            f.fs.rename(project, "latest.tmp", project, "current", f.pid())
+                .await
+        ),
         libc::EINVAL
     );
 }
@@ -154,7 +158,7 @@ async fn unlink_of_a_pending_symlink_removes_it() {
     let f = Fixture::new().await;
     let project = f.inode(PROJECT).await;
     f.fs.symlink(project, "latest.tmp", "0.9.0").await.unwrap();
-    f.fs.unlink(project, "latest.tmp").await.unwrap();
+    f.fs.unlink(project, "latest.tmp", f.pid()).await.unwrap();
     assert_eq!(errno(f.lookup("SugarWater/latest.tmp").await), libc::ENOENT);
     assert_eq!(latest(&f).await, "1.0.0");
 }
@@ -167,7 +171,10 @@ async fn moving_latest_on_a_read_only_mount_is_erofs() {
         errno(f.fs.symlink(project, "latest.tmp", "0.9.0").await),
         libc::EROFS
     );
-    assert_eq!(errno(f.fs.unlink(project, "latest").await), libc::EROFS);
+    assert_eq!(
+        errno(f.fs.unlink(project, "latest", f.pid()).await),
+        libc::EROFS
+    );
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 mod fixture;
 mod getattr;
 mod hostile;
+mod in_flight;
 mod latest;
 mod lookup;
 mod majority;

@@ -135,7 +135,10 @@ async fn with_two_regions_down_moving_latest_is_eio() {
     f.take_down(REGIONS[2]);
     f.fs.symlink(project, "latest.tmp", "0.9.0").await.unwrap();
     assert_eq!(
-        errno(f.fs.rename(project, "latest.tmp", project, "latest").await),
+        errno(
+            f.fs.rename(project, "latest.tmp", project, "latest", f.pid())
+                .await
+        ),
         libc::EIO
     );
 }

@@ -21,7 +21,7 @@ async fn renaming_the_temporary_file_to_its_final_name_stages_it() {
     let f = Fixture::new().await;
     f.cp("1.1.0", TEMPORARY, NEW_BYTES).await.unwrap();
     let folder = f.inode("SugarWater/1.1.0").await;
-    f.fs.rename(folder, TEMPORARY, folder, NEW_FILE)
+    f.fs.rename(folder, TEMPORARY, folder, NEW_FILE, f.pid())
         .await
         .unwrap();
     assert_eq!(f.regions_holding(NEW_KEY).await, REGIONS);
@@ -40,7 +40,7 @@ async fn renaming_the_file_out_of_a_hidden_folder_stages_it() {
     f.fs.write(handle, 0, NEW_BYTES, f.pid()).await.unwrap();
     f.close(handle).await.unwrap();
     assert!(f.regions_holding(NEW_KEY).await.is_empty());
-    f.fs.rename(hidden, NEW_FILE, folder, NEW_FILE)
+    f.fs.rename(hidden, NEW_FILE, folder, NEW_FILE, f.pid())
         .await
         .unwrap();
     assert_eq!(f.regions_holding(NEW_KEY).await, REGIONS);
@@ -51,7 +51,7 @@ async fn renaming_to_another_temporary_name_moves_it_without_a_stage() {
     let f = Fixture::new().await;
     f.cp("1.1.0", TEMPORARY, NEW_BYTES).await.unwrap();
     let folder = f.inode("SugarWater/1.1.0").await;
-    f.fs.rename(folder, TEMPORARY, folder, ".app.tar.Zz99Yy")
+    f.fs.rename(folder, TEMPORARY, folder, ".app.tar.Zz99Yy", f.pid())
         .await
         .unwrap();
     assert!(f.regions_holding(NEW_KEY).await.is_empty());
@@ -65,7 +65,10 @@ async fn renaming_the_file_onto_a_hidden_folder_is_eisdir() {
     let folder = f.inode("SugarWater/1.1.0").await;
     f.fs.mkdir(folder, ".~tmp~").await.unwrap();
     assert_eq!(
-        errno(f.fs.rename(folder, TEMPORARY, folder, ".~tmp~").await),
+        errno(
+            f.fs.rename(folder, TEMPORARY, folder, ".~tmp~", f.pid())
+                .await
+        ),
         libc::EISDIR
     );
 }
@@ -78,11 +81,17 @@ async fn renaming_the_file_into_another_version_is_eperm() {
     let project = f.inode(PROJECT).await;
     let other = f.fs.mkdir(project, "1.2.0").await.unwrap().attr.inode;
     assert_eq!(
-        errno(f.fs.rename(folder, TEMPORARY, other, NEW_FILE).await),
+        errno(
+            f.fs.rename(folder, TEMPORARY, other, NEW_FILE, f.pid())
+                .await
+        ),
         libc::EPERM
     );
     assert_eq!(
-        errno(f.fs.rename(folder, TEMPORARY, project, NEW_FILE).await),
+        errno(
+            f.fs.rename(folder, TEMPORARY, project, NEW_FILE, f.pid())
+                .await
+        ),
         libc::EPERM,
         "out of its version"
     );
@@ -94,7 +103,10 @@ async fn renaming_a_name_that_is_not_the_file_is_enoent() {
     f.cp("1.1.0", TEMPORARY, NEW_BYTES).await.unwrap();
     let folder = f.inode("SugarWater/1.1.0").await;
     assert_eq!(
-        errno(f.fs.rename(folder, "other.tar", folder, NEW_FILE).await),
+        errno(
+            f.fs.rename(folder, "other.tar", folder, NEW_FILE, f.pid())
+                .await
+        ),
         libc::ENOENT
     );
 }
@@ -105,14 +117,17 @@ async fn renaming_a_staged_file_or_version_is_eperm() {
     let version = f.inode("SugarWater/1.0.0").await;
     assert_eq!(
         errno(
-            f.fs.rename(version, "dist.txt", version, "renamed.txt")
+            f.fs.rename(version, "dist.txt", version, "renamed.txt", f.pid())
                 .await
         ),
         libc::EPERM
     );
     let project = f.inode(PROJECT).await;
     assert_eq!(
-        errno(f.fs.rename(project, "1.0.0", project, "1.0.1").await),
+        errno(
+            f.fs.rename(project, "1.0.0", project, "1.0.1", f.pid())
+                .await
+        ),
         libc::EPERM
     );
 }

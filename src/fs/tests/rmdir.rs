@@ -58,7 +58,7 @@ async fn rmdir_of_a_staged_version_with_allow_delete_is_enotempty_until_yanked()
     let project = f.inode(PROJECT).await;
     assert_eq!(errno(f.fs.rmdir(project, "1.0.0").await), libc::ENOTEMPTY);
     let version = f.inode("SugarWater/1.0.0").await;
-    f.fs.unlink(version, "dist.txt").await.unwrap();
+    f.fs.unlink(version, "dist.txt", f.pid()).await.unwrap();
     f.fs.rmdir(project, "1.0.0").await.unwrap();
 }
 
@@ -67,7 +67,7 @@ async fn a_version_staged_again_after_its_yank_is_enotempty_again() {
     let f = Fixture::allowing_delete().await;
     let project = f.inode(PROJECT).await;
     let version = f.inode("SugarWater/1.0.0").await;
-    f.fs.unlink(version, "dist.txt").await.unwrap();
+    f.fs.unlink(version, "dist.txt", f.pid()).await.unwrap();
     f.fs.rmdir(project, "1.0.0").await.unwrap();
     f.cp("1.0.0", NEW_FILE, NEW_BYTES).await.unwrap();
     // Staged again: `rmdir` no longer answers for the yank.

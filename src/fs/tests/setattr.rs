@@ -29,14 +29,21 @@ async fn truncate_and_touch_of_the_staging_file_are_kept() {
     let f = Fixture::new().await;
     let handle = f.start_writing("1.1.0", NEW_FILE, NEW_BYTES).await;
     let inode = f.inode("SugarWater/1.1.0/app.tar").await;
-    let entry = f.fs.setattr(inode, truncate(4)).await.unwrap();
+    let entry = f.fs.setattr(inode, truncate(4), f.pid()).await.unwrap();
     assert_eq!(entry.attr.size, 4);
     let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
     let change = AttrChange {
         mtime: Some(when),
         ..AttrChange::default()
     };
-    assert_eq!(f.fs.setattr(inode, change).await.unwrap().attr.mtime, when);
+    assert_eq!(
+        f.fs.setattr(inode, change, f.pid())
+            .await
+            .unwrap()
+            .attr
+            .mtime,
+        when
+    );
     f.close(handle).await.unwrap();
     assert_eq!(
         f.read_all("SugarWater/1.1.0/app.tar").await,
@@ -49,7 +56,10 @@ async fn truncate_past_the_staging_size_is_enospc() {
     let f = Fixture::with_staging_limit(64).await;
     let handle = f.start_writing("1.1.0", NEW_FILE, NEW_BYTES).await;
     let inode = f.inode("SugarWater/1.1.0/app.tar").await;
-    assert_eq!(errno(f.fs.setattr(inode, truncate(65)).await), libc::ENOSPC);
+    assert_eq!(
+        errno(f.fs.setattr(inode, truncate(65), f.pid()).await),
+        libc::ENOSPC
+    );
     f.fs.release(handle);
 }
 
@@ -59,7 +69,7 @@ async fn any_change_to_a_staged_file_is_eperm() {
     let inode = f.inode("SugarWater/1.0.0/dist.txt").await;
     for change in [truncate(0), TOUCH, CHMOD] {
         assert_eq!(
-            errno(f.fs.setattr(inode, change).await),
+            errno(f.fs.setattr(inode, change, f.pid()).await),
             libc::EPERM,
             "{change:?}"
         );
@@ -71,14 +81,17 @@ async fn touch_and_chmod_of_a_file_this_mount_staged_are_accepted() {
     let f = Fixture::new().await;
     f.cp("1.1.0", NEW_FILE, NEW_BYTES).await.unwrap();
     let inode = f.inode("SugarWater/1.1.0/app.tar").await;
-    let entry = f.fs.setattr(inode, TOUCH).await.unwrap();
+    let entry = f.fs.setattr(inode, TOUCH, f.pid()).await.unwrap();
     assert_ne!(
         entry.attr.mtime,
         SystemTime::UNIX_EPOCH,
         "accepted, not kept"
     );
-    f.fs.setattr(inode, CHMOD).await.unwrap();
-    assert_eq!(errno(f.fs.setattr(inode, truncate(0)).await), libc::EPERM);
+    f.fs.setattr(inode, CHMOD, f.pid()).await.unwrap();
+    assert_eq!(
+        errno(f.fs.setattr(inode, truncate(0), f.pid()).await),
+        libc::EPERM
+    );
 }
 
 #[tokio::test]
@@ -89,7 +102,7 @@ async fn folders_take_times_and_modes_without_keeping_them() {
     let version = f.inode("SugarWater/1.0.0").await;
     for inode in [ROOT_INODE, project, version, staging] {
         for change in [TOUCH, CHMOD] {
-            let entry = f.fs.setattr(inode, change).await.unwrap();
+            let entry = f.fs.setattr(inode, change, f.pid()).await.unwrap();
             assert_ne!(entry.attr.mtime, SystemTime::UNIX_EPOCH, "inode {inode}");
         }
     }
@@ -100,19 +113,28 @@ async fn folders_take_times_and_modes_without_keeping_them() {
 async fn truncate_of_a_folder_is_eperm() {
     let f = Fixture::new().await;
     let version = f.inode("SugarWater/1.0.0").await;
-    assert_eq!(errno(f.fs.setattr(version, truncate(0)).await), libc::EPERM);
+    assert_eq!(
+        errno(f.fs.setattr(version, truncate(0), f.pid()).await),
+        libc::EPERM
+    );
 }
 
 #[tokio::test]
 async fn setattr_of_latest_is_eperm() {
     let f = Fixture::new().await;
     let latest = f.inode("SugarWater/latest").await;
-    assert_eq!(errno(f.fs.setattr(latest, TOUCH).await), libc::EPERM);
+    assert_eq!(
+        errno(f.fs.setattr(latest, TOUCH, f.pid()).await),
+        libc::EPERM
+    );
 }
 
 #[tokio::test]
 async fn setattr_on_a_read_only_mount_is_erofs() {
     let f = Fixture::read_only().await;
     let version = f.inode("SugarWater/1.0.0").await;
-    assert_eq!(errno(f.fs.setattr(version, TOUCH).await), libc::EROFS);
+    assert_eq!(
+        errno(f.fs.setattr(version, TOUCH, f.pid()).await),
+        libc::EROFS
+    );
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use semver::Version;
 
 use super::fixture::{errno, Fixture, NEW_BYTES, NEW_FILE, REGIONS};
+use crate::fs::SetMode;
 
 #[tokio::test]
 async fn close_after_someone_else_staged_the_version_is_eexist_and_keeps_the_file() {
@@ -61,22 +62,56 @@ async fn changes_to_the_file_while_its_stage_runs_are_ebusy() {
     let handle = f.start_writing("1.1.0", NEW_FILE, NEW_BYTES).await;
     let folder = f.inode("SugarWater/1.1.0").await;
     let file = f.inode("SugarWater/1.1.0/app.tar").await;
+    f.fs.setxattr(folder, "user.early", b"1", SetMode::Any, f.pid())
+        .await
+        .unwrap();
 
     let changes_while_staging = async {
         let mut latest = reader_of(&held).await;
         let write = f.fs.write(handle, 0, b"late", f.pid()).await;
         let reopen = f.fs.open(file, true, false, &f.caller).await;
-        let rm = f.fs.unlink(folder, NEW_FILE).await;
-        let mv = f.fs.rename(folder, NEW_FILE, folder, "renamed.tar").await;
+        let rm = f.fs.unlink(folder, NEW_FILE, f.pid()).await;
+        let mv =
+            f.fs.rename(folder, NEW_FILE, folder, "renamed.tar", f.pid())
+                .await;
+        // What the stage publishes was taken at its start: metadata cannot change
+        // under it (nor make its own regions look like someone else's).
+        let set_folder =
+            f.fs.setxattr(folder, "user.late", b"1", SetMode::Any, f.pid())
+                .await;
+        let set_file =
+            f.fs.setxattr(file, "user.late", b"1", SetMode::Any, f.pid())
+                .await;
+        let remove = f.fs.removexattr(folder, "user.early", f.pid()).await;
         latest.write_all(b"1.0.0\n").unwrap();
         drop(latest);
-        [errno(write), errno(reopen), errno(rm), errno(mv)]
+        [
+            errno(write),
+            errno(reopen),
+            errno(rm),
+            errno(mv),
+            errno(set_folder),
+            errno(set_file),
+            errno(remove),
+        ]
     };
     let (closed, refused) = tokio::join!(f.fs.flush(handle, f.pid()), changes_while_staging);
     f.fs.release(handle);
 
-    assert_eq!(refused, [libc::EBUSY; 4], "write, open, rm, mv");
+    assert_eq!(
+        refused,
+        [libc::EBUSY; 7],
+        "write, open, rm, mv, setfattr x2, removexattr"
+    );
     closed.unwrap();
     assert_eq!(f.regions_holding("SugarWater@1.1.0").await, REGIONS);
     assert_eq!(f.read_all("SugarWater/1.1.0/app.tar").await, NEW_BYTES);
+    let other = f.other_session().await;
+    let artifact = other
+        .get("SugarWater", Some(&Version::new(1, 1, 0)))
+        .await
+        .unwrap();
+    let metadata = artifact.metadata().await.unwrap();
+    assert_eq!(metadata.get("early").map(String::as_str), Some("1"));
+    assert!(!metadata.contains_key("late"), "{metadata:?}");
 }

@@ -131,11 +131,11 @@ async fn setxattr_and_removexattr_on_a_staged_version_are_eperm() {
     for path in ["SugarWater/1.0.0", "SugarWater/1.0.0/dist.txt"] {
         let inode = f.inode(path).await;
         let set =
-            f.fs.setxattr(inode, "user.team", b"core", SetMode::Any)
+            f.fs.setxattr(inode, "user.team", b"core", SetMode::Any, f.pid())
                 .await;
         assert_eq!(errno(set), libc::EPERM, "{path}");
         assert_eq!(
-            errno(f.fs.removexattr(inode, "user.lang").await),
+            errno(f.fs.removexattr(inode, "user.lang", f.pid()).await),
             libc::EPERM
         );
     }
@@ -146,11 +146,11 @@ async fn attributes_outside_user_are_eopnotsupp() {
     let f = Fixture::new().await;
     let version = f.inode("SugarWater/1.0.0").await;
     let set =
-        f.fs.setxattr(version, "trusted.team", b"core", SetMode::Any)
+        f.fs.setxattr(version, "trusted.team", b"core", SetMode::Any, f.pid())
             .await;
     assert_eq!(errno(set), libc::EOPNOTSUPP);
     assert_eq!(
-        errno(f.fs.removexattr(version, "security.team").await),
+        errno(f.fs.removexattr(version, "security.team", f.pid()).await),
         libc::EOPNOTSUPP
     );
 }
@@ -164,6 +164,7 @@ async fn the_mounts_own_attributes_are_accepted_and_ignored() {
         "user.startifact:region",
         b"elsewhere",
         SetMode::Any,
+        f.pid(),
     )
     .await
     .unwrap();
@@ -178,12 +179,12 @@ async fn metadata_on_a_staging_version_is_kept_and_staged_with_its_file() {
     let f = Fixture::new().await;
     let project = f.inode(PROJECT).await;
     let folder = f.fs.mkdir(project, "1.1.0").await.unwrap().attr.inode;
-    f.fs.setxattr(folder, "user.team", b"core", SetMode::Any)
+    f.fs.setxattr(folder, "user.team", b"core", SetMode::Any, f.pid())
         .await
         .unwrap();
     assert_eq!(names(&f, "SugarWater/1.1.0").await, ["user.team"]);
     let (entry, handle) = f.fs.create(folder, NEW_FILE, &f.caller).await.unwrap();
-    f.fs.setxattr(entry.attr.inode, "user.lang", b"go", SetMode::Any)
+    f.fs.setxattr(entry.attr.inode, "user.lang", b"go", SetMode::Any, f.pid())
         .await
         .unwrap();
     assert_eq!(
@@ -213,8 +214,14 @@ async fn a_user_key_under_startifact_is_eperm() {
     let project = f.inode(PROJECT).await;
     let folder = f.fs.mkdir(project, "1.1.0").await.unwrap().attr.inode;
     let set =
-        f.fs.setxattr(folder, "user.startifact:team", b"core", SetMode::Any)
-            .await;
+        f.fs.setxattr(
+            folder,
+            "user.startifact:team",
+            b"core",
+            SetMode::Any,
+            f.pid(),
+        )
+        .await;
     assert_eq!(errno(set), libc::EPERM);
 }
 
@@ -224,7 +231,7 @@ async fn a_value_that_is_not_utf8_is_einval() {
     let project = f.inode(PROJECT).await;
     let folder = f.fs.mkdir(project, "1.1.0").await.unwrap().attr.inode;
     let set =
-        f.fs.setxattr(folder, "user.team", b"\xff\xfe", SetMode::Any)
+        f.fs.setxattr(folder, "user.team", b"\xff\xfe", SetMode::Any, f.pid())
             .await;
     assert_eq!(errno(set), libc::EINVAL);
 }
@@ -235,21 +242,23 @@ async fn create_of_an_existing_or_replace_and_remove_of_a_missing_attribute_are_
     let project = f.inode(PROJECT).await;
     let folder = f.fs.mkdir(project, "1.1.0").await.unwrap().attr.inode;
     let replace =
-        f.fs.setxattr(folder, "user.team", b"core", SetMode::Replace)
+        f.fs.setxattr(folder, "user.team", b"core", SetMode::Replace, f.pid())
             .await;
     assert_eq!(errno(replace), libc::ENODATA);
     assert_eq!(
-        errno(f.fs.removexattr(folder, "user.team").await),
+        errno(f.fs.removexattr(folder, "user.team", f.pid()).await),
         libc::ENODATA
     );
-    f.fs.setxattr(folder, "user.team", b"core", SetMode::Create)
+    f.fs.setxattr(folder, "user.team", b"core", SetMode::Create, f.pid())
         .await
         .unwrap();
     let create =
-        f.fs.setxattr(folder, "user.team", b"ops", SetMode::Create)
+        f.fs.setxattr(folder, "user.team", b"ops", SetMode::Create, f.pid())
             .await;
     assert_eq!(errno(create), libc::EEXIST);
-    f.fs.removexattr(folder, "user.team").await.unwrap();
+    f.fs.removexattr(folder, "user.team", f.pid())
+        .await
+        .unwrap();
     assert!(names(&f, "SugarWater/1.1.0").await.is_empty());
 }
 
@@ -259,7 +268,7 @@ async fn a_value_over_64_kib_is_e2big() {
     let project = f.inode(PROJECT).await;
     let folder = f.fs.mkdir(project, "1.1.0").await.unwrap().attr.inode;
     let huge = vec![b'x'; 64 * 1024 + 1];
-    f.fs.setxattr(folder, "user.huge", &huge, SetMode::Any)
+    f.fs.setxattr(folder, "user.huge", &huge, SetMode::Any, f.pid())
         .await
         .unwrap();
     assert_eq!(
@@ -273,7 +282,7 @@ async fn setxattr_on_a_read_only_mount_is_erofs() {
     let f = Fixture::read_only().await;
     let version = f.inode("SugarWater/1.0.0").await;
     let set =
-        f.fs.setxattr(version, "user.team", b"core", SetMode::Any)
+        f.fs.setxattr(version, "user.team", b"core", SetMode::Any, f.pid())
             .await;
     assert_eq!(errno(set), libc::EROFS);
 }

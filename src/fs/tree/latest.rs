@@ -224,19 +224,21 @@ impl ArtifactFs {
             .await
     }
 
-    /// `rename(2)`: only a symlink made by `symlink` onto `latest` in its project folder.
+    /// `rename(2)` by thread `pid`: a symlink made by `symlink` onto `latest` in its
+    /// project folder, or the staging file within its version.
     pub async fn rename(
         &self,
         parent: u64,
         name: &str,
         new_parent: u64,
         new_name: &str,
+        pid: u32,
     ) -> FsResult<()> {
         let (Node::Project(project), Node::Project(new_project)) =
             (self.node(parent)?, self.node(new_parent)?)
         else {
             return self
-                .rename_in_version(parent, name, new_parent, new_name)
+                .rename_in_version(parent, name, new_parent, new_name, pid)
                 .await;
         };
         let Some(version) = self.pending_link(&project, name) else {
@@ -253,10 +255,11 @@ impl ArtifactFs {
         Ok(())
     }
 
-    /// `unlink(2)`: `latest` (to be replaced at once by a symlink), or a pending symlink.
-    pub async fn unlink(&self, parent: u64, name: &str) -> FsResult<()> {
+    /// `unlink(2)` by thread `pid`: `latest` (to be replaced at once by a symlink), a
+    /// pending symlink, or what `unlink_in_version` removes.
+    pub async fn unlink(&self, parent: u64, name: &str, pid: u32) -> FsResult<()> {
         let Node::Project(project) = self.node(parent)? else {
-            return self.unlink_in_version(parent, name).await;
+            return self.unlink_in_version(parent, name, pid).await;
         };
         if self.options.read_only {
             return Err(self.refuse_change("removing a file"));

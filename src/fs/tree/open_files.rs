@@ -1,6 +1,7 @@
 //! Open files: `open`, `read` and `release`, and the table of handles they share
-//! with writes. A file is streamed from the regions, served from the on-disk cache,
-//! or read from the spool while it is staging.
+//! with writes, with the staging files in flight (see `crate::fs::in_flight`). A file
+//! is streamed from the regions, served from the on-disk cache, or read from the spool
+//! while it is staging.
 
 use crate::fs::caller::Caller;
 use std::collections::HashMap;
@@ -19,7 +20,8 @@ use crate::fs::read::FileReader;
 /// An open file: streamed from the regions, served from the on-disk cache, or a
 /// staging file in the spool.
 pub(in crate::fs) enum OpenFile {
-    Streamed(tokio::sync::Mutex<FileReader>),
+    /// Boxed: a reader is large beside the other two.
+    Streamed(Box<tokio::sync::Mutex<FileReader>>),
     Cached(Arc<CachedFile>),
     Spooled(SpooledHandle),
 }
@@ -36,20 +38,36 @@ pub struct Opened {
     pub backing: Option<std::fs::File>,
 }
 
-/// A handle on a staging file.
+/// A handle on a staging file, open for reading or for writing.
 pub(in crate::fs) struct SpooledHandle {
     pub project: String,
     pub version: String,
     pub inode: u64,
     pub file: Arc<std::fs::File>,
     pub write: bool,
-    /// Its last close was seen (it no longer counts as a writer).
+    /// Its opener's last close was seen: it no longer holds the file open (and, open
+    /// for writing, no longer counts as a writer).
     pub closed: AtomicBool,
-    /// Why a write through it failed: what it wrote is incomplete, never staged.
-    pub write_failed: Mutex<Option<FsError>>,
-    /// The process that opened it (0 when unknown): only its closes are the writer's.
+    /// The process that opened it (0 when unknown): only its closes are the opener's.
     pub opener: u32,
 }
+
+/// A staging file in flight: from an open for writing until the close of the last
+/// descriptor its writers' process tree holds (which stages it or abandons it), or the
+/// release of its last handle. Meanwhile every change to it comes from that tree.
+#[derive(Debug, Clone, Default)]
+pub(in crate::fs) struct InFlight {
+    /// The processes that opened it for writing (0 when unknown): its writers' tree is
+    /// theirs and their descendants'.
+    pub writers: Vec<u32>,
+    /// Why a write failed: what it holds is incomplete, never staged.
+    pub write_failed: Option<FsError>,
+    /// A writer of its tree died by a signal or with a failure status: kept, abandoned.
+    pub abandoned: bool,
+}
+
+/// A staging version, as the table keys the file in flight in it.
+type VersionKey = (String, String);
 
 pub(in crate::fs) type Handle = Arc<OpenFile>;
 
@@ -57,6 +75,7 @@ pub(in crate::fs) type Handle = Arc<OpenFile>;
 pub(in crate::fs) struct OpenFiles {
     files: Mutex<HashMap<u64, Handle>>,
     next_handle: AtomicU64,
+    in_flight: Mutex<HashMap<VersionKey, InFlight>>,
 }
 
 impl Default for OpenFiles {
@@ -64,6 +83,7 @@ impl Default for OpenFiles {
         OpenFiles {
             files: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
+            in_flight: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -82,23 +102,95 @@ impl OpenFiles {
             .ok_or_else(|| FsError::new(FsErrorKind::BadHandle, format!("no handle {handle}")))
     }
 
+    /// Removes a handle; the file's flight ends with its last handle.
     fn remove(&self, handle: u64) -> Option<Handle> {
-        lock(&self.files).remove(&handle)
+        let mut files = lock(&self.files);
+        let removed = files.remove(&handle)?;
+        if let OpenFile::Spooled(gone) = removed.as_ref() {
+            let still_open = files.values().any(|file| match file.as_ref() {
+                OpenFile::Spooled(s) => s.project == gone.project && s.version == gone.version,
+                _ => false,
+            });
+            if !still_open {
+                lock(&self.in_flight).remove(&(gone.project.clone(), gone.version.clone()));
+            }
+        }
+        Some(removed)
     }
 
-    /// The processes that opened a staging version's file for writing and still
-    /// count as its writers.
-    pub(in crate::fs) fn writers_of(&self, project: &str, version: &str) -> Vec<u32> {
+    /// The file of a staging version is opened for writing by process `opener`: in
+    /// flight from now on, if it was not already.
+    pub(in crate::fs) fn start_writing(&self, project: &str, version: &str, opener: u32) {
+        let mut in_flight = lock(&self.in_flight);
+        let flight = in_flight
+            .entry((project.to_string(), version.to_string()))
+            .or_default();
+        if !flight.writers.contains(&opener) {
+            flight.writers.push(opener);
+        }
+    }
+
+    /// The file of a staging version, if it is in flight.
+    pub(in crate::fs) fn in_flight(&self, project: &str, version: &str) -> Option<InFlight> {
+        lock(&self.in_flight)
+            .get(&(project.to_string(), version.to_string()))
+            .cloned()
+    }
+
+    /// Changes the flight of a staging version's file, if it is in flight.
+    pub(in crate::fs) fn update_flight(
+        &self,
+        project: &str,
+        version: &str,
+        change: impl FnOnce(&mut InFlight),
+    ) {
+        if let Some(flight) =
+            lock(&self.in_flight).get_mut(&(project.to_string(), version.to_string()))
+        {
+            change(flight);
+        }
+    }
+
+    /// Ends the flight of a staging version's file: the close that lands it decides.
+    pub(in crate::fs) fn land(&self, project: &str, version: &str) -> Option<InFlight> {
+        lock(&self.in_flight).remove(&(project.to_string(), version.to_string()))
+    }
+
+    /// Marks closed every handle of a staging version's file that process `opener`
+    /// opened (its last descriptor of the file is closed); returns those it closed.
+    pub(in crate::fs) fn close_opened_by(
+        &self,
+        project: &str,
+        version: &str,
+        opener: u32,
+    ) -> Vec<Handle> {
+        lock(&self.files)
+            .values()
+            .filter(|file| match file.as_ref() {
+                OpenFile::Spooled(s) => {
+                    s.opener == opener
+                        && s.project == project
+                        && s.version == version
+                        && !s.closed.swap(true, Ordering::Relaxed)
+                }
+                _ => false,
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// The handles of a staging version's file not closed yet: (open for writing,
+    /// opener).
+    pub(in crate::fs) fn still_open(&self, project: &str, version: &str) -> Vec<(bool, u32)> {
         lock(&self.files)
             .values()
             .filter_map(|file| match file.as_ref() {
                 OpenFile::Spooled(s)
-                    if s.write
-                        && !s.closed.load(Ordering::Relaxed)
+                    if !s.closed.load(Ordering::Relaxed)
                         && s.project == project
                         && s.version == version =>
                 {
-                    Some(s.opener)
+                    Some((s.write, s.opener))
                 }
                 _ => None,
             })
@@ -158,7 +250,7 @@ impl ArtifactFs {
                 let reader =
                     FileReader::new(pinned, self.session.clone(), Arc::clone(&self.read_shared));
                 (
-                    OpenFile::Streamed(tokio::sync::Mutex::new(reader)),
+                    OpenFile::Streamed(Box::new(tokio::sync::Mutex::new(reader))),
                     verified,
                     None,
                 )
@@ -193,7 +285,7 @@ impl ArtifactFs {
             return;
         };
         if let OpenFile::Spooled(spooled) = file.as_ref() {
-            self.writer_closed(spooled);
+            self.handle_closed(spooled);
         }
     }
 }

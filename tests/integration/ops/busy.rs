@@ -1,13 +1,13 @@
 //! While the stage of a staging file runs, every change to that file answers EBUSY:
-//! opening it for writing, truncating, removing and renaming it; the stage then
-//! completes. Moto only: the stage is held in flight by a proxy that hangs every
+//! opening it for writing, truncating, removing and renaming it, and setting or
+//! removing metadata on it or its version folder; the stage then completes. Moto only: the stage is held in flight by a proxy that hangs every
 //! region's requests until released, which the local store has no wire for.
 
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::support::files::{errno_of, project};
+use crate::support::files::{errno_of, project, removexattr, setxattr};
 use crate::support::moto::Moto;
 use crate::support::mount::Mount;
 use crate::support::proxy::{FaultProxy, Mode};
@@ -36,6 +36,7 @@ async fn changes_to_a_file_being_staged_answer_ebusy() {
     let mount = Mount::start(&world, &[]);
     let folder = mount.join(&format!("{p}/1.0.0"));
     std::fs::create_dir_all(&folder).unwrap();
+    setxattr(&folder, "user.early", b"1").unwrap();
     let path = folder.join("app.bin");
     let mut file = std::fs::File::create(&path).unwrap();
     file.write_all(b"being staged").unwrap();
@@ -57,6 +58,12 @@ async fn changes_to_a_file_being_staged_answer_ebusy() {
         errno_of(std::fs::rename(&path, folder.join("renamed.bin"))),
         libc::EBUSY
     );
+    // What the stage publishes was taken at its start: metadata waits too (accepted,
+    // it would differ from what the regions hold, and their copies would look like
+    // someone else's to the repair).
+    assert_eq!(setxattr(&path, "user.late", b"1"), Err(libc::EBUSY));
+    assert_eq!(setxattr(&folder, "user.late", b"1"), Err(libc::EBUSY));
+    assert_eq!(removexattr(&folder, "user.early"), Err(libc::EBUSY));
     assert!(!closing.is_finished(), "the stage ended before the checks");
 
     // Released (the held requests are dropped and retried): the stage completes.
@@ -64,4 +71,12 @@ async fn changes_to_a_file_being_staged_answer_ebusy() {
     assert_eq!(closing.join().unwrap(), Ok(()), "{}", mount.log());
     assert_eq!(std::fs::read(&path).unwrap(), b"being staged");
     assert!(status_of(&mount, &p, "1.0.0").is_none());
+    let artifact = world
+        .session(true)
+        .get(&p, Some(&semver::Version::new(1, 0, 0)))
+        .await
+        .unwrap();
+    let metadata = artifact.metadata().await.unwrap();
+    assert_eq!(metadata.get("early").map(String::as_str), Some("1"));
+    assert!(!metadata.contains_key("late"), "{metadata:?}");
 }

@@ -13,6 +13,7 @@ mod create_write;
 mod daemon;
 mod failover;
 mod getxattr;
+mod in_flight;
 mod latest_refusals;
 mod latest_symlink;
 mod lookup;

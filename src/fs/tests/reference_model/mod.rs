@@ -234,7 +234,7 @@ impl Real {
                     let path = format!("{p}/{v}");
                     let folder = self.inode(&path).await;
                     let folder = folder.map_err(|e| TestCaseError::fail(format!("{path}: {e}")))?;
-                    let got = outcome(self.f.fs.unlink(folder, &file).await);
+                    let got = outcome(self.f.fs.unlink(folder, &file, self.f.pid()).await);
                     check(&format!("rm {path}/{file} again"), Ok(()), got)?;
                 }
             }
@@ -295,7 +295,12 @@ impl Real {
                 else {
                     return Ok(());
                 };
-                let got = outcome(self.f.fs.setxattr(inode, name, value, mode).await);
+                let got = outcome(
+                    self.f
+                        .fs
+                        .setxattr(inode, name, value, mode, self.f.pid())
+                        .await,
+                );
                 let expected = model.setxattr(project, version, file.is_some(), name, value, mode);
                 check(&step, expected, got)?;
             }
@@ -308,7 +313,7 @@ impl Real {
                     got = outcome(
                         self.f
                             .fs
-                            .rename(parent, PENDING_LINK, parent, "latest")
+                            .rename(parent, PENDING_LINK, parent, "latest", self.f.pid())
                             .await,
                     );
                 }
@@ -324,7 +329,7 @@ impl Real {
                 let Some(folder) = self.resolve(model, p, v, None).await? else {
                     return Ok(());
                 };
-                let got = outcome(self.f.fs.unlink(folder, &file).await);
+                let got = outcome(self.f.fs.unlink(folder, &file, self.f.pid()).await);
                 check(&step, model.rm(p, v), got)?;
             }
             Op::Rmdir(p, v) => {
