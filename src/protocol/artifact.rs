@@ -166,25 +166,28 @@ impl Artifact {
         self.metadata
             .get_or_try_init(|| async {
                 let key = self.metadata_key();
-                let holders = &self.majority().await?.group.locations;
-                let heads = futures::future::join_all(holders.iter().map(|location| {
-                    let key = &key;
-                    async move {
-                        let answer = match self.store(&location.region) {
-                            None => Err("not a region of this session".to_string()),
-                            Some(store) => match store.head_object(&location.bucket, key).await {
-                                Ok(info) => Ok(Some(Content::of(&info))),
-                                Err(e) if e.is_not_found() || e.is_access_denied() => Ok(None),
-                                Err(e) => Err(e.to_string()),
-                            },
-                        };
-                        (location, answer)
-                    }
-                }))
-                .await;
+                let majority = self.majority().await?;
+                let mut holders = majority.group.locations.clone();
+                let mut heads = self.metadata_heads(&holders, &key).await;
+                let disagree = heads
+                    .iter()
+                    .filter_map(|(_, answer)| answer.as_ref().ok())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len()
+                    > 1;
+                if disagree {
+                    // The census did not wait for every region: the others that hold
+                    // the same bytes have their say too.
+                    let others = self.other_holders(majority).await;
+                    let offset = holders.len();
+                    let more = self.metadata_heads(&others, &key).await;
+                    heads.extend(more.into_iter().map(|(i, answer)| (i + offset, answer)));
+                    holders.extend(others);
+                }
                 let mut reasons = Vec::new();
                 let mut groups: Vec<(Option<Content>, Vec<&Location>)> = Vec::new();
-                for (location, answer) in heads {
+                for (index, answer) in heads {
+                    let location = &holders[index];
                     match answer {
                         Ok(content) => match groups.iter_mut().find(|(c, _)| *c == content) {
                             Some((_, locations)) => locations.push(location),
@@ -258,6 +261,50 @@ impl Artifact {
                 })
             })
             .await
+    }
+
+    /// Each location's answer for the metadata object (`None`: there is none), by the
+    /// location's index in `locations`.
+    async fn metadata_heads(
+        &self,
+        locations: &[Location],
+        key: &str,
+    ) -> Vec<(usize, Result<Option<Content>, String>)> {
+        let asked = locations
+            .iter()
+            .enumerate()
+            .map(|(index, location)| async move {
+                let answer = match self.store(&location.region) {
+                    None => Err("not a region of this session".to_string()),
+                    Some(store) => match store.head_object(&location.bucket, key).await {
+                        Ok(info) => Ok(Some(Content::of(&info))),
+                        Err(e) if e.is_not_found() || e.is_access_denied() => Ok(None),
+                        Err(e) => Err(e.to_string()),
+                    },
+                };
+                (index, answer)
+            });
+        futures::future::join_all(asked).await
+    }
+
+    /// The regions the census did not wait for that hold the majority's bytes.
+    async fn other_holders(&self, majority: &Majority) -> Vec<Location> {
+        let asked = majority.not_asked.iter().map(|region| async move {
+            let store = self.store(region)?;
+            let bucket = self.session.bucket(store.as_ref()).await.ok()?;
+            let info = store.head_object(&bucket, &self.key).await.ok()?;
+            (Content::of(&info) == majority.group.content).then(|| Location {
+                region: region.clone(),
+                bucket,
+                key: self.key.clone(),
+                info,
+            })
+        });
+        futures::future::join_all(asked)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// The first region, in session order, of the majority that holds the artifact.
