@@ -198,7 +198,10 @@ async fn pending_symlinks_are_bounded_and_one_dropped_is_gone_with_its_inode() {
     assert_eq!(errno(f.fs.readlink(first.attr.inode).await), libc::ENOENT);
     assert_eq!(errno(f.lookup("SugarWater/tmp0").await), libc::ENOENT);
     assert_eq!(
-        errno(f.fs.rename(project, "tmp0", project, "latest").await),
+        errno(
+            f.fs.rename(project, "tmp0", project, "latest", f.pid())
+                .await
+        ),
         libc::EPERM,
         "no such symlink any more"
     );
@@ -207,7 +210,7 @@ async fn pending_symlinks_are_bounded_and_one_dropped_is_gone_with_its_inode() {
     let last = format!("tmp{}", PENDING_LINKS + 499);
     let link = f.fs.lookup(project, &last).await.unwrap();
     assert_eq!(f.fs.readlink(link.attr.inode).await.unwrap(), "0.9.0");
-    f.fs.rename(project, &last, project, "latest")
+    f.fs.rename(project, &last, project, "latest", f.pid())
         .await
         .unwrap();
     assert_eq!(latest(&f).await, "0.9.0");

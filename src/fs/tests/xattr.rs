@@ -297,26 +297,32 @@ async fn metadata_past_what_readers_accept_is_refused_at_setxattr_and_the_rest_s
     let four_mib = vec![b'x'; 4 << 20];
     for n in 0..3 {
         let name = format!("user.part{n}");
-        f.fs.setxattr(folder, &name, &four_mib, SetMode::Any)
+        f.fs.setxattr(folder, &name, &four_mib, SetMode::Any, f.pid())
             .await
             .unwrap();
     }
     let refused =
-        f.fs.setxattr(folder, "user.part3", &four_mib, SetMode::Any)
+        f.fs.setxattr(folder, "user.part3", &four_mib, SetMode::Any, f.pid())
             .await;
     assert_eq!(errno(refused), libc::ENOSPC);
     let (entry, handle) = f.fs.create(folder, NEW_FILE, &f.caller).await.unwrap();
     let on_file =
-        f.fs.setxattr(entry.attr.inode, "user.part3", &four_mib, SetMode::Any)
-            .await;
+        f.fs.setxattr(
+            entry.attr.inode,
+            "user.part3",
+            &four_mib,
+            SetMode::Any,
+            f.pid(),
+        )
+        .await;
     assert_eq!(errno(on_file), libc::ENOSPC);
     // Replacing one with a smaller value, or one value that alone is too large.
-    f.fs.setxattr(folder, "user.part2", b"small", SetMode::Any)
+    f.fs.setxattr(folder, "user.part2", b"small", SetMode::Any, f.pid())
         .await
         .unwrap();
     let alone = vec![b'x'; MAX_METADATA_BYTES];
     let too_big =
-        f.fs.setxattr(folder, "user.alone", &alone, SetMode::Any)
+        f.fs.setxattr(folder, "user.alone", &alone, SetMode::Any, f.pid())
             .await;
     assert_eq!(errno(too_big), libc::E2BIG);
     let staged = f
