@@ -31,13 +31,28 @@ pub(super) async fn run(args: &Args) -> Result<(), Failure> {
         validate_project_name(project)?;
     }
     let session = session(args, dry_run).await?;
-    // Ctrl-C drops the repair where it stands, so that its temporary files go with it
-    // (a signal's default would end the process before any of them is removed).
+    // Ctrl-C and SIGTERM drop the repair where it stands, so that its temporary files
+    // go with it (a signal's default would end the process before any of them is
+    // removed).
+    let terminated = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
     let report = tokio::select! {
         report = session.repair(project.as_deref(), dry_run) => report?,
         _ = tokio::signal::ctrl_c() => {
             return Err(Failure(
                 "interrupted: what was copied stays, the rest was not repaired".into(),
+            ))
+        }
+        _ = terminated => {
+            return Err(Failure(
+                "terminated: what was copied stays, the rest was not repaired".into(),
             ))
         }
     };

@@ -14,7 +14,7 @@ use crate::support::staging::{
     assert_latest_everywhere, cli_stage, latest_in_each_region, object_in,
 };
 use crate::support::unique_id;
-use crate::support::world::{run, run_ok, World, WorldOptions, REGIONS};
+use crate::support::world::{run, World, WorldOptions, REGIONS};
 
 fn repair(world: &World, args: &[&str]) -> (i32, String, String) {
     run(world.cli().arg("--repair").args(args))
@@ -402,6 +402,17 @@ fn temporary_file_modes(tmpdir: &std::path::Path) -> Option<(u32, u32)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repair_stopped_by_ctrl_c_leaves_no_temporary_file_and_it_was_private() {
+    repair_stopped_by(libc::SIGINT, "interrupted").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repair_stopped_by_sigterm_leaves_no_temporary_file() {
+    repair_stopped_by(libc::SIGTERM, "terminated").await;
+}
+
+/// A repair copying through its temporary file is sent `signal`: it exits 1 saying
+/// `says`, and leaves nothing in `TMPDIR`.
+async fn repair_stopped_by(signal: libc::c_int, says: &str) {
     let (world, proxies) = World::moto_behind_proxies().await;
     let p = project(&world, "Interrupted");
     cli_stage(&world, &p, "1.0.0", &random_bytes(1 << 20, 7), &[]);
@@ -432,11 +443,11 @@ async fn a_repair_stopped_by_ctrl_c_leaves_no_temporary_file_and_it_was_private(
     };
     assert_eq!(modes, (0o700, 0o600));
 
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as i32, signal) };
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(stderr.contains(says), "{stderr}");
     let left: Vec<_> = std::fs::read_dir(temporary.path()).unwrap().collect();
     assert!(left.is_empty(), "left in TMPDIR: {left:?}");
 }
