@@ -17,23 +17,8 @@ use crate::support::staging::{
     assert_latest_everywhere, cli_stage, in_any_region, in_every_region, latest_in_each_region,
     status_of, v,
 };
+use crate::support::within;
 use crate::support::world::{run, World, REGIONS};
-
-/// Waits up to `bound` for `done`; false if it never came.
-async fn within<F, Fut>(bound: Duration, mut done: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + bound;
-    while Instant::now() < deadline {
-        if done().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    false
-}
 
 /// `cp` of `content` into `{p}/{version}/app.bin` of the mount: (exit code, stderr).
 fn cp(world: &World, mount: &Mount, p: &str, version: &str, content: &[u8]) -> (i32, String) {

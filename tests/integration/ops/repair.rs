@@ -17,23 +17,8 @@ use crate::support::proxy::Mode;
 use crate::support::staging::{
     assert_latest_everywhere, downloaded, in_every_region, object_in, status_of,
 };
+use crate::support::within;
 use crate::support::world::{run, World, REGIONS};
-
-/// Waits up to `bound` for `done`; false if it never came.
-async fn within<F, Fut>(bound: Duration, mut done: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + bound;
-    while Instant::now() < deadline {
-        if done().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    false
-}
 
 /// `cp` of `content` as `{p}/1.0.0/app.bin`, run to the end: (code, stderr).
 fn cp(world: &World, mount: &Mount, p: &str, content: &[u8]) -> (i32, String) {

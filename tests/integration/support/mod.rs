@@ -33,3 +33,19 @@ pub fn venv() -> PathBuf {
 pub fn unique_id() -> String {
     format!("{:08x}", rand::random::<u32>())
 }
+
+/// Waits up to `bound` for `done`, asking every 250 ms; false if it never came.
+pub async fn within<F, Fut>(bound: std::time::Duration, mut done: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + bound;
+    while std::time::Instant::now() < deadline {
+        if done().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    false
+}
