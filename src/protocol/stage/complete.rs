@@ -15,21 +15,18 @@
 //!   never overwritten.
 //! - too few regions answer to know: nothing is uploaded; tried again later.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures::future::join_all;
 use semver::Version;
 
 use crate::protocol::census::{Census, Content, Verdict};
 use crate::protocol::error::Error;
-use crate::protocol::metadata::{self, validate_user_metadata, Metadata, FILENAME_KEY};
+use crate::protocol::metadata::{validate_user_metadata, Metadata, FILENAME_KEY};
 use crate::protocol::names::{artifact_key, latest_parameter_name, validate_project_name};
 use crate::protocol::session::Session;
 
 use super::digests::prepare;
-use super::parts::SharedParts;
 use super::region::RegionPlan;
 use super::{LatestChange, RegionOutcome, StageOptions, StageReport, StageSource};
 
@@ -129,25 +126,16 @@ impl Session {
                 ),
             });
         }
-        let parts = SharedParts::new(
-            source.path,
-            &prepared.parts,
-            options.part_concurrency,
-            options.memory_budget,
-        );
-        let plan = RegionPlan {
-            session: self,
-            ahead: std::sync::Mutex::new(HashMap::new()),
-            key: &key,
-            metadata_bytes: metadata::encode(&metadata).map(Bytes::from),
-            metadata: &metadata,
-            latest_parameter: latest_parameter_name(&configuration.parameter_name_prefix, project),
+        let latest_parameter = latest_parameter_name(&configuration.parameter_name_prefix, project);
+        let plan = RegionPlan::new(
+            self,
+            &key,
             version,
-            prepared: &prepared,
-            parts: &parts,
+            &metadata,
+            latest_parameter,
+            &prepared,
             options,
-            dry_run: false,
-        };
+        );
         let outcomes = join_all(self.stores().iter().map(|store| {
             let (store, plan, majority) = (Arc::clone(store), &plan, &majority);
             async move {

@@ -36,7 +36,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures::future::join_all;
 use semver::Version;
 
@@ -56,7 +55,6 @@ pub use sending::SendingCosts;
 pub use writer::{DigestWriter, PartsRule};
 
 use digests::prepare;
-use parts::SharedParts;
 use region::RegionPlan;
 
 /// How a stage runs beyond what the format fixes.
@@ -246,24 +244,19 @@ impl Session {
             }
             None => HashMap::new(),
         };
-        let parts = SharedParts::new(
-            path,
-            &prepared.parts,
-            options.part_concurrency,
-            options.memory_budget,
-        );
+        let latest_parameter = latest_parameter_name(&configuration.parameter_name_prefix, project);
         let plan = RegionPlan {
-            session: self,
             ahead: std::sync::Mutex::new(ahead),
-            key: &key,
-            metadata_bytes: metadata::encode(&metadata).map(Bytes::from),
-            metadata: &metadata,
-            latest_parameter: latest_parameter_name(&configuration.parameter_name_prefix, project),
-            version,
-            prepared: &prepared,
-            parts: &parts,
-            options,
             dry_run: self.read_only(),
+            ..RegionPlan::new(
+                self,
+                &key,
+                version,
+                &metadata,
+                latest_parameter,
+                &prepared,
+                options,
+            )
         };
         if let Some(progress) = &options.progress {
             let regions = self.regions();
@@ -338,7 +331,7 @@ impl Session {
         let seconds = format!("{:.2}", started.elapsed().as_secs_f64());
         let size = prepared.size;
         let outcomes = report.outcomes();
-        let part_reads = parts.reads();
+        let part_reads = plan.parts.reads();
         if report.failed().is_empty() {
             tracing::info!(project, %version, size, seconds, part_reads, "stage: {} ({outcomes})", report.summary());
         } else {
@@ -375,25 +368,15 @@ impl Session {
         let configuration = self.ready_configuration().await?.clone();
         let key = artifact_key(&configuration.bucket_key_prefix, project, version);
         let metadata = Metadata::new();
-        let parts = SharedParts::new(
-            source.path,
-            &prepared.parts,
-            options.part_concurrency,
-            options.memory_budget,
-        );
-        let plan = RegionPlan {
-            session: self,
-            ahead: std::sync::Mutex::new(HashMap::new()),
-            key: &key,
-            metadata_bytes: None,
-            metadata: &metadata,
-            latest_parameter: String::new(),
+        let plan = RegionPlan::new(
+            self,
+            &key,
             version,
-            prepared: &prepared,
-            parts: &parts,
+            &metadata,
+            String::new(),
+            &prepared,
             options,
-            dry_run: false,
-        };
+        );
         let uploads = join_all(self.stores().iter().map(|store| {
             let (store, plan) = (Arc::clone(store), &plan);
             async move {

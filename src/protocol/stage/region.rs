@@ -46,9 +46,43 @@ pub(super) struct RegionPlan<'a> {
     pub(super) version: &'a Version,
     pub(super) prepared: &'a Prepared,
     /// The parts, read once for every region.
-    pub(super) parts: &'a SharedParts,
+    pub(super) parts: SharedParts,
     pub(super) options: &'a StageOptions,
     pub(super) dry_run: bool,
+}
+
+impl<'a> RegionPlan<'a> {
+    /// A plan for every region of `session`: `metadata` staged with the artifact at
+    /// `key`, `latest_parameter` moved (empty for a plan that never moves it), the
+    /// parts read once for all; no parts uploaded ahead, not a dry run.
+    pub(super) fn new(
+        session: &'a Session,
+        key: &'a str,
+        version: &'a Version,
+        metadata: &'a Metadata,
+        latest_parameter: String,
+        prepared: &'a Prepared,
+        options: &'a StageOptions,
+    ) -> Self {
+        RegionPlan {
+            session,
+            ahead: std::sync::Mutex::new(HashMap::new()),
+            key,
+            metadata,
+            metadata_bytes: metadata::encode(metadata).map(Bytes::from),
+            latest_parameter,
+            version,
+            prepared,
+            parts: SharedParts::new(
+                &prepared.path,
+                &prepared.parts,
+                options.part_concurrency,
+                options.memory_budget,
+            ),
+            options,
+            dry_run: false,
+        }
+    }
 }
 
 impl RegionPlan<'_> {

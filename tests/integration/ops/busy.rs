@@ -4,26 +4,14 @@
 //! region's requests until released, which the local store has no wire for.
 
 use std::io::Write;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::support::files::{errno_of, project, removexattr, setxattr};
+use crate::support::files::{errno_of, project, removexattr, setxattr, truncate};
 use crate::support::moto::Moto;
 use crate::support::mount::Mount;
 use crate::support::proxy::{FaultProxy, Mode};
-use crate::support::staging::{close, status_of};
+use crate::support::staging::{close, staged_metadata, status_of};
 use crate::support::world::{World, WorldOptions, REGIONS};
-
-/// `truncate(2)` of a path, with its errno.
-fn truncate(path: &Path, size: i64) -> Result<(), i32> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    if unsafe { libc::truncate(path.as_ptr(), size) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_to_a_file_being_staged_answer_ebusy() {
@@ -71,12 +59,7 @@ async fn changes_to_a_file_being_staged_answer_ebusy() {
     assert_eq!(closing.join().unwrap(), Ok(()), "{}", mount.log());
     assert_eq!(std::fs::read(&path).unwrap(), b"being staged");
     assert!(status_of(&mount, &p, "1.0.0").is_none());
-    let artifact = world
-        .session(true)
-        .get(&p, Some(&semver::Version::new(1, 0, 0)))
-        .await
-        .unwrap();
-    let metadata = artifact.metadata().await.unwrap();
+    let metadata = staged_metadata(&world, &p, "1.0.0").await;
     assert_eq!(metadata.get("early").map(String::as_str), Some("1"));
     assert!(!metadata.contains_key("late"), "{metadata:?}");
 }

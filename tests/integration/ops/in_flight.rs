@@ -11,24 +11,13 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use crate::support::files::{errno_of, project, removexattr, setxattr};
+use crate::support::files::{errno_of, project, removexattr, setxattr, truncate};
 use crate::support::mount::Mount;
-use crate::support::staging::{close, in_any_region, object_in, status_of};
+use crate::support::staging::{close, in_any_region, object_in, staged_metadata, status_of};
 use crate::support::world::{run, run_ok, World, REGIONS};
 
 fn quoted(path: &Path) -> String {
     format!("'{}'", path.display())
-}
-
-/// `truncate(2)` of a path, with its errno.
-fn truncate(path: &Path, size: i64) -> Result<(), i32> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    if unsafe { libc::truncate(path.as_ptr(), size) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
-    }
 }
 
 /// A `bash` that opens `file` for writing, writes `first`, waits for `go_on` to exist,
@@ -90,12 +79,7 @@ async fn changes_from_outside_the_writers_tree_are_eacces(world: World) {
         let bytes = object_in(&world, region, &key).await;
         assert_eq!(bytes.as_deref(), Some(&b"the bytes"[..]), "{region}");
     }
-    let artifact = world
-        .session(true)
-        .get(&p, Some(&semver::Version::new(1, 0, 0)))
-        .await
-        .unwrap();
-    let metadata = artifact.metadata().await.unwrap();
+    let metadata = staged_metadata(&world, &p, "1.0.0").await;
     assert_eq!(metadata.get("team").map(String::as_str), Some("core"));
     assert!(!metadata.contains_key("lang"), "{metadata:?}");
 }

@@ -72,6 +72,16 @@ pub fn setxattr(path: &Path, name: &str, value: &[u8]) -> Result<(), i32> {
     }
 }
 
+/// `truncate(2)` of a path, with its errno.
+pub fn truncate(path: &Path, size: i64) -> Result<(), i32> {
+    let path = CString::new(path.as_os_str().as_bytes()).unwrap();
+    if unsafe { libc::truncate(path.as_ptr(), size) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}
+
 /// `removexattr(2)`: Ok or Err(errno).
 pub fn removexattr(path: &Path, name: &str) -> Result<(), i32> {
     let path = CString::new(path.as_os_str().as_bytes()).unwrap();

@@ -108,6 +108,17 @@ pub async fn downloaded(
     (std::fs::read(&path).unwrap(), metadata)
 }
 
+/// The metadata of a staged version, as the protocol library reads it.
+pub async fn staged_metadata(
+    world: &World,
+    project: &str,
+    version: &str,
+) -> startifact::protocol::Metadata {
+    let session = world.session(true);
+    let artifact = session.get(project, Some(&v(version))).await.unwrap();
+    artifact.metadata().await.unwrap().clone()
+}
+
 /// Whether the protocol library finds the version staged.
 pub async fn is_staged(world: &World, project: &str, version: &str) -> bool {
     let session = world.session(true);
