@@ -239,7 +239,7 @@ async fn download(args: &Args, path: &Path) -> Result<(), Failure> {
     let line = format!(
         "{DELIVERED} Downloaded {project} {} from {} to {shown}.",
         artifact.version(),
-        done.location.region
+        done.regions.join(" and ")
     );
     if to_stdout {
         eprintln!("{line}");

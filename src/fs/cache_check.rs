@@ -13,10 +13,10 @@ use super::pinned::PinnedVersion;
 /// when the store gives one, else its multipart ETag.
 pub(super) fn matches_store(file: &std::fs::File, pinned: &PinnedVersion) -> Result<(), String> {
     let size = file.metadata().map_err(|e| e.to_string())?.len();
-    if size != pinned.size {
-        return Err(format!("{size} bytes, not {}", pinned.size));
+    if size != pinned.copies.size {
+        return Err(format!("{size} bytes, not {}", pinned.copies.size));
     }
-    if let Some(expected) = &pinned.md5 {
+    if let Some(expected) = &pinned.copies.md5 {
         let mut hasher = Md5::new();
         read_all(file, |chunk| hasher.update(chunk))?;
         let md5 = hex::encode(hasher.finalize());
@@ -25,7 +25,7 @@ pub(super) fn matches_store(file: &std::fs::File, pinned: &PinnedVersion) -> Res
             false => Err(format!("MD5 {md5}, not {expected}")),
         };
     }
-    let Some((expected, parts)) = pinned.etag.as_deref().and_then(multipart_etag) else {
+    let Some((expected, parts)) = pinned.copies.etag.as_deref().and_then(multipart_etag) else {
         return Err("the store gives no MD5 to check it against".into());
     };
     let mut candidates: Vec<PartHasher> = part_sizes(size, parts)
@@ -144,21 +144,23 @@ mod tests {
         PinnedVersion {
             project: "P".into(),
             version: Version::new(1, 0, 0),
-            key: "P@1.0.0".into(),
-            size: bytes_len,
-            etag: Some(etag.into()),
-            md5,
-            mtime: SystemTime::UNIX_EPOCH,
-            region: "r".into(),
-            bucket: "b".into(),
-            holders: vec![crate::fs::pinned::Holder {
-                region: "r".into(),
+            copies: crate::protocol::copies::Copies {
+                key: "P@1.0.0".into(),
+                size: bytes_len,
                 etag: Some(etag.into()),
-            }],
+                md5,
+                region: "r".into(),
+                bucket: "b".into(),
+                holders: vec![crate::protocol::copies::Holder {
+                    region: "r".into(),
+                    etag: Some(etag.into()),
+                }],
+                suspects: Default::default(),
+            },
+            mtime: SystemTime::UNIX_EPOCH,
             metadata: Default::default(),
             metadata_withheld: None,
             file_name: "P@1.0.0".into(),
-            suspects: Default::default(),
         }
     }
 

@@ -1,7 +1,8 @@
 //! The on-disk cache of whole artifacts (`--cache-dir`, `--cache-size`).
 //!
-//! When a cached mount opens a file, the artifact is fetched whole, in one GET pinned to
-//! its ETag, into `{dir}/{entry}.part`; readers are served from that file as soon as the
+//! When a cached mount opens a file, the artifact is fetched whole from the regions that
+//! hold it (`Copies::read`: each asked for its own copy's ETag, the next one taking over
+//! where one fails) into `{dir}/{entry}.part`; readers are served from that file as soon as the
 //! bytes they ask for have arrived, so a cold `cat` runs at the speed of one download.
 //! Once complete and verified (its MD5 when it can be known, else its size) the file is
 //! renamed `{entry}.data` and a record `{entry}.json` beside it keeps what the mount
@@ -27,12 +28,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::digest::Md5;
-use futures::StreamExt;
 use lru::LruCache;
 use semver::Version;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use crate::protocol::copies::Copies;
 use crate::protocol::Session;
 
 use super::cache_check::matches_store;
@@ -64,17 +65,17 @@ impl Record {
         Record {
             project: pinned.project.clone(),
             version: pinned.version.to_string(),
-            key: pinned.key.clone(),
-            size: pinned.size,
-            etag: pinned.etag.clone(),
-            md5: pinned.md5.clone(),
+            key: pinned.copies.key.clone(),
+            size: pinned.copies.size,
+            etag: pinned.copies.etag.clone(),
+            md5: pinned.copies.md5.clone(),
             mtime_seconds: pinned
                 .mtime
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
-            region: pinned.region.clone(),
-            bucket: pinned.bucket.clone(),
+            region: pinned.copies.region.clone(),
+            bucket: pinned.copies.bucket.clone(),
             metadata: pinned.metadata.clone(),
             metadata_withheld: pinned.metadata_withheld.clone(),
             file_name: pinned.file_name.clone(),
@@ -83,30 +84,32 @@ impl Record {
 
     /// Whether the record is of the object the mount pinned.
     fn describes(&self, pinned: &PinnedVersion) -> bool {
-        let same_bytes = match (&self.md5, &pinned.md5) {
+        let same_bytes = match (&self.md5, &pinned.copies.md5) {
             // One content may carry several ETags: the MD5 says when it is the same.
             (Some(ours), Some(theirs)) => ours == theirs,
-            _ => self.etag == pinned.etag,
+            _ => self.etag == pinned.copies.etag,
         };
-        self.key == pinned.key && self.size == pinned.size && same_bytes
+        self.key == pinned.copies.key && self.size == pinned.copies.size && same_bytes
     }
 
     fn pinned(&self) -> Option<PinnedVersion> {
         Some(PinnedVersion {
             project: self.project.clone(),
             version: Version::parse(&self.version).ok()?,
-            key: self.key.clone(),
-            size: self.size,
-            etag: self.etag.clone(),
-            md5: self.md5.clone(),
+            copies: Copies {
+                key: self.key.clone(),
+                size: self.size,
+                etag: self.etag.clone(),
+                md5: self.md5.clone(),
+                region: self.region.clone(),
+                bucket: self.bucket.clone(),
+                holders: Vec::new(),
+                suspects: Default::default(),
+            },
             mtime: SystemTime::UNIX_EPOCH + Duration::from_secs(self.mtime_seconds),
-            region: self.region.clone(),
-            bucket: self.bucket.clone(),
-            holders: Vec::new(),
             metadata: self.metadata.clone(),
             metadata_withheld: self.metadata_withheld.clone(),
             file_name: self.file_name.clone(),
-            suspects: Default::default(),
         })
     }
 }
@@ -207,9 +210,9 @@ fn entry_name(key: &str, content: &str) -> String {
 /// What names the pinned bytes: their MD5 when known (the same whichever region's copy
 /// was pinned, whatever its ETag), else the pinned ETag.
 fn content_id(pinned: &PinnedVersion) -> String {
-    match &pinned.md5 {
+    match &pinned.copies.md5 {
         Some(md5) => format!("md5:{md5}"),
-        None => pinned.etag.clone().unwrap_or_default(),
+        None => pinned.copies.etag.clone().unwrap_or_default(),
     }
 }
 
@@ -299,7 +302,7 @@ impl DiskCache {
         pinned: &Arc<PinnedVersion>,
         session: &Session,
     ) -> FsResult<Arc<CachedFile>> {
-        let name = entry_name(&pinned.key, &content_id(pinned));
+        let name = entry_name(&pinned.copies.key, &content_id(pinned));
         let found = {
             let mut entries = self.lock();
             if let Some(arriving) = entries.arriving.get(&name) {
@@ -319,12 +322,12 @@ impl DiskCache {
                     let (_, progress) = watch::channel(Progress::Done);
                     return Ok(Arc::new(CachedFile {
                         file,
-                        size: pinned.size,
+                        size: pinned.copies.size,
                         progress,
                     }));
                 }
                 Err(reason) => {
-                    tracing::warn!(key = %pinned.key, "the cached copy failed its check ({reason}): fetching it again");
+                    tracing::warn!(key = %pinned.copies.key, "the cached copy failed its check ({reason}): fetching it again");
                     self.forget(&name);
                 }
             }
@@ -399,7 +402,7 @@ impl DiskCache {
         let (sender, progress) = watch::channel(Progress::Bytes(0));
         let cached = Arc::new(CachedFile {
             file: reader,
-            size: pinned.size,
+            size: pinned.copies.size,
             progress,
         });
         entries.arriving.insert(name.clone(), Arc::clone(&cached));
@@ -418,7 +421,7 @@ impl DiskCache {
                     let _ = sender.send(Progress::Done);
                 }
                 Err(reason) => {
-                    tracing::warn!(key = %fetch.pinned.key, "fetching into the cache failed: {reason}");
+                    tracing::warn!(key = %fetch.pinned.copies.key, "fetching into the cache failed: {reason}");
                     let _ = fetch.dir.remove_file(format!("{}.part", fetch.name));
                     cache.abandon(&fetch.pinned);
                     let _ = sender.send(Progress::Failed(reason));
@@ -430,13 +433,13 @@ impl DiskCache {
 
     /// Files a finished fetch: the LRU takes it, and older entries go past the limit.
     fn admit(&self, pinned: &PinnedVersion) {
-        let name = entry_name(&pinned.key, &content_id(pinned));
+        let name = entry_name(&pinned.copies.key, &content_id(pinned));
         let mut entries = self.lock();
         entries.arriving.remove(&name);
         if !matches!(self.dir.file_size(format!("{name}.data")), Ok(Some(_))) {
             return;
         }
-        entries.lru.put(name.clone(), pinned.size);
+        entries.lru.put(name.clone(), pinned.copies.size);
         entries.records.insert(name.clone(), Record::of(pinned));
         entries.verified.insert(name);
         let mut total: u64 = entries.lru.iter().map(|(_, size)| *size).sum();
@@ -456,7 +459,7 @@ impl DiskCache {
 
     /// Drops a fetch that failed, so the next open tries again.
     fn abandon(&self, pinned: &PinnedVersion) {
-        let name = entry_name(&pinned.key, &content_id(pinned));
+        let name = entry_name(&pinned.copies.key, &content_id(pinned));
         self.lock().arriving.remove(&name);
     }
 
@@ -491,74 +494,24 @@ impl Fetch {
     ) -> Result<(), String> {
         let pinned = &self.pinned;
         let mut hasher = Md5::new();
-        let mut at = 0u64;
-        let mut reasons = Vec::new();
-        let mut served = Vec::new();
-        for store in pinned.regions_in_order(&self.session) {
-            if at >= pinned.size && pinned.size > 0 {
-                break;
-            }
-            let region = store.region().to_string();
-            let bucket = match self.session.bucket(store.as_ref()).await {
-                Ok(bucket) => bucket,
-                Err(e) => {
-                    reasons.push(format!("{region}: {e}"));
-                    continue;
-                }
-            };
-            let etag = match pinned.etag_for(store.as_ref(), &bucket).await {
-                Ok(etag) => etag,
-                Err(why) => {
-                    reasons.push(format!("{region}: {why}"));
-                    continue;
-                }
-            };
-            let range = (pinned.size > 0).then_some(at..pinned.size);
-            let mut object = match store
-                .get_object(&bucket, &pinned.key, range, etag.as_deref())
-                .await
-            {
-                Ok(object) => object,
-                Err(e) => {
-                    reasons.push(format!("{region}: {e}"));
-                    continue;
-                }
-            };
-            while let Some(chunk) = object.body.next().await {
-                match chunk {
-                    Ok(data) => {
-                        writer
-                            .write_all(&data)
-                            .map_err(|e| format!("writing the cache: {e}"))?;
-                        hasher.update(&data);
-                        at += data.len() as u64;
-                        if served.last() != Some(&region) {
-                            served.push(region.clone());
-                        }
-                        let _ = progress.send(Progress::Bytes(at));
-                    }
-                    Err(e) => {
-                        reasons.push(format!("{region}: {e}"));
-                        break;
-                    }
-                }
-            }
+        let mut read = pinned.copies.read(&self.session, None);
+        while let Some(piece) = read.next().await {
+            let piece = piece.map_err(|e| e.to_string())?;
+            writer
+                .write_all(&piece.bytes)
+                .map_err(|e| format!("writing the cache: {e}"))?;
+            hasher.update(&piece.bytes);
+            let _ = progress.send(Progress::Bytes(read.position()));
         }
-        if at != pinned.size {
-            return Err(format!(
-                "no region could serve {}: {}",
-                pinned.key,
-                reasons.join("; ")
-            ));
-        }
+        let served = read.served().to_vec();
         let md5 = hex::encode(hasher.finalize());
-        if let Some(expected) = &pinned.md5 {
+        if let Some(expected) = &pinned.copies.md5 {
             if *expected != md5 {
                 // The next open fetches from the other regions of the majority first.
-                pinned.suspects.add(&served);
+                pinned.copies.suspects.add(&served);
                 return Err(format!(
                     "{} arrived with MD5 {md5}, not {expected}, from {}",
-                    pinned.key,
+                    pinned.copies.key,
                     served.join(", ")
                 ));
             }

@@ -177,10 +177,10 @@ pub fn value_of(own: &[(String, Vec<u8>)], metadata: &Metadata, name: &str) -> O
 /// The mount's own attributes of a staged version: where it is served from.
 pub fn own(pinned: &PinnedVersion) -> Vec<(String, Vec<u8>)> {
     let own = [
-        pinned.bucket.as_str(),
-        pinned.key.as_str(),
-        pinned.region.as_str(),
-        pinned.etag.as_deref().unwrap_or(""),
+        pinned.copies.bucket.as_str(),
+        pinned.copies.key.as_str(),
+        pinned.copies.region.as_str(),
+        pinned.copies.etag.as_deref().unwrap_or(""),
     ];
     OWN_KEYS
         .iter()

@@ -39,7 +39,12 @@ pub enum Verification {
 /// What a download did.
 #[derive(Debug, Clone)]
 pub struct Download {
-    pub location: Location,
+    pub key: String,
+    /// The region that served the first bytes.
+    pub region: String,
+    /// Every region that served bytes, in order (more than one when a region failed
+    /// mid-body, or served damaged bytes).
+    pub regions: Vec<String>,
     /// The file written, for downloads to a path or folder.
     pub path: Option<PathBuf>,
     pub bytes: u64,
@@ -321,47 +326,6 @@ impl Artifact {
             .cloned()
     }
 
-    /// The regions that may serve the artifact, in the order to try them: the
-    /// majority's, then (only once those are used up) the regions the census did not
-    /// ask, each asked now and kept only if it holds the majority's bytes.
-    pub(crate) async fn servers(&self) -> Result<Servers<'_>, Error> {
-        Ok(Servers {
-            artifact: self,
-            queue: self.majority().await?.group.locations.clone().into(),
-            late_asked: false,
-        })
-    }
-
-    async fn late_holders(&self) -> Vec<Location> {
-        let Ok(majority) = self.majority().await else {
-            return Vec::new();
-        };
-        let mut found = Vec::new();
-        for region in &majority.not_asked {
-            let Some(store) = self.store(region) else {
-                continue;
-            };
-            let Ok(bucket) = self.session.bucket(store.as_ref()).await else {
-                continue;
-            };
-            match store.head_object(&bucket, &self.key).await {
-                Ok(info) if Content::of(&info) == majority.group.content => found.push(Location {
-                    region: region.clone(),
-                    bucket,
-                    key: self.key.clone(),
-                    info,
-                }),
-                Ok(info) => tracing::warn!(
-                    region,
-                    "holds other bytes ({}) than the majority: not served",
-                    Content::of(&info)
-                ),
-                Err(e) => tracing::debug!(region, "cannot serve: {e}"),
-            }
-        }
-        found
-    }
-
     /// The file name a download into a folder uses: the saved file name when it is a
     /// usable one, else `{project}@{version}`.
     pub async fn file_name(&self, use_saved_name: bool) -> Result<String, Error> {
@@ -371,22 +335,5 @@ impl Artifact {
             }
         }
         Ok(format!("{}@{}", self.project, self.version))
-    }
-}
-
-/// The regions to try for a download, one at a time (see `Artifact::servers`).
-pub(crate) struct Servers<'a> {
-    artifact: &'a Artifact,
-    queue: std::collections::VecDeque<Location>,
-    late_asked: bool,
-}
-
-impl Servers<'_> {
-    pub(crate) async fn next(&mut self) -> Option<Location> {
-        if self.queue.is_empty() && !self.late_asked {
-            self.late_asked = true;
-            self.queue.extend(self.artifact.late_holders().await);
-        }
-        self.queue.pop_front()
     }
 }

@@ -1,18 +1,15 @@
-//! Downloads of an artifact: served only from the regions of its majority (see
-//! `census`), failing over among them, each copy verified as it is written (the MD5
-//! when it can be known, else the size).
+//! Downloads of an artifact: read through `Copies::read` (the regions of its majority
+//! first, each asked for its own copy's ETag, the next one taking over where one fails),
+//! verified as they are written (the MD5 when it can be known, else the size).
 
 use std::path::{Path, PathBuf};
 
 use crate::digest::Md5;
-use futures::StreamExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::storage::RegionStore;
-
-use super::artifact::{Artifact, Download, Location, Verification};
+use super::artifact::{Artifact, Download, Verification};
+use super::copies::Copies;
 use super::error::Error;
-use super::progress::ProgressHandle;
 
 impl Artifact {
     /// Downloads into `folder` under `file_name(use_saved_name)`.
@@ -26,25 +23,21 @@ impl Artifact {
     }
 
     /// Downloads to `path`, through a temporary file beside it that is renamed into
-    /// place only once verified; served only by the regions of the majority, and one
-    /// that fails or serves bad bytes is skipped for the next.
+    /// place only once verified. When the bytes fail their check, the regions that
+    /// served them are suspect and the download starts again from the others, until
+    /// only suspects are left to ask.
     pub async fn download_to_path(&self, path: &Path) -> Result<Download, Error> {
         let folder = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
         let temporary = folder.join(temporary_name(path, rand::random::<u32>()));
-        let mut failures = Vec::new();
-        let mut servers = self.servers().await?;
-        while let Some(location) = servers.next().await {
-            let Some(store) = self.store(&location.region) else {
-                continue;
-            };
+        let copies = self.copies().await?;
+        loop {
             let mut file = tokio::fs::File::create(&temporary)
                 .await
                 .map_err(|e| Error::io(format!("creating {}", temporary.display()), e))?;
-            let result = copy_verified(store.as_ref(), &location, &mut file, self.progress()).await;
-            let result = match result {
+            let result = match self.copy_verified(&copies, &mut file).await {
                 Ok(done) => file
                     .sync_all()
                     .await
@@ -54,75 +47,105 @@ impl Artifact {
             };
             drop(file);
             match result {
-                Ok((bytes, verification)) => {
+                Ok(mut done) => {
                     tokio::fs::rename(&temporary, path)
                         .await
                         .map_err(|e| Error::io(format!("renaming into {}", path.display()), e))?;
-                    return Ok(Download {
-                        location,
-                        path: Some(path.to_path_buf()),
-                        bytes,
-                        verification,
-                    });
+                    done.path = Some(path.to_path_buf());
+                    return Ok(done);
                 }
-                Err(e @ Error::Io { .. }) => {
+                Err(e @ Error::Integrity { .. }) if self.trusted_left(&copies) => {
+                    tracing::warn!("{e}: downloading again from the other regions");
+                }
+                Err(e) => {
                     let _ = tokio::fs::remove_file(&temporary).await;
                     return Err(e);
                 }
-                Err(e) => {
-                    tracing::warn!(region = %location.region, "download failed: {e}");
-                    failures.push(format!("{}: {e}", location.region));
-                }
             }
         }
-        let _ = tokio::fs::remove_file(&temporary).await;
-        Err(self.unserved(failures).await)
     }
 
-    /// Streams the artifact into `writer` (standard output, say), from the regions of
-    /// the majority only. Fails over to the next only while nothing has been written.
+    /// Streams the artifact into `writer` (standard output, say). Bytes written cannot
+    /// be taken back: when they fail their check, the download fails.
     pub async fn download_to_writer<W: AsyncWrite + Unpin>(
         &self,
         writer: &mut W,
     ) -> Result<Download, Error> {
-        let mut failures = Vec::new();
-        let mut servers = self.servers().await?;
-        while let Some(location) = servers.next().await {
-            let Some(store) = self.store(&location.region) else {
-                continue;
-            };
-            let mut counting = CountingWriter {
-                inner: writer,
-                written: 0,
-            };
-            match copy_verified(store.as_ref(), &location, &mut counting, self.progress()).await {
-                Ok((bytes, verification)) => {
-                    return Ok(Download {
-                        location,
-                        path: None,
-                        bytes,
-                        verification,
-                    })
-                }
-                Err(e) if counting.written > 0 => return Err(e),
-                Err(e) => failures.push(format!("{}: {e}", location.region)),
-            }
-        }
-        Err(self.unserved(failures).await)
+        let copies = self.copies().await?;
+        self.copy_verified(&copies, writer).await
     }
 
-    /// Every region that holds the majority's bytes failed to serve the artifact, or served bad bytes.
-    async fn unserved(&self, reasons: Vec<String>) -> Error {
-        let regions = match self.majority().await {
-            Ok(majority) => majority
-                .group
-                .locations
-                .iter()
-                .map(|l| l.region.clone())
-                .collect(),
-            Err(_) => self.session().regions(),
+    /// The majority's content, and where it may be read.
+    async fn copies(&self) -> Result<Copies, Error> {
+        Ok(Copies::of(self.majority().await?))
+    }
+
+    /// Whether a region that did not serve damaged bytes is left to ask.
+    fn trusted_left(&self, copies: &Copies) -> bool {
+        copies
+            .regions_in_order(self.session())
+            .iter()
+            .any(|store| !copies.suspects.contains(store.region()))
+    }
+
+    /// Copies the whole content into `writer` and verifies it; on a wrong MD5 the
+    /// regions that served it become suspects.
+    async fn copy_verified<W: AsyncWrite + Unpin>(
+        &self,
+        copies: &Copies,
+        writer: &mut W,
+    ) -> Result<Download, Error> {
+        let progress = self.progress();
+        if let Some(progress) = progress {
+            // From the first byte again, if an earlier attempt failed.
+            progress.begin(copies.size, std::slice::from_ref(&copies.region));
+        }
+        let mut read = copies.read(self.session(), None);
+        let mut hasher = Md5::new();
+        while let Some(piece) = read.next().await {
+            let piece = piece.map_err(|unserved| Error::NoRegionsAvailable {
+                regions: copies.holders.iter().map(|h| h.region.clone()).collect(),
+                reasons: unserved.reasons,
+            })?;
+            hasher.update(&piece.bytes);
+            writer
+                .write_all(&piece.bytes)
+                .await
+                .map_err(|e| Error::io("writing the download", e))?;
+            if let Some(progress) = progress {
+                progress.moved(&piece.region, piece.bytes.len() as u64);
+            }
+        }
+        writer
+            .flush()
+            .await
+            .map_err(|e| Error::io("writing the download", e))?;
+        let regions = read.served().to_vec();
+        let actual = hex::encode(hasher.finalize());
+        let verification = match &copies.md5 {
+            Some(expected) if *expected != actual => {
+                copies.suspects.add(&regions);
+                return Err(Error::Integrity {
+                    what: format!("MD5 of {}", copies.key),
+                    region: regions.join(", "),
+                    expected: expected.clone(),
+                    actual,
+                });
+            }
+            Some(_) => Verification::Md5(actual),
+            None => Verification::SizeOnly(copies.size),
         };
-        Error::NoRegionsAvailable { regions, reasons }
+        Ok(Download {
+            key: copies.key.clone(),
+            region: regions
+                .first()
+                .cloned()
+                .unwrap_or_else(|| copies.region.clone()),
+            regions,
+            path: None,
+            bytes: copies.size,
+            verification,
+        })
     }
 }
 
@@ -141,98 +164,6 @@ fn temporary_name(path: &Path, nonce: u32) -> String {
         keep -= 1;
     }
     format!(".{}{suffix}", &name[..keep])
-}
-
-/// Copies the object at `location` into `writer`, pinned to its ETag, and verifies it.
-async fn copy_verified<W: AsyncWrite + Unpin>(
-    store: &dyn RegionStore,
-    location: &Location,
-    writer: &mut W,
-    progress: Option<&ProgressHandle>,
-) -> Result<(u64, Verification), Error> {
-    if let Some(progress) = progress {
-        // From the first byte again, if an earlier region failed.
-        progress.begin(location.info.size, std::slice::from_ref(&location.region));
-    }
-    let mut stream = store
-        .get_object(
-            &location.bucket,
-            &location.key,
-            None,
-            location.info.etag.as_deref(),
-        )
-        .await?;
-    let mut hasher = Md5::new();
-    let mut written = 0u64;
-    while let Some(chunk) = stream.body.next().await {
-        let chunk = chunk?;
-        hasher.update(&chunk);
-        writer
-            .write_all(&chunk)
-            .await
-            .map_err(|e| Error::io("writing the download", e))?;
-        written += chunk.len() as u64;
-        if let Some(progress) = progress {
-            progress.moved(&location.region, chunk.len() as u64);
-        }
-    }
-    writer
-        .flush()
-        .await
-        .map_err(|e| Error::io("writing the download", e))?;
-    let what = format!("s3://{}/{}", location.bucket, location.key);
-    if written != location.info.size {
-        return Err(Error::Integrity {
-            what: format!("size of {what}"),
-            region: location.region.clone(),
-            expected: location.info.size.to_string(),
-            actual: written.to_string(),
-        });
-    }
-    let actual = hex::encode(hasher.finalize());
-    match location.info.known_md5() {
-        Some(expected) if expected != actual => Err(Error::Integrity {
-            what: format!("MD5 of {what}"),
-            region: location.region.clone(),
-            expected,
-            actual,
-        }),
-        Some(_) => Ok((written, Verification::Md5(actual))),
-        None => Ok((written, Verification::SizeOnly(written))),
-    }
-}
-
-struct CountingWriter<'a, W> {
-    inner: &'a mut W,
-    written: u64,
-}
-
-impl<W: AsyncWrite + Unpin> AsyncWrite for CountingWriter<'_, W> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let poll = std::pin::Pin::new(&mut *self.inner).poll_write(cx, buf);
-        if let std::task::Poll::Ready(Ok(n)) = &poll {
-            self.written += *n as u64;
-        }
-        poll
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut *self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut *self.inner).poll_shutdown(cx)
-    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 pub mod artifact;
 pub mod census;
 pub mod configuration;
+pub mod copies;
 mod download;
 pub mod error;
 mod json;

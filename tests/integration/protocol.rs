@@ -109,8 +109,8 @@ async fn stages_to_the_format_keys(world: World) {
         matches!(download.verification, Verification::Md5(_)),
         "{download:?}"
     );
-    assert_eq!(download.location.key, key);
-    assert_eq!(download.location.region, REGIONS[0]);
+    assert_eq!(download.key, key);
+    assert_eq!(download.region, REGIONS[0]);
 }
 on_both_backends!(stages_to_the_format_keys);
 
@@ -239,7 +239,7 @@ async fn reads_fail_over_when_a_region_loses_its_bucket_or_parameter(world: Worl
     let artifact = fresh.get("F", None).await.unwrap();
     let out = world.dir("out").join("f");
     let download = artifact.download_to_path(&out).await.unwrap();
-    assert_ne!(download.location.region, REGIONS[0]);
+    assert_ne!(download.region, REGIONS[0]);
     assert_eq!(std::fs::read(&out).unwrap(), b"failover");
     assert_eq!(artifact.metadata().await.unwrap(), &metadata(&[("k", "v")]));
 

@@ -119,7 +119,7 @@ impl FileReader {
         if let Some(reason) = &self.failed {
             return Err(FsError::unavailable(reason.clone()));
         }
-        let file_size = self.pinned.size;
+        let file_size = self.pinned.copies.size;
         if offset >= file_size || size == 0 {
             return Ok(Bytes::new());
         }
@@ -156,7 +156,7 @@ impl FileReader {
     /// At the last read of the file: when every byte went out in order, checks them
     /// against the pinned MD5 before the last ones go.
     async fn check_whole_read(&mut self) -> FsResult<()> {
-        let size = self.pinned.size;
+        let size = self.pinned.copies.size;
         if self.whole.is_none() {
             return Ok(());
         }
@@ -173,22 +173,22 @@ impl FileReader {
         let Some(md5) = whole.finish().await.map(hex::encode) else {
             return Err(FsError::unavailable("the bytes read could not be checked"));
         };
-        match self.pinned.md5.as_deref() {
+        match self.pinned.copies.md5.as_deref() {
             Some(expected) if expected != md5 => {
                 let served: Vec<String> = match self.served.lock() {
                     Ok(served) => served.iter().cloned().collect(),
                     Err(_) => Vec::new(),
                 };
                 tracing::error!(
-                    key = %self.pinned.key,
+                    key = %self.pinned.copies.key,
                     regions = %served.join(","),
                     "the bytes read have MD5 {md5}, the version was pinned with {expected}: \
                      the last read answers EIO, and the next open asks the other regions first"
                 );
-                self.pinned.suspects.add(&served);
+                self.pinned.copies.suspects.add(&served);
                 let reason = format!(
                     "the bytes of {} read from {} do not match their MD5",
-                    self.pinned.key,
+                    self.pinned.copies.key,
                     served.join(", ")
                 );
                 self.failed = Some(reason.clone());
@@ -261,7 +261,7 @@ impl FileReader {
         } else {
             self.next_size
         };
-        let end = start.saturating_add(size).min(self.pinned.size);
+        let end = start.saturating_add(size).min(self.pinned.copies.size);
         if start >= end {
             return false;
         }
@@ -292,7 +292,7 @@ impl FileReader {
     /// Starts the GETs the read needs now: in parts, as many as the lanes say; else the
     /// next request once the kernel streams or the current one is half drained.
     fn keep_streams(&mut self, streaming: bool) {
-        let size = self.pinned.size;
+        let size = self.pinned.copies.size;
         if self.lanes.in_parts() {
             // Streams done receiving wait only for the reader: they hold no connection.
             while self.streams.iter().filter(|s| s.receiving()).count() < self.lanes.target()
@@ -321,7 +321,7 @@ impl FileReader {
     /// once; a fast one is watched until `probe_until` bytes came.
     fn measure_long_stream(&mut self) {
         let options = &self.shared.options;
-        let size = self.pinned.size;
+        let size = self.pinned.copies.size;
         let Some(long) = self.streams.back_mut().filter(|s| s.range.end == size) else {
             return;
         };
@@ -338,12 +338,12 @@ impl FileReader {
             return;
         }
         if !self.lanes.measured(rate, options.parallel_below as f64) {
-            tracing::debug!(key = %self.pinned.key, "one GET ran at {:.0} MB/s: it stays alone", rate / 1e6);
+            tracing::debug!(key = %self.pinned.copies.key, "one GET ran at {:.0} MB/s: it stays alone", rate / 1e6);
         } else {
             self.next_request = long.cut(0);
             self.parts_from = self.next_request;
             tracing::debug!(
-                key = %self.pinned.key,
+                key = %self.pinned.copies.key,
                 "one GET ran at {:.0} MB/s: the rest from {} comes in parts of {} bytes, \
                  {} at once",
                 rate / 1e6,
@@ -396,7 +396,7 @@ impl FileReader {
                         let bytes = done.range.end - done.range.start;
                         if let Some(together) = self.lanes.finished(bytes, Instant::now()) {
                             tracing::debug!(
-                                key = %self.pinned.key,
+                                key = %self.pinned.copies.key,
                                 "the parts came at {:.0} MB/s together: {} GETs at once from now on",
                                 together / 1e6,
                                 self.lanes.target()
@@ -463,7 +463,7 @@ impl FileReader {
         let mut out = BytesMut::with_capacity((end - offset) as usize);
         let mut block = offset / block_size;
         while block * block_size < end {
-            let range = block * block_size..((block + 1) * block_size).min(self.pinned.size);
+            let range = block * block_size..((block + 1) * block_size).min(self.pinned.copies.size);
             let key = (object_id(&self.pinned), block);
             let data = match self.shared.cached_block(&key) {
                 Some(data) => data,

@@ -126,5 +126,9 @@ impl ReadShared {
 
 /// The pinned object's identity: its key and ETag.
 pub(super) fn object_id(pinned: &PinnedVersion) -> String {
-    format!("{}\0{}", pinned.key, pinned.etag.as_deref().unwrap_or(""))
+    format!(
+        "{}\0{}",
+        pinned.copies.key,
+        pinned.copies.etag.as_deref().unwrap_or("")
+    )
 }

@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::StreamExt;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
@@ -210,9 +209,9 @@ impl Drop for Stream {
     }
 }
 
-/// Streams the range of `progress` from the pinned object into `sender`: the pinned
-/// region first; when a region fails, even mid-body, the rest comes from the next region
-/// of the majority (the same bytes, each asked for its own copy's ETag).
+/// Streams the range of `progress` from the pinned object into `sender` (`Copies::read`:
+/// the pinned region first; when a region fails, even mid-body, the rest comes from the
+/// next region of the majority).
 async fn stream_range(
     pinned: Arc<PinnedVersion>,
     session: Session,
@@ -223,114 +222,76 @@ async fn stream_range(
     budget: Budget,
 ) {
     let Link { progress, waiting } = link;
-    let position = || {
+    let range = {
         let progress = progress.lock().unwrap_or_else(PoisonError::into_inner);
-        (progress.at, progress.end)
+        progress.at..progress.end
     };
-    let mut reasons = Vec::new();
-    for store in pinned.regions_in_order(&session) {
-        let region = store.region().to_string();
-        let (at, end) = position();
-        if at >= end {
-            return;
-        }
-        let bucket = match session.bucket(store.as_ref()).await {
-            Ok(bucket) => bucket,
-            Err(e) => {
-                reasons.push(format!("{region}: {e}"));
-                continue;
-            }
-        };
-        let etag = match pinned.etag_for(store.as_ref(), &bucket).await {
-            Ok(etag) => etag,
-            Err(why) => {
-                reasons.push(format!("{region}: {why}"));
-                continue;
-            }
-        };
-        let asked = Instant::now();
-        let object = store
-            .get_object(&bucket, &pinned.key, Some(at..end), etag.as_deref())
-            .await;
-        let mut object = match object {
-            Ok(object) => object,
-            Err(e) => {
-                tracing::warn!(region, key = %pinned.key, "read of {at}..{end} failed: {e}");
-                reasons.push(format!("{region}: {e}"));
-                continue;
-            }
-        };
-        let mut waiting_since = asked;
-        let mut first = true;
-        // Bodies arrive in small frames: hand them over in chunks of at least
-        // `chunk_size`, so a channel of a few chunks holds megabytes ahead of the reader.
-        let mut frames = Vec::new();
-        let mut pending = 0u64;
-        loop {
-            let frame = object.body.next().await;
-            let finished = {
-                let mut progress = progress.lock().unwrap_or_else(PoisonError::into_inner);
-                if !std::mem::take(&mut first) {
-                    progress.waited += waiting_since.elapsed();
-                }
-                match frame {
-                    Some(Ok(mut data)) => {
-                        let room = progress.end.saturating_sub(progress.at);
-                        data.truncate(room.min(data.len() as u64) as usize);
-                        progress.at += data.len() as u64;
-                        progress.received += data.len() as u64;
-                        pending += data.len() as u64;
-                        if !data.is_empty() {
-                            frames.push(data);
+    let mut read = pinned.copies.read(&session, Some(range));
+    let mut waiting_since = Instant::now();
+    // Bodies arrive in small frames: hand them over in chunks of at least
+    // `chunk_size`, so a channel of a few chunks holds megabytes ahead of the reader.
+    let mut frames = Vec::new();
+    let mut pending = 0u64;
+    let mut last_region: Option<Arc<str>> = None;
+    loop {
+        // The reader may have cut the stream short meanwhile.
+        let end = progress.lock().unwrap_or_else(PoisonError::into_inner).end;
+        read.shorten(end);
+        let piece = read.next().await;
+        let finished = {
+            let mut progress = progress.lock().unwrap_or_else(PoisonError::into_inner);
+            match piece {
+                Some(Ok(piece)) => {
+                    if !piece.first {
+                        progress.waited += waiting_since.elapsed();
+                    }
+                    let mut data = piece.bytes;
+                    let room = progress.end.saturating_sub(progress.at);
+                    data.truncate(room.min(data.len() as u64) as usize);
+                    progress.at += data.len() as u64;
+                    progress.received += data.len() as u64;
+                    pending += data.len() as u64;
+                    if !data.is_empty() {
+                        frames.push(data);
+                        if last_region.as_ref() != Some(&piece.region) {
+                            if let Ok(mut served) = served.lock() {
+                                served.insert(piece.region.to_string());
+                            }
+                            last_region = Some(piece.region);
                         }
-                        progress.at >= progress.end
                     }
-                    Some(Err(e)) => {
-                        tracing::warn!(region, key = %pinned.key, "read stream broke at {}: {e}", progress.at);
-                        reasons.push(format!("{region}: {e}"));
-                        true
-                    }
-                    None => true,
+                    progress.at >= progress.end
                 }
+                Some(Err(unserved)) => {
+                    drop(progress);
+                    let _ = sender
+                        .send(Err(FsError::unavailable(unserved.to_string())))
+                        .await;
+                    return;
+                }
+                None => true,
+            }
+        };
+        if pending >= shared.options.chunk_size || (finished && pending > 0) {
+            let permit = match &budget {
+                Budget::Reserved(permit) => Some(Arc::clone(permit)),
+                Budget::PerChunk => match permit_for(&shared, &progress, &waiting, pending).await {
+                    Ok(permit) => permit,
+                    Err(()) => return,
+                },
             };
-            if pending >= shared.options.chunk_size || (finished && pending > 0) {
-                let permit = match &budget {
-                    Budget::Reserved(permit) => Some(Arc::clone(permit)),
-                    Budget::PerChunk => {
-                        match permit_for(&shared, &progress, &waiting, pending).await {
-                            Ok(permit) => permit,
-                            Err(()) => return,
-                        }
-                    }
-                };
-                if let Ok(mut served) = served.lock() {
-                    served.insert(region.clone());
-                }
-                pending = 0;
-                if sender
-                    .send(Ok((std::mem::take(&mut frames), permit)))
-                    .await
-                    .is_err()
-                {
-                    return; // The reader moved on.
-                }
+            pending = 0;
+            if sender
+                .send(Ok((std::mem::take(&mut frames), permit)))
+                .await
+                .is_err()
+            {
+                return; // The reader moved on.
             }
-            if finished {
-                break;
-            }
-            waiting_since = Instant::now();
         }
-        let (at, end) = position();
-        if at >= end {
+        if finished {
             return;
         }
+        waiting_since = Instant::now();
     }
-    let (at, end) = position();
-    let _ = sender
-        .send(Err(FsError::unavailable(format!(
-            "no region could serve bytes {at}..{end} of {}: {}",
-            pinned.key,
-            reasons.join("; ")
-        ))))
-        .await;
 }

@@ -47,7 +47,7 @@ async fn the_download_skips_a_region_with_other_bytes() {
     let mut out = Vec::new();
     let download = artifact.download_to_writer(&mut out).await.unwrap();
     assert_eq!(out, CURRENT_BYTES);
-    assert_ne!(download.location.region, REGIONS[0]);
+    assert_ne!(download.region, REGIONS[0]);
 }
 
 #[tokio::test]

@@ -144,7 +144,7 @@ impl ArtifactFs {
                 }
                 None => {
                     let pinned = self.pinned(project, version).await?;
-                    self.ownership.file(inode, pinned.size, pinned.mtime)
+                    self.ownership.file(inode, pinned.copies.size, pinned.mtime)
                 }
             },
         };

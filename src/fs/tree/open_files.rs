@@ -232,7 +232,10 @@ impl ArtifactFs {
         // The kernel keeps the pages of a cached file only once its fetch has passed its
         // check: those read while it arrives are dropped at the next open, in case it
         // then failed.
-        let (file, keep_pages, backing) = match self.cache.as_ref().filter(|c| c.fits(pinned.size))
+        let (file, keep_pages, backing) = match self
+            .cache
+            .as_ref()
+            .filter(|c| c.fits(pinned.copies.size))
         {
             Some(cache) => {
                 let cached = cache.open_file(&pinned, &self.session).await?;
