@@ -2,6 +2,8 @@
 //! log shows. This is the one place where failures become errnos; the FUSE adapter
 //! never invents one.
 
+use std::sync::Arc;
+
 use crate::protocol::Error as ProtocolError;
 use crate::storage::StorageError;
 
@@ -45,10 +47,14 @@ pub enum FsErrorKind {
     NameTooLong,
 }
 
+/// A failure: the errno's kind, the reason the log shows, and the error underneath
+/// (a protocol or storage error, with its service answer and cause) for whoever wants
+/// more than the reason.
 #[derive(Debug, Clone)]
 pub struct FsError {
     pub kind: FsErrorKind,
     pub message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 pub type FsResult<T> = Result<T, FsError>;
@@ -58,7 +64,14 @@ impl FsError {
         FsError {
             kind,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// The error underneath; the message should already say what it adds.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -92,13 +105,40 @@ impl FsError {
         }
     }
 
-    /// Whether the log should show it: expected answers (a missing name, a missing
-    /// attribute, a size probe) are not worth a line.
-    pub fn is_routine(&self) -> bool {
-        matches!(
-            self.kind,
-            FsErrorKind::NotFound | FsErrorKind::NoAttribute | FsErrorKind::BufferTooSmall
-        )
+    /// How loud the log says it: expected answers (a missing name, a missing attribute,
+    /// a size probe) at `DEBUG`, not worth a line by default; what the caller asked
+    /// amiss (a change to an immutable version, a name taken...) at `INFO`; what an
+    /// operator must see (regions that cannot answer, a full staging folder, a change
+    /// refused to another process) at `WARN`.
+    pub fn level(&self) -> tracing::Level {
+        match self.kind {
+            FsErrorKind::NotFound | FsErrorKind::NoAttribute | FsErrorKind::BufferTooSmall => {
+                tracing::Level::DEBUG
+            }
+            FsErrorKind::Unavailable | FsErrorKind::NoSpace | FsErrorKind::AccessDenied => {
+                tracing::Level::WARN
+            }
+            FsErrorKind::TooBig
+            | FsErrorKind::Immutable
+            | FsErrorKind::Exists
+            | FsErrorKind::ReadOnly
+            | FsErrorKind::Unsupported
+            | FsErrorKind::IsDirectory
+            | FsErrorKind::NotDirectory
+            | FsErrorKind::Invalid
+            | FsErrorKind::BadHandle
+            | FsErrorKind::Busy
+            | FsErrorKind::NotEmpty
+            | FsErrorKind::NameTooLong => tracing::Level::INFO,
+        }
+    }
+}
+
+impl std::error::Error for FsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -116,11 +156,11 @@ impl From<ProtocolError> for FsError {
             }
             ProtocolError::ArtifactNotFound { absent: true, .. } => FsErrorKind::NotFound,
             ProtocolError::NoQuorum { absent: true, .. } => FsErrorKind::NotFound,
-            ProtocolError::Storage(StorageError::NotFound(_)) => FsErrorKind::NotFound,
+            ProtocolError::Storage(e) if e.is_not_found() => FsErrorKind::NotFound,
             ProtocolError::OversizedMetadata { .. } => FsErrorKind::NoSpace,
             _ => FsErrorKind::Unavailable,
         };
-        FsError::new(kind, e.to_string())
+        FsError::new(kind, e.to_string()).with_source(e)
     }
 }
 
@@ -131,7 +171,7 @@ impl From<StorageError> for FsError {
         } else {
             FsErrorKind::Unavailable
         };
-        FsError::new(kind, e.to_string())
+        FsError::new(kind, e.to_string()).with_source(e)
     }
 }
 
@@ -304,9 +344,35 @@ mod tests {
         };
         assert_eq!(FsError::from(no_latest(3, true)).errno(), libc::ENOENT);
         assert_eq!(FsError::from(no_latest(2, false)).errno(), libc::EIO);
-        let down = StorageError::Unavailable("down".into());
+        let down = StorageError::unavailable("down");
         assert_eq!(FsError::from(down).errno(), libc::EIO);
-        let gone = StorageError::NotFound("gone".into());
+        let gone = StorageError::not_found("gone");
         assert_eq!(FsError::from(gone).errno(), libc::ENOENT);
+    }
+
+    #[test]
+    fn the_error_underneath_is_kept_with_its_answer() {
+        use crate::storage::{ErrorKind, ServiceAnswer};
+        use std::error::Error as _;
+        let denied = StorageError::access_denied("GetObject s3://b/k").with_answer(ServiceAnswer {
+            status: 403,
+            code: Some("AccessDenied".into()),
+            request_id: Some("R2".into()),
+            ..Default::default()
+        });
+        let error = FsError::from(ProtocolError::Storage(denied));
+        assert_eq!(error.errno(), libc::EIO);
+        assert_eq!(error.level(), tracing::Level::WARN);
+        let protocol = error
+            .source()
+            .and_then(|s| s.downcast_ref::<ProtocolError>());
+        let Some(ProtocolError::Storage(storage)) = protocol else {
+            panic!("lost: {error:?}");
+        };
+        assert_eq!(storage.kind(), ErrorKind::AccessDenied);
+        assert_eq!(
+            storage.answer().and_then(|a| a.request_id.as_deref()),
+            Some("R2")
+        );
     }
 }

@@ -9,10 +9,11 @@ use fuser::{Errno, FileAttr, FileType, FopenFlags, Generation, INodeNo, ReplyEmp
 use crate::fs::{Attr, Entry, FileKind, FsError, FsErrorKind};
 
 pub(super) fn errno(operation: &str, error: &FsError) -> Errno {
-    if !error.is_routine() {
-        tracing::warn!("{operation}: {error} (errno {})", error.errno());
-    } else {
-        tracing::debug!("{operation}: {error}");
+    let errno = error.errno();
+    match error.level() {
+        tracing::Level::WARN => tracing::warn!("{operation}: {error} (errno {errno})"),
+        tracing::Level::INFO => tracing::info!("{operation}: {error} (errno {errno})"),
+        _ => tracing::debug!("{operation}: {error} (errno {errno})"),
     }
     Errno::from_i32(error.errno())
 }

@@ -215,6 +215,7 @@ impl Artifact {
                         return Err(Error::NoRegionsAvailable {
                             regions: self.session.regions(),
                             reasons,
+                            denied: false,
                         });
                     }
                     let seen: Vec<String> = groups
@@ -263,6 +264,7 @@ impl Artifact {
                 Err(Error::NoRegionsAvailable {
                     regions: self.session.regions(),
                     reasons,
+                    denied: false,
                 })
             })
             .await

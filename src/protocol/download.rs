@@ -106,6 +106,7 @@ impl Artifact {
             let piece = piece.map_err(|unserved| Error::NoRegionsAvailable {
                 regions: copies.holders.iter().map(|h| h.region.clone()).collect(),
                 reasons: unserved.reasons,
+                denied: false,
             })?;
             hasher.update(&piece.bytes);
             writer

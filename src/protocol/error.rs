@@ -14,6 +14,9 @@ pub enum Error {
     NoRegionsAvailable {
         regions: Vec<String>,
         reasons: Vec<String>,
+        /// Every region that failed refused (IAM), rather than failing or lacking what
+        /// was asked: a caller without `s3:ListBucket` asking for a listing, say.
+        denied: bool,
     },
 
     #[error("The organisation configuration key \"{key}\" is empty. Have you run \"startifact --setup\"?")]
@@ -168,10 +171,13 @@ impl Error {
     /// Every region refused (IAM), rather than failing or lacking what was asked: a
     /// caller without `s3:ListBucket` asking for a listing, say.
     pub fn is_denied_everywhere(&self) -> bool {
+        matches!(self, Error::NoRegionsAvailable { denied: true, .. })
+    }
+
+    /// The region refused (IAM), rather than failing or lacking what was asked.
+    pub fn is_denied(&self) -> bool {
         match self {
-            Error::NoRegionsAvailable { reasons, .. } => {
-                !reasons.is_empty() && reasons.iter().all(|r| r.contains("access denied"))
-            }
+            Error::Storage(e) | Error::Parameter { source: e, .. } => e.is_access_denied(),
             _ => false,
         }
     }

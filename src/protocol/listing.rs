@@ -37,12 +37,12 @@ pub(crate) async fn list_versions(session: &Session, project: &str) -> Result<Ve
             let bucket = session
                 .bucket(store.as_ref())
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| (e.is_denied(), e.to_string()))?;
             let objects = store
                 .list_objects(&bucket, &prefix)
                 .await
-                .map_err(|e| format!("{region}: {e}"))?;
-            Ok::<_, String>(
+                .map_err(|e| (e.is_access_denied(), format!("{region}: {e}")))?;
+            Ok::<_, (bool, String)>(
                 objects
                     .iter()
                     .filter_map(|o| version_of_key(&prefix, &o.key))
@@ -54,12 +54,15 @@ pub(crate) async fn list_versions(session: &Session, project: &str) -> Result<Ve
     let regions = answers.len();
     let mut listed: Vec<Vec<Version>> = Vec::new();
     let mut reasons = Vec::new();
+    // Every region that failed refused (IAM).
+    let mut denied_elsewhere = true;
     for answer in answers {
         match answer {
             Ok(found) => listed.push(found),
-            Err(reason) => {
+            Err((denied, reason)) => {
                 tracing::warn!("failed to list versions of {project}: {reason}");
                 reasons.push(reason);
+                denied_elsewhere &= denied;
             }
         }
     }
@@ -67,9 +70,9 @@ pub(crate) async fn list_versions(session: &Session, project: &str) -> Result<Ve
         return Err(Error::NoRegionsAvailable {
             regions: session.regions(),
             reasons,
+            denied: denied_elsewhere,
         });
     }
-    let denied_elsewhere = reasons.iter().all(|r| r.contains("access denied"));
     if listed.len() < majority(regions) && !denied_elsewhere {
         return Err(Error::NoMajorityListing {
             project: project.to_string(),

@@ -216,6 +216,7 @@ impl Session {
                     .map(|store| async move { (store.region(), store.get_parameter(name).await) })
                     .collect();
                 let mut reasons = Vec::new();
+                let mut denied = true;
                 while let Some((region, answer)) = answers.next().await {
                     match answer {
                         Ok(text) => match Configuration::from_json(&text) {
@@ -232,16 +233,19 @@ impl Session {
                                     "configuration {name} is unreadable: {reason}"
                                 );
                                 reasons.push(format!("{region}: {name} is unreadable: {reason}"));
+                                denied = false;
                             }
                         },
                         Err(e) => {
                             tracing::warn!(region, "failed to read configuration: {e}");
                             reasons.push(format!("{region}: {e}"));
+                            denied &= e.is_access_denied();
                         }
                     }
                 }
                 Err(Error::NoRegionsAvailable {
                     regions: self.regions(),
+                    denied: denied && !reasons.is_empty(),
                     reasons,
                 })
             })

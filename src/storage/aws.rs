@@ -26,12 +26,12 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as S3CompletedPa
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::aws_errors::{classify, describe};
+use super::aws_errors::classify;
 use super::checked_file::{checked_file_body, Expected};
 use super::options::OptionsError;
 use super::{
-    CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore, StorageError,
-    StorageOptions,
+    CompletedPart, ErrorKind, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore,
+    StorageError, StorageOptions,
 };
 
 /// Loads the shared AWS configuration once; regions are then cheap to add. The
@@ -227,7 +227,7 @@ impl RegionStore for AwsRegion {
             .await
             .map_err(|e| classify(self.what("GetParameter", name), e))?;
         out.parameter.and_then(|p| p.value).ok_or_else(|| {
-            StorageError::Other(self.what("GetParameter answered no value for", name))
+            StorageError::other(self.what("GetParameter answered no value for", name))
         })
     }
 
@@ -248,7 +248,7 @@ impl RegionStore for AwsRegion {
         match self.ssm.delete_parameter().name(name).send().await {
             Ok(_) => Ok(()),
             Err(e) => match classify(self.what("DeleteParameter", name), e) {
-                StorageError::NotFound(_) => Ok(()),
+                gone if gone.is_not_found() => Ok(()),
                 other => Err(other),
             },
         }
@@ -304,7 +304,7 @@ impl RegionStore for AwsRegion {
         let mut request = self.s3.get_object().bucket(bucket).key(key);
         if let Some(range) = &range {
             if range.is_empty() {
-                return Err(StorageError::Invalid(format!(
+                return Err(StorageError::invalid(format!(
                     "{what}: empty range {range:?}"
                 )));
             }
@@ -335,13 +335,7 @@ impl RegionStore for AwsRegion {
                 let mut body = body?;
                 match body.next().await? {
                     Ok(chunk) => Some((Ok(chunk), Some(body))),
-                    Err(e) => Some((
-                        Err(StorageError::Unavailable(format!(
-                            "{what}: {}",
-                            describe(&e)
-                        ))),
-                        None,
-                    )),
+                    Err(e) => Some((Err(StorageError::unavailable(what).with_source(e)), None)),
                 }
             }
         });
@@ -374,7 +368,8 @@ impl RegionStore for AwsRegion {
             .await
             .map_err(|e| {
                 let what = self.what("PutObject", &format!("s3://{bucket}/{key}"));
-                StorageError::Other(format!("{what}: reading {}: {e}", path.display()))
+                StorageError::new(ErrorKind::Io, format!("{what}: reading {}", path.display()))
+                    .with_source(e)
             })?
             .len();
         let body = checked_file_body(path, size, Expected::of(options));
@@ -465,7 +460,7 @@ impl RegionStore for AwsRegion {
             .await
             .map_err(|e| classify(what.clone(), e))?;
         out.upload_id
-            .ok_or_else(|| StorageError::Other(format!("{what}: no upload id in the answer")))
+            .ok_or_else(|| StorageError::other(format!("{what}: no upload id in the answer")))
     }
 
     async fn upload_part(
@@ -500,7 +495,7 @@ impl RegionStore for AwsRegion {
             .map_err(|e| classify(what.clone(), e))?;
         let etag = out
             .e_tag
-            .ok_or_else(|| StorageError::Other(format!("{what}: no ETag in the answer")))?;
+            .ok_or_else(|| StorageError::other(format!("{what}: no ETag in the answer")))?;
         Ok(CompletedPart { part_number, etag })
     }
 

@@ -28,7 +28,8 @@ use serde::Serialize;
 
 use super::breaker::{Admission, Breaker, BreakerPolicy, BreakerState, Transition};
 use super::{
-    CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore, StorageError,
+    CompletedPart, ErrorKind, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore,
+    StorageError,
 };
 
 /// The recent health of every region of a session; cheap to clone and share.
@@ -89,8 +90,8 @@ fn unix_seconds(time: SystemTime) -> f64 {
 /// Whether an error says the region itself failed, rather than answering.
 pub fn is_region_failure(error: &StorageError) -> bool {
     matches!(
-        error,
-        StorageError::Timeout(_) | StorageError::Unavailable(_)
+        error.kind(),
+        ErrorKind::Timeout | ErrorKind::Unavailable | ErrorKind::Throttled
     )
 }
 
@@ -192,7 +193,7 @@ impl HealthBoard {
                     .as_ref()
                     .map(|(_, reason)| reason.as_str())
                     .unwrap_or("unknown");
-                Err(StorageError::Unavailable(format!(
+                Err(StorageError::unavailable(format!(
                     "region {region} is not being asked for {:.1} s after {} consecutive \
                      failures (last: {last})",
                     retry_in.as_secs_f64(),

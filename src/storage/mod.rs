@@ -14,6 +14,7 @@ mod aws_errors;
 mod backend;
 pub mod breaker;
 mod checked_file;
+mod error;
 pub mod health;
 pub mod local;
 pub mod options;
@@ -30,53 +31,13 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 pub use backend::Backend;
+pub use error::{chain, ErrorKind, ServiceAnswer, StorageError};
 pub use health::{HealthBoard, RegionHealth};
 pub use options::StorageOptions;
 
 /// Name of the user-metadata entry (S3 `x-amz-meta-...`) where our stager records the
 /// artifact's MD5 as 32 lowercase hex digits, so multipart objects can be verified too.
 pub const MD5_METADATA_KEY: &str = "startifact-md5";
-
-/// Why a storage operation failed, in the terms the protocol cares about.
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    /// The object, parameter or bucket does not exist.
-    #[error("not found: {0}")]
-    NotFound(String),
-    /// The caller is not allowed to do this (IAM), or the key is hidden from it.
-    #[error("access denied: {0}")]
-    AccessDenied(String),
-    /// A conditional request (`If-None-Match: *`, `If-Match: etag`) did not hold.
-    #[error("precondition failed: {0}")]
-    PreconditionFailed(String),
-    /// The bytes received did not match the Content-MD5 sent with them.
-    #[error("bad digest: {0}")]
-    BadDigest(String),
-    /// The request did not complete within its timeout.
-    #[error("timed out: {0}")]
-    Timeout(String),
-    /// The region could not be reached, or answered with a server error.
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    /// The request was refused as invalid.
-    #[error("invalid request: {0}")]
-    Invalid(String),
-    /// Anything else the service or the local disk reported.
-    #[error("{0}")]
-    Other(String),
-}
-
-impl StorageError {
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, StorageError::NotFound(_))
-    }
-    pub fn is_access_denied(&self) -> bool {
-        matches!(self, StorageError::AccessDenied(_))
-    }
-    pub fn is_precondition_failed(&self) -> bool {
-        matches!(self, StorageError::PreconditionFailed(_))
-    }
-}
 
 /// What a `HeadObject` (or the head of a `GetObject`) tells about an object.
 #[derive(Debug, Clone, PartialEq, Eq)]

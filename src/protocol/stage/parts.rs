@@ -18,7 +18,7 @@ use crate::digest::Crc64;
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
-use crate::storage::StorageError;
+use crate::storage::{ErrorKind, StorageError};
 
 use super::digests::PlannedPart;
 
@@ -108,7 +108,7 @@ impl SharedParts {
         let planned = self
             .layout
             .get(index)
-            .ok_or_else(|| StorageError::Other(format!("no part {index} was planned")))?;
+            .ok_or_else(|| StorageError::other(format!("no part {index} was planned")))?;
         let _reading = self.reading[index].lock().await;
         if let Some(bytes) = self.cached(index) {
             return Ok(bytes);
@@ -144,7 +144,7 @@ impl SharedParts {
         Arc::clone(&self.budget)
             .acquire_many_owned(units)
             .await
-            .map_err(|e| StorageError::Other(format!("staging memory budget: {e}")))
+            .map_err(|e| StorageError::other("staging memory budget").with_source(e))
     }
 
     /// How many bytes of the budget are in use (for tests).
@@ -160,13 +160,13 @@ async fn read_part(path: &Path, planned: &PlannedPart) -> Result<Vec<u8>, Storag
     let (path, planned) = (path.to_path_buf(), planned.clone());
     tokio::task::spawn_blocking(move || {
         use std::os::unix::fs::FileExt;
-        let failed = |e: std::io::Error| StorageError::Other(format!("reading {}: {e}", path.display()));
+        let failed = |e: std::io::Error| StorageError::new(ErrorKind::Io, format!("reading {}", path.display())).with_source(e);
         let file = std::fs::File::open(&path).map_err(failed)?;
         let mut body = vec![0u8; planned.length as usize];
         file.read_exact_at(&mut body, planned.offset).map_err(failed)?;
         let read = Crc64::of(&body);
         if read != planned.crc64 {
-            return Err(StorageError::Other(format!(
+            return Err(StorageError::other(format!(
                 "{}: the part at {} changed since it was hashed (Content-MD5 {}; CRC-64 {:016x}, now {read:016x}); not staged",
                 path.display(),
                 planned.offset,
@@ -177,7 +177,7 @@ async fn read_part(path: &Path, planned: &PlannedPart) -> Result<Vec<u8>, Storag
         Ok(body)
     })
     .await
-    .map_err(|e| StorageError::Other(format!("read task failed: {e}")))?
+    .map_err(|e| StorageError::other("read task failed").with_source(e))?
 }
 
 #[cfg(test)]

@@ -28,7 +28,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore, StorageError,
+    CompletedPart, ErrorKind, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore,
+    StorageError,
 };
 
 /// Counts of the requests a local region served, for tests and benchmarks.
@@ -82,19 +83,22 @@ pub struct LocalRegion {
 }
 
 fn io_error(what: &str, err: io::Error) -> StorageError {
-    match err.kind() {
-        io::ErrorKind::NotFound => StorageError::NotFound(format!("{what}: {err}")),
+    let kind = match err.kind() {
+        io::ErrorKind::NotFound => ErrorKind::NotFound,
         // A key longer than a file name may be (S3 takes 1,024 bytes) cannot be in the
         // store: absent, as S3 would say, never a region that is down.
         io::ErrorKind::InvalidFilename => {
-            StorageError::NotFound(format!("{what}: too long for the local store"))
+            return StorageError::not_found(format!("{what}: too long for the local store"))
+                .with_source(err)
         }
-        io::ErrorKind::PermissionDenied => StorageError::AccessDenied(format!("{what}: {err}")),
+        io::ErrorKind::PermissionDenied => ErrorKind::AccessDenied,
         io::ErrorKind::AlreadyExists => {
-            StorageError::PreconditionFailed(format!("{what}: already exists"))
+            return StorageError::precondition_failed(format!("{what}: already exists"))
+                .with_source(err)
         }
-        _ => StorageError::Other(format!("{what}: {err}")),
-    }
+        _ => ErrorKind::Io,
+    };
+    StorageError::new(kind, what).with_source(err)
 }
 
 async fn blocking<T: Send + 'static>(
@@ -102,7 +106,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, StorageError> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| StorageError::Other(format!("local store task failed: {e}")))?
+        .map_err(|e| StorageError::other("local store task failed").with_source(e))?
 }
 
 /// Every file under `dir`, at any depth; a missing `dir` holds none.
@@ -172,7 +176,7 @@ impl LocalRegion {
         if self.root.is_dir() {
             Ok(())
         } else {
-            Err(StorageError::Unavailable(format!(
+            Err(StorageError::unavailable(format!(
                 "local region {} has no folder at {}",
                 self.region,
                 self.root.display()
@@ -186,7 +190,7 @@ impl LocalRegion {
         if root.is_dir() {
             Ok(root)
         } else {
-            Err(StorageError::NotFound(format!(
+            Err(StorageError::not_found(format!(
                 "NoSuchBucket: {bucket} in {}",
                 self.region
             )))

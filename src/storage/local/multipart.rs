@@ -31,7 +31,9 @@ fn md5_base64(body: &[u8]) -> String {
 /// The folder of an upload; an id that is not ours (hex) names no upload.
 fn upload_dir(local: &LocalRegion, upload_id: &str) -> Result<PathBuf, StorageError> {
     if upload_id.is_empty() || !upload_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(StorageError::NotFound(format!("NoSuchUpload: {upload_id}")));
+        return Err(StorageError::not_found(format!(
+            "NoSuchUpload: {upload_id}"
+        )));
     }
     Ok(local.root.join("uploads").join(upload_id))
 }
@@ -51,7 +53,7 @@ pub(super) async fn create(
         user_metadata: user_metadata.clone(),
     };
     let body = serde_json::to_vec(&manifest)
-        .map_err(|e| StorageError::Other(format!("upload manifest: {e}")))?;
+        .map_err(|e| StorageError::other("upload manifest").with_source(e))?;
     blocking(move || {
         std::fs::create_dir_all(&dir).map_err(|e| io_error("creating upload", e))?;
         std::fs::write(dir.join("manifest.json"), body).map_err(|e| io_error("creating upload", e))
@@ -69,20 +71,20 @@ pub(super) async fn upload_part(
 ) -> Result<CompletedPart, StorageError> {
     local.check_up()?;
     if !(1..=10_000).contains(&part_number) {
-        return Err(StorageError::Invalid(format!("part number {part_number}")));
+        return Err(StorageError::invalid(format!("part number {part_number}")));
     }
     let dir = upload_dir(local, upload_id)?;
     let content_md5 = content_md5.to_string();
     let upload_id = upload_id.to_string();
     blocking(move || {
         if !dir.is_dir() {
-            return Err(StorageError::NotFound(format!(
+            return Err(StorageError::not_found(format!(
                 "NoSuchUpload: {upload_id:?}"
             )));
         }
         let actual = md5_base64(&body);
         if actual != content_md5 {
-            return Err(StorageError::BadDigest(format!(
+            return Err(StorageError::bad_digest(format!(
                 "part {part_number}: Content-MD5 {content_md5} but the body's MD5 is {actual}"
             )));
         }
@@ -112,15 +114,15 @@ pub(super) async fn complete(
         let manifest: UploadManifest = std::fs::read(dir.join("manifest.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| StorageError::NotFound(format!("{what}: NoSuchUpload")))?;
+            .ok_or_else(|| StorageError::not_found(format!("{what}: NoSuchUpload")))?;
         if manifest.key != key {
-            return Err(StorageError::Invalid(format!(
+            return Err(StorageError::invalid(format!(
                 "{what}: upload is for {}",
                 manifest.key
             )));
         }
         if if_none_match && path_of(&bucket_root, &key).exists() {
-            return Err(StorageError::PreconditionFailed(format!("{what}: exists")));
+            return Err(StorageError::precondition_failed(format!("{what}: exists")));
         }
         let tmp = this.tmp_dir();
         std::fs::create_dir_all(&tmp).map_err(|e| io_error(&what, e))?;
@@ -131,14 +133,14 @@ pub(super) async fn complete(
         for (index, part) in parts.iter().enumerate() {
             if part.part_number != index as i32 + 1 {
                 let _ = std::fs::remove_file(&temporary);
-                return Err(StorageError::Invalid(format!("{what}: parts out of order")));
+                return Err(StorageError::invalid(format!("{what}: parts out of order")));
             }
             let body = std::fs::read(dir.join(format!("part-{:05}", part.part_number)))
                 .map_err(|e| io_error(&what, e))?;
             let digest = Md5::digest(&body);
             if format!("\"{}\"", hex::encode(digest)) != part.etag {
                 let _ = std::fs::remove_file(&temporary);
-                return Err(StorageError::Invalid(format!(
+                return Err(StorageError::invalid(format!(
                     "{what}: InvalidPart {index}"
                 )));
             }

@@ -67,7 +67,7 @@ fn check_content_md5(what: &str, digest: &[u8], options: &PutOptions) -> Result<
     if let Some(sent) = &options.content_md5 {
         let actual = base64::engine::general_purpose::STANDARD.encode(digest);
         if *sent != actual {
-            return Err(StorageError::BadDigest(format!(
+            return Err(StorageError::bad_digest(format!(
                 "{what}: Content-MD5 {sent} but the body's MD5 is {actual}"
             )));
         }
@@ -127,7 +127,7 @@ pub(super) async fn get(
             let info = info_of(&file_path).map_err(|e| io_error(&what, e))?;
             if let Some(expected) = &if_match {
                 if info.etag.as_deref() != Some(expected.as_str()) {
-                    return Err(StorageError::PreconditionFailed(format!(
+                    return Err(StorageError::precondition_failed(format!(
                         "{what}: ETag is {:?}, not {expected}",
                         info.etag
                     )));
@@ -136,7 +136,7 @@ pub(super) async fn get(
             let range = match range {
                 None => 0..info.size,
                 Some(r) if r.start >= info.size || r.is_empty() => {
-                    return Err(StorageError::Invalid(format!(
+                    return Err(StorageError::invalid(format!(
                         "{what}: range {r:?} outside {} bytes",
                         info.size
                     )))
@@ -183,7 +183,7 @@ pub(super) async fn get(
                 }
                 Ok((_, _, Err(e))) => Some((Err(io_error(&what, e)), (None, 0))),
                 Err(e) => Some((
-                    Err(StorageError::Other(format!(
+                    Err(StorageError::other(format!(
                         "{what}: read task failed: {e}"
                     ))),
                     (None, 0),
@@ -214,7 +214,7 @@ pub(super) async fn put(
         let digest = Md5::digest(&body);
         check_content_md5(&what, &digest, &options)?;
         if options.if_none_match && path_of(&bucket_root, &key).exists() {
-            return Err(StorageError::PreconditionFailed(format!("{what} exists")));
+            return Err(StorageError::precondition_failed(format!("{what} exists")));
         }
         let temporary = this
             .write_temporary(&body)
@@ -293,7 +293,7 @@ pub(super) async fn put_file(
         }
         if options.if_none_match && path_of(&bucket_root, &key).exists() {
             let _ = std::fs::remove_file(&temporary);
-            return Err(StorageError::PreconditionFailed(format!("{what} exists")));
+            return Err(StorageError::precondition_failed(format!("{what} exists")));
         }
         let sidecar = whole_object_sidecar(&digest, &options);
         commit(
