@@ -52,7 +52,7 @@ pub use error::{FsError, FsErrorKind, FsResult};
 pub use inode::{Node, ROOT_INODE};
 pub use read::ReadOptions;
 pub use staging::{SetMode, Staging};
-pub use tree::{ArtifactFs, FsOptions, Opened, StatFs};
+pub use tree::{ArtifactFs, FsOptions, Opened, StatFs, DEFAULT_METADATA_TTL};
 pub use writes::AttrChange;
 pub use xattr::XattrReply;
 

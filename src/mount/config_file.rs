@@ -1,6 +1,7 @@
 //! The configuration file, `/etc/startifact-fs/config.toml` (read when it exists) or
 //! the one `--config PATH` / `-o config=PATH` names (which must exist): TOML, with the
-//! keys of `-o` (see `settings`), for what fstab and environment files carry badly:
+//! keys of `-o` (see `super::declaration`; not `config`), for what fstab and environment
+//! files carry badly:
 //!
 //! ```toml
 //! regions = ["us-east-1", "eu-west-2"]
@@ -45,7 +46,7 @@ pub fn parse(text: &str) -> Result<Settings, (usize, String)> {
         let line = line_of_key(text, key);
         let value = option_value(key, value).map_err(|message| (line, message))?;
         match settings.apply(key, value.as_deref()) {
-            Ok(Applied::Taken) if key != "config" => {}
+            Ok(Applied::Taken(option)) if option.in_file => {}
             Ok(_) => return Err((line, format!("unknown key {key:?}"))),
             Err(message) => return Err((line, message)),
         }
@@ -174,6 +175,21 @@ mod tests {
         assert_eq!(line, 1, "options of mount(8) mean nothing in the file");
         let (_, message) = parse("config = \"/other.toml\"\n").unwrap_err();
         assert!(message.contains("unknown key"), "{message}");
+    }
+
+    #[test]
+    fn the_declared_default_is_this_file() {
+        let config = crate::mount::declaration::OPTIONS
+            .iter()
+            .find(|option| option.key == "config")
+            .unwrap();
+        assert!(!config.in_file);
+        match config.default {
+            crate::mount::option_spec::OptionDefault::Unset(text) => {
+                assert!(text.starts_with(DEFAULT_CONFIG_FILE), "{text}")
+            }
+            crate::mount::option_spec::OptionDefault::Value(_) => panic!("a default file"),
+        }
     }
 
     #[test]

@@ -16,17 +16,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::arguments::parse_arguments;
-use crate::fs::private_dir::PrivateDir;
 use crate::fs::staging::ABANDONED_TTL;
-use crate::fs::{ArtifactFs, DiskCache, FsOptions};
-use crate::protocol::regions::parse_regions;
-use crate::protocol::SessionBuilder;
+use crate::fs::{ArtifactFs, DiskCache};
 
 use super::access::Access;
 use super::fuse::FuseAdapter;
 use super::notify;
 use super::options::{MountArgs, MountConfig, Source};
-use super::staging_folder::{self, StagingFolder};
+use super::staging_folder::{self, check_private_folder, StagingFolder};
 
 const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
 /// Read-ahead asked of the kernel for the mount, in KiB.
@@ -75,7 +72,8 @@ pub fn main() -> ExitCode {
         }
     };
     // Before anything else: a daemon with nowhere safe to keep its spool says so.
-    let staging_folder = match (!config.read_only).then(|| config.staging_folder()) {
+    let choose = || staging_folder::choose(&config, &|name| std::env::var(name).ok());
+    let staging_folder = match (!config.read_only).then(choose) {
         None => None,
         Some(Ok(folder)) => Some(folder),
         Some(Err(message)) => {
@@ -84,7 +82,7 @@ pub fn main() -> ExitCode {
         }
     };
     // A CA bundle that cannot be used is said on the terminal, before the daemon forks.
-    if let (Source::Aws, Some(bundle)) = (&config.source, &config.storage.ca_bundle) {
+    if let (Source::Aws, Some(bundle)) = (&config.source, &config.ca_bundle) {
         if let Err(e) = crate::storage::trust::read_bundle(bundle) {
             eprintln!("startifact-fs: {e}");
             return ExitCode::FAILURE;
@@ -224,13 +222,6 @@ fn serve(
     }
 }
 
-/// Refuses a folder others could plant links in or move away (and tightens ours).
-pub(super) fn check_private_folder(what: &str, dir: &Path) -> Result<(), String> {
-    PrivateDir::open(dir)
-        .map(drop)
-        .map_err(|e| format!("refusing the {what} folder: {e}"))
-}
-
 fn run(
     config: &MountConfig,
     staging_folder: Option<StagingFolder>,
@@ -270,31 +261,10 @@ fn run(
     })?;
 
     // Flags, `-o`, the environment and the file are already laid over each other.
-    let storage = config.storage.clone();
-    let builder = SessionBuilder {
-        regions: config.regions.as_deref().map(parse_regions),
-        read_only: config.read_only,
-        local_store: match &config.source {
-            Source::Local(dir) => Some(dir.clone()),
-            Source::Aws => None,
-        },
-        configuration_parameter: config.parameter.clone(),
-        storage_options: Some(storage),
-        keep_region_order: false,
-    };
     let session = runtime
-        .block_on(builder.build())
+        .block_on(config.session_builder().build())
         .map_err(|e| e.to_string())?;
-    let fs_options = FsOptions {
-        read_only: config.read_only,
-        uid: config.uid.unwrap_or_else(|| unsafe { libc::getuid() }),
-        gid: config.gid.unwrap_or_else(|| unsafe { libc::getgid() }),
-        stagers: config.stagers,
-        metadata_ttl: config.metadata_ttl,
-        allow_delete: config.allow_delete,
-        passthrough: config.passthrough,
-        ..FsOptions::default()
-    };
+    let fs_options = config.fs_options(unsafe { libc::getuid() }, unsafe { libc::getgid() });
     let watched = session.clone();
     let mut fs = ArtifactFs::new(session.clone(), fs_options);
     let mut kept_staging = None;

@@ -1,5 +1,40 @@
-//! What `startifact-fs --help` (and its man page) shows after the options: an example of
-//! every option, the `status` command, the environment, and the exit status.
+//! What `startifact-fs --help` (and its man page) and the README say of the options,
+//! from their declaration (`super::declaration`): each flag's help with its default,
+//! the `-o` line, and the README's option table; and what the help shows after the
+//! options: an example of every option, the `status` command, the environment, and the
+//! exit status.
+
+use super::declaration::{Settings, OPTIONS};
+use super::option_spec::{OptionDefault, OptionSpec};
+
+/// A flag's help: what it does, its default and its variable.
+pub fn flag_help(option: &OptionSpec<Settings>) -> String {
+    let mut help = option.summary().to_string();
+    match option.default {
+        OptionDefault::Value(shown) => {
+            let shown = shown();
+            if shown.in_help {
+                help.push_str(&format!(" [default: {}]", shown.text));
+            }
+        }
+        OptionDefault::Unset(text) => help.push_str(&format!(" [default: {text}]")),
+    }
+    if let Some(variable) = option.env {
+        help.push_str(&format!(" [env: {variable}]"));
+    }
+    help
+}
+
+/// The help of `-o`: every option's key.
+pub fn dash_o_help() -> String {
+    let keys: Vec<String> = OPTIONS.iter().map(OptionSpec::dash_o_form).collect();
+    format!(
+        "Mount options, comma-separated, for mount(8) and fstab: {}; the generic ones of \
+         mount(8) are accepted and ignored. Example: \
+         -o ro,regions=us-east-1:eu-west-2,aws_credentials_file=/etc/startifact-fs/credentials",
+        keys.join(", ")
+    )
+}
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -38,3 +73,113 @@ AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE...), the configuration file
 
 Exit status: 0 once the mount answers (or, in the foreground, once it is unmounted
 cleanly); 1 with one line on stderr saying why it could not mount.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mount::option_spec::Heading;
+
+    /// Where the README's option table starts and ends.
+    const README_TABLE_START: &str = "<!-- options: generated from src/mount/declaration.rs -->";
+    const README_TABLE_END: &str = "<!-- options: end -->";
+
+    /// The README's option table: every option under its heading (a test holds the
+    /// README to it).
+    fn readme_table() -> String {
+        let mut table = String::from(
+            "| Flag | `-o` | What it does | Default | Why that default | File | Environment |\n\
+             |---|---|---|---|---|---|---|\n",
+        );
+        let code = |text: Option<String>| text.map_or(String::new(), |t| format!("`{t}`"));
+        for heading in Heading::ALL {
+            table.push_str(&format!("| **{}** | | | | | | |\n", heading.title()));
+            for option in OPTIONS.iter().filter(|option| option.heading == heading) {
+                let default = match option.default {
+                    OptionDefault::Value(shown) => format!("`{}`", shown().text),
+                    OptionDefault::Unset(text) => text.to_string(),
+                };
+                let file = option.in_file.then(|| option.key.to_string());
+                table.push_str(&format!(
+                    "| {} | {} | {}. | {default} | {} | {} | {} |\n",
+                    code(option.flag_form()),
+                    code(Some(option.dash_o_form())),
+                    option.summary(),
+                    option.why,
+                    code(file),
+                    code(option.env.map(str::to_string)),
+                ));
+            }
+        }
+        table
+    }
+
+    /// Where the README's table is, between its markers.
+    fn readme_part(readme: &str) -> Option<std::ops::Range<usize>> {
+        let start = readme.find(README_TABLE_START)? + README_TABLE_START.len() + 1;
+        let end = start + readme.get(start..)?.find(README_TABLE_END)?;
+        Some(start..end)
+    }
+
+    /// `STARTIFACT_UPDATE_README=1 cargo test --lib readme` writes the table into the
+    /// README.
+    #[test]
+    fn the_readme_table_is_the_declarations() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let part = readme_part(&readme).expect("the README's option table and its markers");
+        let table = readme_table();
+        if readme[part.clone()] == table {
+            return;
+        }
+        if std::env::var_os("STARTIFACT_UPDATE_README").is_some() {
+            let updated = format!("{}{table}{}", &readme[..part.start], &readme[part.end..]);
+            std::fs::write(&path, updated).unwrap();
+            return;
+        }
+        panic!(
+            "the README's option table is not the declaration's; rewrite it with \
+             STARTIFACT_UPDATE_README=1 cargo test --lib readme. It should read:\n{table}"
+        );
+    }
+
+    #[test]
+    fn no_cell_holds_a_pipe() {
+        for option in OPTIONS {
+            assert!(
+                !option.help.contains('|') && !option.why.contains('|'),
+                "{}",
+                option.key
+            );
+            if let OptionDefault::Unset(text) = option.default {
+                assert!(!text.contains('|'), "{}", option.key);
+            }
+        }
+    }
+
+    #[test]
+    fn flags_show_their_default_and_variable() {
+        let help = |key: &str| flag_help(OPTIONS.iter().find(|option| option.key == key).unwrap());
+        assert_eq!(
+            help("metadata_ttl"),
+            "Seconds listings, `latest` and missing names are trusted [default: 10]"
+        );
+        assert_eq!(
+            help("cache_size"),
+            "Size limit of the cache, with K/M/G/T suffixes [default: 10G]"
+        );
+        assert_eq!(help("read_only"), "Refuse every change (EROFS)");
+        assert!(help("regions").ends_with("[env: STARTIFACT_REGIONS]"));
+        assert!(help("uid").ends_with("[default: the user mounting]"));
+    }
+
+    #[test]
+    fn dash_o_names_every_option() {
+        let help = dash_o_help();
+        for option in OPTIONS {
+            assert!(help.contains(&option.dash_o_form()), "{}", option.key);
+        }
+        assert!(help.contains(" ro, "), "{help}");
+        assert!(help.contains("regions=R1:R2"), "{help}");
+        assert!(help.contains("endpoints=REGION=URL;..."), "{help}");
+    }
+}

@@ -12,7 +12,7 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use crate::fs::private_dir::open_append_only;
 
-use super::options::MountConfig;
+use super::declaration::MountConfig;
 
 /// The filter of the daemon's lines. `--log-level` (or `-o log_level`) is a level for
 /// our own lines and wins; without it, `RUST_LOG` (any `EnvFilter` directives, e.g.

@@ -4,11 +4,15 @@
 pub mod access;
 pub mod config_file;
 pub mod daemon;
+pub mod declaration;
+mod flags;
 mod folders;
 pub mod fuse;
 mod help;
 mod logging;
 mod notify;
+pub mod option_spec;
+pub mod option_values;
 pub mod options;
 mod passthrough;
 pub mod settings;
@@ -16,3 +20,6 @@ mod shutdown;
 mod staging_folder;
 pub mod status;
 mod translate;
+
+#[cfg(test)]
+mod import_tests;

@@ -1,7 +1,10 @@
 //! The command line and its `-o` forms resolved into a `MountConfig`: sources, sizes,
 //! defaults, and which setting wins.
 
+use std::time::Duration;
+
 use super::*;
+use crate::arguments::parse_size;
 
 fn resolve(args: &[&str]) -> Result<MountConfig, String> {
     let mut all = vec!["startifact-fs"];
@@ -65,35 +68,6 @@ fn dash_o_options_match_the_long_ones() {
 }
 
 #[test]
-fn staging_folders_default_to_a_state_folder_never_to_tmp() {
-    use std::ffi::OsStr;
-    let root = default_staging_base(0, None, None).unwrap();
-    assert_eq!(root, PathBuf::from("/var/lib/startifact-fs/staging"));
-    let xdg = default_staging_base(1000, Some(OsStr::new("/x")), Some(OsStr::new("/h")));
-    assert_eq!(xdg.unwrap(), PathBuf::from("/x/startifact-fs/staging"));
-    let home = default_staging_base(1000, None, Some(OsStr::new("/h")));
-    assert_eq!(
-        home.unwrap(),
-        PathBuf::from("/h/.local/state/startifact-fs/staging")
-    );
-    // Relative values are not state folders.
-    let relative = default_staging_base(1000, Some(OsStr::new("x")), Some(OsStr::new("/h")));
-    assert_eq!(
-        relative.unwrap(),
-        PathBuf::from("/h/.local/state/startifact-fs/staging")
-    );
-    for (xdg, home) in [
-        (None, None),
-        (Some(""), Some("")),
-        (Some("rel"), Some("rel")),
-    ] {
-        let e = default_staging_base(1000, xdg.map(OsStr::new), home.map(OsStr::new)).unwrap_err();
-        assert!(e.contains("neither HOME nor XDG_STATE_HOME"), "{e}");
-        assert!(e.contains("--staging-dir"), "{e}");
-    }
-}
-
-#[test]
 fn flags_win_over_dash_o_over_the_environment_over_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.toml");
@@ -132,9 +106,9 @@ fn flags_win_over_dash_o_over_the_environment_over_the_file() {
         Path::new("/no/such"),
     );
     assert_eq!(c.regions.as_deref(), Some("flag"), "flags first");
-    assert_eq!(c.parameter.as_deref(), Some("/o"), "then -o");
+    assert_eq!(c.parameter, "/o", "then -o");
     assert_eq!(
-        c.storage.ca_bundle,
+        c.ca_bundle,
         Some(PathBuf::from("/env.pem")),
         "then the environment"
     );
@@ -143,8 +117,8 @@ fn flags_win_over_dash_o_over_the_environment_over_the_file() {
         (3 << 20, 6 << 20),
         "then the file"
     );
-    assert_eq!(c.storage.region_endpoints["file"], "http://file");
-    assert_eq!(c.cache_size, DEFAULT_CACHE_SIZE, "then the defaults");
+    assert_eq!(c.storage().region_endpoints["file"], "http://file");
+    assert_eq!(c.cache_size, 10 << 30, "then the defaults");
     // The default file is read when it exists and no other is named...
     let c = resolve_with(&["/mnt"], &file);
     assert_eq!(c.staging_size, 3 << 20);
@@ -174,12 +148,32 @@ fn sizes_take_suffixes() {
 #[test]
 fn stop_timeout_defaults_to_30_seconds_and_is_set_either_way() {
     let c = resolve(&["/mnt"]).unwrap();
-    assert_eq!(c.stop_timeout, DEFAULT_STOP_TIMEOUT);
-    assert_eq!(DEFAULT_STOP_TIMEOUT, Duration::from_secs(30));
+    assert_eq!(c.stop_timeout, Duration::from_secs(30));
     let c = resolve(&["--stop-timeout", "2.5", "/mnt"]).unwrap();
     assert_eq!(c.stop_timeout, Duration::from_millis(2500));
     let c = resolve(&["-o", "stop_timeout=4", "/mnt"]).unwrap();
     assert_eq!(c.stop_timeout, Duration::from_secs(4));
     assert!(resolve(&["-o", "stop_timeout=soon", "/mnt"]).is_err());
     assert!(resolve(&["--stop-timeout", "-1", "/mnt"]).is_err());
+}
+
+#[test]
+fn the_defaults_are_those_of_the_layers_below() {
+    let c = resolve(&["/mnt"]).unwrap();
+    let fs = FsOptions::default();
+    assert_eq!(c.fs_options(5, 6).metadata_ttl, fs.metadata_ttl);
+    assert_eq!((c.fs_options(5, 6).uid, c.fs_options(5, 6).gid), (5, 6));
+    let stage = crate::protocol::StageOptions::default();
+    assert_eq!(
+        (c.part_size, c.multipart_threshold),
+        (stage.part_size, stage.multipart_threshold)
+    );
+    assert!(c.adaptive_sending, "no threshold given");
+    let storage = StorageOptions::default();
+    assert_eq!(c.storage().connect_timeout, storage.connect_timeout);
+    assert_eq!(c.storage().max_attempts, storage.max_attempts);
+    assert_eq!(c.source, Source::Aws);
+    let c = resolve(&["-o", "max_attempts=0,multipart_threshold=32M", "/mnt"]).unwrap();
+    assert_eq!(c.storage().max_attempts, 1, "at least one attempt");
+    assert!(!c.adaptive_sending, "a threshold given");
 }

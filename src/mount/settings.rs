@@ -4,77 +4,19 @@
 //! over each other, flags first, then `-o`, then the environment, then the file, and
 //! the defaults fill what none of them says (`MountArgs::resolve`).
 //!
-//! `-o key=value` and the file share one vocabulary (`Settings::apply`): what fstab
-//! carries badly (per-region endpoints, credentials) the file carries under the same name.
+//! `-o key=value` and the file share one vocabulary (`Settings::apply`), the keys of
+//! `super::declaration`: what fstab carries badly (per-region endpoints, credentials)
+//! the file carries under the same name.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::Duration;
-
-use super::access::group_id;
-use super::options::{parse_part_size, parse_size, Source};
-use crate::storage::options::parse_region_endpoints;
-
-/// Declares `Settings` and its `or`, which keeps what `self` says and takes the rest
-/// from `lower`.
-macro_rules! settings {
-    ($($(#[$doc:meta])* $field:ident: $kind:ty,)*) => {
-        /// What one layer says; `None` where it says nothing.
-        #[derive(Debug, Default, Clone, PartialEq)]
-        pub struct Settings {
-            $($(#[$doc])* pub $field: Option<$kind>,)*
-        }
-
-        impl Settings {
-            /// This layer over `lower`.
-            pub fn or(self, lower: Settings) -> Settings {
-                Settings { $($field: self.$field.or(lower.$field),)* }
-            }
-        }
-    };
-}
-
-settings! {
-    source: Source,
-    foreground: bool,
-    read_only: bool,
-    regions: String,
-    allow_other: bool,
-    default_permissions: bool,
-    /// The group allowed to change things besides the owner.
-    stagers: u32,
-    uid: u32,
-    gid: u32,
-    metadata_ttl: Duration,
-    parameter: String,
-    endpoints: BTreeMap<String, String>,
-    log_file: PathBuf,
-    log_level: String,
-    cache_dir: PathBuf,
-    cache_size: u64,
-    /// The kernel reads whole cached artifacts from the cache file (`no_passthrough`: no).
-    passthrough: bool,
-    staging_dir: PathBuf,
-    staging_size: u64,
-    part_size: u64,
-    multipart_threshold: u64,
-    stop_timeout: Duration,
-    allow_delete: bool,
-    connect_timeout: Duration,
-    operation_timeout: Duration,
-    max_attempts: u32,
-    ca_bundle: PathBuf,
-    aws_profile: String,
-    aws_credentials_file: PathBuf,
-    aws_config_file: PathBuf,
-    /// The configuration file to read (flags and `-o` only).
-    config_file: PathBuf,
-}
+pub use super::declaration::Settings;
+use super::declaration::OPTIONS;
+use super::option_spec::OptionSpec;
 
 /// What `apply` made of a key.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Applied {
-    Taken,
+    /// The option's value was read.
+    Taken(&'static OptionSpec<Settings>),
     /// A generic option of mount(8) (`rw`, `nofail`, `x-systemd.*`...): nothing to us.
     Generic,
     Unknown,
@@ -107,89 +49,18 @@ fn is_generic_option(key: &str) -> bool {
     ) || key.starts_with("x-")
 }
 
-pub fn parse_seconds(key: &str, text: &str) -> Result<Duration, String> {
-    text.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite() && *v >= 0.0)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("{key}={text:?} is not a number of seconds"))
-}
-
-fn parse_number(key: &str, text: &str) -> Result<u32, String> {
-    text.trim()
-        .parse()
-        .map_err(|_| format!("{key}={text:?} is not a number"))
-}
-
-/// A switch: given alone (`-o ro`), or `true`/`false` (the file).
-fn parse_switch(key: &str, value: Option<&str>) -> Result<bool, String> {
-    match value {
-        None | Some("true") => Ok(true),
-        Some("false") => Ok(false),
-        Some(other) => Err(format!("{key}={other:?} is neither true nor false")),
-    }
-}
-
-fn text(key: &str, value: Option<&str>) -> Result<String, String> {
-    match value {
-        Some(v) if !v.is_empty() => Ok(v.to_string()),
-        _ => Err(format!("{key} needs a value ({key}=...)")),
-    }
-}
-
 impl Settings {
     /// Takes one `key` or `key=value` (of `-o`, or of the file, where `-` and `_` are
     /// both accepted); a bad value is an error.
     pub fn apply(&mut self, key: &str, value: Option<&str>) -> Result<Applied, String> {
-        let path = |v: Option<&str>| text(key, v).map(PathBuf::from);
-        match key.replace('-', "_").as_str() {
-            "ro" | "read_only" => self.read_only = Some(parse_switch(key, value)?),
-            "allow_other" => self.allow_other = Some(parse_switch(key, value)?),
-            "default_permissions" => self.default_permissions = Some(parse_switch(key, value)?),
-            "foreground" => self.foreground = Some(parse_switch(key, value)?),
-            "allow_delete" => self.allow_delete = Some(parse_switch(key, value)?),
-            "stagers" => self.stagers = Some(group_id(&text(key, value)?)?),
-            "uid" => self.uid = Some(parse_number(key, &text(key, value)?)?),
-            "gid" => self.gid = Some(parse_number(key, &text(key, value)?)?),
-            // Commas separate options: `-o regions=a:b`, `-o endpoints=r=url;r=url`.
-            "regions" => self.regions = Some(text(key, value)?.replace(':', ",")),
-            "local_store" => self.source = Some(Source::Local(path(value)?)),
-            "metadata_ttl" => self.metadata_ttl = Some(parse_seconds(key, &text(key, value)?)?),
-            "parameter" => self.parameter = Some(text(key, value)?),
-            "endpoints" => {
-                let list = text(key, value)?.replace(';', ",");
-                self.endpoints = Some(parse_region_endpoints(&list).map_err(|e| e.to_string())?)
+        match OPTIONS.iter().find(|option| option.accepts(key)) {
+            Some(option) => {
+                (option.set)(self, key, value)?;
+                Ok(Applied::Taken(option))
             }
-            "log_file" => self.log_file = Some(path(value)?),
-            "log_level" => self.log_level = Some(text(key, value)?),
-            "cache_dir" => self.cache_dir = Some(path(value)?),
-            "cache_size" => self.cache_size = Some(parse_size(&text(key, value)?)?),
-            "passthrough" => self.passthrough = Some(parse_switch(key, value)?),
-            "no_passthrough" => self.passthrough = Some(!parse_switch(key, value)?),
-            "staging_dir" => self.staging_dir = Some(path(value)?),
-            "staging_size" => self.staging_size = Some(parse_size(&text(key, value)?)?),
-            "part_size" => self.part_size = Some(parse_part_size(&text(key, value)?)?),
-            "multipart_threshold" => {
-                self.multipart_threshold = Some(parse_size(&text(key, value)?)?)
-            }
-            "stop_timeout" => self.stop_timeout = Some(parse_seconds(key, &text(key, value)?)?),
-            "connect_timeout" => {
-                self.connect_timeout = Some(parse_seconds(key, &text(key, value)?)?)
-            }
-            "operation_timeout" => {
-                self.operation_timeout = Some(parse_seconds(key, &text(key, value)?)?)
-            }
-            "max_attempts" => self.max_attempts = Some(parse_number(key, &text(key, value)?)?),
-            "ca_bundle" => self.ca_bundle = Some(path(value)?),
-            "aws_profile" => self.aws_profile = Some(text(key, value)?),
-            "aws_credentials_file" => self.aws_credentials_file = Some(path(value)?),
-            "aws_config_file" => self.aws_config_file = Some(path(value)?),
-            "config" => self.config_file = Some(path(value)?),
-            _ if is_generic_option(key) => return Ok(Applied::Generic),
-            _ => return Ok(Applied::Unknown),
+            None if is_generic_option(key) => Ok(Applied::Generic),
+            None => Ok(Applied::Unknown),
         }
-        Ok(Applied::Taken)
     }
 
     /// The `-o` options, comma-separated, of every `-o` given.
@@ -211,42 +82,19 @@ impl Settings {
         Ok(settings)
     }
 
-    /// What the environment says: the `STARTIFACT_*` variables, and those of the AWS
-    /// CLI for the CA bundle, the profile and the shared files. `lookup` reads one
-    /// variable (the process's environment, or a test's).
+    /// What the environment says: the variables of the options that have one (the
+    /// `STARTIFACT_*` variables, and those of the AWS CLI for the CA bundle, the profile
+    /// and the shared files). `lookup` reads one variable (the process's environment,
+    /// or a test's); a blank one says nothing.
     pub fn from_environment(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Settings, String> {
-        const NAMES: [(&str, &str); 11] = [
-            ("STARTIFACT_REGIONS", "regions"),
-            ("STARTIFACT_PARAMETER", "parameter"),
-            ("STARTIFACT_LOCAL_STORE", "local_store"),
-            ("STARTIFACT_ENDPOINTS", "endpoints"),
-            ("STARTIFACT_CONNECT_TIMEOUT", "connect_timeout"),
-            ("STARTIFACT_OPERATION_TIMEOUT", "operation_timeout"),
-            ("STARTIFACT_MAX_ATTEMPTS", "max_attempts"),
-            ("AWS_CA_BUNDLE", "ca_bundle"),
-            ("AWS_PROFILE", "aws_profile"),
-            ("AWS_SHARED_CREDENTIALS_FILE", "aws_credentials_file"),
-            ("AWS_CONFIG_FILE", "aws_config_file"),
-        ];
         let mut settings = Settings::default();
-        for (variable, key) in NAMES {
-            let Some(value) = lookup(variable).filter(|v| !v.trim().is_empty()) else {
+        for option in OPTIONS {
+            let Some(variable) = option.env else {
                 continue;
             };
-            // The variables keep their own separators: commas, not `:` and `;`.
-            let value = match key {
-                "regions" => value.replace(':', ","),
-                _ => value,
-            };
-            if key == "endpoints" {
-                settings.endpoints =
-                    Some(parse_region_endpoints(&value).map_err(|e| e.to_string())?);
-                continue;
+            if let Some(value) = lookup(variable).filter(|v| !v.trim().is_empty()) {
+                (option.set_from_environment)(&mut settings, variable, &value)?;
             }
-            // Every key of the table is known.
-            settings
-                .apply(key, Some(&value))
-                .map_err(|e| format!("{variable}: {e}"))?;
         }
         Ok(settings)
     }
@@ -281,7 +129,7 @@ mod tests {
         let s = Settings::from_environment(&env).unwrap();
         assert_eq!(s.regions.as_deref(), Some("r1,r2"));
         assert_eq!(s.endpoints.unwrap()["r2"], "https://y");
-        assert_eq!(s.ca_bundle, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(s.ca_bundle, Some(std::path::PathBuf::from("/ca.pem")));
         assert_eq!(s.max_attempts, Some(4));
         assert_eq!(s.aws_profile, None, "a blank variable says nothing");
         let bad = |name: &str| (name == "STARTIFACT_CONNECT_TIMEOUT").then(|| "soon".to_string());
@@ -295,8 +143,14 @@ mod tests {
         s.apply("read-only", Some("false")).unwrap();
         assert_eq!(s.read_only, Some(false));
         assert!(s.apply("ro", Some("perhaps")).is_err());
-        assert_eq!(s.apply("x-systemd.automount", None), Ok(Applied::Generic));
-        assert_eq!(s.apply("regoins", Some("a")), Ok(Applied::Unknown));
+        assert!(matches!(
+            s.apply("x-systemd.automount", None),
+            Ok(Applied::Generic)
+        ));
+        assert!(matches!(
+            s.apply("regoins", Some("a")),
+            Ok(Applied::Unknown)
+        ));
         let e = Settings::from_mount_options(&["ro,regoins=a".to_string()]).unwrap_err();
         assert!(e.contains("unknown mount option \"regoins=a\""), "{e}");
         assert!(s.apply("parameter", None).is_err(), "a value is needed");

@@ -1,6 +1,5 @@
 //! Which staging folder a mount keeps its spool in, and its opening: the one given
-//! (`--staging-dir`), else one per store under the state folder
-//! (`options::default_staging_base`).
+//! (`--staging-dir`), else one per store under the state folder (`default_staging_base`).
 //!
 //! A store is what a daemon stages to: for AWS, its regions, its endpoints
 //! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL_SSM` and the per-region
@@ -20,8 +19,10 @@ use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
-use super::options::{default_staging_base, MountConfig, Source};
+use super::declaration::MountConfig;
+use super::option_values::Source;
 use crate::digest::Md5;
+use crate::fs::private_dir::PrivateDir;
 use crate::fs::Staging;
 use crate::protocol::configuration::DEFAULT_CONFIGURATION_PARAMETER;
 use crate::protocol::regions::parse_regions;
@@ -75,9 +76,9 @@ impl Store {
                 regions.dedup();
                 // An endpoint of a region not in use changes nothing of the store.
                 let endpoints: BTreeMap<&String, &String> = config
-                    .storage
-                    .region_endpoints
+                    .endpoints
                     .iter()
+                    .flatten()
                     .filter(|(region, _)| regions.contains(region))
                     .collect();
                 let endpoints = endpoints
@@ -85,16 +86,13 @@ impl Store {
                     .map(|(region, url)| format!("{region}={url}"))
                     .collect::<Vec<_>>()
                     .join(",");
-                let parameter = config
-                    .parameter
-                    .as_deref()
-                    .map(str::trim)
+                let parameter = Some(config.parameter.trim())
                     .filter(|p| !p.is_empty())
                     .unwrap_or(DEFAULT_CONFIGURATION_PARAMETER);
                 let mut description = format!(
                     "source = \"aws\"\nregions = {:?}\nparameter = {parameter:?}\nprofile = {:?}\n",
                     regions.join(","),
-                    config.storage.aws_profile.as_deref().unwrap_or(""),
+                    config.aws_profile.as_deref().unwrap_or(""),
                 );
                 for (variable, key) in ENDPOINT_VARIABLES {
                     let value = env(variable)
@@ -114,6 +112,40 @@ impl Store {
 
 fn short_hash(bytes: &[u8]) -> String {
     hex::encode(Md5::digest(bytes))[..12].to_string()
+}
+
+/// The folder that holds the default staging folders: `/var/lib/startifact-fs/staging`
+/// for root, else under `$XDG_STATE_HOME` or `~/.local/state` (absolute paths only, as
+/// the XDG specification asks).
+pub fn default_staging_base(
+    euid: u32,
+    xdg_state_home: Option<&std::ffi::OsStr>,
+    home: Option<&std::ffi::OsStr>,
+) -> Result<PathBuf, String> {
+    let absolute = |value: Option<&std::ffi::OsStr>| {
+        value.map(PathBuf::from).filter(|path| path.is_absolute())
+    };
+    if euid == 0 {
+        Ok(PathBuf::from("/var/lib/startifact-fs/staging"))
+    } else if let Some(state) = absolute(xdg_state_home) {
+        Ok(state.join("startifact-fs/staging"))
+    } else if let Some(home) = absolute(home) {
+        Ok(home.join(".local/state/startifact-fs/staging"))
+    } else {
+        Err(
+            "no folder to keep staging folders in: neither HOME nor XDG_STATE_HOME is set \
+             to an absolute path; set one, give --staging-dir DIR, or mount with --read-only"
+                .to_string(),
+        )
+    }
+}
+
+/// Refuses a folder others could plant links in or move away (and tightens ours): the
+/// staging folders, and the cache's.
+pub(super) fn check_private_folder(what: &str, dir: &Path) -> Result<(), String> {
+    PrivateDir::open(dir)
+        .map(drop)
+        .map_err(|e| format!("refusing the {what} folder: {e}"))
 }
 
 /// The staging folder of `config`: the one given, else its store's under the state
@@ -149,10 +181,10 @@ pub fn open(config: &MountConfig, folder: &StagingFolder) -> Result<Staging, Str
     if folder.chosen {
         // The default's base folder holds only ours: it need not be readable either.
         if let Some(base) = folder.dir.parent() {
-            super::daemon::check_private_folder("staging", base)?;
+            check_private_folder("staging", base)?;
         }
     }
-    super::daemon::check_private_folder("staging", &folder.dir)?;
+    check_private_folder("staging", &folder.dir)?;
     let stage_options = StageOptions {
         part_size: config.part_size,
         multipart_threshold: config.multipart_threshold,
@@ -398,5 +430,35 @@ mod tests {
             staging_versions(scratch.path()),
             ["P/1.0.0", "P/2.0.0", "Q/0.1.0"]
         );
+    }
+
+    #[test]
+    fn staging_folders_default_to_a_state_folder_never_to_tmp() {
+        use std::ffi::OsStr;
+        let root = default_staging_base(0, None, None).unwrap();
+        assert_eq!(root, PathBuf::from("/var/lib/startifact-fs/staging"));
+        let xdg = default_staging_base(1000, Some(OsStr::new("/x")), Some(OsStr::new("/h")));
+        assert_eq!(xdg.unwrap(), PathBuf::from("/x/startifact-fs/staging"));
+        let home = default_staging_base(1000, None, Some(OsStr::new("/h")));
+        assert_eq!(
+            home.unwrap(),
+            PathBuf::from("/h/.local/state/startifact-fs/staging")
+        );
+        // Relative values are not state folders.
+        let relative = default_staging_base(1000, Some(OsStr::new("x")), Some(OsStr::new("/h")));
+        assert_eq!(
+            relative.unwrap(),
+            PathBuf::from("/h/.local/state/startifact-fs/staging")
+        );
+        for (xdg, home) in [
+            (None, None),
+            (Some(""), Some("")),
+            (Some("rel"), Some("rel")),
+        ] {
+            let e =
+                default_staging_base(1000, xdg.map(OsStr::new), home.map(OsStr::new)).unwrap_err();
+            assert!(e.contains("neither HOME nor XDG_STATE_HOME"), "{e}");
+            assert!(e.contains("--staging-dir"), "{e}");
+        }
     }
 }

@@ -68,6 +68,10 @@ pub struct FsOptions {
     pub passthrough: bool,
 }
 
+/// How long listings, `latest` and names found missing are trusted by default (the
+/// mount's `--metadata-ttl`): a version staged elsewhere shows within it.
+pub const DEFAULT_METADATA_TTL: Duration = Duration::from_secs(10);
+
 impl Default for FsOptions {
     fn default() -> Self {
         FsOptions {
@@ -75,7 +79,7 @@ impl Default for FsOptions {
             uid: 0,
             gid: 0,
             stagers: None,
-            metadata_ttl: Duration::from_secs(10),
+            metadata_ttl: DEFAULT_METADATA_TTL,
             immutable_ttl: Duration::from_secs(24 * 3600),
             read: ReadOptions::default(),
             allow_delete: false,
