@@ -19,3 +19,6 @@ pub mod protocol;
 pub mod storage;
 
 pub use protocol::{Artifact, Error, Metadata, Session, SessionBuilder};
+
+#[cfg(test)]
+mod imports_tests;

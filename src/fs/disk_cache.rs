@@ -38,8 +38,8 @@ use crate::protocol::Session;
 
 use super::cache_check::matches_store;
 use super::error::{FsError, FsResult};
+use super::host::private_dir::{Access, PrivateDir};
 use super::pinned::PinnedVersion;
-use super::private_dir::{Access, PrivateDir};
 
 /// What `{entry}.json` records.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -13,7 +13,7 @@
 use std::sync::atomic::Ordering;
 
 use super::error::{FsError, FsErrorKind, FsResult};
-use super::process::{self, Closer};
+use super::host::process::{self, Closer};
 use super::spool::FileStatus;
 use super::tree::{ArtifactFs, OpenFile, SpooledHandle};
 

@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::error::{FsError, FsErrorKind, FsResult};
-use super::private_dir::{Access, PrivateDir};
+use super::host::private_dir::{Access, PrivateDir};
 use super::spool_lock::SpoolLock;
 
 /// The default size limit of the spool.

@@ -13,9 +13,9 @@ use crate::protocol::validate_project_name;
 use super::attr::Entry;
 use super::caller::Caller;
 use super::error::{FsError, FsErrorKind, FsResult};
+use super::host::process;
 use super::inode::Node;
 use super::lock;
-use super::process;
 use super::staging::{CloseEffect, RenameEffect, Staging};
 use super::tree::{parse_version_name, ArtifactFs, OpenFile, SpooledHandle};
 

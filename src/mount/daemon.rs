@@ -4,7 +4,7 @@
 //! failed), and unmount cleanly on SIGINT/SIGTERM (after the stages in flight, see
 //! `shutdown`; detaching only when the mount stays busy). Under systemd it says so too
 //! (`notify`); SIGHUP reopens the log file (`logging`). The folders it keeps files in,
-//! and its log, are checked at start: see `crate::fs::private_dir`.
+//! and its log, are checked at start: see `crate::fs::host::private_dir`.
 
 use std::ffi::CString;
 use std::io::{Read, Write};

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::fs::private_dir::open_append_only;
+use crate::fs::host::private_dir::open_append_only;
 
 use super::declaration::MountConfig;
 

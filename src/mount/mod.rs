@@ -20,6 +20,3 @@ mod shutdown;
 mod staging_folder;
 pub mod status;
 mod translate;
-
-#[cfg(test)]
-mod import_tests;

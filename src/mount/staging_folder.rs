@@ -22,7 +22,7 @@ use std::sync::Arc;
 use super::declaration::MountConfig;
 use super::option_values::Source;
 use crate::digest::Md5;
-use crate::fs::private_dir::PrivateDir;
+use crate::fs::host::private_dir::PrivateDir;
 use crate::fs::Staging;
 use crate::protocol::configuration::DEFAULT_CONFIGURATION_PARAMETER;
 use crate::protocol::regions::parse_regions;

@@ -8,23 +8,14 @@ use std::sync::Arc;
 use semver::Version;
 use tokio::sync::OnceCell;
 
-use crate::storage::{ObjectInfo, RegionStore};
+use crate::storage::RegionStore;
 
-use super::census::{Answer, Census, Content, Majority, Verdict};
+use super::census::{Answer, Census, Content, Location, Majority, Verdict};
 use super::error::Error;
 use super::metadata::{self, usable_filename, Metadata};
 use super::names::{artifact_key, metadata_key};
 use super::progress::ProgressHandle;
 use super::session::Session;
-
-/// Where a copy of the artifact lives.
-#[derive(Debug, Clone)]
-pub struct Location {
-    pub region: String,
-    pub bucket: String,
-    pub key: String,
-    pub info: ObjectInfo,
-}
 
 /// How a download was checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,6 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::storage::ObjectInfo;
 
-use super::artifact::Location;
 use super::session::Session;
 
 /// How long a census that is already certain waits for the session's first region.
@@ -25,6 +24,15 @@ const FIRST_REGION_GRACE: std::time::Duration = std::time::Duration::from_millis
 /// How many of `regions` make a majority: more than half (2 of 3, 3 of 4, 3 of 5).
 pub fn majority(regions: usize) -> usize {
     regions / 2 + 1
+}
+
+/// Where a copy of the key lives.
+#[derive(Debug, Clone)]
+pub struct Location {
+    pub region: String,
+    pub bucket: String,
+    pub key: String,
+    pub info: ObjectInfo,
 }
 
 /// What one region answered about the key.

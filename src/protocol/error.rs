@@ -37,8 +37,12 @@ pub enum Error {
     BadMetadata { what: String, reason: String },
 
     /// Larger than `metadata::MAX_METADATA_BYTES`: refused when read or staged.
-    #[error("Metadata of {what} is {} the 16 MiB ({} bytes) a metadata object may have", over_by(*.size), crate::protocol::metadata::MAX_METADATA_BYTES)]
-    OversizedMetadata { what: String, size: Option<usize> },
+    #[error("Metadata of {what} is {} the {} MiB ({limit} bytes) a metadata object may have", over_by(*.size), .limit >> 20)]
+    OversizedMetadata {
+        what: String,
+        size: Option<usize>,
+        limit: usize,
+    },
 
     #[error("Could not stage {}@{} to enough regions ({}): {}", .0.project, .0.version, .0.summary(), .0.failures())]
     CannotStage(Box<StageReport>),

@@ -26,69 +26,73 @@ pub fn sort_versions(versions: &mut Vec<Version>) {
     versions.dedup();
 }
 
-pub(crate) async fn list_versions(session: &Session, project: &str) -> Result<Vec<Version>, Error> {
-    validate_project_name(project)?;
-    let configuration = session.ready_configuration().await?;
-    let prefix = versions_prefix(&configuration.bucket_key_prefix, project);
-    let answers = join_all(session.stores().iter().map(|store| {
-        let prefix = prefix.clone();
-        async move {
-            let region = store.region().to_string();
-            let bucket = session
-                .bucket(store.as_ref())
-                .await
-                .map_err(|e| (e.is_denied(), e.to_string()))?;
-            let objects = store
-                .list_objects(&bucket, &prefix)
-                .await
-                .map_err(|e| (e.is_access_denied(), format!("{region}: {e}")))?;
-            Ok::<_, (bool, String)>(
-                objects
-                    .iter()
-                    .filter_map(|o| version_of_key(&prefix, &o.key))
-                    .collect::<Vec<_>>(),
-            )
-        }
-    }))
-    .await;
-    let regions = answers.len();
-    let mut listed: Vec<Vec<Version>> = Vec::new();
-    let mut reasons = Vec::new();
-    // Every region that failed refused (IAM).
-    let mut denied_elsewhere = true;
-    for answer in answers {
-        match answer {
-            Ok(found) => listed.push(found),
-            Err((denied, reason)) => {
-                tracing::warn!("failed to list versions of {project}: {reason}");
-                reasons.push(reason);
-                denied_elsewhere &= denied;
+impl Session {
+    /// Every version of a project that any answering region lists, highest first.
+    pub async fn list_versions(&self, project: &str) -> Result<Vec<Version>, Error> {
+        let session = self;
+        validate_project_name(project)?;
+        let configuration = session.ready_configuration().await?;
+        let prefix = versions_prefix(&configuration.bucket_key_prefix, project);
+        let answers = join_all(session.stores().iter().map(|store| {
+            let prefix = prefix.clone();
+            async move {
+                let region = store.region().to_string();
+                let bucket = session
+                    .bucket(store.as_ref())
+                    .await
+                    .map_err(|e| (e.is_denied(), e.to_string()))?;
+                let objects = store
+                    .list_objects(&bucket, &prefix)
+                    .await
+                    .map_err(|e| (e.is_access_denied(), format!("{region}: {e}")))?;
+                Ok::<_, (bool, String)>(
+                    objects
+                        .iter()
+                        .filter_map(|o| version_of_key(&prefix, &o.key))
+                        .collect::<Vec<_>>(),
+                )
+            }
+        }))
+        .await;
+        let regions = answers.len();
+        let mut listed: Vec<Vec<Version>> = Vec::new();
+        let mut reasons = Vec::new();
+        // Every region that failed refused (IAM).
+        let mut denied_elsewhere = true;
+        for answer in answers {
+            match answer {
+                Ok(found) => listed.push(found),
+                Err((denied, reason)) => {
+                    tracing::warn!("failed to list versions of {project}: {reason}");
+                    reasons.push(reason);
+                    denied_elsewhere &= denied;
+                }
             }
         }
+        if listed.is_empty() {
+            return Err(Error::NoRegionsAvailable {
+                regions: session.regions(),
+                reasons,
+                denied: denied_elsewhere,
+            });
+        }
+        if listed.len() < majority(regions) && !denied_elsewhere {
+            return Err(Error::NoMajorityListing {
+                project: project.to_string(),
+                answered: listed.len(),
+                needed: majority(regions),
+                reasons,
+            });
+        }
+        // Where the permissions let fewer than a majority list, what they can list is shown
+        // (lookups still decide by the majority rule).
+        let needed = if listed.len() < majority(regions) {
+            1
+        } else {
+            majority(regions)
+        };
+        Ok(listed_by_at_least(listed, needed))
     }
-    if listed.is_empty() {
-        return Err(Error::NoRegionsAvailable {
-            regions: session.regions(),
-            reasons,
-            denied: denied_elsewhere,
-        });
-    }
-    if listed.len() < majority(regions) && !denied_elsewhere {
-        return Err(Error::NoMajorityListing {
-            project: project.to_string(),
-            answered: listed.len(),
-            needed: majority(regions),
-            reasons,
-        });
-    }
-    // Where the permissions let fewer than a majority list, what they can list is shown
-    // (lookups still decide by the majority rule).
-    let needed = if listed.len() < majority(regions) {
-        1
-    } else {
-        majority(regions)
-    };
-    Ok(listed_by_at_least(listed, needed))
 }
 
 /// The versions that at least `needed` of the regions' listings hold, highest first: a

@@ -49,6 +49,7 @@ pub fn check_size(what: &str, metadata: &Metadata) -> Result<(), Error> {
         return Err(Error::OversizedMetadata {
             what: what.to_string(),
             size: Some(size),
+            limit: MAX_METADATA_BYTES,
         });
     }
     Ok(())
@@ -62,6 +63,7 @@ pub fn decode(what: &str, bytes: &[u8]) -> Result<Metadata, Error> {
         return Err(Error::OversizedMetadata {
             what: what.to_string(),
             size: None,
+            limit: MAX_METADATA_BYTES,
         });
     }
     serde_json::from_slice::<Metadata>(bytes).map_err(|e| Error::BadMetadata {

@@ -23,7 +23,8 @@ pub mod setup;
 pub mod stage;
 pub mod yank;
 
-pub use artifact::{Artifact, Download, Location, Verification};
+pub use artifact::{Artifact, Download, Verification};
+pub use census::Location;
 pub use census::{majority, Census, Verdict};
 pub use configuration::{Configuration, DEFAULT_CONFIGURATION_PARAMETER};
 pub use error::Error;

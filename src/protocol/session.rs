@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use semver::Version;
 use tokio::sync::OnceCell;
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -287,10 +286,5 @@ impl Session {
 
     fn cached_bucket(&self, region: &str) -> Option<String> {
         self.inner.buckets.lock().ok()?.get(region).cloned()
-    }
-
-    /// Every version of a project that any answering region lists, highest first.
-    pub async fn list_versions(&self, project: &str) -> Result<Vec<Version>, Error> {
-        super::listing::list_versions(self, project).await
     }
 }

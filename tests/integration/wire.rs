@@ -11,7 +11,7 @@ use md5::{Digest, Md5};
 use semver::Version;
 use startifact::protocol::{python_dumps, Error, Metadata, RegionOutcome, StageOptions};
 use startifact::storage::local::LocalRegion;
-use startifact::storage::{PutOptions, RegionStore, StorageError};
+use startifact::storage::{PutOptions, RegionStore};
 
 use crate::support::backends::proxied_moto;
 use crate::support::moto::Moto;

@@ -3,7 +3,7 @@
 //! failed half way, a yank that missed a region) is never decided, so never copied: a
 //! yank is final, and a failed stage publishes nothing.
 
-use crate::protocol::artifact::Location;
+use crate::protocol::census::Location;
 use crate::protocol::census::{Answer, Census, Verdict};
 use crate::storage::{ObjectInfo, MD5_METADATA_KEY};
 

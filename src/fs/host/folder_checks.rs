@@ -19,9 +19,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Component, Path, PathBuf};
 
-use super::private_dir::{
-    c_name, daemon_user, is_kind, last_error, open_at, stat_at, stat_of, FOLDER_MODE,
-};
+use super::syscalls::{c_name, daemon_user, is_kind, last_error, open_at, stat_at, stat_of};
+
+/// The mode a private folder is made with, and tightened to.
+pub(super) const FOLDER_MODE: libc::mode_t = 0o700;
 
 /// Why a folder cannot be the daemon's private folder.
 #[derive(Debug, thiserror::Error)]
@@ -216,7 +217,7 @@ mod tests {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-    use crate::fs::private_dir::PrivateDir;
+    use crate::fs::host::private_dir::PrivateDir;
 
     fn mode(path: &Path) -> u32 {
         std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
