@@ -18,7 +18,7 @@ use semver::Version;
 use crate::arguments::parse_arguments;
 use crate::protocol::{
     parse_version, read_latest, regions::parse_regions, Artifact, Download, Error, RegionOutcome,
-    Session, SessionBuilder, StageOptions,
+    Session, SessionBuilder, StageOptions, StageSource, Stager,
 };
 
 use args::{log_filter, parse_metadata, Args};
@@ -185,14 +185,32 @@ async fn stage(args: &Args, path: &Path, dry_run: bool) -> Result<(), Failure> {
         progress: bar.as_ref().map(progress::Bar::handle),
         ..defaults
     };
+    // What earlier failed stages of this version left is taken up as ours.
+    let named = format!("{project}@{version}");
+    let earlier = if dry_run {
+        Vec::new()
+    } else {
+        state::earlier_stages(&named)
+    };
+    let mut source = StageSource::of(path, args.filename)?;
+    source.stager = Stager::after(earlier.clone());
     let staged = session
-        .stage_with(project, &version, path, metadata, args.filename, &options)
+        .stage_file(project, &version, source, metadata, &options)
         .await;
     if let Some(bar) = &bar {
         bar.clear();
     }
     if let (Some(costs), false) = (&options.sending, dry_run) {
         state::keep_sending_costs(costs);
+    }
+    match &staged {
+        _ if dry_run => {}
+        Ok(_) => state::keep_earlier_stages(&named, &[]),
+        Err(Error::CannotStage(report)) if !report.left_behind.is_empty() => {
+            let ids: Vec<String> = earlier.into_iter().chain([report.stager.clone()]).collect();
+            state::keep_earlier_stages(&named, &ids);
+        }
+        Err(_) => {}
     }
     let report = staged?;
     for (region, outcome) in &report.regions {

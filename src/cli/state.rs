@@ -1,15 +1,22 @@
-//! What the CLI keeps between runs: how each region took large files (see
-//! `protocol::stage::sending`), in `$XDG_STATE_HOME/startifact-fs/sending.json`, else
-//! `~/.local/state/startifact-fs/sending.json`; in memory only when neither is set.
+//! What the CLI keeps between runs, in `$XDG_STATE_HOME/startifact-fs/`, else
+//! `~/.local/state/startifact-fs/` (in memory only when neither is set): how each
+//! region took large files (`sending.json`, see `protocol::stage::sending`), and the ids
+//! of failed stages that left objects behind (`stages.json`, see `protocol::Stager`),
+//! so that a retry of the version takes them up as its own.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::protocol::SendingCosts;
 
-/// The file, when the environment names a state folder.
-fn sending_file() -> Option<PathBuf> {
+/// How many versions `stages.json` remembers, and how many ids for each.
+const KEPT_VERSIONS: usize = 1000;
+const KEPT_IDS: usize = 16;
+
+/// A file of the state folder, when the environment names one.
+fn state_file(name: &str) -> Option<PathBuf> {
     let absolute = |name: &str| {
         std::env::var_os(name)
             .map(PathBuf::from)
@@ -18,7 +25,60 @@ fn sending_file() -> Option<PathBuf> {
     let folder = absolute("XDG_STATE_HOME")
         .map(|state| state.join("startifact-fs"))
         .or_else(|| absolute("HOME").map(|home| home.join(".local/state/startifact-fs")))?;
-    Some(folder.join("sending.json"))
+    Some(folder.join(name))
+}
+
+fn sending_file() -> Option<PathBuf> {
+    state_file("sending.json")
+}
+
+/// Failed stages that left objects behind, by `PROJECT@VERSION`.
+fn stages() -> (Option<PathBuf>, BTreeMap<String, Vec<String>>) {
+    let Some(file) = state_file("stages.json") else {
+        return (None, BTreeMap::new());
+    };
+    let kept = match read_small_file(&file) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(file = %file.display(), "ignoring the earlier stages: {e}");
+            BTreeMap::new()
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        Err(e) => {
+            tracing::warn!(file = %file.display(), "ignoring the earlier stages: {e}");
+            BTreeMap::new()
+        }
+    };
+    (Some(file), kept)
+}
+
+/// The ids of the earlier stages of `version` (`PROJECT@VERSION`) that failed and left
+/// objects behind: a retry takes up what carries them.
+pub fn earlier_stages(version: &str) -> Vec<String> {
+    stages().1.remove(version).unwrap_or_default()
+}
+
+/// Remembers `ids` as the failed stages of `version` that left objects behind (none:
+/// forgets the version); a failure is logged, never the stage's.
+pub fn keep_earlier_stages(version: &str, ids: &[String]) {
+    let (Some(file), mut kept) = stages() else {
+        return;
+    };
+    let before = kept.get(version).cloned().unwrap_or_default();
+    if ids.is_empty() {
+        kept.remove(version);
+    } else if kept.len() < KEPT_VERSIONS || kept.contains_key(version) {
+        let newest = &ids[ids.len().saturating_sub(KEPT_IDS)..];
+        kept.insert(version.to_string(), newest.to_vec());
+    }
+    if kept.get(version).cloned().unwrap_or_default() == before {
+        return;
+    }
+    let written = serde_json::to_vec_pretty(&kept)
+        .map_err(std::io::Error::other)
+        .and_then(|bytes| write_replacing(&file, &bytes));
+    if let Err(e) = written {
+        tracing::warn!(file = %file.display(), "cannot keep the earlier stages: {e}");
+    }
 }
 
 /// The figures earlier runs kept (none when there are none, or they cannot be read:

@@ -128,6 +128,25 @@ pub struct VersionState {
     pub created_seconds: u64,
     #[serde(default)]
     pub file: Option<FileState>,
+    /// The ids of this version's stages, oldest first (at most `KEPT_STAGE_IDS`), each
+    /// saved before its first request: objects carrying one are this mount's own, which
+    /// a later stage or repair takes up (see `protocol::Stager`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<String>,
+}
+
+/// How many stage ids a version keeps.
+pub const KEPT_STAGE_IDS: usize = 16;
+
+impl VersionState {
+    /// Remembers the id of a stage about to begin.
+    pub fn remember_stage(&mut self, id: &str) {
+        if !self.stages.iter().any(|s| s == id) {
+            self.stages.push(id.to_string());
+        }
+        let extra = self.stages.len().saturating_sub(KEPT_STAGE_IDS);
+        self.stages.drain(..extra);
+    }
 }
 
 /// A staging version found in the spool at start.

@@ -44,7 +44,7 @@ pub enum Error {
         limit: usize,
     },
 
-    #[error("Could not stage {}@{} to enough regions ({}): {}", .0.project, .0.version, .0.summary(), .0.failures())]
+    #[error("Could not stage {}@{} to enough regions ({}): {}{}", .0.project, .0.version, .0.summary(), .0.failures(), .0.left_behind_text())]
     CannotStage(Box<StageReport>),
 
     #[error("Could not move the latest version of {project} to {version}: {moved} of {regions} regions took it{}", reasons_suffix(.reasons))]

@@ -38,7 +38,8 @@ pub use repair::{Outcome as RepairOutcome, RepairReport};
 pub use session::{LoadedConfiguration, Session, SessionBuilder};
 pub use set_latest::LatestReport;
 pub use stage::{
-    Completion, DigestWriter, FileDigests, LatestChange, PartsRule, RegionOutcome, SendingCosts,
-    StageOptions, StageReport, StageSource, UploadedAhead,
+    new_stage_id, Completion, DigestWriter, FileDigests, LatestChange, PartsRule, RegionOutcome,
+    SendingCosts, StageOptions, StageReport, StageSource, Stager, UploadedAhead,
+    STAGE_METADATA_KEY,
 };
 pub use yank::YankReport;

@@ -99,7 +99,7 @@ impl Session {
         // The artifact first: once it is gone the version is gone, even if the
         // metadata object outlives a failure.
         for key in [key.to_string(), metadata_key(key)] {
-            match store.delete_object(&bucket, &key).await {
+            match store.delete_object(&bucket, &key, None).await {
                 Ok(()) => {}
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(format!("deleting {key} from {bucket}: {e}")),

@@ -166,6 +166,9 @@ impl AwsRegion {
         if options.if_none_match {
             request = request.if_none_match("*");
         }
+        if let Some(etag) = &options.if_match {
+            request = request.if_match(etag);
+        }
         for (name, value) in &options.user_metadata {
             request = request.metadata(name, value);
         }
@@ -428,11 +431,17 @@ impl RegionStore for AwsRegion {
         Ok(found)
     }
 
-    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<(), StorageError> {
         self.s3
             .delete_object()
             .bucket(bucket)
             .key(key)
+            .set_if_match(if_match.map(str::to_string))
             .send()
             .await
             .map_err(|e| {

@@ -400,8 +400,14 @@ impl RegionStore for GuardedRegion {
         self.call(self.store.list_objects(bucket, prefix)).await
     }
 
-    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
-        self.call(self.store.delete_object(bucket, key)).await
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<(), StorageError> {
+        self.call(self.store.delete_object(bucket, key, if_match))
+            .await
     }
 
     async fn create_multipart_upload(

@@ -108,7 +108,7 @@ impl RegionStore for FakeRegion {
     async fn list_objects(&self, _: &str, _: &str) -> Result<Vec<ObjectSummary>, StorageError> {
         unused()
     }
-    async fn delete_object(&self, _: &str, _: &str) -> Result<(), StorageError> {
+    async fn delete_object(&self, _: &str, _: &str, _: Option<&str>) -> Result<(), StorageError> {
         unused()
     }
     async fn create_multipart_upload(

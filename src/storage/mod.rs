@@ -107,6 +107,9 @@ pub struct PutOptions {
     pub body_crc64: Option<u64>,
     /// Fail with `PreconditionFailed` if the key exists (`If-None-Match: *`).
     pub if_none_match: bool,
+    /// Replace the object only while its ETag is this one (`If-Match`): else
+    /// `PreconditionFailed`, or `NotFound` when it is gone.
+    pub if_match: Option<String>,
     /// User metadata to store with the object.
     pub user_metadata: HashMap<String, String>,
 }
@@ -176,8 +179,15 @@ pub trait RegionStore: Send + Sync + Debug {
         bucket: &str,
         prefix: &str,
     ) -> Result<Vec<ObjectSummary>, StorageError>;
-    /// Deletes an object; deleting a missing one succeeds.
-    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StorageError>;
+    /// Deletes an object; deleting a missing one succeeds. With `if_match`, only while
+    /// its ETag is that one (`If-Match`): else `PreconditionFailed`, or `NotFound` when
+    /// it is gone.
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<(), StorageError>;
 
     /// Starts a multipart upload; returns its upload id.
     async fn create_multipart_upload(

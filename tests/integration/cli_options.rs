@@ -172,7 +172,11 @@ async fn with_four_regions_two_is_no_majority_and_three_is(mut world: World) {
         command
     };
     let line = assert_one_fire_line(run(&mut stage()), "2 of 4 regions");
-    assert!(line.contains("2 of 4 regions hold it"), "{line}");
+    // The two that took it had it removed again: 2 of 4 is no majority.
+    assert!(
+        line.contains("0 of 4 regions hold it") && line.contains("removed again"),
+        "{line}"
+    );
 
     world
         .raw_store(REGIONS[1])

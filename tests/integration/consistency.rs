@@ -2,23 +2,24 @@
 //! (docs/SEMANTICS.md, "`latest`, yanks and repair"): a rollback survives the repair of
 //! the region that was down; a version yanked while its stager was stopped is not
 //! brought back at the stager's restart; a stage that reaches a minority moves
-//! `latest` nowhere; one content under two ETags reads and repairs as one; a region
-//! away for minutes is healed within a minute of its return.
+//! `latest` nowhere and leaves nothing behind (or, where its removal was refused,
+//! what a retry takes up as its own); one content under two ETags reads and repairs as
+//! one; a region away for minutes is healed within a minute of its return.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use startifact::protocol::{read_latest, StageOptions};
 
-use crate::support::backends::Outage;
-use crate::support::files::{project, random_bytes};
+use crate::support::backends::{proxied_moto, Outage};
+use crate::support::files::{project, random_bytes, setxattr};
 use crate::support::mount::Mount;
 use crate::support::staging::{
     assert_latest_everywhere, cli_stage, in_any_region, in_every_region, latest_in_each_region,
-    status_of, v,
+    object_in, status_of, v,
 };
 use crate::support::within;
-use crate::support::world::{run, World, REGIONS};
+use crate::support::world::{run, Kind, World, WorldOptions, REGIONS};
 
 /// `cp` of `content` into `{p}/{version}/app.bin` of the mount: (exit code, stderr).
 fn cp(world: &World, mount: &Mount, p: &str, version: &str, content: &[u8]) -> (i32, String) {
@@ -328,3 +329,170 @@ async fn metadata_that_only_a_minority_of_holders_has_is_never_shown(world: Worl
     assert_eq!(xattr(&file, "user.lang"), "rust");
 }
 on_both_backends!(metadata_that_only_a_minority_of_holders_has_is_never_shown);
+
+/// The `lang` of `{p}@{version}`'s metadata object in each region (None: no object).
+async fn lang_in_each_region(world: &World, p: &str, version: &str) -> Vec<Option<String>> {
+    let mut langs = Vec::new();
+    for region in REGIONS {
+        let object = object_in(world, region, &format!("{p}@{version}/metadata")).await;
+        langs.push(object.map(|bytes| {
+            let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            json["lang"].as_str().unwrap_or_default().to_string()
+        }));
+    }
+    langs
+}
+
+/// The Python tool's `--info` of a version, asking only `region`.
+fn python_info_in(world: &World, region: &str, p: &str, version: &str) -> String {
+    let (code, out, err) = run(world
+        .python()
+        .env("STARTIFACT_REGIONS", region)
+        .args([p, version, "--info"]));
+    assert_eq!(code, 0, "{out}{err}");
+    out
+}
+
+/// `startifact P 4.0.0 --stage` and `cp` into the mount's `P/5.0.0` with `lang=rust`,
+/// with regions 1 and 2 down: both fail. What they put in region 0 is removed again:
+/// the region holds neither artifact nor metadata. Once the regions are back, a retry
+/// of each with `lang=cobol` stages to all three, and every reader, the Python tool
+/// asking region 0 included, reads `cobol`. (Before, region 0 kept `lang=rust`: the
+/// retry was `Taken` there, and a reader asking it first saw the failed stage's
+/// metadata.)
+async fn a_failed_stage_leaves_nothing_and_a_retry_with_other_metadata_takes_every_region(
+    mut world: World,
+) {
+    let outages = [
+        Outage::of(&mut world, REGIONS[1]),
+        Outage::of(&mut world, REGIONS[2]),
+    ];
+    let p = project(&world, "Withdrawn");
+    let mount = Mount::start(&world, &[]);
+    let folder = mount.join(&format!("{p}/5.0.0"));
+    std::fs::create_dir_all(&folder).unwrap();
+    setxattr(&folder, "user.lang", b"rust").unwrap();
+    for outage in &outages {
+        outage.begin();
+    }
+    let file = world.file("4.0.0.bin", b"four");
+    let stage = |lang: &str| {
+        run(world
+            .cli()
+            .args([&p, "4.0.0", "--stage"])
+            .arg(&file)
+            .args(["--metadata", &format!("lang={lang}")]))
+    };
+    let (code, _, cli_err) = stage("rust");
+    assert_eq!(code, 1, "the CLI's stage to one region of three: {cli_err}");
+    let (code, err) = cp(&world, &mount, &p, "5.0.0", b"five");
+    assert_ne!(code, 0, "cp to one region of three succeeded");
+    assert!(err.contains("Input/output error"), "{err}");
+    for version in ["4.0.0", "5.0.0"] {
+        for key in [format!("{p}@{version}"), format!("{p}@{version}/metadata")] {
+            assert_eq!(
+                object_in(&world, REGIONS[0], &key).await,
+                None,
+                "{key} stayed in {}\n{}",
+                REGIONS[0],
+                mount.log()
+            );
+        }
+    }
+    assert!(cli_err.contains("removed again"), "{cli_err}");
+    for outage in &outages {
+        outage.end();
+    }
+
+    let (code, out, err) = stage("cobol");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.is_empty(), "a region refused the retry: {err}");
+    setxattr(&folder, "user.lang", b"cobol").unwrap();
+    let (code, _, err) = run(Command::new("touch").arg(folder.join("app.bin")));
+    assert_eq!(code, 0, "the mount's retry: {err}\n{}", mount.log());
+    assert_eq!(status_of(&mount, &p, "5.0.0"), None, "{}", mount.log());
+    for version in ["4.0.0", "5.0.0"] {
+        let cobol = Some("cobol".to_string());
+        assert_eq!(
+            lang_in_each_region(&world, &p, version).await,
+            [cobol.clone(), cobol.clone(), cobol],
+            "{version}"
+        );
+        if matches!(world.kind, Kind::Moto { .. }) {
+            let info = python_info_in(&world, REGIONS[0], &p, version);
+            assert!(info.contains("= cobol") && !info.contains("rust"), "{info}");
+        }
+    }
+}
+on_both_backends!(a_failed_stage_leaves_nothing_and_a_retry_with_other_metadata_takes_every_region);
+
+/// A stager without `s3:DeleteObject` (the documented write-only policy) in region 0,
+/// regions 1 and 2 down: the failed stage cannot remove what it put in region 0. It
+/// says so (the CLI's error, the mount's `status.json`), and a retry with other
+/// metadata by the same stager takes what it left up as its own: region 0 then holds
+/// the retry's metadata, which the Python tool reads there. (Moto only: the refusal is
+/// the proxy's.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_failed_stage_could_not_remove_is_reported_and_taken_up_by_its_retry() {
+    let (mut world, proxy) = proxied_moto(WorldOptions::default(), &[REGIONS[0]]).await;
+    let outages = [
+        Outage::of(&mut world, REGIONS[1]),
+        Outage::of(&mut world, REGIONS[2]),
+    ];
+    proxy.set_deny_deletes(true);
+    let p = project(&world, "LeftBehind");
+    let mount = Mount::start(&world, &[]);
+    let folder = mount.join(&format!("{p}/5.0.0"));
+    std::fs::create_dir_all(&folder).unwrap();
+    setxattr(&folder, "user.lang", b"rust").unwrap();
+    for outage in &outages {
+        outage.begin();
+    }
+    let file = world.file("4.0.0.bin", b"four");
+    let stage = |lang: &str| {
+        run(world
+            .cli()
+            .args([&p, "4.0.0", "--stage"])
+            .arg(&file)
+            .args(["--metadata", &format!("lang={lang}")]))
+    };
+    let (code, _, err) = stage("rust");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("left behind") && err.contains(&format!("{p}@4.0.0/metadata")),
+        "{err}"
+    );
+    let (code, err) = cp(&world, &mount, &p, "5.0.0", b"five");
+    assert!(code != 0 && err.contains("Input/output error"), "{err}");
+    let entry = status_of(&mount, &p, "5.0.0").unwrap();
+    assert_eq!(entry["state"], "failed", "{entry}");
+    assert!(
+        entry["reason"].as_str().unwrap().contains("left behind"),
+        "{entry}"
+    );
+    for version in ["4.0.0", "5.0.0"] {
+        let key = format!("{p}@{version}/metadata");
+        assert!(object_in(&world, REGIONS[0], &key).await.is_some(), "{key}");
+    }
+    for outage in &outages {
+        outage.end();
+    }
+
+    let (code, out, err) = stage("cobol");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.is_empty(), "a region refused the retry: {err}");
+    setxattr(&folder, "user.lang", b"cobol").unwrap();
+    let (code, _, err) = run(Command::new("touch").arg(folder.join("app.bin")));
+    assert_eq!(code, 0, "the mount's retry: {err}\n{}", mount.log());
+    assert_eq!(status_of(&mount, &p, "5.0.0"), None, "{}", mount.log());
+    for version in ["4.0.0", "5.0.0"] {
+        let cobol = Some("cobol".to_string());
+        assert_eq!(
+            lang_in_each_region(&world, &p, version).await,
+            [cobol.clone(), cobol.clone(), cobol],
+            "{version}"
+        );
+        let info = python_info_in(&world, REGIONS[0], &p, version);
+        assert!(info.contains("= cobol") && !info.contains("rust"), "{info}");
+    }
+}

@@ -23,7 +23,7 @@ fn repair(world: &World, args: &[&str]) -> (i32, String, String) {
 async fn forget(world: &World, region: &str, key: &str) {
     world
         .raw_store(region)
-        .delete_object(&world.buckets[region], key)
+        .delete_object(&world.buckets[region], key, None)
         .await
         .unwrap();
 }

@@ -197,6 +197,7 @@ async fn a_large_file_under_the_multipart_threshold_is_one_checked_put() {
         file_name: None,
         digests: Some(stale),
         ahead: None,
+        stager: Default::default(),
     };
     let err = session
         .stage_file("W", &v("4.0.0"), source, Metadata::new(), &options)

@@ -85,13 +85,8 @@ pub(super) fn after_repair(
             return again(previous, regions, reason, now, true)
         }
         Err(e) => {
-            return again(
-                previous,
-                previous.regions.clone(),
-                e.to_string(),
-                now,
-                false,
-            )
+            let regions = previous.regions.clone();
+            return again(previous, regions, e.to_string(), now, false);
         }
     };
     if report.taken() {
@@ -185,6 +180,8 @@ struct RepairJob {
     repair: Repair,
     file_name: String,
     metadata: crate::protocol::Metadata,
+    /// A new id after the mount's stages of the version: what they left is taken up.
+    stager: crate::protocol::Stager,
     one_at_a_time: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -317,6 +314,7 @@ impl Staging {
             repair,
             file_name: file.name.clone(),
             metadata: slot.metadata(),
+            stager: crate::protocol::Stager::after(slot.state.stages.clone()),
             one_at_a_time: Arc::clone(&slot.stage.one_at_a_time),
         })
     }
@@ -340,6 +338,7 @@ impl Staging {
             file_name: Some(job.file_name.clone()),
             digests: None,
             ahead: None,
+            stager: job.stager,
         };
         let staged = session.complete_stage(project, &job.version, source, job.metadata, &options);
         let result = tokio::select! {
@@ -433,6 +432,8 @@ mod tests {
                 .iter()
                 .map(|(r, o)| (r.to_string(), o.clone()))
                 .collect(),
+            stager: String::new(),
+            left_behind: Vec::new(),
         }
     }
 

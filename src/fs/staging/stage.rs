@@ -10,8 +10,8 @@ use std::time::SystemTime;
 use semver::Version;
 
 use crate::protocol::{
-    Error as ProtocolError, FileDigests, Metadata, RegionOutcome, Session, StageReport,
-    StageSource, UploadedAhead,
+    new_stage_id, Error as ProtocolError, FileDigests, Metadata, RegionOutcome, Session,
+    StageReport, StageSource, Stager, UploadedAhead,
 };
 
 use super::model::key;
@@ -60,6 +60,7 @@ struct StageJob {
     file_name: String,
     metadata: Metadata,
     digests: Option<FileDigests>,
+    stager: Stager,
 }
 
 impl Staging {
@@ -101,6 +102,7 @@ impl Staging {
             file_name: Some(job.file_name.clone()),
             digests: job.digests.clone(),
             ahead: job.ahead,
+            stager: job.stager,
         };
         let staged = session.stage_file(
             project,
@@ -147,6 +149,7 @@ impl Staging {
             file_name: None,
             digests,
             ahead: None,
+            stager: Stager::default(),
         };
         match session
             .upload_ahead(project, &parsed, source, &self.stage_options)
@@ -179,17 +182,29 @@ impl Staging {
         };
         let parsed = Version::parse(version)
             .map_err(|e| FsError::new(FsErrorKind::Invalid, format!("{version}: {e}")))?;
-        let Some(file) = slot.state.file.as_mut() else {
+        if slot.state.file.is_none() {
             return Ok(None);
+        }
+        // The id its objects carry: the parts uploaded ahead were sent under theirs.
+        let id = match &slot.stage.ahead {
+            Some(ahead) => ahead.stager_id().to_string(),
+            None => new_stage_id(),
+        };
+        let stager = Stager {
+            id: id.clone(),
+            earlier: slot.state.stages.clone(),
         };
         // Durable before the first request: a daemon killed during the stage finds
-        // the file complete at its next start, and finishes the stage.
-        if file.status != FileStatus::Staging {
-            let before = std::mem::replace(&mut file.status, FileStatus::Staging);
+        // the file complete at its next start, and finishes the stage; and whatever
+        // the stage created is known to be this mount's own.
+        let before = slot.state.clone();
+        slot.state.remember_stage(&id);
+        if let Some(file) = slot.state.file.as_mut() {
+            file.status = FileStatus::Staging;
+        }
+        if slot.state != before {
             if let Err(e) = self.spool.save(project, version, &slot.state) {
-                if let Some(file) = slot.state.file.as_mut() {
-                    file.status = before;
-                }
+                slot.state = before;
                 return Err(e);
             }
         }
@@ -203,6 +218,7 @@ impl Staging {
             file_name: file.name.clone(),
             metadata: slot.metadata(),
             digests: lock(&slot.bytes.digest).finish(),
+            stager,
         };
         slot.stage.running = true;
         Ok(Some(job))

@@ -328,7 +328,7 @@ impl Fixture {
     /// Deletes `key` from one region's bucket.
     pub async fn delete(&self, region: &str, key: &str) {
         LocalRegion::new(&self.store, region)
-            .delete_object(LOCAL_BUCKET, key)
+            .delete_object(LOCAL_BUCKET, key, None)
             .await
             .unwrap_or_else(|e| panic!("deleting {key} in {region}: {e}"));
     }

@@ -88,7 +88,7 @@ pub(super) async fn copy_object(
     if copy.etag != info.etag || copy.size != info.size {
         // Written under If-None-Match, so the object is this copy's own: take it back
         // rather than leave a second content under the key.
-        let _ = to.store.delete_object(to.bucket, key).await;
+        let _ = to.store.delete_object(to.bucket, key, None).await;
         return Err(CopyError::Failed(format!(
             "the copy of {key} in {} has ETag {:?} and {} bytes, not {:?} and {}; removed",
             to.store.region(),
@@ -139,6 +139,7 @@ async fn copy_whole(
         content_md5: Some(base64::engine::general_purpose::STANDARD.encode(digest)),
         body_crc64: Some(crc.finalize()),
         if_none_match: true,
+        if_match: None,
         user_metadata: info.user_metadata.clone(),
     };
     to.store

@@ -12,7 +12,9 @@
 //! - A region holding other bytes under the key is a conflict: reported, never written.
 //! - The metadata object follows the same rules, among the regions that hold (or will
 //!   hold) the artifact, and is copied before the artifact, so no region ever holds the
-//!   artifact without its metadata (a reader would take that as "no metadata").
+//!   artifact without its metadata (a reader would take that as "no metadata"). A
+//!   region holding a metadata object that is not the version's (a failed stage's
+//!   leftover) does not get the artifact beside it: reported.
 //! - `latest` is a replicated value: when more than half of ALL regions name the same
 //!   version (and that version is decided), every other readable region is set to it,
 //!   forward or back, so a rollback made while a region was down holds. Without such a
@@ -161,12 +163,27 @@ pub fn plan_project(project: &str, answers: &ProjectAnswers, plan: &mut Plan) {
             .filter(|(region, _)| destined.contains(region))
             .cloned()
             .collect();
+        // Regions missing the artifact whose metadata object is not the version's.
+        let holds_metadata = |region: &String| {
+            metadata
+                .iter()
+                .any(|(r, held)| r == region && matches!(held, Held::Object { .. }))
+        };
+        let mut foreign: BTreeSet<&String> = BTreeSet::new();
         match decide(&version.metadata_key, &metadata) {
             Ruling::Nowhere => {}
-            Ruling::Undecided(why) => plan
-                .problems
-                .push(format!("{project}@{text} metadata: not repaired: {why}")),
+            Ruling::Undecided(why) => {
+                foreign.extend(decision.missing.iter().filter(|r| holds_metadata(r)));
+                plan.problems
+                    .push(format!("{project}@{text} metadata: not repaired: {why}"))
+            }
             Ruling::Decided(meta) => {
+                foreign.extend(
+                    decision
+                        .missing
+                        .iter()
+                        .filter(|r| meta.conflicting.contains(r)),
+                );
                 report_leftovers(&format!("{project}@{text} metadata"), &meta, plan);
                 if let Some(meta_source) = meta.holders.first() {
                     for region in &meta.missing {
@@ -184,6 +201,12 @@ pub fn plan_project(project: &str, answers: &ProjectAnswers, plan: &mut Plan) {
             }
         }
         for region in &decision.missing {
+            if foreign.contains(region) {
+                plan.problems.push(format!(
+                    "{project}@{text}: not copied to {region}: it holds a metadata object that is not the version's (left as it is; the artifact is never put beside it)"
+                ));
+                continue;
+            }
             plan.actions.push(Action::Copy {
                 project: project.to_string(),
                 version: version.version.clone(),
@@ -306,6 +329,34 @@ mod tests {
             .collect();
         assert_eq!(parts, [(Part::Metadata, "c"), (Part::Artifact, "c")]);
         assert!(plan.problems.is_empty(), "{:?}", plan.problems);
+    }
+
+    #[test]
+    fn an_artifact_is_never_copied_beside_a_metadata_object_that_is_not_the_version_s() {
+        for (metadata, leftover) in [
+            // The version's metadata is m; c holds a failed stage's n.
+            ([object("m"), object("m"), object("n")], "other metadata"),
+            // The version has none; c holds a failed stage's.
+            ([Held::Absent, Held::Absent, object("n")], "no metadata"),
+        ] {
+            let mut project = ProjectAnswers::default();
+            project.versions.insert(
+                "1.0.0".into(),
+                version_answers(
+                    "1.0.0",
+                    &[object("x"), object("x"), Held::Absent],
+                    &metadata,
+                ),
+            );
+            let mut plan = Plan::default();
+            plan_project("P", &project, &mut plan);
+            assert!(plan.actions.is_empty(), "{leftover}: {:?}", plan.actions);
+            assert!(
+                plan.problems.iter().any(|p| p.contains("not copied to c")),
+                "{leftover}: {:?}",
+                plan.problems
+            );
+        }
     }
 
     fn two_versions_held_everywhere() -> ProjectAnswers {

@@ -4,8 +4,9 @@
 //! A completion copies what the majority holds now, nothing else. It takes the census
 //! first (every region's `HeadObject`):
 //! - a majority holds our bytes (the same MD5 and size, whatever each copy's ETag): the
-//!   regions that answered "absent" get the artifact (and its metadata first), the
-//!   regions holding other bytes are reported and never overwritten, and each region's
+//!   regions that answered "absent" get the artifact (and its metadata first, never
+//!   beside another's metadata), the regions holding other bytes are reported and never
+//!   overwritten (unless an earlier, failed stage of ours left them: `ownership`), and each region's
 //!   `latest` is then set to the majority's value (`latest_agreement`). The stage's
 //!   "forward only" rule is never applied: a rollback made meanwhile holds.
 //! - a majority says the key is absent: the version was yanked, or its stage never
@@ -127,15 +128,18 @@ impl Session {
             });
         }
         let latest_parameter = latest_parameter_name(&configuration.parameter_name_prefix, project);
-        let plan = RegionPlan::new(
-            self,
-            &key,
-            version,
-            &metadata,
-            latest_parameter,
-            &prepared,
-            options,
-        );
+        let plan = RegionPlan {
+            stager: source.stager,
+            ..RegionPlan::new(
+                self,
+                &key,
+                version,
+                &metadata,
+                latest_parameter,
+                &prepared,
+                options,
+            )
+        };
         let outcomes = join_all(self.stores().iter().map(|store| {
             let (store, plan, majority) = (Arc::clone(store), &plan, &majority);
             async move {
@@ -143,14 +147,15 @@ impl Session {
                 if majority.holds_in(region) {
                     return RegionOutcome::AlreadyHeld(LatestChange::Untouched);
                 }
-                if let Some(stray) = majority.strays.iter().find(|l| l.region == region) {
+                let stray = majority.strays.iter().find(|l| l.region == region);
+                if let Some(stray) = stray.filter(|s| !plan.stager.left_earlier(&s.info)) {
                     return RegionOutcome::Taken(format!(
                         "{} in {region} holds other bytes ({}) than the majority: never overwritten",
                         stray.key,
                         Content::of(&stray.info)
                     ));
                 }
-                if majority.missing.iter().any(|r| r == region) {
+                if stray.is_some() || majority.missing.iter().any(|r| r == region) {
                     let outcome = plan.run(store.as_ref()).await;
                     return plan.confirm(store.as_ref(), outcome).await;
                 }
@@ -172,6 +177,8 @@ impl Session {
             size: prepared.size,
             dry_run: false,
             regions: self.regions().into_iter().zip(outcomes).collect(),
+            stager: plan.stager.id.clone(),
+            left_behind: Vec::new(),
         };
         match self.align_latest(project).await {
             Ok(alignment) => {

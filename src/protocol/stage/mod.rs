@@ -16,16 +16,20 @@
 //! bytes a majority holds wins, even where the server's `If-None-Match` is not atomic;
 //! the other's regions are `Taken` and it fails (the mount answers EEXIST). `require_all_regions` restores the
 //! Python tool's rule that any failed region fails the stage. The report names every
-//! region's outcome either way.
+//! region's outcome either way. A stage that never reached a majority removes again
+//! what it created (`ownership`), so a failed stage leaves nothing behind for a
+//! retry with other metadata to trip on, nor a stray copy for every census to report.
 //!
 //! This module holds the options, the contract and its entry points (stage, upload
 //! ahead, abandon); `digests` hashes the file (or trusts what `writer` hashed as the
-//! mount wrote it), `region` does one region's part,
+//! mount wrote it), `region` does one region's part, `ownership` says which objects are
+//! the stage's own and removes them when it fails,
 //! `sending` learns whether each region takes large files faster in parts or in one
 //! request, and `report` says how each region came out.
 
 mod complete;
 mod digests;
+mod ownership;
 mod parts;
 mod region;
 mod report;
@@ -49,6 +53,7 @@ use super::session::Session;
 
 pub use complete::Completion;
 pub use digests::{part_size_for, FileDigests, MAX_PARTS, MIN_PART_SIZE};
+pub use ownership::{new_stage_id, Stager, STAGE_METADATA_KEY};
 pub use report::{LatestChange, RegionOutcome, StageReport};
 use sending::Method;
 pub use sending::SendingCosts;
@@ -99,13 +104,38 @@ struct Tally {
     held: usize,
 }
 
-/// What to stage: a file, the name to save for it, its digests when known, and its
-/// parts when they were uploaded ahead.
+/// What to stage: a file, the name to save for it, its digests when known, its parts
+/// when they were uploaded ahead, and who stages it (see `ownership`).
 pub struct StageSource<'a> {
     pub path: &'a Path,
     pub file_name: Option<String>,
     pub digests: Option<FileDigests>,
     pub ahead: Option<UploadedAhead>,
+    pub stager: Stager,
+}
+
+impl<'a> StageSource<'a> {
+    /// The file at `path`, its own name saved when `save_filename`, by a new stager.
+    pub fn of(path: &'a Path, save_filename: bool) -> Result<Self, Error> {
+        let file_name = if save_filename {
+            let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+                Error::io(
+                    format!("staging {}", path.display()),
+                    std::io::Error::other("the path has no usable file name"),
+                )
+            })?;
+            Some(name.to_string())
+        } else {
+            None
+        };
+        Ok(StageSource {
+            path,
+            file_name,
+            digests: None,
+            ahead: None,
+            stager: Stager::default(),
+        })
+    }
 }
 
 /// The parts of a large file uploaded to each region before its stage, without the
@@ -116,6 +146,8 @@ pub struct UploadedAhead {
     key: String,
     md5_hex: String,
     size: u64,
+    /// The stage id its object carries once completed: only that stage completes it.
+    stager_id: String,
     /// Region -> (upload id, parts).
     regions: HashMap<String, (String, Vec<CompletedPart>)>,
 }
@@ -124,6 +156,11 @@ impl UploadedAhead {
     /// How many regions hold every part.
     pub fn regions(&self) -> usize {
         self.regions.len()
+    }
+
+    /// The id of the stage that may complete it (`StageSource::stager`).
+    pub fn stager_id(&self) -> &str {
+        &self.stager_id
     }
 }
 
@@ -160,23 +197,7 @@ impl Session {
         save_filename: bool,
         options: &StageOptions,
     ) -> Result<StageReport, Error> {
-        let file_name = if save_filename {
-            let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
-                Error::io(
-                    format!("staging {}", path.display()),
-                    std::io::Error::other("the path has no usable file name"),
-                )
-            })?;
-            Some(name.to_string())
-        } else {
-            None
-        };
-        let source = StageSource {
-            path,
-            file_name,
-            digests: None,
-            ahead: None,
-        };
+        let source = StageSource::of(path, save_filename)?;
         self.stage_file(project, version, source, metadata, options)
             .await
     }
@@ -234,6 +255,7 @@ impl Session {
                 if ahead.key == key
                     && ahead.md5_hex == prepared.md5_hex
                     && ahead.size == prepared.size
+                    && ahead.stager_id == source.stager.id
                     && !self.read_only() =>
             {
                 ahead.regions
@@ -248,6 +270,7 @@ impl Session {
         let plan = RegionPlan {
             ahead: std::sync::Mutex::new(ahead),
             dry_run: self.read_only(),
+            stager: source.stager,
             ..RegionPlan::new(
                 self,
                 &key,
@@ -318,6 +341,29 @@ impl Session {
             )
             .await
         };
+        // A stage that never reached a majority (so moved `latest` nowhere) removes
+        // what it created. One that reached it before a racer's bytes replaced some of
+        // ours keeps its copies: `latest` may name the version already.
+        let reached = tally.borrow().held * 2 > regions;
+        let mut left_behind = Vec::new();
+        let outcomes = if self.read_only() || reached {
+            outcomes
+        } else {
+            let withdrawn = join_all(self.stores().iter().map(|s| plan.withdraw(s.as_ref()))).await;
+            let regions = self.regions().into_iter();
+            outcomes
+                .into_iter()
+                .zip(withdrawn.into_iter().zip(regions))
+                .map(|(outcome, ((removed, left), region))| {
+                    left_behind.extend(left.into_iter().map(|what| (region.clone(), what)));
+                    if removed {
+                        RegionOutcome::Withdrawn
+                    } else {
+                        outcome
+                    }
+                })
+                .collect()
+        };
         let report = StageReport {
             project: project.to_string(),
             version: version.clone(),
@@ -326,6 +372,8 @@ impl Session {
             size: prepared.size,
             dry_run: self.read_only(),
             regions: self.regions().into_iter().zip(outcomes).collect(),
+            stager: plan.stager.id.clone(),
+            left_behind,
         };
         // One line per stage, whatever the outcome: what, how large, how long, where.
         let seconds = format!("{:.2}", started.elapsed().as_secs_f64());
@@ -368,15 +416,18 @@ impl Session {
         let configuration = self.ready_configuration().await?.clone();
         let key = artifact_key(&configuration.bucket_key_prefix, project, version);
         let metadata = Metadata::new();
-        let plan = RegionPlan::new(
-            self,
-            &key,
-            version,
-            &metadata,
-            String::new(),
-            &prepared,
-            options,
-        );
+        let plan = RegionPlan {
+            stager: source.stager,
+            ..RegionPlan::new(
+                self,
+                &key,
+                version,
+                &metadata,
+                String::new(),
+                &prepared,
+                options,
+            )
+        };
         let uploads = join_all(self.stores().iter().map(|store| {
             let (store, plan) = (Arc::clone(store), &plan);
             async move {
@@ -392,10 +443,12 @@ impl Session {
             }
         }))
         .await;
+        let stager_id = plan.stager.id.clone();
         Ok(Some(UploadedAhead {
             key,
             md5_hex: prepared.md5_hex.clone(),
             size: prepared.size,
+            stager_id,
             regions: uploads.into_iter().flatten().collect(),
         }))
     }

@@ -1,12 +1,13 @@
 //! One region's part of a stage: its bucket and whether the key is there, the upload
 //! (in one request or in parts, or completing parts uploaded ahead), the check of an
 //! artifact already there, and the forward-only move of `latest` (which the stage asks
-//! for only once a majority holds the artifact).
+//! for only once a majority holds the artifact). Which objects are the stage's own, and
+//! their removal when it fails, are `ownership`'s.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::digest::Md5;
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use semver::Version;
@@ -14,15 +15,18 @@ use semver::Version;
 use crate::protocol::metadata::{self, Metadata};
 use crate::protocol::names::metadata_key;
 use crate::protocol::session::Session;
-use crate::storage::{CompletedPart, PutOptions, RegionStore, StorageError, MD5_METADATA_KEY};
+use crate::storage::{
+    CompletedPart, ObjectInfo, PutOptions, RegionStore, StorageError, MD5_METADATA_KEY,
+};
 
-use super::digests::{base64_of, Prepared};
+use super::digests::Prepared;
+use super::ownership::{SentObjects, Stager};
 use super::parts::SharedParts;
 use super::sending::{place, Method, Sent};
 use super::{LatestChange, RegionOutcome, StageOptions};
 
 /// Why a region did not take the artifact.
-enum Refusal {
+pub(super) enum Refusal {
     /// The key holds other bytes or metadata.
     Taken(String),
     Failed(String),
@@ -49,12 +53,16 @@ pub(super) struct RegionPlan<'a> {
     pub(super) parts: SharedParts,
     pub(super) options: &'a StageOptions,
     pub(super) dry_run: bool,
+    /// The id this stage's objects carry, and its stager's earlier ones.
+    pub(super) stager: Stager,
+    /// What was sent to each region: what a failed stage removes (see `ownership`).
+    pub(super) sent: Mutex<HashMap<String, SentObjects>>,
 }
 
 impl<'a> RegionPlan<'a> {
     /// A plan for every region of `session`: `metadata` staged with the artifact at
     /// `key`, `latest_parameter` moved (empty for a plan that never moves it), the
-    /// parts read once for all; no parts uploaded ahead, not a dry run.
+    /// parts read once for all; no parts uploaded ahead, not a dry run, a new stager.
     pub(super) fn new(
         session: &'a Session,
         key: &'a str,
@@ -81,6 +89,8 @@ impl<'a> RegionPlan<'a> {
             ),
             options,
             dry_run: false,
+            stager: Stager::default(),
+            sent: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -106,16 +116,19 @@ impl RegionPlan<'_> {
         }
     }
 
-    /// The region's bucket, and whether the key is there already.
-    async fn bucket_and_presence(&self, store: &dyn RegionStore) -> Result<(String, bool), String> {
+    /// The region's bucket, and the key's head when it is there already.
+    async fn bucket_and_presence(
+        &self,
+        store: &dyn RegionStore,
+    ) -> Result<(String, Option<ObjectInfo>), String> {
         let bucket = self
             .session
             .bucket(store)
             .await
             .map_err(|e| e.to_string())?;
         match store.head_object(&bucket, self.key).await {
-            Ok(_) => Ok((bucket, true)),
-            Err(e) if e.is_not_found() => Ok((bucket, false)),
+            Ok(info) => Ok((bucket, Some(info))),
+            Err(e) if e.is_not_found() => Ok((bucket, None)),
             Err(e) => Err(format!(
                 "Failed to discover if s3:/{bucket}/{} exists in {}: {e}",
                 self.key,
@@ -127,39 +140,30 @@ impl RegionPlan<'_> {
     async fn try_run(&self, store: &dyn RegionStore) -> Result<RegionOutcome, Refusal> {
         let region = store.region();
         let (bucket, present) = self.bucket_and_presence(store).await?;
-        if present && self.dry_run {
+        if present.is_some() && self.dry_run {
             return Err(Refusal::Taken(format!(
                 "{} exists in {bucket} in {region}",
                 self.key
             )));
         }
-        if present {
-            self.check_existing(store, &bucket).await?;
-            return Ok(RegionOutcome::AlreadyHeld(LatestChange::Untouched));
+        if let Some(info) = present {
+            if !self.stager.left_earlier(&info) {
+                self.check_existing(store, &bucket).await?;
+                return Ok(RegionOutcome::AlreadyHeld(LatestChange::Untouched));
+            }
+            // Left by an earlier stage of ours that failed (see `ownership`).
+            if info.known_md5().as_deref() == Some(self.prepared.md5_hex.as_str()) {
+                self.place_metadata(store, &bucket).await?;
+                return Ok(RegionOutcome::AlreadyHeld(LatestChange::Untouched));
+            }
+            self.remove_earlier_artifact(store, &bucket, &info).await?;
         }
         if self.dry_run {
             return Ok(RegionOutcome::WouldStage);
         }
-        if let Some(body) = &self.metadata_bytes {
-            let options = PutOptions {
-                content_md5: Some(base64_of(&Md5::digest(body))),
-                body_crc64: None,
-                if_none_match: true,
-                user_metadata: HashMap::new(),
-            };
-            let metadata_key = metadata_key(self.key);
-            match store
-                .put_object(&bucket, &metadata_key, body.clone(), &options)
-                .await
-            {
-                Ok(()) => {}
-                // Left by an earlier attempt, or another stager's: fine if it is ours.
-                Err(e) if e.is_precondition_failed() => {
-                    self.check_existing_metadata(store, &bucket).await?
-                }
-                Err(e) => return Err(e.to_string().into()),
-            }
-        }
+        // The metadata first: an artifact is never put beside another's metadata.
+        self.place_metadata(store, &bucket).await?;
+        self.note_sent(region, true);
         match self.upload(store, &bucket).await {
             Ok(()) => {}
             Err(e) if e.is_precondition_failed() => {
@@ -214,7 +218,7 @@ impl RegionPlan<'_> {
     }
 
     fn user_metadata(&self) -> HashMap<String, String> {
-        HashMap::from([(MD5_METADATA_KEY.to_string(), self.prepared.md5_hex.clone())])
+        self.owned_metadata(&[(MD5_METADATA_KEY, &self.prepared.md5_hex)])
     }
 
     pub(super) fn take_ahead(&self, region: &str) -> Option<(String, Vec<CompletedPart>)> {
@@ -257,6 +261,7 @@ impl RegionPlan<'_> {
                 content_md5: Some(self.prepared.md5_base64.clone()),
                 body_crc64: Some(self.prepared.crc64),
                 if_none_match: true,
+                if_match: None,
                 user_metadata: self.user_metadata(),
             };
             match &self.prepared.whole {
@@ -344,7 +349,7 @@ impl RegionPlan<'_> {
             return Ok(None);
         }
         let (bucket, present) = self.bucket_and_presence(store).await?;
-        if present {
+        if present.is_some() {
             return Ok(None);
         }
         let upload_id = store
@@ -421,7 +426,7 @@ impl RegionPlan<'_> {
         self.check_existing_metadata(store, bucket).await
     }
 
-    async fn check_existing_metadata(
+    pub(super) async fn check_existing_metadata(
         &self,
         store: &dyn RegionStore,
         bucket: &str,

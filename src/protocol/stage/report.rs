@@ -1,5 +1,6 @@
-//! What a stage reports: each region's outcome, what happened to `latest` there, and
-//! whether the regions that hold the artifact make the stage a success.
+//! What a stage reports: each region's outcome, what happened to `latest` there,
+//! whether the regions that hold the artifact make the stage a success, and what a
+//! failed stage could not remove again.
 
 use std::fmt;
 
@@ -35,6 +36,8 @@ pub enum RegionOutcome {
     /// The key is taken here by other bytes or other metadata (another stager won).
     Taken(String),
     Failed(String),
+    /// Uploaded here, then removed again: the stage reached no majority.
+    Withdrawn,
 }
 
 impl RegionOutcome {
@@ -49,7 +52,7 @@ impl RegionOutcome {
     /// but its `latest` could not be moved.
     pub fn is_failure(&self) -> bool {
         match self {
-            RegionOutcome::Taken(_) | RegionOutcome::Failed(_) => true,
+            RegionOutcome::Taken(_) | RegionOutcome::Failed(_) | RegionOutcome::Withdrawn => true,
             RegionOutcome::Staged(change) | RegionOutcome::AlreadyHeld(change) => {
                 matches!(change, LatestChange::Failed(_))
             }
@@ -82,6 +85,9 @@ impl fmt::Display for RegionOutcome {
             RegionOutcome::Taken(reason) | RegionOutcome::Failed(reason) => {
                 write!(f, "failed: {reason}")
             }
+            RegionOutcome::Withdrawn => {
+                write!(f, "staged, then removed again: no majority holds it")
+            }
         }
     }
 }
@@ -96,6 +102,11 @@ pub struct StageReport {
     pub size: u64,
     pub dry_run: bool,
     pub regions: Vec<(String, RegionOutcome)>,
+    /// The id the stage's objects carry (see `ownership`).
+    pub stager: String,
+    /// What a stage that reached no majority created and could not remove again, by
+    /// region: "KEY (why)". A later stage given `stager` as an earlier id takes it up.
+    pub left_behind: Vec<(String, String)>,
 }
 
 impl StageReport {
@@ -134,6 +145,23 @@ impl StageReport {
             .map(|(region, outcome)| format!("{region}: {outcome}"))
             .collect::<Vec<_>>()
             .join("; ")
+    }
+
+    /// "; left behind in eu-west-1: KEY (why), ..." when a failed stage could not
+    /// remove all it created; else empty.
+    pub fn left_behind_text(&self) -> String {
+        if self.left_behind.is_empty() {
+            return String::new();
+        }
+        let items: Vec<String> = self
+            .left_behind
+            .iter()
+            .map(|(region, what)| format!("{region}: {what}"))
+            .collect();
+        format!(
+            "; left behind, for a retry of the version by the same stager to take up: {}",
+            items.join(", ")
+        )
     }
 
     /// "eu-west-2: reason; ..." for the regions that failed.

@@ -281,8 +281,13 @@ impl RegionStore for LocalRegion {
         objects::list(self, bucket, prefix).await
     }
 
-    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StorageError> {
-        objects::delete(self, bucket, key).await
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<(), StorageError> {
+        objects::delete(self, bucket, key, if_match).await
     }
 
     async fn create_multipart_upload(

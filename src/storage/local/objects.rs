@@ -1,7 +1,8 @@
 //! A local region's objects and their sidecars: one file per object under
 //! `buckets/{bucket}/`, named by `layout`, and beside it a sidecar holding the ETag and
 //! user metadata S3 would keep. Heads, ranged reads streamed in chunks, whole-object
-//! writes (Content-MD5 and `If-None-Match: *` honoured), listings and deletes.
+//! writes (Content-MD5, `If-None-Match: *` and `If-Match` honoured), listings and
+//! deletes (`If-Match` honoured).
 
 use std::collections::HashMap;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -71,6 +72,31 @@ fn check_content_md5(what: &str, digest: &[u8], options: &PutOptions) -> Result<
                 "{what}: Content-MD5 {sent} but the body's MD5 is {actual}"
             )));
         }
+    }
+    Ok(())
+}
+
+/// `If-None-Match: *` and `If-Match` as S3 answers them (checked, not atomic: the local
+/// store serves one machine).
+fn check_preconditions(what: &str, file: &Path, options: &PutOptions) -> Result<(), StorageError> {
+    if options.if_none_match && file.exists() {
+        return Err(StorageError::precondition_failed(format!("{what} exists")));
+    }
+    match &options.if_match {
+        Some(etag) => check_etag(what, file, etag),
+        None => Ok(()),
+    }
+}
+
+/// `If-Match`: `NotFound` when the object is gone, `PreconditionFailed` when its ETag
+/// is another (quotes do not count, as in S3).
+fn check_etag(what: &str, file: &Path, etag: &str) -> Result<(), StorageError> {
+    let info = info_of(file).map_err(|e| io_error(what, e))?;
+    let theirs = info.etag.unwrap_or_default();
+    if theirs.trim_matches('"') != etag.trim_matches('"') {
+        return Err(StorageError::precondition_failed(format!(
+            "{what}: its ETag is {theirs}, not {etag}"
+        )));
     }
     Ok(())
 }
@@ -213,9 +239,7 @@ pub(super) async fn put(
         let what = format!("s3://{}/{key} in {}", bucket_root.display(), this.region);
         let digest = Md5::digest(&body);
         check_content_md5(&what, &digest, &options)?;
-        if options.if_none_match && path_of(&bucket_root, &key).exists() {
-            return Err(StorageError::precondition_failed(format!("{what} exists")));
-        }
+        check_preconditions(&what, &path_of(&bucket_root, &key), &options)?;
         let temporary = this
             .write_temporary(&body)
             .map_err(|e| io_error(&what, e))?;
@@ -291,9 +315,9 @@ pub(super) async fn put_file(
             let _ = std::fs::remove_file(&temporary);
             return Err(e);
         }
-        if options.if_none_match && path_of(&bucket_root, &key).exists() {
+        if let Err(e) = check_preconditions(&what, &path_of(&bucket_root, &key), &options) {
             let _ = std::fs::remove_file(&temporary);
-            return Err(StorageError::precondition_failed(format!("{what} exists")));
+            return Err(e);
         }
         let sidecar = whole_object_sidecar(&digest, &options);
         commit(
@@ -347,8 +371,16 @@ pub(super) async fn delete(
     local: &LocalRegion,
     bucket: &str,
     key: &str,
+    if_match: Option<&str>,
 ) -> Result<(), StorageError> {
     let file = path_of(&local.existing_bucket(bucket)?, key);
+    if let Some(etag) = if_match {
+        check_etag(
+            &format!("s3://{bucket}/{key} in {}", local.region),
+            &file,
+            etag,
+        )?;
+    }
     for path in [sidecar_of(&file), file] {
         match tokio::fs::remove_file(&path).await {
             Ok(()) => {}

@@ -7,7 +7,8 @@
 //! proxy on the wire: it records every request (method, path, headers, body
 //! length and, on request, body MD5; the status answered) and rewrites the
 //! answers AWS would give differently. `Mode::Hang` and `Mode::Refuse`
-//! simulate a region that is hung or down; a `BodyFault` damages the bytes of
+//! simulate a region that is hung or down; refused deletes, a stager granted
+//! only the documented write-only policy; a `BodyFault` damages the bytes of
 //! the artifacts it serves, and a pace slows each of their answers as S3 does. The proxy owns its own thread and tokio runtime, so
 //! plain `#[test]` functions can use it; it stops when dropped.
 
@@ -123,6 +124,8 @@ struct Shared {
     upstream: String,
     mode: watch::Sender<Mode>,
     deny_listing: AtomicBool,
+    /// `DeleteObject` is denied (403), as to a stager without `s3:DeleteObject`.
+    deny_deletes: AtomicBool,
     hash_bodies: AtomicBool,
     body_fault: Mutex<Option<BodyFault>>,
     /// Bytes a second each artifact answer is paced to.
@@ -153,6 +156,7 @@ impl FaultProxy {
             upstream: format!("http://{}", uri.authority().expect("upstream host:port")),
             mode: watch::Sender::new(Mode::Forward),
             deny_listing: AtomicBool::new(false),
+            deny_deletes: AtomicBool::new(false),
             hash_bodies: AtomicBool::new(false),
             body_fault: Mutex::new(None),
             pace: Mutex::new(None),
@@ -223,6 +227,11 @@ impl FaultProxy {
 
     pub fn set_deny_listing(&self, deny: bool) {
         self.shared.deny_listing.store(deny, Ordering::SeqCst);
+    }
+
+    /// Denies `DeleteObject` (403 AccessDenied); aborts of uploads stay allowed.
+    pub fn set_deny_deletes(&self, deny: bool) {
+        self.shared.deny_deletes.store(deny, Ordering::SeqCst);
     }
 
     /// Record `body_md5` for new requests. Off by default: md-5 runs at about
@@ -412,6 +421,12 @@ async fn handle(sh: Arc<Shared>, client: Upstream, req: Request<Incoming>) -> An
     let params = || query.split('&').map(|p| p.split('=').next().unwrap_or(p));
     let listing = || params().all(|p| p.is_empty() || LISTING_PARAMS.split(' ').any(|l| l == p));
     if deny && parts.method == Method::GET && !bucket.is_empty() && key.is_empty() && listing() {
+        body.drain().await?;
+        return Ok(answer(&rec, StatusCode::FORBIDDEN, XML, S3_ACCESS_DENIED));
+    }
+    let object_delete =
+        parts.method == Method::DELETE && !key.is_empty() && !params().any(|p| p == "uploadId");
+    if object_delete && sh.deny_deletes.load(Ordering::SeqCst) {
         body.drain().await?;
         return Ok(answer(&rec, StatusCode::FORBIDDEN, XML, S3_ACCESS_DENIED));
     }

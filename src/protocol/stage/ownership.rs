@@ -1,0 +1,311 @@
+//! Which objects are a stage's own, and what it does with them.
+//!
+//! Every object a stage creates carries its stage id (user metadata
+//! `startifact-stage`, a random 128-bit id per stage). An object is a stage's own only
+//! while it carries that id: an object found already there without it (a peer's, the
+//! Python tool's, a stage's we were not told of) is never removed or replaced, and one
+//! a peer wrote over ours (a server whose conditional writes are not atomic, or ignored)
+//! no longer carries it.
+//!
+//! - **A stage that never reached a majority** (so it moved `latest` nowhere) removes,
+//!   in each region it sent an object to, what it created there: the artifact first,
+//!   then the metadata object, and the metadata object only once no artifact is left
+//!   beside it (a reader would take an artifact alone for one without metadata). Each
+//!   removal is a `HeadObject` (still our id?) then a `DeleteObject` with `If-Match` on
+//!   the ETag it saw, so an object written over ours meanwhile stays. A removal that
+//!   fails is logged and reported (`StageReport::left_behind`).
+//! - **What a failed stage left** (its removal failed, or the daemon running it was
+//!   killed) is recognised by a later stage of the same stager, which is given the ids
+//!   of its earlier stages (`Stager::earlier`: the mount keeps them with the spool, the
+//!   CLI in its state folder): their metadata object is replaced (`If-Match`), their
+//!   artifact counts as held when it has our bytes and is removed (`If-Match`) when it
+//!   has others. Only ids of stages that have ended are given, so a stage never takes
+//!   an object from one still running.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use crate::digest::Md5;
+use crate::protocol::names::metadata_key;
+use crate::storage::{ObjectInfo, PutOptions, RegionStore};
+
+use super::digests::base64_of;
+use super::region::{Refusal, RegionPlan};
+
+/// The user-metadata entry (S3 `x-amz-meta-startifact-stage`) naming the stage that
+/// created an object.
+pub const STAGE_METADATA_KEY: &str = "startifact-stage";
+
+/// Who stages: the id its new objects carry, and the ids of its own earlier stages
+/// that ended without publishing (whose objects it may meet and replace).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stager {
+    pub id: String,
+    pub earlier: Vec<String>,
+}
+
+impl Default for Stager {
+    fn default() -> Self {
+        Stager::after(Vec::new())
+    }
+}
+
+impl Stager {
+    /// A new stage, after the stages `earlier` of the same stager.
+    pub fn after(earlier: Vec<String>) -> Stager {
+        Stager {
+            id: new_stage_id(),
+            earlier,
+        }
+    }
+
+    /// The id an object carries, if any.
+    pub fn id_of(info: &ObjectInfo) -> Option<&str> {
+        info.user_metadata
+            .get(STAGE_METADATA_KEY)
+            .map(String::as_str)
+    }
+
+    /// Whether this stage created the object.
+    fn created(&self, info: &ObjectInfo) -> bool {
+        Stager::id_of(info) == Some(self.id.as_str())
+    }
+
+    /// Whether one of this stager's earlier stages created the object.
+    pub(super) fn left_earlier(&self, info: &ObjectInfo) -> bool {
+        Stager::id_of(info).is_some_and(|id| self.earlier.iter().any(|e| e == id))
+    }
+}
+
+/// 128 random bits, as 32 hex digits.
+pub fn new_stage_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// The objects a stage sent to one region (created, or maybe created: an answer that
+/// never came).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct SentObjects {
+    artifact: bool,
+    metadata: bool,
+}
+
+/// What a region holds under one key after a removal was tried.
+enum Found {
+    Absent,
+    Removed,
+    /// Another's object: left as it is.
+    NotOurs,
+    /// Ours, still there: why.
+    Kept(String),
+}
+
+impl RegionPlan<'_> {
+    /// The user metadata of an object this stage creates: its id, with `extra`.
+    pub(super) fn owned_metadata(&self, extra: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut entries = HashMap::from([(STAGE_METADATA_KEY.to_string(), self.stager.id.clone())]);
+        for (name, value) in extra {
+            entries.insert(name.to_string(), value.to_string());
+        }
+        entries
+    }
+
+    /// Notes that the artifact (else the metadata object) is about to be sent to `region`.
+    pub(super) fn note_sent(&self, region: &str, artifact: bool) {
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = sent.entry(region.to_string()).or_default();
+        if artifact {
+            entry.artifact = true;
+        } else {
+            entry.metadata = true;
+        }
+    }
+
+    /// Puts our metadata object where the artifact is absent or our own earlier
+    /// stage's: created if missing; a copy already there with our metadata is taken as
+    /// it is; one an earlier stage of ours left is replaced; any other is another
+    /// stager's (`Taken`). Without metadata, a metadata object there must be absent,
+    /// empty, or our earlier stage's (then removed): an artifact is never put beside
+    /// another's metadata.
+    pub(super) async fn place_metadata(
+        &self,
+        store: &dyn RegionStore,
+        bucket: &str,
+    ) -> Result<(), Refusal> {
+        let key = metadata_key(self.key);
+        if let Some(body) = &self.metadata_bytes {
+            self.note_sent(store.region(), false);
+            match self.put_metadata(store, bucket, body, None).await {
+                Err(e) if e.is_precondition_failed() => {}
+                other => return other.map_err(|e| e.to_string().into()),
+            }
+        }
+        let info = match store.head_object(bucket, &key).await {
+            Ok(info) => info,
+            Err(e) if e.is_not_found() && self.metadata_bytes.is_none() => return Ok(()),
+            Err(e) => return Err(e.to_string().into()),
+        };
+        let same = self.check_existing_metadata(store, bucket).await;
+        if same.is_ok() || !self.stager.left_earlier(&info) {
+            return same;
+        }
+        let etag = info.etag.as_deref().unwrap_or_default();
+        let written = match &self.metadata_bytes {
+            Some(body) => self.put_metadata(store, bucket, body, Some(etag)).await,
+            None => store.delete_object(bucket, &key, Some(etag)).await,
+        };
+        written.map_err(|e| {
+            format!("{key} was left by an earlier stage of ours, and could not be replaced: {e}")
+                .into()
+        })
+    }
+
+    async fn put_metadata(
+        &self,
+        store: &dyn RegionStore,
+        bucket: &str,
+        body: &Bytes,
+        replacing: Option<&str>,
+    ) -> Result<(), crate::storage::StorageError> {
+        let options = PutOptions {
+            content_md5: Some(base64_of(&Md5::digest(body))),
+            body_crc64: None,
+            if_none_match: replacing.is_none(),
+            if_match: replacing.map(str::to_string),
+            user_metadata: self.owned_metadata(&[]),
+        };
+        store
+            .put_object(bucket, &metadata_key(self.key), body.clone(), &options)
+            .await
+    }
+
+    /// Removes an artifact with other bytes that an earlier stage of ours left
+    /// (`If-Match` on the ETag seen), so that this stage can put its own.
+    pub(super) async fn remove_earlier_artifact(
+        &self,
+        store: &dyn RegionStore,
+        bucket: &str,
+        info: &ObjectInfo,
+    ) -> Result<(), Refusal> {
+        let etag = info.etag.as_deref().unwrap_or_default();
+        match store.delete_object(bucket, self.key, Some(etag)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(format!(
+                "{} was left by an earlier stage of ours with other bytes, and could not be removed: {e}",
+                self.key
+            )
+            .into()),
+        }
+    }
+
+    /// After a stage that never reached a majority: removes from the region what this
+    /// stage created there (see the module's comment). Returns whether the artifact was
+    /// removed, and what of ours stays, each with why.
+    pub(super) async fn withdraw(&self, store: &dyn RegionStore) -> (bool, Vec<String>) {
+        let region = store.region();
+        let sent = self
+            .sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(region)
+            .copied()
+            .unwrap_or_default();
+        if !sent.artifact && !sent.metadata {
+            return (false, Vec::new());
+        }
+        let meta_key = metadata_key(self.key);
+        let bucket = match self.session.bucket(store).await {
+            Ok(bucket) => bucket,
+            Err(e) => {
+                let keys: Vec<&str> = [(sent.artifact, self.key), (sent.metadata, &meta_key)]
+                    .into_iter()
+                    .filter_map(|(sent, key)| sent.then_some(key))
+                    .collect();
+                let why = format!("could not be checked: {e}");
+                return (false, self.left(region, &keys, &why));
+            }
+        };
+        let artifact = if sent.artifact {
+            self.remove_own(store, &bucket, self.key).await
+        } else {
+            match store.head_object(&bucket, self.key).await {
+                Err(e) if e.is_not_found() => Found::Absent,
+                Err(e) => Found::Kept(format!("could not be checked: {e}")),
+                Ok(_) => Found::NotOurs,
+            }
+        };
+        let mut left = Vec::new();
+        if let Found::Kept(why) = &artifact {
+            left.extend(self.left(region, &[self.key], why));
+        }
+        if sent.metadata {
+            let metadata = match &artifact {
+                Found::Absent | Found::Removed => self.remove_own(store, &bucket, &meta_key).await,
+                // Never pull the metadata from under an artifact, ours or another's.
+                Found::NotOurs | Found::Kept(_) => {
+                    match store.head_object(&bucket, &meta_key).await {
+                        Ok(info) if self.stager.created(&info) => {
+                            Found::Kept(format!("kept beside {}, which stays", self.key))
+                        }
+                        _ => Found::NotOurs,
+                    }
+                }
+            };
+            if let Found::Kept(why) = metadata {
+                left.extend(self.left(region, &[&meta_key], &why));
+            }
+        }
+        (matches!(artifact, Found::Removed), left)
+    }
+
+    /// Removes `key` if this stage created it, only while it is the copy seen.
+    async fn remove_own(&self, store: &dyn RegionStore, bucket: &str, key: &str) -> Found {
+        let region = store.region();
+        let info = match store.head_object(bucket, key).await {
+            Ok(info) => info,
+            Err(e) if e.is_not_found() => return Found::Absent,
+            Err(e) => return Found::Kept(format!("could not be checked: {e}")),
+        };
+        if !self.stager.created(&info) {
+            return Found::NotOurs;
+        }
+        let Some(etag) = info.etag.as_deref() else {
+            return Found::Kept("no ETag to make its removal conditional".into());
+        };
+        match store.delete_object(bucket, key, Some(etag)).await {
+            Ok(()) => {
+                tracing::info!(
+                    region,
+                    key,
+                    "removed what this stage created: it reached no majority"
+                );
+                Found::Removed
+            }
+            Err(e) if e.is_not_found() => Found::Absent,
+            // Written over meanwhile: no longer ours.
+            Err(e) if e.is_precondition_failed() => Found::NotOurs,
+            Err(e) => Found::Kept(format!("could not be removed: {e}")),
+        }
+    }
+
+    /// "KEY: why" for each key, each logged.
+    fn left(&self, region: &str, keys: &[&str], why: &str) -> Vec<String> {
+        keys.iter()
+            .map(|key| {
+                tracing::warn!(
+                    region,
+                    key,
+                    stage = self.stager.id,
+                    "left behind by a stage that reached no majority: {why}"
+                );
+                format!("{key} ({why})")
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[path = "ownership_tests.rs"]
+mod tests;
