@@ -3,7 +3,7 @@
 
 use crate::storage::StorageError;
 
-use super::stage::StageReport;
+use super::stage_report::StageReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -21,6 +21,7 @@ pub mod session;
 pub mod set_latest;
 pub mod setup;
 pub mod stage;
+mod stage_report;
 pub mod yank;
 
 pub use artifact::{Artifact, Download, Verification};

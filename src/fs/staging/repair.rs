@@ -30,7 +30,6 @@ use serde::Serialize;
 use crate::protocol::{Completion, Error as ProtocolError, Session, StageOptions, StageSource};
 
 use super::model::key;
-use super::stage::{conflict_of, failed_regions};
 use super::Staging;
 use crate::fs::lock;
 use crate::fs::spool::{seconds_of, FileStatus, Repair};
@@ -90,13 +89,13 @@ pub(super) fn after_repair(
         }
     };
     if report.taken() {
-        let (regions, reason) = conflict_of(&report);
+        let (regions, reason) = report.conflict();
         return AfterRepair::Conflict { regions, reason };
     }
     if report.failed().is_empty() {
         return AfterRepair::Done;
     }
-    let regions = failed_regions(&report);
+    let regions = report.failed_regions();
     let only_unreachable = regions.iter().all(|r| unreachable.contains(r));
     again(previous, regions, report.failures(), now, only_unreachable)
 }

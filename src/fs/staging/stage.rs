@@ -10,8 +10,8 @@ use std::time::SystemTime;
 use semver::Version;
 
 use crate::protocol::{
-    new_stage_id, Error as ProtocolError, FileDigests, Metadata, RegionOutcome, Session,
-    StageReport, StageSource, Stager, UploadedAhead,
+    new_stage_id, Error as ProtocolError, FileDigests, Metadata, Session, StageReport, StageSource,
+    Stager, UploadedAhead,
 };
 
 use super::model::key;
@@ -314,7 +314,7 @@ fn outcome(
 ) -> (Option<FileStatus>, FsResult<CloseEffect>) {
     match result {
         Ok(report) if report.taken() => {
-            let (regions, reason) = conflict_of(&report);
+            let (regions, reason) = report.conflict();
             tracing::warn!(
                 project,
                 version,
@@ -339,7 +339,7 @@ fn outcome(
                 report.summary()
             );
             let repair = Repair {
-                regions: failed_regions(&report),
+                regions: report.failed_regions(),
                 last_error: failed,
                 attempts: 0,
                 next_try_seconds: now + backoff(0).as_secs(),
@@ -370,33 +370,6 @@ fn outcome(
             format!("could not stage {project}@{version}: {e}"),
         ),
     }
-}
-
-/// The regions that do not hold the artifact.
-pub(super) fn failed_regions(report: &StageReport) -> Vec<String> {
-    report
-        .failed()
-        .iter()
-        .map(|(region, _)| region.clone())
-        .collect()
-}
-
-/// The regions holding other bytes or metadata under the key, and why.
-pub(super) fn conflict_of(report: &StageReport) -> (Vec<String>, String) {
-    let taken: Vec<&(String, RegionOutcome)> = report
-        .regions
-        .iter()
-        .filter(|(_, o)| matches!(o, RegionOutcome::Taken(_)))
-        .collect();
-    let reason = taken
-        .iter()
-        .map(|(region, outcome)| match outcome {
-            RegionOutcome::Taken(why) => format!("{region}: {why}"),
-            other => format!("{region}: {other}"),
-        })
-        .collect::<Vec<_>>()
-        .join("; ");
-    (taken.into_iter().map(|(r, _)| r.clone()).collect(), reason)
 }
 
 /// A stage that published nothing usable: the file is kept, marked failed.

@@ -32,7 +32,6 @@ mod digests;
 mod ownership;
 mod parts;
 mod region;
-mod report;
 mod sending;
 mod writer;
 
@@ -51,10 +50,10 @@ use super::names::{artifact_key, latest_parameter_name, validate_project_name};
 use super::progress::ProgressHandle;
 use super::session::Session;
 
+pub use super::stage_report::{LatestChange, RegionOutcome, StageReport};
 pub use complete::Completion;
 pub use digests::{part_size_for, FileDigests, MAX_PARTS, MIN_PART_SIZE};
 pub use ownership::{new_stage_id, Stager, STAGE_METADATA_KEY};
-pub use report::{LatestChange, RegionOutcome, StageReport};
 use sending::Method;
 pub use sending::SendingCosts;
 pub use writer::{DigestWriter, PartsRule};

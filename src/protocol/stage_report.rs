@@ -121,6 +121,32 @@ impl StageReport {
             .collect()
     }
 
+    /// The regions that do not hold the artifact.
+    pub fn failed_regions(&self) -> Vec<String> {
+        self.failed()
+            .iter()
+            .map(|(region, _)| region.clone())
+            .collect()
+    }
+
+    /// The regions holding other bytes or metadata under the key, and why.
+    pub fn conflict(&self) -> (Vec<String>, String) {
+        let taken: Vec<&(String, RegionOutcome)> = self
+            .regions
+            .iter()
+            .filter(|(_, o)| matches!(o, RegionOutcome::Taken(_)))
+            .collect();
+        let reason = taken
+            .iter()
+            .map(|(region, outcome)| match outcome {
+                RegionOutcome::Taken(why) => format!("{region}: {why}"),
+                other => format!("{region}: {other}"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        (taken.into_iter().map(|(r, _)| r.clone()).collect(), reason)
+    }
+
     /// Whether some region holds the version with other bytes or metadata: the version
     /// was staged by someone else, and retrying cannot help.
     pub fn taken(&self) -> bool {
