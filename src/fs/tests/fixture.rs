@@ -49,7 +49,17 @@ pub(super) struct Fixture {
     pub store: PathBuf,
     /// The staging folder, when the mount takes writes: the repair step runs on it.
     pub staging: Option<Arc<Staging>>,
+    /// How the daemon was started, to start it again (`restart_daemon`).
+    start: Start,
     _scratch: TempDir,
+}
+
+/// What a daemon of the fixture starts with, beside the store.
+struct Start {
+    options: FsOptions,
+    staging_limit: Option<u64>,
+    policy: Option<BreakerPolicy>,
+    stage_options: StageOptions,
 }
 
 impl Fixture {
@@ -92,6 +102,16 @@ impl Fixture {
         staging_limit: Option<u64>,
         policy: Option<BreakerPolicy>,
     ) -> Self {
+        Self::with_stage_options(options, staging_limit, policy, StageOptions::default()).await
+    }
+
+    /// As `with_breaker`, the mount's stages and repairs run with `stage_options`.
+    pub async fn with_stage_options(
+        options: FsOptions,
+        staging_limit: Option<u64>,
+        policy: Option<BreakerPolicy>,
+        stage_options: StageOptions,
+    ) -> Self {
         let scratch = scratch_folder();
         let store = scratch.path().join("store");
         let regions: Vec<String> = REGIONS.iter().map(|r| r.to_string()).collect();
@@ -109,35 +129,38 @@ impl Fixture {
             true,
         )
         .await;
-        let options = FsOptions {
-            uid: caller.uid,
-            gid: caller.gid,
-            ..options
+        let start = Start {
+            options: FsOptions {
+                uid: caller.uid,
+                gid: caller.gid,
+                ..options
+            },
+            staging_limit,
+            policy,
+            stage_options,
         };
-        let session = match policy {
-            None => session_on(&store).await,
-            Some(policy) => session_with_breaker(&store, policy),
-        };
-        let mut fs = ArtifactFs::new(session, options);
-        let mut staging = None;
-        if let Some(limit) = staging_limit {
-            let folder = Staging::open(
-                &scratch.path().join("staging"),
-                limit,
-                StageOptions::default(),
-            )
-            .expect("a staging folder");
-            let folder = Arc::new(folder);
-            fs = fs.with_staging(Arc::clone(&folder));
-            staging = Some(folder);
-        }
+        let (fs, staging) = start.daemon(&store, scratch.path()).await;
         Fixture {
             fs,
             caller,
             store,
             staging,
+            start,
             _scratch: scratch,
         }
+    }
+
+    /// The daemon stopped, every stage finished, and started again on the same store
+    /// and staging folder: a new session (its breakers closed), a mount that pinned
+    /// and cached nothing yet, the spool taken up as at a start. Its repair runs when
+    /// `repair` is called, as its background task would at once.
+    pub async fn restart_daemon(&mut self) {
+        // The spool's lock is let go with the last reference to it.
+        self.staging = None;
+        let session = self.fs.session().clone();
+        self.fs = ArtifactFs::new(session, self.start.options.clone());
+        let (fs, staging) = self.start.daemon(&self.store, self._scratch.path()).await;
+        (self.fs, self.staging) = (fs, staging);
     }
 
     /// The same mount with an on-disk cache of `capacity` bytes (`--cache-dir`).
@@ -336,6 +359,24 @@ impl Fixture {
     /// Where a region keeps the parameter `name`.
     pub fn parameter_file(&self, region: &str, name: &str) -> PathBuf {
         layout::path_of(&self.store.join(region).join("parameters"), name)
+    }
+}
+
+impl Start {
+    /// A daemon's mount, with the staging folder in `scratch` when it takes writes.
+    async fn daemon(&self, store: &Path, scratch: &Path) -> (ArtifactFs, Option<Arc<Staging>>) {
+        let session = match self.policy {
+            None => session_on(store).await,
+            Some(policy) => session_with_breaker(store, policy),
+        };
+        let fs = ArtifactFs::new(session, self.options.clone());
+        let Some(limit) = self.staging_limit else {
+            return (fs, None);
+        };
+        let folder = Staging::open(&scratch.join("staging"), limit, self.stage_options.clone())
+            .expect("a staging folder");
+        let folder = Arc::new(folder);
+        (fs.with_staging(Arc::clone(&folder)), Some(folder))
     }
 }
 

@@ -1,6 +1,8 @@
 //! The comparison after every step: every folder's listing, every file's size and
-//! bytes, every attribute listed and its value, where `latest` points, and what each
-//! region's store holds of every version and names as each project's `latest`.
+//! bytes, every attribute listed and its value (the ETag of the region a version is
+//! pinned from among them), where `latest` points, what each region's store holds of
+//! every version and names as each project's `latest`, and the spool entries
+//! status.json shows awaiting repair or failed.
 
 use super::*;
 
@@ -60,20 +62,31 @@ fn user(metadata: &Metadata) -> Metadata {
 }
 
 /// The region a staged version is served from: the first region, in the session's
-/// order, of those holding it that answered when the mount first looked it up.
+/// order, of those holding it that answered when the mount first looked it up, once
+/// more than half of all regions answered holding it (until then, a lookup is EIO).
+/// And the version listings the mount reads at this look.
 fn pin(model: &mut Model) {
-    let up: BTreeSet<usize> = model.up().collect();
+    let up: Vec<usize> = model.up().collect();
     for project in model.projects.values_mut() {
         for staged in project.staged.values_mut() {
-            if staged.pinned.is_none() {
-                staged.pinned = staged.held.intersection(&up).next().copied();
+            let holding: Vec<usize> = up
+                .iter()
+                .copied()
+                .filter(|r| staged.held.contains(r))
+                .collect();
+            if staged.pinned.is_none() && holding.len() >= MAJORITY {
+                staged.pinned = holding.first().copied();
             }
+        }
+        if project.listing.is_none() {
+            project.listing = Some(project.listed(&up));
         }
     }
 }
 
 /// Each region's store: every staged version in the regions that hold it (with its
-/// bytes), none in the others; a yanked version nowhere.
+/// bytes), none in the others; a yanked version nowhere but in the regions that were
+/// down during its yank.
 async fn compare_stores(real: &Real, model: &Model) -> Result<(), TestCaseError> {
     for (name, project) in &model.projects {
         for (v, staged) in &project.staged {
@@ -107,8 +120,78 @@ async fn compare_stores(real: &Real, model: &Model) -> Result<(), TestCaseError>
             .difference(&project.staged.keys().cloned().collect())
         {
             let key = format!("{name}@{v}");
+            let left = project.leftovers.get(v);
+            let expected: Vec<&str> = model
+                .up()
+                .filter(|r| left.is_some_and(|l| l.contains(r)))
+                .map(|r| REGIONS[r])
+                .collect();
             let holding = real.f.regions_holding(&key).await;
-            prop_assert!(holding.is_empty(), "yanked {} held in {:?}", key, holding);
+            prop_assert_eq!(&holding, &expected, "yanked {} held", key);
+        }
+    }
+    Ok(())
+}
+
+/// The ETag of a copy of `bytes`: its MD5 when sent in one request, else the MD5 of
+/// its parts' MD5s and their number (a file under the part size is one part).
+fn etag_of(bytes: &[u8], in_parts: bool) -> String {
+    use crate::digest::Md5;
+    let md5 = Md5::digest(bytes);
+    match in_parts {
+        false => format!("\"{}\"", hex::encode(md5)),
+        true => format!("\"{}-1\"", hex::encode(Md5::digest(md5))),
+    }
+}
+
+/// The spool entries status.json shows awaiting repair, failed or in conflict: this
+/// mount's versions staged while a region was down, until every region holds them,
+/// and those found yanked at their repair (the reason says so); never a conflict,
+/// whatever way each region was sent its copy.
+fn compare_status(real: &Real, model: &Model) -> Result<(), TestCaseError> {
+    let Some(staging) = &real.f.staging else {
+        return Ok(());
+    };
+    let path = staging.dir().join("status.json");
+    let text = std::fs::read(&path).map_err(|e| TestCaseError::fail(format!("{e}")))?;
+    let status: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| TestCaseError::fail(format!("{e}")))?;
+    let mut shown = BTreeMap::new();
+    for entry in status["versions"].as_array().into_iter().flatten() {
+        let state = entry["state"].as_str().unwrap_or_default();
+        if ["awaiting-repair", "failed", "conflict"].contains(&state) {
+            let reason = entry["reason"].as_str().unwrap_or_default().to_string();
+            let (project, version) = (&entry["project"], &entry["version"]);
+            let key = format!(
+                "{}@{}",
+                project.as_str().unwrap_or_default(),
+                version.as_str().unwrap_or_default()
+            );
+            shown.insert(key, (state.to_string(), reason));
+        }
+    }
+    let mut expected = BTreeMap::new();
+    for (name, project) in &model.projects {
+        for v in project.awaiting.keys() {
+            expected.insert(format!("{name}@{v}"), "awaiting-repair");
+        }
+        for (v, staging) in &project.staging {
+            if staging.file.as_ref().is_some_and(|f| f.failed) {
+                expected.insert(format!("{name}@{v}"), "failed");
+            }
+        }
+    }
+    let states: BTreeMap<&String, &str> = shown.iter().map(|(k, (s, _))| (k, s.as_str())).collect();
+    let expected: BTreeMap<&String, &str> = expected.iter().map(|(k, s)| (k, *s)).collect();
+    prop_assert_eq!(states, expected, "status.json");
+    for (key, (state, reason)) in &shown {
+        if state == "failed" {
+            prop_assert!(
+                reason.contains("it was yanked") && reason.contains("the file is kept"),
+                "{} failed: {}",
+                key,
+                reason
+            );
         }
     }
     Ok(())
@@ -116,7 +199,19 @@ async fn compare_stores(real: &Real, model: &Model) -> Result<(), TestCaseError>
 
 pub(super) async fn compare(real: &Real, model: &mut Model) -> Result<(), TestCaseError> {
     pin(model);
+    // The mount keeps a `latest` it read, for its TTL; one it found absent, or could
+    // not read, it reads again at every look.
+    let unheld: Vec<String> = model
+        .projects
+        .iter()
+        .filter(|(_, p)| p.latest.is_none() || p.latest_unsaid)
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in unheld {
+        model.read_latest_again(&name);
+    }
     compare_stores(real, model).await?;
+    compare_status(real, model)?;
     let model = &*model;
     let projects: Vec<String> = model
         .projects
@@ -125,11 +220,12 @@ pub(super) async fn compare(real: &Real, model: &mut Model) -> Result<(), TestCa
         .map(|(name, _)| name.clone())
         .collect();
     // Nor is whether a project whose yank failed is listed (its `latest` may be held
-    // by a majority still): the root is compared without those.
+    // by a majority still), or one whose `latest` could not be read: the root is
+    // compared without those.
     let unsettled: BTreeSet<&String> = model
         .projects
         .iter()
-        .filter(|(_, p)| !p.pending_yanks.is_empty())
+        .filter(|(_, p)| !p.pending_yanks.is_empty() || p.latest_unsaid)
         .map(|(name, _)| name)
         .collect();
     let settled = |names: Vec<String>| -> Vec<String> {
@@ -151,23 +247,26 @@ pub(super) async fn compare(real: &Real, model: &mut Model) -> Result<(), TestCa
             Err(e) => return Err(TestCaseError::fail(format!("{name}: {e}"))),
         };
         // What the mount shows of a version whose yank failed, and of `latest`, until
-        // the yank is run again is not said.
+        // the yank is run again is not said; nor `latest` it could not read.
         let unsettled = !project.pending_yanks.is_empty();
-        let mut expected: Vec<String> = (project.in_store() && !unsettled)
+        let latest_said = !unsettled && !project.latest_unsaid;
+        let mut expected: Vec<String> = (project.in_store() && latest_said)
             .then(|| "latest".into())
             .into_iter()
             .collect();
-        let versions: BTreeSet<&Version> = project
-            .staged
-            .keys()
-            .chain(project.staging.keys())
-            .collect();
+        let kept = project.listing.as_ref().expect("read by `pin`");
+        let versions: BTreeSet<&Version> = kept.iter().chain(project.staging.keys()).collect();
+        // A version whose yank awaits its second run may be back as a staging folder
+        // meanwhile (its spool entry failed at a repair): not said either.
+        let said = |entry: &String| {
+            (latest_said || entry != "latest") && !(unsettled && model.yank_pending(name, entry))
+        };
         expected.extend(versions.iter().rev().map(|v| v.to_string()));
+        expected.retain(said);
         let mut listed = listing(real, inode).await?;
-        listed
-            .retain(|entry| !(unsettled && (entry == "latest" || model.yank_pending(name, entry))));
+        listed.retain(said);
         prop_assert_eq!(listed, expected, "ls {}", name);
-        if !unsettled {
+        if latest_said {
             let target = match real.inode(&format!("{name}/latest")).await {
                 Ok(inode) => real.f.fs.readlink(inode).await.map_err(|e| e.errno()),
                 Err(e) => Err(e.errno()),
@@ -181,6 +280,12 @@ pub(super) async fn compare(real: &Real, model: &mut Model) -> Result<(), TestCa
         }
         for (v, staged) in &project.staged {
             let folder = format!("{name}/{v}");
+            if staged.pinned.is_none() {
+                let found = real.inode(&folder).await.map(|_| ());
+                let found = found.map_err(|e| e.errno());
+                prop_assert_eq!(found, Err(libc::EIO), "lookup {} (too few hold it)", folder);
+                continue;
+            }
             let folder_inode = real
                 .inode(&folder)
                 .await
@@ -206,10 +311,14 @@ pub(super) async fn compare(real: &Real, model: &mut Model) -> Result<(), TestCa
             shown.insert("user.startifact:key".into(), format!("{name}@{v}"));
             let pinned = staged.pinned.map_or("none", |r| REGIONS[r]);
             shown.insert("user.startifact:region".into(), pinned.into());
+            // The ETag of the copy in the region it is pinned from.
+            let in_parts = staged.pinned.is_some_and(|r| staged.in_parts.contains(&r));
+            shown.insert(
+                "user.startifact:etag".into(),
+                etag_of(&staged.bytes, in_parts),
+            );
             for path in [&folder, &file] {
-                let mut listed = attributes_of(real, path).await?;
-                let etag = listed.remove("user.startifact:etag").unwrap_or_default();
-                prop_assert_eq!(etag.len(), 34, "{} etag {:?}", path, etag);
+                let listed = attributes_of(real, path).await?;
                 prop_assert_eq!(&listed, &shown, "getfattr -d {}", path);
             }
         }

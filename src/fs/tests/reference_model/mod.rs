@@ -1,14 +1,23 @@
 //! A reference model of the namespace: random sequences of mkdir, create, write,
-//! close, setxattr, `ln -sfn` of `latest`, rm, rmdir and lookups, run both through
-//! `ArtifactFs` (no kernel) and through `Model`, a few maps that obviously say what
-//! docs/SEMANTICS.md promises. After every step the two are compared: every folder's
-//! listing, every file's size and bytes, every attribute listed and its value, where
-//! `latest` points, and the errno of every refusal.
+//! close, setxattr, `ln -sfn` of `latest`, rm, rmdir and lookups, and of what happens
+//! around the mount (a region stops and comes back, the repair runs, another tool
+//! yanks, the daemon restarts, the mount learns that a region takes files in parts),
+//! run both through `ArtifactFs` (no kernel) and through `Model`, a few maps that
+//! obviously say what docs/SEMANTICS.md promises. After every step the two are
+//! compared: every folder's listing, every file's size and bytes, every attribute
+//! listed and its value, where `latest` points, what each region's store holds and
+//! names as `latest`, and what status.json shows awaiting repair or failed, and the
+//! errno of every refusal.
+//!
+//! Its parts: `steps` (the steps and how they are generated), `model` and `repairs`
+//! (what the mount should do), `compare` (the comparison), `regressions` (the
+//! sequences it found, shrunk, kept as tests).
 //!
 //! `PROPTEST_CASES` runs more cases than the few each `cargo test --lib` runs; a failure
-//! prints the shortest sequence of steps that still fails (no regression file is kept).
+//! prints the shortest sequence of steps that still fails, to be kept in `regressions`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -17,20 +26,11 @@ use semver::Version;
 
 use super::fixture::{Fixture, CURRENT_BYTES, OLD_BYTES, PROJECT, REGIONS};
 use crate::fs::{FsOptions, FsResult, SetMode, XattrReply, ROOT_INODE};
+use crate::protocol::{SendingCosts, StageOptions};
 use crate::storage::breaker::BreakerPolicy;
+use crate::storage::local::LocalRegion;
+use crate::storage::RegionStore;
 
-const PROJECTS: [&str; 3] = [PROJECT, "Lemonade", "bad name"];
-const VERSIONS: [&str; 6] = ["0.9.0", "1.0.0", "1.1.0", "2.0.0", "1.1", "latest"];
-/// Not `dist.txt`: see `fixture::NEW_FILE`.
-const FILES: [&str; 2] = ["model.tar", "model.bin"];
-const KEYS: [&str; 5] = [
-    "user.team",
-    "user.lang",
-    "user.startifact:team",
-    "user.startifact:region",
-    "trusted.team",
-];
-const VALUES: [&[u8]; 3] = [b"core", b"ops", b"\xff"];
 /// The temporary name GNU `ln -sfn` gives its symlink before renaming it over `latest`.
 const PENDING_LINK: &str = "latest.model";
 
@@ -38,113 +38,20 @@ type Metadata = BTreeMap<String, String>;
 /// What a call answers, as the caller sees it.
 type Outcome = Result<(), i32>;
 
-#[derive(Debug, Clone)]
-enum Op {
-    MkdirProject(&'static str),
-    MkdirVersion(&'static str, &'static str),
-    Create(&'static str, &'static str, &'static str),
-    Write(&'static str, &'static str, u64, Vec<u8>),
-    Close(&'static str, &'static str),
-    SetXattr {
-        project: &'static str,
-        version: &'static str,
-        on_file: bool,
-        name: &'static str,
-        value: &'static [u8],
-        mode: SetMode,
-    },
-    LinkLatest(&'static str, &'static str),
-    Rm(&'static str, &'static str),
-    Rmdir(&'static str, &'static str),
-    Lookup(&'static str, &'static str),
-    /// The region (an index into `REGIONS`) refuses every request.
-    Stop(usize),
-    /// The region that was stopped answers again.
-    Restart,
-    /// The daemon's repair step.
-    Repair,
-    /// `latest` moved while a region is down (which then comes back): the steps that
-    /// once let a repair undo a rollback, generated together so they come often.
-    MoveLatestWhileDown(usize, &'static str, &'static str),
-}
+/// More than half of all regions: what a census, a listing and `latest` need.
+const MAJORITY: usize = REGIONS.len() / 2 + 1;
+/// The answers a quorum read of `latest` needs: half of all regions, rounded up.
+const QUORUM: usize = REGIONS.len().div_ceil(2);
 
-fn op() -> impl Strategy<Value = Op> {
-    let project = || prop::sample::select(&PROJECTS[..]);
-    let version = || prop::sample::select(&VERSIONS[..]);
-    let mode = prop::sample::select(vec![SetMode::Any, SetMode::Create, SetMode::Replace]);
-    prop_oneof![
-        1 => project().prop_map(Op::MkdirProject),
-        4 => (project(), version()).prop_map(|(p, v)| Op::MkdirVersion(p, v)),
-        4 => (project(), version(), prop::sample::select(&FILES[..]))
-            .prop_map(|(p, v, n)| Op::Create(p, v, n)),
-        4 => (project(), version(), 0..8u64, prop::collection::vec(any::<u8>(), 1..8))
-            .prop_map(|(p, v, o, b)| Op::Write(p, v, o, b)),
-        3 => (project(), version()).prop_map(|(p, v)| Op::Close(p, v)),
-        4 => (
-            project(),
-            version(),
-            any::<bool>(),
-            prop::sample::select(&KEYS[..]),
-            prop::sample::select(&VALUES[..]),
-            mode,
-        )
-            .prop_map(|(project, version, on_file, name, value, mode)| Op::SetXattr {
-                project,
-                version,
-                on_file,
-                name,
-                value,
-                mode,
-            }),
-        2 => (project(), version()).prop_map(|(p, v)| Op::LinkLatest(p, v)),
-        2 => (project(), version()).prop_map(|(p, v)| Op::Rm(p, v)),
-        2 => (project(), version()).prop_map(|(p, v)| Op::Rmdir(p, v)),
-        1 => (project(), version()).prop_map(|(p, v)| Op::Lookup(p, v)),
-        1 => (0..REGIONS.len()).prop_map(Op::Stop),
-        1 => Just(Op::Restart),
-        1 => Just(Op::Repair),
-        2 => (0..REGIONS.len(), project(), version())
-            .prop_map(|(r, p, v)| Op::MoveLatestWhileDown(r, p, v)),
-    ]
-}
+// ---- the steps ----
 
-impl Op {
-    /// The steps this one is made of.
-    fn steps(&self) -> Vec<Op> {
-        match *self {
-            Op::MoveLatestWhileDown(region, p, v) => {
-                vec![Op::Stop(region), Op::LinkLatest(p, v), Op::Restart]
-            }
-            ref other => vec![other.clone()],
-        }
-    }
-
-    /// The project and version (or `latest`) a step names.
-    fn names(&self) -> Option<(&'static str, &'static str)> {
-        match *self {
-            Op::MkdirVersion(p, v)
-            | Op::Create(p, v, _)
-            | Op::Write(p, v, _, _)
-            | Op::Close(p, v)
-            | Op::LinkLatest(p, v)
-            | Op::Rm(p, v)
-            | Op::Rmdir(p, v)
-            | Op::Lookup(p, v) => Some((p, v)),
-            Op::SetXattr {
-                project, version, ..
-            } => Some((project, version)),
-            Op::MkdirProject(_)
-            | Op::Stop(_)
-            | Op::Restart
-            | Op::Repair
-            | Op::MoveLatestWhileDown(..) => None,
-        }
-    }
-}
+mod steps;
+use steps::{op, Op};
 
 // ---- the model ----
 
 mod model;
+mod repairs;
 use model::*;
 
 // ---- the filesystem, driven as the kernel drives it ----
@@ -153,6 +60,8 @@ struct Real {
     f: Fixture,
     /// The writer's handle of each staging file created.
     handles: BTreeMap<(String, String), u64>,
+    /// What the mount's stages and repairs learned of how each region takes files.
+    sending: Arc<SendingCosts>,
 }
 
 fn outcome<T>(result: FsResult<T>) -> Outcome {
@@ -165,6 +74,39 @@ fn check(step: &str, expected: Outcome, got: Outcome) -> Result<(), TestCaseErro
 }
 
 impl Real {
+    /// Sets the mount's figures to what the model says of each region, before every
+    /// step: a file (above the threshold of 0 bytes) goes in parts to a region whose
+    /// parts are known to be cheaper, in one request to one whose single requests are
+    /// (what the stages learn is reset, so that the way stays the model's).
+    fn seed_sending(&self, model: &Model) {
+        let regions: serde_json::Map<String, serde_json::Value> = REGIONS
+            .iter()
+            .zip(model.parts_in)
+            .map(|(region, in_parts)| {
+                let store = LocalRegion::new(&self.f.store, region);
+                let endpoint = store.s3_endpoint().expect("a local region's endpoint");
+                // `sending::place`: a region's figures for files under 64 MiB.
+                let place = format!("{region} {endpoint} <64MiB");
+                let (one_request, parts) = if in_parts { (1e300, 0.0) } else { (0.0, 1e300) };
+                let costs = serde_json::json!({ "one_request": one_request, "parts": parts });
+                (place, costs)
+            })
+            .collect();
+        let figures = serde_json::json!({ "regions": regions }).to_string();
+        self.sending
+            .take_up(figures.as_bytes(), "the reference model");
+    }
+
+    /// This mount's metadata TTL passes for a project: its listings and `latest` are
+    /// read again (what it pinned stays pinned).
+    fn metadata_ttl_passes(&self, model: &mut Model, project: &str) {
+        let fs = &self.f.fs;
+        fs.versions.remove(project);
+        fs.latest.remove(project);
+        *crate::fs::lock(&fs.projects) = None;
+        model.read_again(project);
+    }
+
     async fn inode(&self, path: &str) -> FsResult<u64> {
         self.f.lookup(path).await.map(|e| e.attr.inode)
     }
@@ -200,6 +142,14 @@ impl Real {
 
     async fn project(&self, model: &Model, project: &str) -> Result<Option<u64>, TestCaseError> {
         let found = self.inode(project).await;
+        if found.is_err() && model.projects.get(project).is_some_and(|p| p.latest_unsaid) {
+            return Ok(None); // looked up by its `latest`, which could not be read
+        }
+        let yank_pending = |p: &Project| !p.pending_yanks.is_empty();
+        if model.project(project).is_none() && model.projects.get(project).is_some_and(yank_pending)
+        {
+            return Ok(None); // whether a project whose yank failed is there is not said
+        }
         if model.project(project).is_none() {
             check(
                 &format!("lookup {project}"),
@@ -216,9 +166,10 @@ impl Real {
     async fn apply(&mut self, model: &mut Model, op: &Op) -> Result<(), TestCaseError> {
         let step = format!("{op:?}");
         let key = |p: &str, v: &str| (p.to_string(), v.to_string());
-        if op.names().is_some_and(|(p, v)| model.yank_pending(p, v)) {
+        if op.names().is_some_and(|(p, v)| model.skipped(p, v)) {
             return Ok(());
         }
+        self.seed_sending(model);
         match *op {
             Op::Stop(region) => {
                 if model.stop(region) {
@@ -230,20 +181,53 @@ impl Real {
                     return Ok(());
                 };
                 self.f.restart(REGIONS[region]);
-                for (p, v, file) in model.restart() {
+                for (p, v, file, discarded) in model.restart() {
                     let path = format!("{p}/{v}");
                     let folder = self.inode(&path).await;
                     let folder = folder.map_err(|e| TestCaseError::fail(format!("{path}: {e}")))?;
                     let got = outcome(self.f.fs.unlink(folder, &file, self.f.pid()).await);
                     check(&format!("rm {path}/{file} again"), Ok(()), got)?;
+                    match discarded {
+                        true => self.metadata_ttl_passes(model, &p),
+                        // What the mount yanked, it reads again.
+                        false => model.read_again(&p),
+                    }
                 }
             }
             Op::Repair => {
                 self.f.repair().await;
                 model.repair();
             }
-            // Expanded into its steps by `Op::steps`.
-            Op::MoveLatestWhileDown(..) => {}
+            Op::YankElsewhere(p, v) => {
+                if !model.yank_elsewhere(p, v) {
+                    return Ok(());
+                }
+                let target = version(v).expect("a staged version");
+                let yanked = self.f.other_session().await.yank(p, &target).await;
+                let expected = model.down.is_none();
+                prop_assert_eq!(yanked.is_ok(), expected, "{}: {:?}", step, yanked.err());
+                self.metadata_ttl_passes(model, p);
+            }
+            Op::YankElsewhereAgain => {
+                for (p, v, succeeds) in model.yank_elsewhere_again() {
+                    let yanked = self.f.other_session().await.yank(&p, &v).await;
+                    let what = format!("{p}@{v} yanked again");
+                    prop_assert_eq!(yanked.is_ok(), succeeds, "{}: {:?}", what, yanked.err());
+                    self.metadata_ttl_passes(model, &p);
+                }
+            }
+            Op::DaemonRestart => {
+                if model.restart_daemon() {
+                    self.f.restart_daemon().await;
+                }
+            }
+            Op::SendWay(region, in_parts) => {
+                model.send_way(region, in_parts);
+                self.seed_sending(model);
+            }
+            // Expanded into their steps by `Op::steps`.
+            Op::MoveLatestWhileDown(..) | Op::YankWhileRepairDue { .. } | Op::StageMixed { .. } => {
+            }
             Op::MkdirProject(p) => {
                 let got = outcome(self.f.fs.mkdir(ROOT_INODE, p).await);
                 check(&step, model.mkdir_project(p), got)?;
@@ -343,6 +327,9 @@ impl Real {
                 let Some(parent) = self.project(model, p).await? else {
                     return Ok(());
                 };
+                if v == "latest" && model.project(p).is_some_and(|p| p.latest_unsaid) {
+                    return Ok(());
+                }
                 let got = outcome(self.f.fs.lookup(parent, v).await);
                 let found = match (model.project(p), version(v)) {
                     (Some(project), _) if v == "latest" => project.latest.is_some(),
@@ -373,6 +360,11 @@ fn cases() -> u32 {
 }
 
 async fn run(allow_delete: bool, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    run_steps(allow_delete, ops).await.map(|_| ())
+}
+
+/// Runs `ops` (compared after every step) and returns the mount and the model.
+async fn run_steps(allow_delete: bool, ops: Vec<Op>) -> Result<(Real, Model), TestCaseError> {
     let options = FsOptions {
         allow_delete,
         ..FsOptions::default()
@@ -384,9 +376,19 @@ async fn run(allow_delete: bool, ops: Vec<Op>) -> Result<(), TestCaseError> {
         max_backoff: Duration::ZERO,
         ..BreakerPolicy::default()
     };
+    // Every file of a byte or more is sent each region the way the model says (see
+    // `Real::seed_sending`).
+    let sending = Arc::new(SendingCosts::in_memory());
+    let stage_options = StageOptions {
+        multipart_threshold: 0,
+        sending: Some(Arc::clone(&sending)),
+        ..StageOptions::default()
+    };
+    let f = Fixture::with_stage_options(options, Some(1 << 20), Some(breaker), stage_options);
     let mut real = Real {
-        f: Fixture::with_breaker(options, Some(1 << 20), Some(breaker)).await,
+        f: f.await,
         handles: BTreeMap::new(),
+        sending,
     };
     let mut model = Model::new(allow_delete);
     compare(&real, &mut model).await?;
@@ -396,8 +398,10 @@ async fn run(allow_delete: bool, ops: Vec<Op>) -> Result<(), TestCaseError> {
             .await
             .map_err(|e| TestCaseError::fail(format!("after {op:?}: {e}")))?;
     }
-    Ok(())
+    Ok((real, model))
 }
+
+mod regressions;
 
 #[test]
 fn the_namespace_behaves_as_its_reference_model_after_every_step() {

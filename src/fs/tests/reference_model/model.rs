@@ -12,6 +12,9 @@ pub(super) struct Staged {
     pub(super) held: BTreeSet<usize>,
     /// The region the mount serves it from, once it has looked it up.
     pub(super) pinned: Option<usize>,
+    /// The regions whose copy was sent in parts: the same bytes under a multipart
+    /// ETag (the others' ETag is their MD5).
+    pub(super) in_parts: BTreeSet<usize>,
 }
 
 impl Staged {
@@ -22,6 +25,7 @@ impl Staged {
             metadata,
             held: (0..REGIONS.len()).collect(),
             pinned: None,
+            in_parts: BTreeSet::new(),
         }
     }
 }
@@ -33,6 +37,9 @@ pub(super) struct StagingFile {
     pub(super) attributes: Metadata,
     /// The writer's handle is open.
     pub(super) open: bool,
+    /// Published while a region was down, then found absent by a majority at its
+    /// repair (yanked meanwhile): `failed` in status.json, the file kept.
+    pub(super) failed: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -51,16 +58,46 @@ pub(super) struct Project {
     /// a move sets it in the regions that answer, and the repair sets the regions that
     /// answer to the value a majority of all regions name.
     pub(super) latest_in: [Option<Version>; REGIONS.len()],
-    /// Some region missed a stage or a move of `latest` while it was down: the next
-    /// repair with every region up aligns them.
+    /// Some region missed a move of `latest` while it was down (`latest.json`): each
+    /// repair aligns them, until one runs with every region up. (A stage that missed
+    /// a region is aligned by the repair that completes it: see `Model::repair`.)
     pub(super) lagging: bool,
+    /// The mount's last read of `latest` had too few answers to say (EIO): what it
+    /// shows of `latest`, and whether it lists the project, is not said until it
+    /// reads it again or moves it.
+    pub(super) latest_unsaid: bool,
+    /// The versions the mount's listing holds, kept for its TTL (`None`: read at the
+    /// next look, by the majority rule: see `Project::listed`).
+    pub(super) listing: Option<BTreeSet<Version>>,
     /// Made by `mkdir` in this mount.
     pub(super) made_here: bool,
-    /// Yanked through this mount: `rmdir` of the folder (the end of `rm -r`) succeeds.
+    /// The spool holds a folder of the project: made by `mkdir` of the project or of
+    /// its first staging version; it goes with the last version of the project the
+    /// spool drops because every region holds it (not at `rmdir` of a staging
+    /// version, nor at a yank), and the next start takes it up as made by `mkdir`.
+    pub(super) in_spool: bool,
+    /// Yanked (through this mount or by another tool): held by no region but those
+    /// that missed the yank (`leftovers`).
     pub(super) yanked: BTreeSet<Version>,
+    /// Yanked through this mount since it started: `rmdir` of the folder (the end of
+    /// `rm -r`) succeeds.
+    pub(super) yanked_here: BTreeSet<Version>,
     /// Yanks that answered EIO because a region was down, with the file's name: run
     /// again when it is back (docs/SEMANTICS.md, unlink: "run it again").
     pub(super) pending_yanks: BTreeMap<Version, String>,
+    /// This mount's spool entries of versions staged while a region was down, as they
+    /// were before the stage: kept to repair that region from (`awaiting-repair`).
+    pub(super) awaiting: BTreeMap<Version, Staging>,
+    /// Versions this mount had pinned that are gone from a majority other than by a
+    /// yank through it that succeeded: a pinned version stays visible to lookups by
+    /// name (docs/SEMANTICS.md, "Pinned for the life of the mount"), so steps naming
+    /// them are not run; listings and `latest` must not show them.
+    pub(super) ghosts: BTreeSet<Version>,
+    /// Copies of yanked versions kept by the regions that were down during the yank
+    /// (which no reader serves and no repair copies).
+    pub(super) leftovers: BTreeMap<Version, BTreeSet<usize>>,
+    /// Yanks by another tool that a region missed: that tool runs them again.
+    pub(super) yanks_elsewhere: BTreeSet<Version>,
 }
 
 impl Project {
@@ -72,10 +109,36 @@ impl Project {
         self.in_store() || self.made_here || !self.staging.is_empty()
     }
 
-    /// A yank moves `latest` back to the highest version left, in `regions` where it
-    /// named the yanked one (removed when none is left).
-    fn move_back(&mut self, yanked: &Version, regions: impl Iterator<Item = usize>) {
-        let remaining = self.staged.keys().next_back().cloned();
+    /// A version every region holds leaves the spool; the project's folder made by
+    /// `mkdir` goes with the last of its versions there.
+    pub(super) fn spool_dropped(&mut self, version: &Version) {
+        self.awaiting.remove(version);
+        if self.staging.is_empty() && self.awaiting.is_empty() {
+            self.made_here = false;
+            self.in_spool = false;
+        }
+    }
+
+    /// The versions a listing shows with the regions `up` answering: those more than
+    /// half of all regions list.
+    pub(super) fn listed(&self, up: &[usize]) -> BTreeSet<Version> {
+        let listing = |s: &Staged| up.iter().filter(|r| s.held.contains(r)).count();
+        self.staged
+            .iter()
+            .filter(|(_, staged)| listing(staged) >= MAJORITY)
+            .map(|(v, _)| v.clone())
+            .collect()
+    }
+
+    /// A yank moves `latest` back to the highest version listed (`up` answering), in
+    /// `regions` where it named the yanked one (removed when none is left).
+    pub(super) fn move_back(
+        &mut self,
+        yanked: &Version,
+        up: &[usize],
+        regions: impl Iterator<Item = usize>,
+    ) {
+        let remaining = self.listed(up).last().cloned();
         for r in regions {
             if self.latest_in[r].as_ref() == Some(yanked) {
                 self.latest_in[r] = remaining.clone();
@@ -90,6 +153,9 @@ pub(super) struct Model {
     pub(super) allow_delete: bool,
     /// The region that refuses every request, if one does.
     pub(super) down: Option<usize>,
+    /// How the mount sends files to each region, as its figures say: in parts (`true`)
+    /// or in one request.
+    pub(super) parts_in: [bool; REGIONS.len()],
 }
 
 pub(super) fn version(name: &str) -> Option<Version> {
@@ -118,6 +184,7 @@ impl Model {
             projects: [(PROJECT.to_string(), sugar)].into_iter().collect(),
             allow_delete,
             down: None,
+            parts_in: [false; REGIONS.len()],
         }
     }
 
@@ -135,6 +202,19 @@ impl Model {
         p.pending_yanks.contains_key(&v)
     }
 
+    /// Whether a step naming this version is not run: its yank awaits its second run,
+    /// the mount keeps it pinned though it is gone (see `Project::ghosts`), or it is
+    /// staged but the mount could not pin it (fewer than a majority of all regions
+    /// answer holding it: `mkdir` then makes a staging folder anyway, and the stage
+    /// sorts it out with the regions).
+    pub(super) fn skipped(&self, project: &str, name: &str) -> bool {
+        let (Some(p), Some(v)) = (self.projects.get(project), version(name)) else {
+            return false;
+        };
+        let unpinned = p.staged.get(&v).is_some_and(|s| s.pinned.is_none());
+        p.pending_yanks.contains_key(&v) || p.ghosts.contains(&v) || unpinned
+    }
+
     /// A region stops answering; `false` when one already is down (one at a time).
     pub(super) fn stop(&mut self, region: usize) -> bool {
         if self.down.is_some() {
@@ -146,46 +226,32 @@ impl Model {
 
     /// The region that was down answers again; returns the yanks to run again (each
     /// moves `latest` off the yanked version in every region that still names it).
-    pub(super) fn restart(&mut self) -> Vec<(String, Version, String)> {
+    ///
+    /// A yank whose spool entry a repair ended `failed` meanwhile finds a staging file
+    /// there (`true` beside it): `rm` discards it, the region that missed the yank
+    /// keeps its copy, and the mount, which did not see its yank through, reads its
+    /// listings and `latest` again only once its metadata TTL passed.
+    pub(super) fn restart(&mut self) -> Vec<(String, Version, String, bool)> {
         self.down = None;
         let mut again = Vec::new();
         for (name, p) in &mut self.projects {
             for (v, file) in std::mem::take(&mut p.pending_yanks) {
-                p.move_back(&v, 0..REGIONS.len());
+                let discarded = p.staging.contains_key(&v);
+                if let Some(staging) = p.staging.get_mut(&v) {
+                    staging.file = None;
+                    p.ghosts.insert(v.clone());
+                } else {
+                    let everyone: Vec<usize> = (0..REGIONS.len()).collect();
+                    p.move_back(&v, &everyone, 0..REGIONS.len());
+                    p.leftovers.remove(&v);
+                    p.awaiting.remove(&v);
+                    p.yanked_here.insert(v.clone());
+                }
                 p.yanked.insert(v.clone());
-                again.push((name.clone(), v, file));
+                again.push((name.clone(), v, file, discarded));
             }
         }
         again
-    }
-
-    /// The repair step: every region that answers now holds what this mount staged,
-    /// and, where some region missed a stage or a move, each region that answers names
-    /// the version a majority of all regions name (never moved by the stage's rule).
-    pub(super) fn repair(&mut self) {
-        let up: Vec<usize> = self.up().collect();
-        let everyone = up.len() == REGIONS.len();
-        for p in self.projects.values_mut() {
-            for staged in p.staged.values_mut() {
-                staged.held.extend(up.iter().copied());
-            }
-            if !p.lagging {
-                continue;
-            }
-            // What a region that is down names cannot be read.
-            let readable: Vec<&Version> =
-                up.iter().filter_map(|r| p.latest_in[*r].as_ref()).collect();
-            let majority = readable
-                .iter()
-                .copied()
-                .find(|v| readable.iter().filter(|w| **w == *v).count() * 2 > REGIONS.len());
-            if let Some(value) = majority.cloned() {
-                for r in &up {
-                    p.latest_in[*r] = Some(value.clone());
-                }
-            }
-            p.lagging &= !everyone;
-        }
     }
 
     pub(super) fn project(&self, name: &str) -> Option<&Project> {
@@ -220,7 +286,9 @@ impl Model {
         if self.project(name).is_some() {
             return Err(libc::EEXIST);
         }
-        self.project_mut(name).made_here = true;
+        let p = self.project_mut(name);
+        p.made_here = true;
+        p.in_spool = true;
         Ok(())
     }
 
@@ -237,6 +305,7 @@ impl Model {
             return Err(libc::EEXIST);
         }
         p.staging.insert(v, Staging::default());
+        p.in_spool = true;
         Ok(())
     }
 
@@ -278,13 +347,28 @@ impl Model {
         file.bytes[start..end].copy_from_slice(data);
     }
 
-    /// The writer's close stages the file; `latest` moves only forward.
+    /// The writer's close stages the file; `latest` moves only forward, in the regions
+    /// that took it, and the mount then reads it again.
     pub(super) fn close(&mut self, project: &str, name: &str) -> Outcome {
         let v = version(name).expect("an open file");
         let held: BTreeSet<usize> = self.up().collect();
+        let parts_in = self.parts_in;
         let p = self.project_mut(project);
-        let staging = p.staging.remove(&v).expect("an open file");
-        let file = staging.file.expect("an open file");
+        let mut staging = p.staging.remove(&v).expect("an open file");
+        if held.len() < REGIONS.len() {
+            // Kept to repair the regions that missed it from, as it was.
+            let mut kept = staging.clone();
+            kept.file.as_mut().expect("an open file").open = false;
+            p.awaiting.insert(v.clone(), kept);
+        } else {
+            p.spool_dropped(&v);
+        }
+        let file = staging.file.take().expect("an open file");
+        let in_parts = held
+            .iter()
+            .copied()
+            .filter(|r| parts_in[*r] && !file.bytes.is_empty())
+            .collect();
         let mut metadata = staging.attributes;
         metadata.extend(file.attributes);
         metadata.insert("startifact:filename".into(), file.name.clone());
@@ -296,18 +380,18 @@ impl Model {
                 metadata,
                 held: held.clone(),
                 pinned: None,
+                in_parts,
             },
         );
-        if p.latest.as_ref().is_none_or(|latest| *latest < v) {
-            p.latest = Some(v.clone());
-        }
         for r in &held {
             if p.latest_in[*r].as_ref().is_none_or(|latest| *latest < v) {
                 p.latest_in[*r] = Some(v.clone());
             }
         }
-        p.lagging |= held.len() < REGIONS.len();
         p.yanked.remove(&v);
+        p.yanked_here.remove(&v);
+        // What the mount staged, it reads again.
+        self.read_again(project);
         Ok(())
     }
 
@@ -363,6 +447,7 @@ impl Model {
         }
         p.lagging |= up.len() < REGIONS.len();
         p.latest = Some(v);
+        p.latest_unsaid = false;
         Ok(())
     }
 
@@ -385,14 +470,23 @@ impl Model {
             p.latest = p.staged.keys().next_back().cloned();
         }
         let up: Vec<usize> = self.up().collect();
-        self.project_mut(project).move_back(&v, up.into_iter());
-        if self.down.is_some() {
+        self.project_mut(project)
+            .move_back(&v, &up, up.iter().copied());
+        if let Some(down) = self.down {
             // A yank must reach every region: EIO, done where it could be.
             let p = self.project_mut(project);
+            if staged.held.contains(&down) {
+                p.leftovers.insert(v.clone(), [down].into());
+            }
             p.pending_yanks.insert(v, staged.file);
             return Err(libc::EIO);
         }
-        self.project_mut(project).yanked.insert(v);
+        let p = self.project_mut(project);
+        p.awaiting.remove(&v);
+        p.yanked.insert(v.clone());
+        p.yanked_here.insert(v);
+        // What the mount yanked, it reads again.
+        self.read_again(project);
         Ok(())
     }
 
@@ -416,7 +510,7 @@ impl Model {
                 libc::EPERM
             });
         }
-        if p.yanked.contains(&v) {
+        if p.yanked_here.contains(&v) {
             return Ok(());
         }
         Err(libc::EPERM)
