@@ -3,6 +3,9 @@
 //! module imports from a module above it in its own tree (its parent's `mod.rs`: what a
 //! child needs lives in a module of its own), and the modules of each folder import each
 //! other without a cycle.
+//!
+//! The imports that still break the last two rules are listed below, to go as their
+//! wings get owners: a new one fails, and so does a listed one that is gone (strike it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -182,6 +185,86 @@ fn imports() -> Vec<(Module, Module)> {
     edges.into_iter().collect()
 }
 
+/// Imports that run back up today: mostly children of `storage`, `fs::staging` and
+/// `fs::tree` using what their folder's `mod.rs` defines (the trait, `ArtifactFs`,
+/// `Staging`, `lock`).
+const RUNNING_BACK_UP: &[&str] = &[
+    "crate::cli::repair uses crate::cli",
+    "crate::cli::setup_prompt uses crate::cli",
+    "crate::fs::spool uses crate::fs",
+    "crate::fs::staging::attributes uses crate::fs",
+    "crate::fs::staging::attributes uses crate::fs::staging",
+    "crate::fs::staging::fair_share uses crate::fs",
+    "crate::fs::staging::fair_share uses crate::fs::staging",
+    "crate::fs::staging::file uses crate::fs",
+    "crate::fs::staging::file uses crate::fs::staging",
+    "crate::fs::staging::folders uses crate::fs",
+    "crate::fs::staging::folders uses crate::fs::staging",
+    "crate::fs::staging::journal uses crate::fs",
+    "crate::fs::staging::journal uses crate::fs::staging",
+    "crate::fs::staging::lagging_latest uses crate::fs",
+    "crate::fs::staging::lagging_latest uses crate::fs::staging",
+    "crate::fs::staging::repair uses crate::fs",
+    "crate::fs::staging::repair uses crate::fs::staging",
+    "crate::fs::staging::stage uses crate::fs",
+    "crate::fs::staging::stage uses crate::fs::staging",
+    "crate::fs::staging::stopping uses crate::fs::staging",
+    "crate::fs::tree::attributes uses crate::fs",
+    "crate::fs::tree::attributes uses crate::fs::tree",
+    "crate::fs::tree::bounded uses crate::fs",
+    "crate::fs::tree::extended_attributes uses crate::fs::tree",
+    "crate::fs::tree::latest uses crate::fs",
+    "crate::fs::tree::latest uses crate::fs::tree",
+    "crate::fs::tree::namespace uses crate::fs",
+    "crate::fs::tree::namespace uses crate::fs::tree",
+    "crate::fs::tree::open_files uses crate::fs",
+    "crate::fs::tree::open_files uses crate::fs::tree",
+    "crate::fs::writes uses crate::fs",
+    "crate::protocol::stage::complete uses crate::protocol::stage",
+    "crate::protocol::stage::digests uses crate::protocol::stage",
+    "crate::protocol::stage::region uses crate::protocol::stage",
+    "crate::storage::aws uses crate::storage",
+    "crate::storage::backend uses crate::storage",
+    "crate::storage::checked_file uses crate::storage",
+    "crate::storage::health uses crate::storage",
+    "crate::storage::local uses crate::storage",
+    "crate::storage::local::multipart uses crate::storage",
+    "crate::storage::local::multipart uses crate::storage::local",
+    "crate::storage::local::objects uses crate::storage",
+    "crate::storage::local::objects uses crate::storage::local",
+    "crate::storage::local::parameters uses crate::storage",
+    "crate::storage::local::parameters uses crate::storage::local",
+];
+
+/// Cycles today (as the check first meets them).
+const CYCLES: &[&str] = &["in crate::protocol::stage: region -> ownership -> region"];
+
+/// Fails on what `found` has beyond `known`, and on what `known` lists that is gone.
+fn no_new_debt(what: &str, found: Vec<String>, known: &[&str]) {
+    let new: Vec<&String> = found
+        .iter()
+        .filter(|f| !known.contains(&f.as_str()))
+        .collect();
+    let gone: Vec<&&str> = known
+        .iter()
+        .filter(|k| !found.iter().any(|f| f == *k))
+        .collect();
+    assert!(new.is_empty(), "new {what}:\n{}", join(&new));
+    assert!(
+        gone.is_empty(),
+        "{what} gone (strike them from the list):\n{}",
+        join(&gone)
+    );
+}
+
+fn join(items: &[impl std::fmt::Display]) -> String {
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn name(module: &Module) -> String {
     format!("crate::{}", module.join("::"))
 }
@@ -212,11 +295,9 @@ fn no_module_imports_from_a_module_above_it_in_its_tree() {
             wrong.push(format!("{} uses {}", name(&from), name(&to)));
         }
     }
-    assert!(
-        wrong.is_empty(),
-        "imports that run back up:\n{}",
-        wrong.join("\n")
-    );
+    wrong.sort();
+    wrong.dedup();
+    no_new_debt("imports that run back up", wrong, RUNNING_BACK_UP);
 }
 
 #[test]
@@ -243,7 +324,7 @@ fn the_modules_of_each_folder_import_each_other_without_a_cycle() {
             });
         }
     }
-    assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
+    no_new_debt("import cycles", cycles, CYCLES);
 }
 
 fn find_cycle(

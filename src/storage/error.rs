@@ -71,7 +71,8 @@ type Source = Arc<dyn StdError + Send + Sync>;
 pub struct StorageError {
     kind: ErrorKind,
     what: String,
-    answer: Option<ServiceAnswer>,
+    /// Boxed: an error travels in every `Result` of the layers above.
+    answer: Option<Box<ServiceAnswer>>,
     source: Option<Source>,
 }
 
@@ -114,7 +115,7 @@ impl StorageError {
 
     /// The service's answer that made it fail.
     pub fn with_answer(mut self, answer: ServiceAnswer) -> Self {
-        self.answer = Some(answer);
+        self.answer = Some(Box::new(answer));
         self
     }
 
@@ -134,7 +135,7 @@ impl StorageError {
     }
 
     pub fn answer(&self) -> Option<&ServiceAnswer> {
-        self.answer.as_ref()
+        self.answer.as_deref()
     }
 
     pub fn is_not_found(&self) -> bool {

@@ -399,6 +399,9 @@ impl Staging {
                     "not published: {reason}; the file is kept (close it again, or stage it with the CLI, to publish it)"
                 );
                 self.settle(project, version, FileStatus::Failed { reason });
+                // A yank that missed a region may have left its `latest` naming this
+                // version: the majority's value is set there too.
+                self.align_latest_later(project);
             }
         }
         // Recorded once the entry is settled, so that status never shows the outcome

@@ -19,12 +19,11 @@ fn replay(allow_delete: bool, ops: Vec<Op>) {
 }
 
 /// A version staged while eu-west-2 was down, yanked by another tool while us-east-1
-/// was down: the repair finds it absent in a majority and ends its entry `failed`
-/// without aligning `latest`, so us-east-1 names the yanked version until that tool
-/// runs its yank again (the model once aligned it: it took a stage that missed a
-/// region for a move that did).
+/// was down: the repair finds it absent in a majority, ends its entry `failed` and
+/// aligns `latest`, so us-east-1 stops naming the yanked version once it answers,
+/// without waiting for that tool to run its yank again.
 #[test]
-fn a_repair_that_finds_its_version_yanked_leaves_latest_to_the_second_run_of_the_yank() {
+fn a_repair_that_finds_its_version_yanked_aligns_latest_where_the_yank_missed() {
     replay(
         false,
         vec![Op::YankWhileRepairDue {
@@ -101,7 +100,6 @@ fn latest_read_again_with_a_region_down_and_no_majority_is_the_highest_answer() 
 /// (which the Python tool's reader, highest of two answers, downloads from
 /// eu-west-2). The model follows the read rule, so this runs the promise itself.
 #[test]
-#[ignore = "open: latest names a yanked version (see the comment); the model finds it"]
 fn latest_never_names_a_version_yanked_while_its_repair_was_due() {
     let ops = vec![
         Op::YankWhileRepairDue {

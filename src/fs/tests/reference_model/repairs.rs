@@ -13,11 +13,11 @@ impl Model {
     ///   entry ends `failed` and its file is kept, a staging file again;
     /// - else too few answered: nothing happens.
     ///
-    /// Then, in each project some region missed a move of, and each whose census found
-    /// a majority, the regions that answer are set to the value a majority of all
-    /// regions name (never moved by the stage's rule). A census that found a version
-    /// yanked aligns nothing: a region that missed another tool's yank names it until
-    /// that tool runs the yank again.
+    /// Then, in each project some region missed a move of, each whose census found a
+    /// majority, and each whose census found a version yanked (a region that missed
+    /// the yank may still name it), the regions that answer are set to the value a
+    /// majority of all regions name (never moved by the stage's rule); a project whose
+    /// version was found yanked stays to be aligned until every region answered.
     pub(super) fn repair(&mut self) {
         let up: Vec<usize> = self.up().collect();
         let everyone = up.len() == REGIONS.len();
@@ -29,6 +29,10 @@ impl Model {
                     let left = p.leftovers.get(&v);
                     let absent = up.iter().filter(|r| left.is_none_or(|l| !l.contains(r)));
                     if absent.count() >= MAJORITY {
+                        // A yank that missed a region may have left its `latest`
+                        // naming the version: aligned from now on, as a missed move.
+                        align = true;
+                        p.lagging = true;
                         let mut failed = kept;
                         failed.file.as_mut().expect("a kept file").failed = true;
                         p.staging.insert(v, failed);
