@@ -234,14 +234,14 @@ async fn stream_range(
     let mut pending = 0u64;
     let mut last_region: Option<Arc<str>> = None;
     loop {
-        // The reader may have cut the stream short meanwhile.
-        let end = progress.lock().unwrap_or_else(PoisonError::into_inner).end;
-        read.shorten(end);
         let piece = read.next().await;
         let finished = {
             let mut progress = progress.lock().unwrap_or_else(PoisonError::into_inner);
             match piece {
                 Some(Ok(piece)) => {
+                    // The reader may have cut the stream short meanwhile: a region
+                    // that takes over asks only for what is still wanted.
+                    read.shorten(progress.end);
                     if !piece.first {
                         progress.waited += waiting_since.elapsed();
                     }
