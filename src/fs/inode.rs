@@ -4,7 +4,7 @@
 //! project, version and file seen is small, bounded by what the store holds, and a
 //! stable number is worth more than the memory. Only a symlink made beside `latest`,
 //! which any user can make as many of as they like, is forgotten when it goes (see
-//! `tree::latest`); numbers are never reused, so a forgotten one reads as ENOENT.
+//! `calls::latest`); numbers are never reused, so a forgotten one reads as ENOENT.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

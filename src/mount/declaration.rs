@@ -15,7 +15,7 @@ use super::option_values::{
     Endpoints, Group, LocalStore, Number, OffSwitch, PartSize, Path, Regions, Seconds, Size,
     Source, Switch, Text,
 };
-use crate::fs::spool::DEFAULT_STAGING_SIZE;
+use crate::fs::staging::DEFAULT_STAGING_SIZE;
 use crate::fs::DEFAULT_METADATA_TTL;
 use crate::protocol::{StageOptions, DEFAULT_CONFIGURATION_PARAMETER};
 use crate::storage::StorageOptions;

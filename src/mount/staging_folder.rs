@@ -7,7 +7,7 @@
 //! folder. The default folder is named `aws-HASH` (or `local-HASH`), HASH the first 12
 //! hex digits of the MD5 of a canonical description of the store, which is also written
 //! into the folder (`@store.txt`) for operators. So mounts of two stores never see, take
-//! up, resume or repair each other's files; the spool's lock (`crate::fs::spool`) keeps
+//! up, resume or repair each other's files; the spool's lock (`crate::fs::staging::spool_lock`) keeps
 //! each folder to one daemon.
 //!
 //! Daemons before this rule kept every AWS store's spool in one folder, `aws`. It is

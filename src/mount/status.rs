@@ -1,6 +1,6 @@
 //! `startifact-fs status [MOUNTPOINT] [--json]`: what a mount is staging, what failed and
 //! why, what awaits repair, and each region's recent health, read from the mount's root
-//! attribute `user.startifact:status` (see `crate::fs::status`). Any user who can see the
+//! attribute `user.startifact:status` (see `crate::fs::calls::status`). Any user who can see the
 //! mount can ask; no log is needed. Without a MOUNTPOINT, every startifact-fs mount in
 //! `/proc/self/mounts` is shown.
 
@@ -13,8 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use serde_json::Value;
 
-use crate::fs::status::STATUS_ATTRIBUTE;
 use crate::fs::xattr::XATTR_SIZE_MAX;
+use crate::fs::STATUS_ATTRIBUTE;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -80,7 +80,7 @@ fn resident_kib(pid: u32) -> u64 {
 }
 
 /// Any user may look up as many names that do not exist as they like: the daemon keeps
-/// at most 16,384 of them (see `src/fs/tree/missing.rs`), so 100,000 distinct missing
+/// at most 16,384 of them (see `src/fs/namespace/missing.rs`), so 100,000 distinct missing
 /// names cost it a bounded amount. Unbounded (and each given an inode), they grew it by
 /// 41 MiB. The bound
 /// asserted (24 MiB over the first 10,000 names) leaves room for the allocator keeping
@@ -154,8 +154,8 @@ for n in range(start, end):
 
 /// Any user may look up as many missing project names, and make as many symlinks
 /// beside `latest`, as they like: the version listings kept for projects (256, see
-/// `src/fs/tree/mod.rs`) and the symlinks with their inodes (1,024, see
-/// `src/fs/tree/latest.rs`) are bounded. Unbounded, 200,000 missing projects grew the
+/// `src/fs/namespace/mod.rs`) and the symlinks with their inodes (1,024, see
+/// `src/fs/calls/latest_moves.rs`) are bounded. Unbounded, 200,000 missing projects grew the
 /// daemon from 19 to 60 MiB, and each symlink kept its name and an inode for good.
 /// Measured bounded: 1.3 MiB over the last 180,000 lookups and 90,000 symlinks (17 to
 /// 18.6 MiB, in 100 s); the bound asserted (10 MiB) leaves room for the allocator and

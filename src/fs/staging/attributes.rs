@@ -7,7 +7,7 @@ use crate::protocol::Metadata;
 use super::model::StagingVersion;
 use super::Staging;
 use crate::fs::error::{FsError, FsErrorKind, FsResult};
-use crate::fs::lock;
+use crate::fs::sync::lock;
 
 /// Whose attributes: the version folder's or the file's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,10 +7,10 @@
 use std::time::{Duration, SystemTime};
 
 use super::model::{Folders, StagingVersion};
+use super::spool::{seconds_of, FileStatus};
 use super::Staging;
 use crate::fs::error::{FsError, FsErrorKind, FsResult};
-use crate::fs::lock;
-use crate::fs::spool::{seconds_of, FileStatus};
+use crate::fs::sync::lock;
 
 /// How long an abandoned file is kept after its last write: long enough to come back
 /// to after a weekend, short enough that the spool does not fill with leftovers.

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::protocol::UploadedAhead;
 
 use super::model::{key, SpooledBytes};
+use super::spool::{seconds_of, FileState, FileStatus, Spool};
 use super::stage::has_final_name;
 use super::Staging;
 use crate::fs::error::{FsError, FsErrorKind, FsResult};
-use crate::fs::lock;
-use crate::fs::spool::{seconds_of, FileState, FileStatus, Spool};
+use crate::fs::sync::lock;
 
 /// How often writes rewrite `status.json` with the size written so far.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);

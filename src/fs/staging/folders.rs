@@ -6,10 +6,10 @@ use std::time::SystemTime;
 use crate::protocol::DigestWriter;
 
 use super::model::{key, no_staging_folder, StagingVersion};
+use super::spool::{seconds_of, VersionState};
 use super::{Staging, VersionView};
 use crate::fs::error::{FsError, FsErrorKind, FsResult};
-use crate::fs::lock;
-use crate::fs::spool::{seconds_of, VersionState};
+use crate::fs::sync::lock;
 
 impl Staging {
     // ---- what the mount shows ----

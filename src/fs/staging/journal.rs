@@ -3,10 +3,10 @@
 //! people and scripts (its states are the README's).
 
 use super::model::{no_staging_folder, StagingVersion};
+use super::spool::{FileStatus, StatusEntry};
 use super::Staging;
 use crate::fs::error::FsResult;
-use crate::fs::lock;
-use crate::fs::spool::{FileStatus, StatusEntry};
+use crate::fs::sync::lock;
 
 impl Staging {
     /// Changes a staging version's state under the lock and saves it; a change that

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use crate::protocol::{validate_project_name, Session};
 
 use super::Staging;
-use crate::fs::lock;
+use crate::fs::sync::lock;
 
 /// The file at the spool's top.
 pub(super) const LAGGING_LATEST_FILE: &str = "latest.json";

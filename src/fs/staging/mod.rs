@@ -4,7 +4,7 @@
 //!
 //! When a stage runs (the rule is also in the README):
 //! - at the `close()` (FUSE `flush`) of the last descriptor of any kind (read or write)
-//!   that the writers' process tree holds of the file (see `crate::fs::in_flight`),
+//!   that the writers' process tree holds of the file (see `crate::fs::calls::in_flight`),
 //!   when the file has its final name in the version folder; `close()` returns when the
 //!   stage is done, with its errno;
 //! - at the `rename` that gives a file written under a hidden name (any name starting
@@ -37,6 +37,8 @@ mod journal;
 mod lagging_latest;
 mod model;
 mod repair;
+mod spool;
+mod spool_lock;
 mod stage;
 mod stopping;
 
@@ -45,14 +47,15 @@ use std::sync::{Arc, Mutex};
 use crate::protocol::{DigestWriter, PartsRule, Session, StageOptions};
 
 use super::error::{FsError, FsResult};
-use super::spool::{FileStatus, Spool, SpooledVersion};
 use model::{Folders, StagingVersion};
+use spool::{Spool, SpooledVersion};
 
 pub use attributes::{AttributeOwner, SetMode};
 pub use fair_share::ABANDONED_TTL;
 pub use file::RenameEffect;
 pub use model::{FileView, VersionView};
 pub use repair::{backoff, RepairSeen, FIRST_RETRY, LAST_RETRY};
+pub use spool::{seconds_of, FileStatus, DEFAULT_STAGING_SIZE};
 pub use stage::{is_temporary_name, CloseEffect};
 
 /// What the stages learned of how each region takes large files, at the spool's top.

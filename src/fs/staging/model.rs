@@ -9,8 +9,8 @@ use std::time::SystemTime;
 
 use crate::protocol::{DigestWriter, Metadata, UploadedAhead};
 
+use super::spool::{time_of, FileStatus, VersionState};
 use crate::fs::error::{FsError, FsErrorKind, FsResult};
-use crate::fs::spool::{time_of, FileStatus, VersionState};
 
 /// The file of a staging version, as the mount shows it.
 #[derive(Debug, Clone)]

@@ -30,9 +30,9 @@ use serde::Serialize;
 use crate::protocol::{Completion, Error as ProtocolError, Session, StageOptions, StageSource};
 
 use super::model::key;
+use super::spool::{seconds_of, FileStatus, Repair};
 use super::Staging;
-use crate::fs::lock;
-use crate::fs::spool::{seconds_of, FileStatus, Repair};
+use crate::fs::sync::lock;
 
 /// The first retry of a region that missed a stage: soon, since most outages are short.
 pub const FIRST_RETRY: Duration = Duration::from_secs(10);

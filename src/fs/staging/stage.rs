@@ -16,10 +16,10 @@ use crate::protocol::{
 
 use super::model::key;
 use super::repair::backoff;
+use super::spool::{seconds_of, FileState, FileStatus, Repair};
 use super::Staging;
 use crate::fs::error::{FsError, FsErrorKind, FsResult};
-use crate::fs::lock;
-use crate::fs::spool::{seconds_of, FileState, FileStatus, Repair};
+use crate::fs::sync::lock;
 
 /// What closing a handle did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,9 @@
 //! `unlink` the ways GNU `ln -sfn` and `rm` + `ln -s` do.
 
 use super::fixture::{errno, Fixture, PROJECT, REGIONS};
-use crate::fs::tree::{FsOptions, LATEST_VERSIONS, PENDING_LINKS};
+use crate::fs::calls::PENDING_LINKS;
+use crate::fs::namespace::LATEST_VERSIONS;
+use crate::fs::FsOptions;
 use crate::fs::{FileKind, ROOT_INODE};
 use crate::protocol::read_latest;
 
@@ -238,9 +240,9 @@ async fn the_latest_kept_are_bounded_and_one_dropped_is_read_again() {
     assert_eq!(latest(&f).await, "1.0.0");
     // ...until as many other projects' `latest` push it out: then it is read again.
     for n in 0..LATEST_VERSIONS + 100 {
-        f.fs.latest
-            .insert(format!("Other{n}"), semver::Version::new(1, 0, 0));
-        assert!(f.fs.latest.len() <= LATEST_VERSIONS);
+        f.fs.namespace
+            .remember_latest(&format!("Other{n}"), &semver::Version::new(1, 0, 0));
+        assert!(f.fs.namespace.kept().1 <= LATEST_VERSIONS);
     }
     assert_eq!(latest(&f).await, "0.9.0");
 }

@@ -2,7 +2,8 @@
 //! names that cannot exist (answered without asking any region).
 
 use super::fixture::{errno, Fixture, PROJECT, REGIONS};
-use crate::fs::tree::{FsOptions, VERSION_LISTINGS};
+use crate::fs::namespace::VERSION_LISTINGS;
+use crate::fs::FsOptions;
 use crate::fs::{FileKind, ROOT_INODE};
 
 #[tokio::test]
@@ -150,7 +151,7 @@ async fn listings_kept_for_missing_projects_are_bounded_and_one_dropped_is_asked
     );
     for n in 0..VERSION_LISTINGS + 300 {
         assert_eq!(errno(f.lookup(&format!("Ghost{n}")).await), libc::ENOENT);
-        assert!(f.fs.versions.len() <= VERSION_LISTINGS);
+        assert!(f.fs.namespace.kept().0 <= VERSION_LISTINGS);
     }
     // SugarWater's listing was dropped: a second session stages 2.0.0, and the
     // listing asked again shows it (kept, it would still show the old one).

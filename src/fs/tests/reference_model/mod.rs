@@ -100,10 +100,7 @@ impl Real {
     /// This mount's metadata TTL passes for a project: its listings and `latest` are
     /// read again (what it pinned stays pinned).
     fn metadata_ttl_passes(&self, model: &mut Model, project: &str) {
-        let fs = &self.f.fs;
-        fs.versions.remove(project);
-        fs.latest.remove(project);
-        *crate::fs::lock(&fs.projects) = None;
+        self.f.fs.namespace.ttl_passes(project);
         model.read_again(project);
     }
 

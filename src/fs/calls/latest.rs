@@ -2,97 +2,15 @@
 //! `rm` + `ln -s` do (`symlink`, `rename` onto `latest`, `unlink`), which moves it in
 //! every region.
 
-use std::time::Duration;
-
-use super::bounded::Bounded;
-use super::{parse_version_name, ArtifactFs};
-use crate::fs::attr::Entry;
+use super::filesystem::ArtifactFs;
+use super::latest_moves::{Link, Seen};
 use crate::fs::error::{FsError, FsErrorKind, FsResult};
 use crate::fs::inode::Node;
+use crate::fs::namespace::parse_version_name;
+use crate::fs::stat::Entry;
 
-/// How long after `rm latest` a new `latest` symlink is taken as its replacement.
-const UNLINKED_LATEST_GRACE: Duration = Duration::from_secs(10);
-
-/// How many symlinks made beside `latest` the mount keeps at once, the least recently
-/// used dropped first (with its inode). `ln -sfn` keeps one for a moment; 1,024 is far
-/// more than deploys moving `latest` of different projects at once, and any local user
-/// may make as many as they like: an entry is two names and a version, and its inode
-/// two more copies of the names, ~300 bytes at usual names and ~2 KiB at the longest
-/// (255 bytes each), so at most ~2 MiB.
-pub(in crate::fs) const PENDING_LINKS: usize = 1_024;
-
-/// How long such a symlink lasts: ample for `ln -s V tmp` then `mv -T tmp latest` by
-/// hand or from a slow script; after that it is gone (ENOENT), as if removed.
-const PENDING_LINK_TTL: Duration = Duration::from_secs(3600);
-
-/// How many projects may have an unlinked `latest` awaiting its symlink at once (each
-/// entry a project name: ~64 KiB at most); an older one only loses its grace.
-const UNLINKED_LATEST: usize = 256;
-
-/// A symlink made in a project folder, other than `latest`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Link {
-    /// Waiting to be renamed over `latest`: the version it points at.
-    Pending(String),
-    /// Renamed over `latest`: the kernel knows `latest` by this link's inode until it
-    /// looks the name up again, so the inode reads as `latest` for as long as kept.
-    Renamed,
-}
-
-/// Moves of `latest` under way: the symlinks made to be renamed over it, and the
-/// projects whose `latest` was just unlinked, to be replaced by a symlink.
-pub(super) struct LatestMoves {
-    /// (project, name) -> the link.
-    links: Bounded<(String, String), Link>,
-    unlinked_latest: Bounded<String, ()>,
-}
-
-impl Default for LatestMoves {
-    fn default() -> Self {
-        LatestMoves {
-            links: Bounded::new(PENDING_LINKS, PENDING_LINK_TTL),
-            unlinked_latest: Bounded::new(UNLINKED_LATEST, UNLINKED_LATEST_GRACE),
-        }
-    }
-}
-
-/// What is known of a symlink's name in a project folder.
-enum Seen {
-    Link(Link),
-    /// Never made, or dropped by the bound (its inode already forgotten).
-    Unknown,
-    /// Past its time: dropped now, its inode to be forgotten.
-    Expired,
-}
-
-impl LatestMoves {
-    fn seen(&self, project: &str, name: &str) -> Seen {
-        match self
-            .links
-            .get_or_expired(&(project.to_string(), name.to_string()))
-        {
-            Ok(Some(link)) => Seen::Link(link),
-            Ok(None) => Seen::Unknown,
-            Err(_) => Seen::Expired,
-        }
-    }
-
-    fn mark_unlinked(&self, project: String) {
-        self.unlinked_latest.insert(project, ());
-    }
-
-    /// Whether `latest` of `project` was just unlinked; it no longer counts as such.
-    fn take_unlinked(&self, project: &str) -> bool {
-        let unlinked = self.being_replaced(project);
-        self.unlinked_latest.remove(project);
-        unlinked
-    }
-
-    /// Whether `latest` of `project` was just unlinked and awaits its replacement.
-    pub(super) fn being_replaced(&self, project: &str) -> bool {
-        self.unlinked_latest.get(project).is_some()
-    }
-}
+#[cfg(test)]
+pub(in crate::fs) use super::latest_moves::PENDING_LINKS;
 
 impl ArtifactFs {
     /// The version a pending symlink points at, if `name` is one; one past its time is
@@ -109,11 +27,7 @@ impl ArtifactFs {
     }
 
     fn keep_link(&self, project: &str, name: &str, link: Link) {
-        let pushed = self
-            .latest_moves
-            .links
-            .insert((project.to_string(), name.to_string()), link);
-        if let Some(((project, name), _)) = pushed.evicted {
+        if let Some((project, name)) = self.latest_moves.keep(project, name, link) {
             tracing::debug!(project, name, "a symlink beside latest dropped (too many)");
             self.forget_link(project, name);
         }
@@ -121,21 +35,20 @@ impl ArtifactFs {
 
     #[cfg(test)]
     pub(in crate::fs) fn latest_moves_len(&self) -> usize {
-        self.latest_moves.links.len()
+        self.latest_moves.len()
     }
 
     /// A symlink gone: its inode too (numbers are never reused, so the kernel's copy
     /// of it reads as ENOENT, never as another node).
     fn forget_link(&self, project: String, name: String) {
-        self.latest_moves
-            .links
-            .remove(&(project.clone(), name.clone()));
-        self.inodes.forget(&Node::PendingLink(project, name));
+        self.latest_moves.drop_link(&project, &name);
+        self.namespace
+            .forget_node(&Node::PendingLink(project, name));
     }
 
     pub async fn readlink(&self, inode: u64) -> FsResult<String> {
         match self.node(inode)? {
-            Node::Latest(project) => Ok(self.latest_of(&project).await?.to_string()),
+            Node::Latest(project) => Ok(self.namespace.latest_of(&project).await?.to_string()),
             Node::PendingLink(project, name) => self.pending_target(&project, &name).await,
             _ => Err(FsError::new(FsErrorKind::Invalid, "not a symlink")),
         }
@@ -146,7 +59,7 @@ impl ArtifactFs {
     pub(super) async fn pending_target(&self, project: &str, name: &str) -> FsResult<String> {
         match self.latest_moves.seen(project, name) {
             Seen::Link(Link::Pending(target)) => Ok(target),
-            Seen::Link(Link::Renamed) => Ok(self.latest_of(project).await?.to_string()),
+            Seen::Link(Link::Renamed) => Ok(self.namespace.latest_of(project).await?.to_string()),
             Seen::Expired => {
                 self.forget_link(project.to_string(), name.to_string());
                 Err(FsError::not_found(format!("{project}/{name} expired")))
@@ -165,7 +78,7 @@ impl ArtifactFs {
                 format!("{project}/latest can only point at a version folder of {project}, not {target:?}"),
             ));
         }
-        self.pinned(project, name).await?;
+        self.namespace.pinned(project, name).await?;
         Ok(name.to_string())
     }
 
@@ -188,7 +101,7 @@ impl ArtifactFs {
                 staging.align_latest_later(project);
             }
         }
-        self.remember_latest(project, &version);
+        self.namespace.remember_latest(project, &version);
         Ok(())
     }
 
@@ -275,24 +188,5 @@ impl ArtifactFs {
             return Ok(());
         }
         Err(self.refuse_change("removing a file"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn projects_awaiting_a_new_latest_are_bounded_and_one_dropped_loses_its_grace() {
-        let moves = LatestMoves::default();
-        for n in 0..UNLINKED_LATEST * 4 {
-            moves.mark_unlinked(format!("P{n}"));
-            assert!(moves.unlinked_latest.len() <= UNLINKED_LATEST);
-        }
-        assert!(
-            !moves.being_replaced("P0"),
-            "dropped: latest is shown again"
-        );
-        assert!(moves.take_unlinked(&format!("P{}", UNLINKED_LATEST * 4 - 1)));
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use lru::LruCache;
 
-use crate::fs::lock;
+use crate::fs::sync::lock;
 
 pub(crate) struct Bounded<K: Hash + Eq, V> {
     entries: Mutex<LruCache<K, (Instant, V)>>,

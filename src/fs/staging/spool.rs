@@ -20,7 +20,7 @@
 //! durable once the writer called `fsync`, or once the stage that publishes them is done.
 //! Sizes are counted against a limit: writing past it answers ENOSPC.
 
-use super::caller::Caller;
+use crate::fs::caller::Caller;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -30,9 +30,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{FsError, FsErrorKind, FsResult};
-use super::host::private_dir::{Access, PrivateDir};
 use super::spool_lock::SpoolLock;
+use crate::fs::error::{FsError, FsErrorKind, FsResult};
+use crate::fs::host::private_dir::{Access, PrivateDir};
 
 /// The default size limit of the spool.
 pub const DEFAULT_STAGING_SIZE: u64 = 10 << 30;
@@ -349,7 +349,7 @@ impl Spool {
         let path = self.version_path(project, version).join(STATE_FILE);
         let bytes = serde_json::to_vec_pretty(state)
             .map_err(|e| FsError::unavailable(format!("encoding {}: {e}", path.display())))?;
-        let _one_at_a_time = super::lock(&self.replacing);
+        let _one_at_a_time = crate::fs::sync::lock(&self.replacing);
         self.version_dir(project, version)
             .and_then(|dir| dir.replace(STATE_FILE, &bytes))
             .map_err(|e| io_error(path.display(), e))
@@ -450,7 +450,7 @@ impl Spool {
         let result = serde_json::to_vec_pretty(&document)
             .map_err(std::io::Error::other)
             .and_then(|bytes| {
-                let _one_at_a_time = super::lock(&self.replacing);
+                let _one_at_a_time = crate::fs::sync::lock(&self.replacing);
                 self.root.replace(STATUS_FILE, &bytes)
             });
         if let Err(e) = result {
@@ -484,7 +484,7 @@ impl Spool {
 
     /// Replaces such a file atomically and durably; a failure is logged, not fatal.
     pub fn keep(&self, name: &str, bytes: &[u8]) {
-        let _one_at_a_time = super::lock(&self.replacing);
+        let _one_at_a_time = crate::fs::sync::lock(&self.replacing);
         if let Err(e) = self.root.replace(name, bytes) {
             tracing::warn!("cannot write {}: {e}", self.root().join(name).display());
         }

@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt;
 
 use crate::digest::Md5;
 
-use super::pinned::PinnedVersion;
+use crate::fs::pinned::PinnedVersion;
 
 /// Checks a cached file against the version the mount pinned: its size, then its MD5
 /// when the store gives one, else its multipart ETag.

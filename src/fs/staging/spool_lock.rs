@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 
-use super::host::private_dir::{Access, PrivateDir};
+use crate::fs::host::private_dir::{Access, PrivateDir};
 
 /// The lock file's name at the spool's top.
 pub const LOCK_FILE: &str = "@lock";

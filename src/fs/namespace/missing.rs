@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use super::bounded::Bounded;
+use crate::fs::bounded::Bounded;
 
 /// (project, version), or (project, "") for a project.
 pub(crate) type NameKey = (String, String);

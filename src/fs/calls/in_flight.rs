@@ -12,10 +12,11 @@
 
 use std::sync::atomic::Ordering;
 
-use super::error::{FsError, FsErrorKind, FsResult};
-use super::host::process::{self, Closer};
-use super::spool::FileStatus;
-use super::tree::{ArtifactFs, OpenFile, SpooledHandle};
+use super::filesystem::ArtifactFs;
+use super::handles::{OpenFile, SpooledHandle};
+use crate::fs::error::{FsError, FsErrorKind, FsResult};
+use crate::fs::host::process::{self, Closer};
+use crate::fs::staging::FileStatus;
 
 /// How long the closing process's `/proc` entry is given to answer. Long enough for a
 /// busy machine (at 500 ms a loaded one took a writer's close of a duplicate descriptor

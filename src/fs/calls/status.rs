@@ -10,10 +10,10 @@
 
 use serde_json::{json, Value};
 
-use super::inode::Node;
-use super::spool::seconds_of;
-use super::tree::ArtifactFs;
-use super::xattr::XATTR_SIZE_MAX;
+use super::filesystem::ArtifactFs;
+use crate::fs::inode::Node;
+use crate::fs::staging::seconds_of;
+use crate::fs::xattr::XATTR_SIZE_MAX;
 
 /// The root's attribute that holds the status document.
 pub const STATUS_ATTRIBUTE: &str = "user.startifact:status";

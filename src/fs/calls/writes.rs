@@ -2,22 +2,24 @@
 //! file (`create`, `write`, `fsync`, `truncate`, `rename`, `rm`; its `close` and who may
 //! change it while it is written are in `in_flight`), and yanking with
 //! `--allow-delete`. What is kept where, and when a stage runs, is in `staging`; this
-//! module maps the mount's nodes onto it and keeps the read side's caches true
-//! afterwards.
+//! module maps the mount's nodes onto it and tells the namespace what changed (a name
+//! made, staged or yanked), which forgets what it must.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::protocol::validate_project_name;
 
-use super::attr::Entry;
-use super::caller::Caller;
-use super::error::{FsError, FsErrorKind, FsResult};
-use super::host::process;
-use super::inode::Node;
-use super::lock;
-use super::staging::{CloseEffect, RenameEffect, Staging};
-use super::tree::{parse_version_name, ArtifactFs, OpenFile, SpooledHandle};
+use super::filesystem::ArtifactFs;
+use super::handles::{OpenFile, SpooledHandle};
+use crate::fs::caller::Caller;
+use crate::fs::error::{FsError, FsErrorKind, FsResult};
+use crate::fs::host::process;
+use crate::fs::inode::Node;
+use crate::fs::namespace::parse_version_name;
+use crate::fs::staging::{CloseEffect, RenameEffect, Staging};
+use crate::fs::stat::Entry;
+use crate::fs::sync::lock;
 
 /// What `setattr` asks for.
 #[derive(Debug, Clone, Copy, Default)]
@@ -66,7 +68,7 @@ impl ArtifactFs {
                     Err(e) => return Err(e),
                 }
                 staging.create_project(name)?;
-                self.missing.forget(&(name.to_string(), String::new()));
+                self.namespace.project_made(name);
                 self.entry(Node::Project(name.to_string())).await
             }
             Node::Project(project) => {
@@ -86,7 +88,7 @@ impl ArtifactFs {
                         format!("{project}/{name} is being staged here"),
                     ));
                 }
-                match self.pinned(&project, name).await {
+                match self.namespace.pinned(&project, name).await {
                     Ok(_) => {
                         return Err(FsError::new(
                             FsErrorKind::Exists,
@@ -101,7 +103,7 @@ impl ArtifactFs {
                     ),
                 }
                 staging.create_version(&project, name)?;
-                self.missing.forget(&(project.clone(), name.to_string()));
+                self.namespace.version_made(&project, name);
                 self.entry(Node::Version(project, name.to_string())).await
             }
             node => match self.staging_place(&node) {
@@ -123,7 +125,7 @@ impl ArtifactFs {
             Node::Root => match &self.staging {
                 Some(staging) if staging.has_project(name) => {
                     staging.remove_project(name)?;
-                    *lock(&self.projects) = None;
+                    self.namespace.projects_changed();
                     Ok(())
                 }
                 _ => Err(self.refuse_change("removing a project folder")),
@@ -138,7 +140,8 @@ impl ArtifactFs {
                 if lock(&self.yanked_here).contains(&key) {
                     return Ok(());
                 }
-                if self.options.allow_delete && self.pinned(&project, name).await.is_ok() {
+                if self.options.allow_delete && self.namespace.pinned(&project, name).await.is_ok()
+                {
                     return Err(FsError::new(
                         FsErrorKind::NotEmpty,
                         format!("{project}/{name} holds its artifact (rm -r yanks it)"),
@@ -174,7 +177,7 @@ impl ArtifactFs {
         let by = caller.clone().named();
         let file = staging.create_file(&project, &version, folder.as_deref(), name, &by)?;
         let node = Node::File(project.clone(), version.clone());
-        let inode = self.inodes.inode_of(&node);
+        let inode = self.namespace.inode_of(&node);
         tracing::info!(project, version, name, "staging file created");
         let opener = process::process_of(caller.pid).unwrap_or(0);
         self.open_files.start_writing(&project, &version, opener);
@@ -276,7 +279,7 @@ impl ArtifactFs {
         written
     }
 
-    /// Stages a version's file and tells the read side.
+    /// Stages a version's file and tells the namespace.
     pub(super) async fn publish(&self, project: &str, version: &str) -> FsResult<()> {
         let Some(staging) = &self.staging else {
             return Ok(());
@@ -284,26 +287,11 @@ impl ArtifactFs {
         match staging.stage(&self.session, project, version).await? {
             CloseEffect::Nothing => Ok(()),
             CloseEffect::Staged { .. } => {
-                self.forget_listings(project, version);
+                self.namespace.staged(project, version);
                 // Yanked earlier and staged again: it holds an artifact once more.
                 lock(&self.yanked_here).remove(&(project.to_string(), version.to_string()));
                 lock(&self.staged_here).insert((project.to_string(), version.to_string()));
                 Ok(())
-            }
-        }
-    }
-
-    /// After a stage or a yank: listings, `latest` and names found missing are read again.
-    fn forget_listings(&self, project: &str, version: &str) {
-        self.missing
-            .forget(&(project.to_string(), version.to_string()));
-        self.missing.forget(&(project.to_string(), String::new()));
-        self.versions.remove(project);
-        *lock(&self.projects) = None;
-        lock(&self.pinned).remove(&(project.to_string(), version.to_string()));
-        if self.latest.remove(project).is_some() {
-            if let Some(invalidate) = self.invalidator.get() {
-                invalidate(self.inodes.inode_of(&Node::Latest(project.to_string())));
             }
         }
     }
@@ -429,7 +417,7 @@ impl ArtifactFs {
                 self.refuse_change("removing a file (mount with --allow-delete to yank versions)")
             );
         }
-        let pinned = self.pinned(&project, &version).await?;
+        let pinned = self.namespace.pinned(&project, &version).await?;
         if pinned.file_name != name {
             return Err(FsError::not_found(format!(
                 "{project}@{version} holds no {name:?}"
@@ -448,8 +436,7 @@ impl ArtifactFs {
         }
         lock(&self.yanked_here).insert((project.clone(), version.clone()));
         lock(&self.staged_here).remove(&(project.clone(), version.clone()));
-        self.forget_listings(&project, &version);
-        self.missing.found((project, version));
+        self.namespace.yanked(&project, &version);
         Ok(())
     }
 }

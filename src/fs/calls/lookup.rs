@@ -1,36 +1,20 @@
-//! The namespace: which projects, versions and names exist. Answers `lookup` and
-//! `readdir`, and keeps what the regions said for `metadata_ttl`: the project and
-//! version listings, what `latest` points at, and names found missing.
+//! `lookup` and `readdir`: what the namespace says exists (see `crate::fs::namespace`,
+//! which keeps it), merged with what is staging in this mount.
 
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::sync::Arc;
 
 use semver::Version;
 
-use crate::protocol::{list_projects, read_latest, validate_project_name};
+use crate::protocol::{list_projects, validate_project_name};
 
-use super::{parse_version_name, ArtifactFs, Timed, VersionListing};
-use crate::fs::attr::{DirEntry, Entry, FileKind};
+use super::filesystem::ArtifactFs;
 use crate::fs::error::{FsError, FsErrorKind, FsResult};
 use crate::fs::inode::Node;
-use crate::fs::lock;
+use crate::fs::namespace::parse_version_name;
 use crate::fs::staging::VersionView;
+use crate::fs::stat::{DirEntry, Entry, FileKind};
 
 impl ArtifactFs {
-    fn fresh<T>(&self, timed: &Timed<T>) -> bool {
-        timed.at.elapsed() < self.options.metadata_ttl
-    }
-
-    /// Whether a name was found missing within the metadata TTL.
-    pub(super) fn recently_missing(&self, key: &(String, String)) -> bool {
-        self.missing.recently(key)
-    }
-
-    /// Notes that a name was found missing, now.
-    pub(super) fn found_missing(&self, key: (String, String)) {
-        self.missing.found(key);
-    }
-
     /// Checks, at mount time, what the granted permissions can list; returns one-line
     /// hints for the log.
     pub async fn listing_hints(&self) -> Vec<String> {
@@ -45,74 +29,13 @@ impl ArtifactFs {
         }
     }
 
-    async fn projects(&self) -> FsResult<Vec<String>> {
-        if let Some(cached) = lock(&self.projects).as_ref().filter(|c| self.fresh(c)) {
-            return Ok(cached.value.clone());
-        }
-        let listing = list_projects(&self.session).await?;
-        if !listing.failures.is_empty() {
-            tracing::debug!(
-                "project listing incomplete: {}",
-                listing.failures.join("; ")
-            );
-        }
-        *lock(&self.projects) = Some(Timed {
-            at: Instant::now(),
-            value: listing.projects.clone(),
-        });
-        Ok(listing.projects)
-    }
-
-    pub(super) async fn latest_of(&self, project: &str) -> FsResult<Version> {
-        if let Some(cached) = self.latest.fresh(project) {
-            return Ok(cached);
-        }
-        let version = read_latest(&self.session, project).await?.version;
-        self.remember_latest(project, &version);
-        Ok(version)
-    }
-
-    /// Keeps what `latest` points at; when that changed, the kernel forgets its copy.
-    pub(super) fn remember_latest(&self, project: &str, version: &Version) {
-        let previous = self
-            .latest
-            .insert(project.to_string(), version.clone())
-            .previous;
-        if previous.is_some_and(|p| p != *version) {
-            if let Some(invalidate) = self.invalidator.get() {
-                invalidate(self.inodes.inode_of(&Node::Latest(project.to_string())));
-            }
-        }
-    }
-
-    async fn versions_of(&self, project: &str) -> FsResult<Arc<VersionListing>> {
-        if let Some(cached) = self.versions.get(project) {
-            return Ok(cached);
-        }
-        let versions = match self.session.list_versions(project).await {
-            Ok(versions) => versions,
-            // A reader without s3:ListBucket sees the versions it names, not a listing.
-            Err(e) if e.is_denied_everywhere() => Vec::new(),
-            Err(e) => return Err(e.into()),
-        };
-        let listing = Arc::new(VersionListing {
-            versions,
-            entries: OnceLock::new(),
-        });
-        self.versions
-            .insert(project.to_string(), Arc::clone(&listing));
-        Ok(listing)
-    }
-
     async fn project_exists(&self, project: &str) -> FsResult<()> {
         if validate_project_name(project).is_err() {
             return Err(FsError::not_found(format!(
                 "{project:?} cannot be a project"
             )));
         }
-        if lock(&self.projects)
-            .as_ref()
-            .is_some_and(|c| self.fresh(c) && c.value.iter().any(|p| p == project))
+        if self.namespace.listed(project)
             || self
                 .staging
                 .as_ref()
@@ -120,45 +43,7 @@ impl ArtifactFs {
         {
             return Ok(());
         }
-        // Names found missing are trusted for the metadata TTL, like listings.
-        let missing_key = (project.to_string(), String::new());
-        if self.recently_missing(&missing_key) {
-            return Err(FsError::not_found(format!("no project {project}")));
-        }
-        let found = self.project_found(project).await;
-        if found
-            .as_ref()
-            .is_err_and(|e| e.kind == FsErrorKind::NotFound)
-        {
-            self.found_missing(missing_key);
-        }
-        found
-    }
-
-    async fn project_found(&self, project: &str) -> FsResult<()> {
-        match self.latest_of(project).await {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.kind == FsErrorKind::Unavailable
-                    && self.cache.as_ref().is_some_and(|c| c.has_project(project)) =>
-            {
-                tracing::warn!("{e}: showing {project} from the cache");
-                Ok(())
-            }
-            Err(e) if e.kind == FsErrorKind::NotFound => {
-                // Staged by a tool that never moved `latest`? Its versions still count.
-                if self
-                    .versions_of(project)
-                    .await
-                    .is_ok_and(|l| !l.versions.is_empty())
-                {
-                    Ok(())
-                } else {
-                    Err(FsError::not_found(format!("no project {project}")))
-                }
-            }
-            Err(e) => Err(e),
-        }
+        self.namespace.project_found(project).await
     }
 
     pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<Entry> {
@@ -190,7 +75,7 @@ impl ArtifactFs {
                         .lookup_staging(view, project, version, None, name)
                         .await;
                 }
-                let pinned = self.pinned(&project, &version).await?;
+                let pinned = self.namespace.pinned(&project, &version).await?;
                 if pinned.file_name != name {
                     return Err(FsError::not_found(format!(
                         "{project}@{version} holds no {name:?}"
@@ -249,7 +134,7 @@ impl ArtifactFs {
         let mut entries = Vec::with_capacity(versions.len() + 1);
         if has_latest {
             entries.push(DirEntry {
-                inode: self.inodes.inode_of(&Node::Latest(project.to_string())),
+                inode: self.namespace.inode_of(&Node::Latest(project.to_string())),
                 name: "latest".into(),
                 kind: FileKind::Symlink,
             });
@@ -258,7 +143,7 @@ impl ArtifactFs {
             let name = version.to_string();
             entries.push(DirEntry {
                 inode: self
-                    .inodes
+                    .namespace
                     .inode_of(&Node::Version(project.to_string(), name.clone())),
                 name,
                 kind: FileKind::Directory,
@@ -278,13 +163,13 @@ impl ArtifactFs {
     /// whole listing, nor a name and an inode lookup per version.
     pub async fn listing(&self, inode: u64) -> FsResult<Arc<[DirEntry]>> {
         let entry = |node: Node, name: String, kind: FileKind| DirEntry {
-            inode: self.inodes.inode_of(&node),
+            inode: self.namespace.inode_of(&node),
             name,
             kind,
         };
         match self.node(inode)? {
             Node::Root => {
-                let mut projects = self.projects().await?;
+                let mut projects = self.namespace.projects().await?;
                 if let Some(staging) = &self.staging {
                     projects.extend(staging.projects());
                     projects.sort();
@@ -296,7 +181,7 @@ impl ArtifactFs {
                     .collect())
             }
             Node::Project(project) => {
-                let listing = self.versions_of(&project).await?;
+                let listing = self.namespace.versions_of(&project).await?;
                 let staging_versions: Vec<Version> = self
                     .staging
                     .as_ref()
@@ -314,8 +199,8 @@ impl ArtifactFs {
                     });
                     return Ok(Arc::clone(entries));
                 }
-                let has_latest =
-                    !listing.versions.is_empty() || self.latest_of(&project).await.is_ok();
+                let has_latest = !listing.versions.is_empty()
+                    || self.namespace.latest_of(&project).await.is_ok();
                 let mut versions = listing.versions.clone();
                 versions.extend(staging_versions);
                 crate::protocol::sort_versions(&mut versions);
@@ -343,7 +228,7 @@ impl ArtifactFs {
                     }
                     return Ok(entries.into());
                 }
-                let pinned = self.pinned(&project, &version).await?;
+                let pinned = self.namespace.pinned(&project, &version).await?;
                 Ok(Arc::from([entry(
                     Node::File(project, version),
                     pinned.file_name.clone(),

@@ -1,16 +1,12 @@
-//! What a node is: the version pinned behind it, and its attributes (`getattr`,
-//! the entries `lookup` returns with their TTLs, and `statfs`).
+//! A node's stat attributes (`getattr`, the entries `lookup` returns with their
+//! TTLs) and `statfs`.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::{parse_version_name, ArtifactFs};
-use crate::fs::attr::{Attr, Entry};
-use crate::fs::error::{FsError, FsErrorKind, FsResult};
+use super::filesystem::ArtifactFs;
+use crate::fs::error::{FsError, FsResult};
 use crate::fs::inode::Node;
-use crate::fs::lock;
-use crate::fs::pinned::PinnedVersion;
-use crate::fs::xattr;
+use crate::fs::stat::{Attr, Entry};
 
 /// What `statfs` reports: the staging folder's room, in blocks of `block_size` (what
 /// can still be written through the mount), and the inodes handed out.
@@ -31,60 +27,6 @@ pub struct StatFs {
 pub const STATFS_BLOCK_SIZE: u32 = 4096;
 
 impl ArtifactFs {
-    /// A version, pinned on first sight for the life of the mount (versions are
-    /// immutable); the on-disk cache's copy when no region answers.
-    pub(in crate::fs) async fn pinned(
-        &self,
-        project: &str,
-        version_name: &str,
-    ) -> FsResult<Arc<PinnedVersion>> {
-        let key = (project.to_string(), version_name.to_string());
-        if let Some(pinned) = lock(&self.pinned).get(&key) {
-            return Ok(Arc::clone(pinned));
-        }
-        if self.recently_missing(&key) {
-            return Err(FsError::not_found(format!(
-                "{project}@{version_name} is not staged"
-            )));
-        }
-        let version = parse_version_name(version_name)
-            .ok_or_else(|| FsError::not_found(format!("{version_name:?} cannot be a version")))?;
-        let resolved = match PinnedVersion::resolve(&self.session, project, &version).await {
-            Err(e) if e.kind == FsErrorKind::Unavailable => {
-                match self
-                    .cache
-                    .as_ref()
-                    .and_then(|c| c.pinned(project, version_name))
-                {
-                    Some(cached) => {
-                        tracing::warn!("{e}: serving {project}@{version_name} from the cache");
-                        Ok(cached)
-                    }
-                    None => Err(e),
-                }
-            }
-            other => other,
-        };
-        match resolved {
-            Ok(pinned) => {
-                let mut table = lock(&self.pinned);
-                // Another lookup may have pinned it meanwhile: the first pin wins.
-                let kept = table.entry(key).or_insert_with(|| {
-                    // Once per version and mount, not at every `listxattr`.
-                    xattr::log_unlisted(&pinned);
-                    Arc::new(pinned)
-                });
-                Ok(Arc::clone(kept))
-            }
-            Err(e) => {
-                if e.kind == FsErrorKind::NotFound {
-                    self.found_missing(key);
-                }
-                Err(e)
-            }
-        }
-    }
-
     fn entry_for(&self, node: &Node, attr: Attr) -> Entry {
         let ttl = match node {
             // Staging nodes change under the mount's own hand: asked every time.
@@ -113,7 +55,7 @@ impl ArtifactFs {
                 self.ownership.writable_directory(inode, view.created)
             }
             Node::Latest(project) => {
-                let target = self.latest_of(project).await?.to_string();
+                let target = self.namespace.latest_of(project).await?.to_string();
                 self.ownership
                     .symlink(inode, target.len() as u64, self.mounted_at)
             }
@@ -125,7 +67,7 @@ impl ArtifactFs {
             Node::Version(project, version) => match self.staging_view(project, version) {
                 Some(view) => self.ownership.writable_directory(inode, view.created),
                 None => {
-                    let pinned = self.pinned(project, version).await?;
+                    let pinned = self.namespace.pinned(project, version).await?;
                     self.ownership.directory(inode, pinned.mtime)
                 }
             },
@@ -143,12 +85,12 @@ impl ArtifactFs {
                     attr
                 }
                 None => {
-                    let pinned = self.pinned(project, version).await?;
+                    let pinned = self.namespace.pinned(project, version).await?;
                     self.ownership.file(inode, pinned.copies.size, pinned.mtime)
                 }
             },
         };
-        attr.inode = self.inodes.inode_of(&node);
+        attr.inode = self.namespace.inode_of(&node);
         Ok(self.entry_for(&node, attr))
     }
 
@@ -169,7 +111,7 @@ impl ArtifactFs {
             blocks,
             free_blocks,
             available_blocks: free_blocks,
-            files: self.inodes.len() as u64,
+            files: self.namespace.inodes() as u64,
             block_size: STATFS_BLOCK_SIZE,
             name_max: 255,
         }

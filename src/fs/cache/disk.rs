@@ -36,10 +36,10 @@ use tokio::sync::watch;
 use crate::protocol::copies::Copies;
 use crate::protocol::Session;
 
-use super::cache_check::matches_store;
-use super::error::{FsError, FsResult};
-use super::host::private_dir::{Access, PrivateDir};
-use super::pinned::PinnedVersion;
+use super::check::matches_store;
+use crate::fs::error::{FsError, FsResult};
+use crate::fs::host::private_dir::{Access, PrivateDir};
+use crate::fs::pinned::PinnedVersion;
 
 /// What `{entry}.json` records.
 #[derive(Debug, Clone, Serialize, Deserialize)]

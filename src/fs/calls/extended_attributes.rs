@@ -1,14 +1,73 @@
-//! Metadata as `user.*` attributes of a staging version's folder and file: `setxattr`
-//! and `removexattr` (reading them is `xattr` and the tree's `getxattr`). What a stage
-//! publishes is these attributes, the file's winning over the folder's.
+//! Extended attributes, the four calls: reading them (`getxattr`, `listxattr`: a
+//! staged version's metadata and where it is served from, or what a staging version
+//! has been given so far) and setting them (`setxattr`, `removexattr`: metadata as
+//! `user.*` attributes of a staging version's folder and file, which its stage
+//! publishes, the file's winning over the folder's). Which names are shown, and how
+//! long a name or value may be, is decided in `crate::fs::xattr`.
 
 use crate::protocol::Metadata;
 
-use super::error::{FsError, FsErrorKind, FsResult};
-use super::inode::Node;
-use super::staging::{AttributeOwner, SetMode};
-use super::tree::ArtifactFs;
-use super::xattr::XATTR_NAME_MAX;
+use super::filesystem::ArtifactFs;
+use crate::fs::error::{FsError, FsErrorKind, FsResult};
+use crate::fs::inode::Node;
+use crate::fs::staging::{AttributeOwner, SetMode};
+use crate::fs::xattr::{self, Shown, XattrReply, XATTR_NAME_MAX};
+
+impl ArtifactFs {
+    async fn attributes_of(&self, inode: u64) -> FsResult<Shown> {
+        let node = self.node(inode)?;
+        if let Some(metadata) = self.staging_attributes(&node) {
+            return Ok(xattr::shown(Vec::new(), &metadata));
+        }
+        match node {
+            Node::Version(project, version) | Node::File(project, version) => {
+                let pinned = self.namespace.pinned(&project, &version).await?;
+                Ok(xattr::attributes(&pinned))
+            }
+            _ => Ok(Shown::default()),
+        }
+    }
+
+    pub async fn getxattr(&self, inode: u64, name: &str, size: u32) -> FsResult<XattrReply> {
+        if xattr::is_foreign_namespace(name) {
+            return Err(FsError::new(FsErrorKind::NoAttribute, format!("no {name}")));
+        }
+        if self.is_status_attribute(inode, name) {
+            return xattr::reply_for(self.status_document(), size);
+        }
+        let node = self.node(inode)?;
+        let found = match self.staging_attributes(&node) {
+            Some(metadata) => xattr::value_of(&[], &metadata, name),
+            None => match node {
+                Node::Version(project, version) | Node::File(project, version) => {
+                    let pinned = self.namespace.pinned(&project, &version).await?;
+                    match xattr::value_of(&xattr::own(&pinned), &pinned.metadata, name) {
+                        // Not "no such attribute": the object that would say is unread.
+                        None if pinned.metadata_withheld.is_some() => {
+                            return Err(FsError::new(
+                                FsErrorKind::TooBig,
+                                format!(
+                                    "{name} of {project}@{version} cannot be read: {}",
+                                    pinned.metadata_withheld.as_deref().unwrap_or_default()
+                                ),
+                            ));
+                        }
+                        found => found,
+                    }
+                }
+                _ => None,
+            },
+        };
+        let value =
+            found.ok_or_else(|| FsError::new(FsErrorKind::NoAttribute, format!("no {name}")))?;
+        xattr::reply_for(value, size)
+    }
+
+    pub async fn listxattr(&self, inode: u64, size: u32) -> FsResult<XattrReply> {
+        let shown = self.attributes_of(inode).await?;
+        xattr::reply_for(xattr::name_list(shown.listed_names()), size)
+    }
+}
 
 /// The attributes the mount shows itself (`user.startifact:…`): copied back from one
 /// mount to another (`cp -a`, `rsync -aX`), they are ignored rather than refused.
