@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use super::model::{Folders, StagingVersion};
 use super::spool::{seconds_of, FileStatus};
-use super::Staging;
+use super::state::Staging;
 use crate::fs::error::{FsError, FsErrorKind, FsResult};
 use crate::fs::sync::lock;
 

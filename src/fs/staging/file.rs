@@ -13,7 +13,7 @@ use crate::protocol::UploadedAhead;
 use super::model::{key, SpooledBytes};
 use super::spool::{seconds_of, FileState, FileStatus, Spool};
 use super::stage::has_final_name;
-use super::Staging;
+use super::state::Staging;
 use crate::fs::error::{FsError, FsErrorKind, FsResult};
 use crate::fs::sync::lock;
 

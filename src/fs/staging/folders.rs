@@ -5,9 +5,10 @@ use std::time::SystemTime;
 
 use crate::protocol::DigestWriter;
 
+use super::model::VersionView;
 use super::model::{key, no_staging_folder, StagingVersion};
 use super::spool::{seconds_of, VersionState};
-use super::{Staging, VersionView};
+use super::state::Staging;
 use crate::fs::error::{FsError, FsErrorKind, FsResult};
 use crate::fs::sync::lock;
 

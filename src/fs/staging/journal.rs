@@ -4,7 +4,7 @@
 
 use super::model::{no_staging_folder, StagingVersion};
 use super::spool::{FileStatus, StatusEntry};
-use super::Staging;
+use super::state::Staging;
 use crate::fs::error::FsResult;
 use crate::fs::sync::lock;
 

@@ -6,17 +6,18 @@
 //! which only another explicit move can settle).
 
 use std::collections::BTreeSet;
+use std::sync::Mutex;
 
 use crate::protocol::{validate_project_name, Session};
 
-use super::Staging;
+use super::spool::Spool;
 use crate::fs::sync::lock;
 
 /// The file at the spool's top.
-pub(super) const LAGGING_LATEST_FILE: &str = "latest.json";
+const LAGGING_LATEST_FILE: &str = "latest.json";
 
 /// Reads the kept list; names that are not project names are dropped.
-pub(super) fn decode(bytes: &[u8]) -> BTreeSet<String> {
+fn decode(bytes: &[u8]) -> BTreeSet<String> {
     serde_json::from_slice::<Vec<String>>(bytes)
         .unwrap_or_default()
         .into_iter()
@@ -24,28 +25,45 @@ pub(super) fn decode(bytes: &[u8]) -> BTreeSet<String> {
         .collect()
 }
 
-impl Staging {
-    /// Some region missed a move of `project`'s `latest`: the repair aligns it.
-    pub fn align_latest_later(&self, project: &str) {
-        let added = lock(&self.lagging_latest).insert(project.to_string());
-        if added {
-            self.keep_lagging_latest();
-            tracing::info!(
-                project,
-                "latest did not move in every region: the repair sets them to the majority's value"
-            );
+/// The projects whose `latest` waits to be aligned, as kept in the spool.
+#[derive(Default)]
+pub(super) struct LaggingLatest {
+    projects: Mutex<BTreeSet<String>>,
+}
+
+impl LaggingLatest {
+    /// The list the spool kept (empty when it kept none or it cannot be read).
+    pub(super) fn load(spool: &Spool) -> Self {
+        let projects = match spool.read_kept(LAGGING_LATEST_FILE) {
+            Ok(Some(bytes)) => decode(&bytes),
+            Ok(None) => Default::default(),
+            Err(e) => {
+                tracing::warn!("ignoring {LAGGING_LATEST_FILE}: {e}");
+                Default::default()
+            }
+        };
+        LaggingLatest {
+            projects: Mutex::new(projects),
         }
-        self.repairs_due.notify_one();
+    }
+
+    /// Some region missed a move of `project`'s `latest`; whether it is new here.
+    pub(super) fn add(&self, project: &str, spool: &Spool) -> bool {
+        let added = lock(&self.projects).insert(project.to_string());
+        if added {
+            self.keep(spool);
+        }
+        added
     }
 
     /// Whether some project's `latest` waits to be aligned.
-    pub(super) fn latest_lags(&self) -> bool {
-        !lock(&self.lagging_latest).is_empty()
+    pub(super) fn lags(&self) -> bool {
+        !lock(&self.projects).is_empty()
     }
 
     /// Aligns every project whose `latest` some region missed.
-    pub(super) async fn align_lagging_latest(&self, session: &Session) {
-        let projects: Vec<String> = lock(&self.lagging_latest).iter().cloned().collect();
+    pub(super) async fn align(&self, session: &Session, spool: &Spool) {
+        let projects: Vec<String> = lock(&self.projects).iter().cloned().collect();
         let mut settled = Vec::new();
         for project in projects {
             match session.align_latest(&project).await {
@@ -64,19 +82,19 @@ impl Staging {
             }
         }
         if !settled.is_empty() {
-            let mut lagging = lock(&self.lagging_latest);
+            let mut lagging = lock(&self.projects);
             for project in &settled {
                 lagging.remove(project);
             }
             drop(lagging);
-            self.keep_lagging_latest();
+            self.keep(spool);
         }
     }
 
-    fn keep_lagging_latest(&self) {
-        let projects: Vec<String> = lock(&self.lagging_latest).iter().cloned().collect();
+    fn keep(&self, spool: &Spool) {
+        let projects: Vec<String> = lock(&self.projects).iter().cloned().collect();
         match serde_json::to_vec_pretty(&projects) {
-            Ok(bytes) => self.spool.keep(LAGGING_LATEST_FILE, &bytes),
+            Ok(bytes) => spool.keep(LAGGING_LATEST_FILE, &bytes),
             Err(e) => tracing::warn!("cannot encode {LAGGING_LATEST_FILE}: {e}"),
         }
     }

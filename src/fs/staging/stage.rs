@@ -15,9 +15,9 @@ use crate::protocol::{
 };
 
 use super::model::key;
-use super::repair::backoff;
+use super::retries::backoff;
 use super::spool::{seconds_of, FileState, FileStatus, Repair};
-use super::Staging;
+use super::state::Staging;
 use crate::fs::error::{FsError, FsErrorKind, FsResult};
 use crate::fs::sync::lock;
 
@@ -236,7 +236,7 @@ impl Staging {
             .as_ref()
             .and_then(|c| c.changes())
         {
-            self.spool.keep(super::SENDING_FILE, &bytes);
+            self.spool.keep(super::state::SENDING_FILE, &bytes);
         }
         let now = seconds_of(SystemTime::now());
         let part_size = self.stage_options.part_size;

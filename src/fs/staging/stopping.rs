@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::Staging;
-
 /// The stages in flight, and the signal that interrupts them.
 pub(super) struct Flight {
     count: watch::Sender<usize>,
@@ -54,29 +52,26 @@ impl Flight {
         let mut count = self.count.subscribe();
         let _ = count.wait_for(|n| *n == 0).await;
     }
-}
 
-/// How long interrupted stages have to answer their `close()` before the unmount.
-const ANSWER_WAIT: Duration = Duration::from_secs(5);
-
-impl Staging {
-    /// Stages running now (their `close()` or `rename` waits for them, or they resume
-    /// an interrupted one).
-    pub fn stages_in_flight(&self) -> usize {
-        *self.flight.count.borrow()
+    /// Stages running now.
+    pub(super) fn count(&self) -> usize {
+        *self.count.borrow()
     }
 
     /// Waits up to `within` for the stages in flight, then interrupts the rest (and
     /// the repairs): returns how many were interrupted.
-    pub async fn stop(&self, within: Duration) -> usize {
-        let finished = tokio::time::timeout(within, self.flight.none_in_flight())
+    pub(super) async fn stop(&self, within: Duration) -> usize {
+        let finished = tokio::time::timeout(within, self.none_in_flight())
             .await
             .is_ok();
-        let left = if finished { 0 } else { self.stages_in_flight() };
-        self.flight.interrupt.send_replace(true);
+        let left = if finished { 0 } else { self.count() };
+        self.interrupt.send_replace(true);
         if left > 0 {
-            let _ = tokio::time::timeout(ANSWER_WAIT, self.flight.none_in_flight()).await;
+            let _ = tokio::time::timeout(ANSWER_WAIT, self.none_in_flight()).await;
         }
         left
     }
 }
+
+/// How long interrupted stages have to answer their `close()` before the unmount.
+const ANSWER_WAIT: Duration = Duration::from_secs(5);

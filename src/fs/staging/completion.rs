@@ -1,4 +1,5 @@
-//! Repair, and the stages a stopped daemon left: for the life of the daemon, a
+//! Completing stages (what `startifact-fs status` calls their repair), and the stages
+//! a stopped daemon left: for the life of the daemon, a
 //! background task first resumes the stages that were running when the daemon last
 //! stopped, then repairs the versions published to a majority of regions but not to
 //! every one.
@@ -15,163 +16,20 @@
 //! warning in the log), never overwritten, the spool kept, and checked again only at
 //! the next start.
 //!
-//! When: a region that could not answer is asked again every `REACH_RETRY` (nothing is
-//! sent to it until it answers), and at once when its breaker closes (it answered some
-//! request again); a region that answered but refused the copy is retried after a wait
-//! that doubles from `FIRST_RETRY` up to `LAST_RETRY`. Every entry is tried again at
-//! each start, whatever its schedule said.
+//! When each is tried again, and what an attempt saw, is in `retries`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use semver::Version;
-use serde::Serialize;
 
-use crate::protocol::{Completion, Error as ProtocolError, Session, StageOptions, StageSource};
+use crate::protocol::{Session, StageOptions, StageSource};
 
 use super::model::key;
+use super::retries::{after_repair, AfterRepair, RepairSeen, REACH_RETRY};
 use super::spool::{seconds_of, FileStatus, Repair};
-use super::Staging;
+use super::state::Staging;
 use crate::fs::sync::lock;
-
-/// The first retry of a region that missed a stage: soon, since most outages are short.
-pub const FIRST_RETRY: Duration = Duration::from_secs(10);
-/// Retries never wait longer than this.
-pub const LAST_RETRY: Duration = Duration::from_secs(600);
-/// How often a region that could not answer is asked again: a repair attempt then
-/// costs one `HeadObject` a region, and a region that returns is healed within this
-/// (sooner when its breaker closes on another request).
-pub const REACH_RETRY: Duration = Duration::from_secs(15);
-
-/// How long to wait after `attempts` repairs failed (0: after the stage itself).
-pub fn backoff(attempts: u32) -> Duration {
-    let doubled = FIRST_RETRY.saturating_mul(1u32 << attempts.min(16));
-    doubled.min(LAST_RETRY)
-}
-
-/// What a repair made of a version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum AfterRepair {
-    /// Every region holds it: the spool entry goes.
-    Done,
-    /// Some regions still miss it: tried again later.
-    Again(Repair),
-    /// A region holds other bytes or metadata under the key.
-    Conflict {
-        regions: Vec<String>,
-        reason: String,
-    },
-    /// A majority does not hold it (yanked, or never committed): not uploaded.
-    NotHeld { reason: String },
-}
-
-/// What the completion's result means, after `previous` (at `now`, in seconds).
-pub(super) fn after_repair(
-    previous: &Repair,
-    result: Result<Completion, ProtocolError>,
-    now: u64,
-) -> AfterRepair {
-    let (report, unreachable) = match result {
-        Ok(Completion::Completed {
-            report,
-            unreachable,
-        }) => (report, unreachable),
-        Ok(Completion::NotHeld { reason }) => return AfterRepair::NotHeld { reason },
-        Ok(Completion::Conflict { regions, reason }) => {
-            return AfterRepair::Conflict { regions, reason }
-        }
-        Ok(Completion::Undecided { regions, reason }) => {
-            return again(previous, regions, reason, now, true)
-        }
-        Err(e) => {
-            let regions = previous.regions.clone();
-            return again(previous, regions, e.to_string(), now, false);
-        }
-    };
-    if report.taken() {
-        let (regions, reason) = report.conflict();
-        return AfterRepair::Conflict { regions, reason };
-    }
-    if report.failed().is_empty() {
-        return AfterRepair::Done;
-    }
-    let regions = report.failed_regions();
-    let only_unreachable = regions.iter().all(|r| unreachable.contains(r));
-    again(previous, regions, report.failures(), now, only_unreachable)
-}
-
-/// Tried again: soon when the regions left only failed to answer (a try costs them one
-/// request), else after the doubling backoff.
-fn again(
-    previous: &Repair,
-    regions: Vec<String>,
-    last_error: String,
-    now: u64,
-    unreachable: bool,
-) -> AfterRepair {
-    let attempts = previous.attempts.saturating_add(1);
-    let wait = if unreachable {
-        REACH_RETRY
-    } else {
-        backoff(attempts)
-    };
-    AfterRepair::Again(Repair {
-        regions,
-        last_error,
-        attempts,
-        next_try_seconds: now + wait.as_secs(),
-        part_size: previous.part_size,
-    })
-}
-
-/// The outcome of one background repair attempt, as `startifact-fs status` shows it:
-/// the entry awaiting repair is gone once it succeeds, and this says it did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RepairSeen {
-    pub project: String,
-    pub version: String,
-    /// 1 for the first repair after the stage.
-    pub attempt: u32,
-    /// Seconds since the Unix epoch.
-    pub at: f64,
-    /// `repaired` (every region holds it), `failed` (tried again later), `conflict`, or
-    /// `not-held` (a majority does not hold it: not uploaded, the entry ended).
-    pub outcome: &'static str,
-    /// The regions still missing it (`failed`) or holding other bytes (`conflict`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub regions: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-impl RepairSeen {
-    fn of(project: &str, version: &str, attempt: u32, after: &AfterRepair) -> RepairSeen {
-        let (outcome, regions, reason) = match after {
-            AfterRepair::Done => ("repaired", Vec::new(), None),
-            AfterRepair::Again(repair) => (
-                "failed",
-                repair.regions.clone(),
-                Some(repair.last_error.clone()),
-            ),
-            AfterRepair::Conflict { regions, reason } => {
-                ("conflict", regions.clone(), Some(reason.clone()))
-            }
-            AfterRepair::NotHeld { reason } => ("not-held", Vec::new(), Some(reason.clone())),
-        };
-        RepairSeen {
-            project: project.to_string(),
-            version: version.to_string(),
-            attempt,
-            at: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0),
-            outcome,
-            regions,
-            reason,
-        }
-    }
-}
 
 /// Everything a repair needs, taken under the lock.
 struct RepairJob {
@@ -200,8 +58,8 @@ impl Staging {
                 }
                 self.repair(&session, &project, &version).await;
             }
-            if self.latest_lags() {
-                self.align_lagging_latest(&session).await;
+            if self.lagging_latest.lags() {
+                self.lagging_latest.align(&session, &self.spool).await;
             }
             at_start = false;
             every_awaiting = false;
@@ -229,7 +87,7 @@ impl Staging {
         for (project, version) in self.repairs_due(0, true) {
             self.repair(session, &project, &version).await;
         }
-        self.align_lagging_latest(session).await;
+        self.lagging_latest.align(session, &self.spool).await;
     }
 
     /// Completes the stages that were running when the daemon last stopped, as a repair
@@ -278,7 +136,7 @@ impl Staging {
     /// How long until the next repair is due (an hour when none is: a new one wakes
     /// the task); a lagging `latest` is tried again every `REACH_RETRY`.
     fn next_repair_in(&self, now: u64) -> Duration {
-        let lagging = self.latest_lags().then_some(REACH_RETRY);
+        let lagging = self.lagging_latest.lags().then_some(REACH_RETRY);
         let due = lock(&self.folders)
             .versions
             .values()
@@ -413,156 +271,6 @@ impl Staging {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{LatestChange, RegionOutcome, StageReport};
-
-    fn completed(report: StageReport, unreachable: &[&str]) -> Result<Completion, ProtocolError> {
-        Ok(Completion::Completed {
-            report,
-            unreachable: unreachable.iter().map(|r| r.to_string()).collect(),
-        })
-    }
-
-    fn report(outcomes: &[(&str, RegionOutcome)]) -> StageReport {
-        StageReport {
-            project: "P".into(),
-            version: Version::new(1, 0, 0),
-            key: "P/P@1.0.0".into(),
-            md5: "00".into(),
-            size: 3,
-            dry_run: false,
-            regions: outcomes
-                .iter()
-                .map(|(r, o)| (r.to_string(), o.clone()))
-                .collect(),
-            stager: String::new(),
-            left_behind: Vec::new(),
-        }
-    }
-
-    fn previous() -> Repair {
-        Repair {
-            regions: vec!["c".into()],
-            last_error: "c: down".into(),
-            attempts: 2,
-            next_try_seconds: 0,
-            part_size: 8 << 20,
-        }
-    }
-
-    #[test]
-    fn backoff_starts_at_10_seconds_doubles_and_stops_at_10_minutes() {
-        let waits: Vec<u64> = (0..9).map(|n| backoff(n).as_secs()).collect();
-        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 600, 600, 600]);
-        assert_eq!(backoff(u32::MAX), LAST_RETRY);
-    }
-
-    #[test]
-    fn every_region_holding_it_ends_the_repair() {
-        let held = RegionOutcome::AlreadyHeld(LatestChange::Kept(Version::new(1, 0, 0)));
-        let result = report(&[
-            ("a", held.clone()),
-            ("b", held),
-            ("c", RegionOutcome::Staged(LatestChange::Moved)),
-        ]);
-        assert_eq!(
-            after_repair(&previous(), completed(result, &[]), 100),
-            AfterRepair::Done
-        );
-    }
-
-    #[test]
-    fn a_region_that_refused_the_copy_is_tried_again_later_with_a_longer_wait() {
-        let held = RegionOutcome::AlreadyHeld(LatestChange::Moved);
-        let result = report(&[
-            ("a", held.clone()),
-            ("b", held),
-            ("c", RegionOutcome::Failed("refused".into())),
-        ]);
-        let AfterRepair::Again(next) = after_repair(&previous(), completed(result, &[]), 100)
-        else {
-            panic!("not tried again");
-        };
-        assert_eq!(next.regions, ["c"]);
-        assert_eq!(next.attempts, 3);
-        assert_eq!(next.next_try_seconds, 100 + 80);
-        assert_eq!(next.part_size, 8 << 20);
-        assert!(next.last_error.contains("refused"), "{}", next.last_error);
-    }
-
-    #[test]
-    fn a_region_that_cannot_answer_is_asked_again_soon_however_many_tries_failed() {
-        let held = RegionOutcome::AlreadyHeld(LatestChange::Untouched);
-        let result = report(&[
-            ("a", held.clone()),
-            ("b", held),
-            ("c", RegionOutcome::Failed("could not be asked".into())),
-        ]);
-        let mut long_away = previous();
-        long_away.attempts = 20;
-        let AfterRepair::Again(next) = after_repair(&long_away, completed(result, &["c"]), 100)
-        else {
-            panic!("not tried again");
-        };
-        assert_eq!(next.next_try_seconds, 100 + REACH_RETRY.as_secs());
-    }
-
-    #[test]
-    fn too_few_regions_answering_is_tried_again_soon_and_uploads_nothing() {
-        let undecided = Ok(Completion::Undecided {
-            regions: vec!["b".into(), "c".into()],
-            reason: "too few regions answered".into(),
-        });
-        let AfterRepair::Again(next) = after_repair(&previous(), undecided, 0) else {
-            panic!("not tried again");
-        };
-        assert_eq!(next.regions, ["b", "c"]);
-        assert_eq!(next.next_try_seconds, REACH_RETRY.as_secs());
-    }
-
-    #[test]
-    fn a_version_no_majority_holds_ends_the_repair_without_an_upload() {
-        let gone = Ok(Completion::NotHeld {
-            reason: "absent in a, b".into(),
-        });
-        assert_eq!(
-            after_repair(&previous(), gone, 0),
-            AfterRepair::NotHeld {
-                reason: "absent in a, b".into()
-            }
-        );
-    }
-
-    #[test]
-    fn a_lagging_latest_keeps_the_entry_awaiting_repair() {
-        let result = report(&[
-            ("a", RegionOutcome::AlreadyHeld(LatestChange::Untouched)),
-            ("b", RegionOutcome::AlreadyHeld(LatestChange::Untouched)),
-            (
-                "c",
-                RegionOutcome::Staged(LatestChange::Failed("throttled".into())),
-            ),
-        ]);
-        let AfterRepair::Again(next) = after_repair(&previous(), completed(result, &[]), 0) else {
-            panic!("not tried again");
-        };
-        assert_eq!(next.regions, ["c"]);
-    }
-
-    #[test]
-    fn other_bytes_in_a_region_are_a_conflict_not_a_retry() {
-        let result = report(&[
-            ("a", RegionOutcome::AlreadyHeld(LatestChange::Moved)),
-            ("b", RegionOutcome::AlreadyHeld(LatestChange::Moved)),
-            ("c", RegionOutcome::Taken("other content".into())),
-        ]);
-        let AfterRepair::Conflict { regions, reason } =
-            after_repair(&previous(), completed(result, &[]), 0)
-        else {
-            panic!("not a conflict");
-        };
-        assert_eq!(regions, ["c"]);
-        assert!(reason.contains("c: other content"), "{reason}");
-    }
 
     #[test]
     fn at_start_a_stage_in_flight_waits_to_resume_and_a_file_being_written_is_abandoned() {

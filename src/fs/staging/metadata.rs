@@ -5,7 +5,7 @@ use crate::protocol::metadata::{encoded_len, FILENAME_KEY, MAX_METADATA_BYTES};
 use crate::protocol::Metadata;
 
 use super::model::StagingVersion;
-use super::Staging;
+use super::state::Staging;
 use crate::fs::error::{FsError, FsErrorKind, FsResult};
 use crate::fs::sync::lock;
 
