@@ -19,8 +19,8 @@ use bytes::Bytes;
 use futures::Stream;
 use http_body::{Frame, SizeHint};
 
+use super::store::PutOptions;
 use crate::digest::{Crc64, Md5};
-use crate::storage::PutOptions;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -8,7 +8,7 @@ use crate::digest::{Beside, Crc64, Md5};
 use base64::Engine;
 use bytes::Bytes;
 
-use super::StageOptions;
+use super::options::StageOptions;
 use crate::protocol::error::Error;
 
 /// S3's smallest part (but the last) and its most parts.
