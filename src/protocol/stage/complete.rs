@@ -194,7 +194,7 @@ impl Session {
                         result,
                         report.regions.iter_mut().find(|(r, _)| *r == region),
                     ) {
-                        let failed = LatestChange::Failed(why);
+                        let failed = LatestChange::Failed(why.to_string());
                         *outcome = match std::mem::replace(outcome, RegionOutcome::WouldStage) {
                             held @ (RegionOutcome::Staged(_) | RegionOutcome::AlreadyHeld(_)) => {
                                 held.with_latest(failed)
