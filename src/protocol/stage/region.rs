@@ -1,8 +1,9 @@
-//! One region's part of a stage: its bucket and whether the key is there, the upload
-//! (in one request or in parts, or completing parts uploaded ahead), the check of an
-//! artifact already there, and the forward-only move of `latest` (which the stage asks
-//! for only once a majority holds the artifact). Which objects are the stage's own, and
-//! their removal when it fails, are `ownership`'s.
+//! One region's part of a stage: its bucket and whether the key is there, the metadata
+//! object placed first (never beside another's), the upload (in one request or in
+//! parts, or completing parts uploaded ahead), the check of an artifact already there,
+//! and the forward-only move of `latest` (which the stage asks for only once a majority
+//! holds the artifact). Which objects are the stage's own, and their removal when it
+//! fails, are `ownership`'s: a plan holds its `Ownership`, which knows nothing of plans.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
