@@ -11,6 +11,9 @@
 //! to be sent (a streamed body, a part read from the file) are checked against the CRC
 //! taken in the same pass rather than hashed with MD5 again.
 //!
+//! `PartHashes` hashes the pieces of a multipart upload as the bytes go by: each part's
+//! MD5 (its Content-MD5, and with them the upload's ETag) and CRC.
+//!
 //! `Beside` runs a hash on a thread of its own, fed in order through a bounded channel,
 //! so that it keeps pace beside the code that reads or writes the bytes.
 
@@ -144,6 +147,66 @@ impl Default for Crc64 {
     }
 }
 
+/// The MD5 and CRC of each `part_size` piece of the bytes, taken in order: the parts of
+/// a multipart upload, and with them its ETag.
+#[derive(Debug)]
+pub struct PartHashes {
+    part_size: u64,
+    md5: Md5,
+    crc: Crc64,
+    len: u64,
+    done: Vec<([u8; 16], u64)>,
+}
+
+impl PartHashes {
+    pub fn new(part_size: u64) -> Self {
+        PartHashes {
+            part_size,
+            md5: Md5::new(),
+            crc: Crc64::new(),
+            len: 0,
+            done: Vec::new(),
+        }
+    }
+
+    pub fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let room = (self.part_size - self.len) as usize;
+            let (now, rest) = data.split_at(room.min(data.len()));
+            self.md5.update(now);
+            self.crc.update(now);
+            self.len += now.len() as u64;
+            if self.len == self.part_size {
+                self.done
+                    .push((self.md5.finalize_reset(), self.crc.finalize()));
+                self.crc = Crc64::new();
+                self.len = 0;
+            }
+            data = rest;
+        }
+    }
+
+    /// Every part's MD5 and CRC so far, the last one shorter.
+    pub fn finish(&self) -> Vec<([u8; 16], u64)> {
+        let mut done = self.done.clone();
+        if self.len > 0 {
+            done.push((self.md5.clone().finalize(), self.crc.finalize()));
+        }
+        done
+    }
+
+    /// The ETag S3 gives the multipart upload of the bytes so far in these parts: the
+    /// MD5 of the parts' MD5s, as lowercase hex, and the number of parts.
+    pub fn multipart_etag(&self) -> (String, u64) {
+        let parts = self.finish();
+        let mut digests = Md5::new();
+        for (md5, _) in &parts {
+            digests.update(md5);
+        }
+        (hex::encode(digests.finalize()), parts.len() as u64)
+    }
+}
+
 /// A hash state updated on a thread of its own with the bytes sent to it, in order. The
 /// channel holds at most `depth` pieces: a sender ahead of the hash waits for it.
 pub struct Beside<S> {
@@ -220,6 +283,28 @@ impl<S> std::fmt::Debug for Beside<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_hashed_in_any_pieces_are_the_parts_of_the_whole() {
+        let data: Vec<u8> = (0..2500u32).map(|i| (i % 251) as u8).collect();
+        let mut parts = PartHashes::new(1000);
+        for piece in data.chunks(333) {
+            parts.update(piece);
+        }
+        let expected: Vec<([u8; 16], u64)> = data
+            .chunks(1000)
+            .map(|part| (Md5::digest(part), Crc64::of(part)))
+            .collect();
+        assert_eq!(parts.finish(), expected);
+        let mut digests = Vec::new();
+        for (md5, _) in &expected {
+            digests.extend_from_slice(md5);
+        }
+        assert_eq!(
+            parts.multipart_etag(),
+            (hex::encode(Md5::digest(&digests)), 3)
+        );
+    }
 
     #[test]
     fn agrees_with_the_reference_digests() {

@@ -1,8 +1,12 @@
-//! The `startifact` command line's arguments: the Python tool's flags, plus ours.
+//! The `startifact` command line's arguments: the Python tool's flags, plus ours, and
+//! the session they ask for.
 
 use std::path::PathBuf;
 
 use clap::Parser;
+
+use super::console::Failure;
+use crate::protocol::{regions::parse_regions, Session, SessionBuilder};
 
 /// Shown after the options by `--help`, and in the man page.
 const EXAMPLES: &str = "\
@@ -141,6 +145,17 @@ pub fn parse_metadata(pairs: &[String]) -> Result<crate::Metadata, String> {
         metadata.insert(key.to_string(), value.to_string());
     }
     Ok(metadata)
+}
+
+/// The session the arguments ask for (its regions, local store, and whether it writes).
+pub(crate) async fn session(args: &Args, read_only: bool) -> Result<Session, Failure> {
+    let builder = SessionBuilder {
+        regions: args.regions.as_deref().map(parse_regions),
+        read_only,
+        local_store: args.local_store.clone(),
+        ..Default::default()
+    };
+    Ok(builder.build().await?)
 }
 
 #[cfg(test)]

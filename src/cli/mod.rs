@@ -3,12 +3,13 @@
 //! except that errors go to stderr as one line. Exit 0 on success, 1 on any failure.
 
 pub mod args;
+mod console;
 mod progress;
 mod repair;
 mod setup_prompt;
 mod state;
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,27 +18,12 @@ use semver::Version;
 
 use crate::arguments::parse_arguments;
 use crate::protocol::{
-    parse_version, read_latest, regions::parse_regions, Artifact, Download, Error, RegionOutcome,
-    Session, SessionBuilder, StageOptions, StageSource, Stager,
+    parse_version, read_latest, Artifact, Download, Error, RegionOutcome, StageOptions,
+    StageSource, Stager,
 };
 
-use args::{log_filter, parse_metadata, Args};
-
-const INFO: &str = "🌍";
-const DELIVERED: &str = "📦";
-const DELIVERING: &str = "🚚";
-const FIRE: &str = "🔥";
-const WARNING: &str = "⚠️";
-
-/// A failure of the command line: printed as one line on stderr, exit 1.
-#[derive(Debug)]
-pub(crate) struct Failure(String);
-
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
-        Failure(e.to_string())
-    }
-}
+use args::{log_filter, parse_metadata, session, Args};
+use console::{Failure, DELIVERED, DELIVERING, FIRE, INFO, WARNING};
 
 /// Runs the command line with the process's arguments.
 pub fn main() -> ExitCode {
@@ -107,16 +93,6 @@ fn required_version(args: &Args) -> Result<Version, Failure> {
         None => Err(Failure("a version is required to stage".into())),
         Some(text) => Ok(parse_version(text)?),
     }
-}
-
-pub(crate) async fn session(args: &Args, read_only: bool) -> Result<Session, Failure> {
-    let builder = SessionBuilder {
-        regions: args.regions.as_deref().map(parse_regions),
-        read_only,
-        local_store: args.local_store.clone(),
-        ..Default::default()
-    };
-    Ok(builder.build().await?)
 }
 
 async fn run(args: Args) -> Result<(), Failure> {
@@ -384,9 +360,4 @@ async fn set_latest(args: &Args) -> Result<(), Failure> {
         }
     }
     Ok(())
-}
-
-/// True when standard input is a terminal a question can be put to.
-fn can_ask() -> bool {
-    std::io::stdin().is_terminal()
 }

@@ -8,8 +8,8 @@ use std::io::Write;
 use crate::protocol::repair::{describe, Outcome, RepairReport};
 use crate::protocol::validate_project_name;
 
-use super::args::Args;
-use super::{session, Failure, DELIVERED, FIRE, INFO, WARNING};
+use super::args::{session, Args};
+use super::console::{Failure, DELIVERED, FIRE, INFO, WARNING};
 
 pub(super) async fn run(args: &Args) -> Result<(), Failure> {
     let dry_run = args.dry_run.is_some();

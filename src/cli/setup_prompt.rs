@@ -9,7 +9,7 @@ use crate::protocol::setup::save_configuration;
 use crate::protocol::{Configuration, SessionBuilder};
 
 use super::args::Args;
-use super::{can_ask, Failure, FIRE, INFO};
+use super::console::{can_ask, Failure, FIRE, INFO};
 
 fn ask(question: &str, current: &str) -> Result<String, Failure> {
     let mut stderr = std::io::stderr();

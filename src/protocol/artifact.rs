@@ -8,7 +8,7 @@ use std::sync::Arc;
 use semver::Version;
 use tokio::sync::OnceCell;
 
-use crate::storage::RegionStore;
+use crate::storage::{RegionStore, StorageError};
 
 use super::census::{Answer, Census, Content, Location, Majority, Verdict};
 use super::error::Error;
@@ -267,17 +267,17 @@ impl Artifact {
         &self,
         locations: &[Location],
         key: &str,
-    ) -> Vec<(usize, Result<Option<Content>, String>)> {
+    ) -> Vec<(usize, Result<Option<Content>, StorageError>)> {
         let asked = locations
             .iter()
             .enumerate()
             .map(|(index, location)| async move {
                 let answer = match self.store(&location.region) {
-                    None => Err("not a region of this session".to_string()),
+                    None => Err(StorageError::other("not a region of this session")),
                     Some(store) => match store.head_object(&location.bucket, key).await {
                         Ok(info) => Ok(Some(Content::of(&info))),
                         Err(e) if e.is_not_found() || e.is_access_denied() => Ok(None),
-                        Err(e) => Err(e.to_string()),
+                        Err(e) => Err(e),
                     },
                 };
                 (index, answer)

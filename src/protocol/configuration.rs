@@ -27,17 +27,28 @@ pub struct Configuration {
     pub save_ok: String,
 }
 
+/// Why the configuration parameter's value cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigurationError {
+    #[error("{0}")]
+    NotJson(#[from] serde_json::Error),
+    #[error("{key} is {value}, not a string")]
+    NotAString { key: String, value: String },
+}
+
 impl Configuration {
     /// Parses the parameter's value. Unknown keys are ignored; a value that is no JSON
     /// object of strings is an error.
-    pub fn from_json(text: &str) -> Result<Self, String> {
-        let map: BTreeMap<String, serde_json::Value> =
-            serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let get = |key: &str| -> Result<String, String> {
+    pub fn from_json(text: &str) -> Result<Self, ConfigurationError> {
+        let map: BTreeMap<String, serde_json::Value> = serde_json::from_str(text)?;
+        let get = |key: &str| -> Result<String, ConfigurationError> {
             match map.get(key) {
                 None | Some(serde_json::Value::Null) => Ok(String::new()),
                 Some(serde_json::Value::String(s)) => Ok(s.clone()),
-                Some(other) => Err(format!("{key} is {other}, not a string")),
+                Some(other) => Err(ConfigurationError::NotAString {
+                    key: key.to_string(),
+                    value: other.to_string(),
+                }),
             }
         };
         Ok(Configuration {

@@ -15,6 +15,7 @@ use super::census::majority;
 use super::error::Error;
 use super::names::{latest_parameter_name, validate_project_name};
 use super::session::Session;
+use crate::storage::StorageError;
 
 /// What one region's `latest` was, as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +33,7 @@ pub struct Alignment {
     /// The majority's value, when there is one.
     pub value: Option<Version>,
     /// Regions set to it: (region, what they named before, the write's result).
-    pub set: Vec<(String, Option<Version>, Result<(), String>)>,
+    pub set: Vec<(String, Option<Version>, Result<(), StorageError>)>,
     /// Regions that could not be read, with why.
     pub unreadable: Vec<(String, String)>,
     /// Why nothing could be aligned, or what was left alone.
@@ -131,11 +132,8 @@ impl Session {
             let (name, text) = (&name, &text);
             async move {
                 let result = match self.stores().iter().find(|s| s.region() == region) {
-                    Some(store) => store
-                        .put_parameter(name, text)
-                        .await
-                        .map_err(|e| e.to_string()),
-                    None => Err("not a region of this session".to_string()),
+                    Some(store) => store.put_parameter(name, text).await,
+                    None => Err(StorageError::other("not a region of this session")),
                 };
                 match &result {
                     Ok(()) => tracing::info!(

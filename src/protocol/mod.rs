@@ -43,4 +43,4 @@ pub use stage::{
     SendingCosts, StageOptions, StageReport, StageSource, Stager, UploadedAhead,
     STAGE_METADATA_KEY,
 };
-pub use yank::YankReport;
+pub use yank::{YankFailure, YankReport};

@@ -8,13 +8,14 @@ use semver::Version;
 use super::error::Error;
 use super::names::latest_parameter_name;
 use super::session::Session;
+use crate::storage::StorageError;
 
 /// What moving `latest` did in each region.
 #[derive(Debug, Clone)]
 pub struct LatestReport {
     pub project: String,
     pub version: Version,
-    pub regions: Vec<(String, Result<(), String>)>,
+    pub regions: Vec<(String, Result<(), StorageError>)>,
 }
 
 impl LatestReport {
@@ -43,10 +44,7 @@ impl Session {
         let results = join_all(self.stores().iter().map(|store| {
             let (name, value) = (&name, &value);
             async move {
-                let result = store
-                    .put_parameter(name, value)
-                    .await
-                    .map_err(|e| e.to_string());
+                let result = store.put_parameter(name, value).await;
                 (store.region().to_string(), result)
             }
         }))

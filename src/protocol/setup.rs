@@ -7,7 +7,7 @@ use std::path::Path;
 use futures::future::join_all;
 
 use crate::storage::local::{LocalRegion, LocalStore};
-use crate::storage::{Backend, RegionStore};
+use crate::storage::{Backend, RegionStore, StorageError};
 
 use super::configuration::Configuration;
 use super::error::Error;
@@ -22,8 +22,8 @@ pub const LOCAL_BUCKET: &str = "startifact-local";
 /// What setup did in each region.
 #[derive(Debug, Clone)]
 pub struct SetupReport {
-    pub saved: Vec<(String, Result<(), String>)>,
-    pub deleted: Vec<(String, Result<(), String>)>,
+    pub saved: Vec<(String, Result<(), StorageError>)>,
+    pub deleted: Vec<(String, Result<(), StorageError>)>,
 }
 
 impl SetupReport {
@@ -50,10 +50,7 @@ pub async fn save_configuration(
         let store = backend.open_region(region);
         let json = json.clone();
         async move {
-            let result = store
-                .put_parameter(parameter, &json)
-                .await
-                .map_err(|e| e.to_string());
+            let result = store.put_parameter(parameter, &json).await;
             (region.clone(), result)
         }
     }))
@@ -65,10 +62,7 @@ pub async fn save_configuration(
     let deleted = join_all(dropped.into_iter().map(|region| {
         let store = backend.open_region(region);
         async move {
-            let result = store
-                .delete_parameter(parameter)
-                .await
-                .map_err(|e| e.to_string());
+            let result = store.delete_parameter(parameter).await;
             (region.clone(), result)
         }
     }))

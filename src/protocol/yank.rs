@@ -15,7 +15,7 @@ use super::error::Error;
 use super::listing::sort_versions;
 use super::names::{artifact_key, latest_parameter_name, metadata_key, validate_project_name};
 use super::session::Session;
-use crate::storage::RegionStore;
+use crate::storage::{RegionStore, StorageError};
 
 /// What yanking did in each region.
 #[derive(Debug, Clone)]
@@ -24,7 +24,44 @@ pub struct YankReport {
     pub version: Version,
     /// Per region: where `latest` now points (None: left alone or removed), or why the
     /// region failed.
-    pub regions: Vec<(String, Result<Option<Version>, String>)>,
+    pub regions: Vec<(String, Result<Option<Version>, YankFailure>)>,
+}
+
+/// Why a region's part of a yank failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum YankFailure {
+    #[error("{0}")]
+    Bucket(Arc<Error>),
+    #[error("deleting {key} from {bucket}: {source}")]
+    Delete {
+        key: String,
+        bucket: String,
+        source: StorageError,
+    },
+    #[error("cannot list the remaining versions: {0}")]
+    Remaining(Arc<Error>),
+    #[error("reading {parameter}: {source}")]
+    ReadLatest {
+        parameter: String,
+        source: StorageError,
+    },
+    #[error("moving {parameter} back to {version}: {source}")]
+    MoveBack {
+        parameter: String,
+        version: Version,
+        source: StorageError,
+    },
+    #[error("removing {parameter}: {source}")]
+    RemoveLatest {
+        parameter: String,
+        source: StorageError,
+    },
+    /// `latest` points at the yanked version and where it must go back to is unknown.
+    #[error("{parameter} points at the yanked version: {reason}")]
+    Stranded {
+        parameter: String,
+        reason: Box<YankFailure>,
+    },
 }
 
 impl YankReport {
@@ -58,7 +95,7 @@ impl Session {
                 sort_versions(&mut versions);
                 Ok(versions.into_iter().next())
             }
-            Err(e) => Err(format!("cannot list the remaining versions: {e}")),
+            Err(e) => Err(YankFailure::Remaining(Arc::new(e))),
         };
         let moved = join_all(self.stores().iter().zip(deleted).map(|(store, deleted)| {
             let (store, parameter, remaining) = (Arc::clone(store), &parameter, &remaining);
@@ -94,15 +131,24 @@ impl Session {
         }
     }
 
-    async fn delete_version(&self, store: &dyn RegionStore, key: &str) -> Result<(), String> {
-        let bucket = self.bucket(store).await.map_err(|e| e.to_string())?;
+    async fn delete_version(&self, store: &dyn RegionStore, key: &str) -> Result<(), YankFailure> {
+        let bucket = self
+            .bucket(store)
+            .await
+            .map_err(|e| YankFailure::Bucket(Arc::new(e)))?;
         // The artifact first: once it is gone the version is gone, even if the
         // metadata object outlives a failure.
         for key in [key.to_string(), metadata_key(key)] {
             match store.delete_object(&bucket, &key, None).await {
                 Ok(()) => {}
                 Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(format!("deleting {key} from {bucket}: {e}")),
+                Err(source) => {
+                    return Err(YankFailure::Delete {
+                        key,
+                        bucket,
+                        source,
+                    })
+                }
             }
         }
         Ok(())
@@ -114,20 +160,29 @@ async fn move_back(
     store: &dyn RegionStore,
     parameter: &str,
     yanked: &Version,
-    remaining: &Result<Option<Version>, String>,
-) -> Result<Option<Version>, String> {
+    remaining: &Result<Option<Version>, YankFailure>,
+) -> Result<Option<Version>, YankFailure> {
     match store.get_parameter(parameter).await {
         Ok(text) if Version::parse(text.trim()).is_ok_and(|v| v == *yanked) => {}
         Ok(_) => return Ok(None),
         Err(e) if e.is_not_found() => return Ok(None),
-        Err(e) => return Err(format!("reading {parameter}: {e}")),
+        Err(source) => {
+            return Err(YankFailure::ReadLatest {
+                parameter: parameter.to_string(),
+                source,
+            })
+        }
     }
     match remaining {
         Ok(Some(version)) => store
             .put_parameter(parameter, &version.to_string())
             .await
             .map(|()| Some(version.clone()))
-            .map_err(|e| format!("moving {parameter} back to {version}: {e}")),
+            .map_err(|source| YankFailure::MoveBack {
+                parameter: parameter.to_string(),
+                version: version.clone(),
+                source,
+            }),
         Ok(None) => store
             .delete_parameter(parameter)
             .await
@@ -136,11 +191,15 @@ async fn move_back(
                 if e.is_not_found() {
                     Ok(None)
                 } else {
-                    Err(format!("removing {parameter}: {e}"))
+                    Err(YankFailure::RemoveLatest {
+                        parameter: parameter.to_string(),
+                        source: e,
+                    })
                 }
             }),
-        Err(reason) => Err(format!(
-            "{parameter} points at the yanked version: {reason}"
-        )),
+        Err(reason) => Err(YankFailure::Stranded {
+            parameter: parameter.to_string(),
+            reason: Box::new(reason.clone()),
+        }),
     }
 }

@@ -28,10 +28,10 @@ use futures::StreamExt;
 
 use super::aws_errors::classify;
 use super::checked_file::{checked_file_body, Expected};
-use super::options::OptionsError;
-use super::{
-    CompletedPart, ErrorKind, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore,
-    StorageError, StorageOptions,
+use super::error::{ErrorKind, StorageError};
+use super::options::{OptionsError, StorageOptions};
+use super::store::{
+    CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore,
 };
 
 /// Loads the shared AWS configuration once; regions are then cheap to add. The

@@ -9,8 +9,8 @@ use aws_config::SdkConfig;
 
 use super::aws::{load_sdk_config, AwsRegion};
 use super::local::LocalRegion;
-use super::options::OptionsError;
-use super::{RegionStore, StorageOptions};
+use super::options::{OptionsError, StorageOptions};
+use super::store::RegionStore;
 
 #[derive(Clone)]
 pub enum Backend {

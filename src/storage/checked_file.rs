@@ -19,8 +19,8 @@ use bytes::Bytes;
 use futures::Stream;
 use http_body::{Frame, SizeHint};
 
+use super::store::PutOptions;
 use crate::digest::{Crc64, Md5};
-use crate::storage::PutOptions;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -169,7 +169,31 @@ fn file_bytes(
     })
 }
 
-async fn next_piece(reading: &mut Reading) -> Result<Option<Bytes>, String> {
+/// Why a file's bytes were not sent to the end.
+#[derive(Debug, thiserror::Error)]
+enum NotSent {
+    #[error("opening {path}: {source}")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("reading {path}: {source}")]
+    ReadTask {
+        path: String,
+        source: tokio::task::JoinError,
+    },
+    #[error("{path} is shorter than when it was hashed")]
+    Shorter { path: String },
+    #[error("{path} changed since it was hashed ({mismatch})")]
+    Changed { path: String, mismatch: String },
+}
+
+async fn next_piece(reading: &mut Reading) -> Result<Option<Bytes>, NotSent> {
     let path = reading.path.display().to_string();
     if reading.left == 0 {
         return Ok(None);
@@ -178,7 +202,10 @@ async fn next_piece(reading: &mut Reading) -> Result<Option<Bytes>, String> {
         Some(file) => Arc::clone(file),
         None => {
             let opened = std::fs::File::open(&reading.path);
-            let file = Arc::new(opened.map_err(|e| format!("opening {path}: {e}"))?);
+            let file = Arc::new(opened.map_err(|source| NotSent::Open {
+                path: path.clone(),
+                source,
+            })?);
             reading.file = Some(Arc::clone(&file));
             file
         }
@@ -192,10 +219,16 @@ async fn next_piece(reading: &mut Reading) -> Result<Option<Bytes>, String> {
         Ok(buffer)
     })
     .await
-    .map_err(|e| format!("reading {path}: {e}"))?;
-    let buffer = read.map_err(|e| format!("reading {path}: {e}"))?;
+    .map_err(|source| NotSent::ReadTask {
+        path: path.clone(),
+        source,
+    })?;
+    let buffer = read.map_err(|source| NotSent::Read {
+        path: path.clone(),
+        source,
+    })?;
     if buffer.len() < want {
-        return Err(format!("{path} is shorter than when it was hashed"));
+        return Err(NotSent::Shorter { path });
     }
     reading.check.update(&buffer);
     reading.left -= want as u64;
@@ -203,7 +236,7 @@ async fn next_piece(reading: &mut Reading) -> Result<Option<Bytes>, String> {
     // the body's end, and without its last bytes the request cannot complete.
     if reading.left == 0 {
         if let Some(mismatch) = reading.check.mismatch() {
-            return Err(format!("{path} changed since it was hashed ({mismatch})"));
+            return Err(NotSent::Changed { path, mismatch });
         }
     }
     Ok(Some(Bytes::from(buffer)))

@@ -27,9 +27,9 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::breaker::{Admission, Breaker, BreakerPolicy, BreakerState, Transition};
-use super::{
-    CompletedPart, ErrorKind, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore,
-    StorageError,
+use super::error::{ErrorKind, StorageError};
+use super::store::{
+    CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore,
 };
 
 /// The recent health of every region of a session; cheap to clone and share.

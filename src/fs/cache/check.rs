@@ -5,7 +5,7 @@
 
 use std::os::unix::fs::FileExt;
 
-use crate::digest::Md5;
+use crate::digest::{Md5, PartHashes};
 
 use crate::fs::pinned::PinnedVersion;
 
@@ -28,9 +28,9 @@ pub(super) fn matches_store(file: &std::fs::File, pinned: &PinnedVersion) -> Res
     let Some((expected, parts)) = pinned.copies.etag.as_deref().and_then(multipart_etag) else {
         return Err("the store gives no MD5 to check it against".into());
     };
-    let mut candidates: Vec<PartHasher> = part_sizes(size, parts)
+    let mut candidates: Vec<PartHashes> = part_sizes(size, parts)
         .into_iter()
-        .map(PartHasher::new)
+        .map(PartHashes::new)
         .collect();
     read_all(file, |chunk| {
         for candidate in &mut candidates {
@@ -39,7 +39,7 @@ pub(super) fn matches_store(file: &std::fs::File, pinned: &PinnedVersion) -> Res
     })?;
     match candidates
         .into_iter()
-        .any(|c| c.finish() == (expected.clone(), parts))
+        .any(|c| c.multipart_etag() == (expected.clone(), parts))
     {
         true => Ok(()),
         false => Err(format!(
@@ -89,49 +89,6 @@ fn part_sizes(size: u64, parts: u64) -> Vec<u64> {
     sizes.sort_unstable();
     sizes.dedup();
     sizes
-}
-
-/// The multipart ETag of a file, for one part size.
-struct PartHasher {
-    part_size: u64,
-    in_part: u64,
-    part: Md5,
-    digests: Md5,
-    parts: u64,
-}
-
-impl PartHasher {
-    fn new(part_size: u64) -> Self {
-        PartHasher {
-            part_size,
-            in_part: 0,
-            part: Md5::new(),
-            digests: Md5::new(),
-            parts: 0,
-        }
-    }
-
-    fn update(&mut self, mut data: &[u8]) {
-        while !data.is_empty() {
-            let take = data.len().min((self.part_size - self.in_part) as usize);
-            self.part.update(&data[..take]);
-            self.in_part += take as u64;
-            data = &data[take..];
-            if self.in_part == self.part_size {
-                self.digests.update(self.part.finalize_reset());
-                self.parts += 1;
-                self.in_part = 0;
-            }
-        }
-    }
-
-    fn finish(mut self) -> (String, u64) {
-        if self.in_part > 0 {
-            self.digests.update(self.part.finalize_reset());
-            self.parts += 1;
-        }
-        (hex::encode(self.digests.finalize()), self.parts)
-    }
 }
 
 #[cfg(test)]

@@ -27,9 +27,13 @@ use crate::protocol::metadata::{validate_user_metadata, Metadata, FILENAME_KEY};
 use crate::protocol::names::{artifact_key, latest_parameter_name, validate_project_name};
 use crate::protocol::session::Session;
 
+use crate::protocol::stage_report::{LatestChange, RegionOutcome, StageReport};
+
 use super::digests::prepare;
+use super::options::StageOptions;
+use super::ownership::Ownership;
 use super::region::RegionPlan;
-use super::{LatestChange, RegionOutcome, StageOptions, StageReport, StageSource};
+use super::source::StageSource;
 
 /// What a completion found and did.
 #[derive(Debug, Clone)]
@@ -129,7 +133,7 @@ impl Session {
         }
         let latest_parameter = latest_parameter_name(&configuration.parameter_name_prefix, project);
         let plan = RegionPlan {
-            stager: source.stager,
+            ownership: Ownership::new(source.stager),
             ..RegionPlan::new(
                 self,
                 &key,
@@ -148,7 +152,7 @@ impl Session {
                     return RegionOutcome::AlreadyHeld(LatestChange::Untouched);
                 }
                 let stray = majority.strays.iter().find(|l| l.region == region);
-                if let Some(stray) = stray.filter(|s| !plan.stager.left_earlier(&s.info)) {
+                if let Some(stray) = stray.filter(|s| !plan.ownership.stager.left_earlier(&s.info)) {
                     return RegionOutcome::Taken(format!(
                         "{} in {region} holds other bytes ({}) than the majority: never overwritten",
                         stray.key,
@@ -177,7 +181,7 @@ impl Session {
             size: prepared.size,
             dry_run: false,
             regions: self.regions().into_iter().zip(outcomes).collect(),
-            stager: plan.stager.id.clone(),
+            stager: plan.ownership.stager.id.clone(),
             left_behind: Vec::new(),
         };
         match self.align_latest(project).await {
@@ -190,7 +194,7 @@ impl Session {
                         result,
                         report.regions.iter_mut().find(|(r, _)| *r == region),
                     ) {
-                        let failed = LatestChange::Failed(why);
+                        let failed = LatestChange::Failed(why.to_string());
                         *outcome = match std::mem::replace(outcome, RegionOutcome::WouldStage) {
                             held @ (RegionOutcome::Staged(_) | RegionOutcome::AlreadyHeld(_)) => {
                                 held.with_latest(failed)

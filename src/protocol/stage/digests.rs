@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use crate::digest::{Beside, Crc64, Md5};
+use crate::digest::{Beside, Crc64, Md5, PartHashes};
 use base64::Engine;
 use bytes::Bytes;
 
-use super::StageOptions;
+use super::options::StageOptions;
 use crate::protocol::error::Error;
 
 /// S3's smallest part (but the last) and its most parts.
@@ -71,53 +71,6 @@ pub struct FileDigests {
     /// The MD5 and CRC of each `part_size` piece, the last one shorter; empty when the
     /// parts were not hashed (the stage then hashes them if it needs them).
     pub parts: Vec<([u8; 16], u64)>,
-}
-
-/// The MD5 and CRC of each `part_size` piece of the bytes, taken in order.
-pub(super) struct PartHashes {
-    part_size: u64,
-    md5: Md5,
-    crc: Crc64,
-    len: u64,
-    done: Vec<([u8; 16], u64)>,
-}
-
-impl PartHashes {
-    pub(super) fn new(part_size: u64) -> Self {
-        PartHashes {
-            part_size,
-            md5: Md5::new(),
-            crc: Crc64::new(),
-            len: 0,
-            done: Vec::new(),
-        }
-    }
-
-    pub(super) fn update(&mut self, mut data: &[u8]) {
-        while !data.is_empty() {
-            let room = (self.part_size - self.len) as usize;
-            let (now, rest) = data.split_at(room.min(data.len()));
-            self.md5.update(now);
-            self.crc.update(now);
-            self.len += now.len() as u64;
-            if self.len == self.part_size {
-                self.done
-                    .push((self.md5.finalize_reset(), self.crc.finalize()));
-                self.crc = Crc64::new();
-                self.len = 0;
-            }
-            data = rest;
-        }
-    }
-
-    /// Every part's digests so far, the last one shorter.
-    pub(super) fn finish(&self) -> Vec<([u8; 16], u64)> {
-        let mut done = self.done.clone();
-        if self.len > 0 {
-            done.push((self.md5.clone().finalize(), self.crc.finalize()));
-        }
-        done
-    }
 }
 
 /// The parts of a file of `size` bytes from the digests of its `part_size` pieces;

@@ -20,19 +20,22 @@
 //! what it created (`ownership`), so a failed stage leaves nothing behind for a
 //! retry with other metadata to trip on, nor a stray copy for every census to report.
 //!
-//! This module holds the options, the contract and its entry points (stage, upload
-//! ahead, abandon); `digests` hashes the file (or trusts what `writer` hashed as the
-//! mount wrote it), `region` does one region's part, `ownership` says which objects are
-//! the stage's own and removes them when it fails,
-//! `sending` learns whether each region takes large files faster in parts or in one
-//! request, and `report` says how each region came out.
+//! This module holds the contract and its entry points (stage, upload ahead, abandon);
+//! `options` says how a stage runs and `source` what it is given; `digests` hashes the
+//! file (or trusts what `writer` hashed as the mount wrote it), `region` does one
+//! region's part, `ownership` says which objects are the stage's own and removes them
+//! when it fails, `sending` learns whether each region takes large files faster in
+//! parts or in one request, `complete` completes a version in the regions that missed
+//! it, and `crate::protocol::stage_report` says how each region came out.
 
 mod complete;
 mod digests;
+mod options;
 mod ownership;
 mod parts;
 mod region;
 mod sending;
+mod source;
 mod writer;
 
 use std::collections::HashMap;
@@ -42,125 +45,30 @@ use std::sync::Arc;
 use futures::future::join_all;
 use semver::Version;
 
-use crate::storage::CompletedPart;
-
 use super::error::Error;
 use super::metadata::{self, validate_user_metadata, Metadata, FILENAME_KEY};
 use super::names::{artifact_key, latest_parameter_name, validate_project_name};
-use super::progress::ProgressHandle;
 use super::session::Session;
 
 pub use super::stage_report::{LatestChange, RegionOutcome, StageReport};
 pub use complete::Completion;
 pub use digests::{part_size_for, FileDigests, MAX_PARTS, MIN_PART_SIZE};
+pub use options::StageOptions;
 pub use ownership::{new_stage_id, Stager, STAGE_METADATA_KEY};
 use sending::Method;
 pub use sending::SendingCosts;
+pub use source::{StageSource, UploadedAhead};
 pub use writer::{DigestWriter, PartsRule};
 
 use digests::prepare;
+use ownership::Ownership;
 use region::RegionPlan;
-
-/// How a stage runs beyond what the format fixes.
-#[derive(Debug, Clone)]
-pub struct StageOptions {
-    /// Fail when any region fails (the Python tool's rule) rather than on no majority.
-    pub require_all_regions: bool,
-    /// Files larger than this are uploaded in parts, unless `sending` says otherwise.
-    pub multipart_threshold: u64,
-    /// What each region's earlier stages taught: with it, a file above the threshold
-    /// goes to each region the way that was faster there (see `sending`); without it,
-    /// always in parts.
-    pub sending: Option<Arc<SendingCosts>>,
-    /// Size of each part (at least 5 MiB; raised when 10,000 parts would not do).
-    pub part_size: u64,
-    /// Parts in flight per region.
-    pub part_concurrency: usize,
-    /// Bytes of parts in memory at once, shared by every region (at least one part).
-    pub memory_budget: u64,
-    /// Told of the bytes each region took, and of each region's end.
-    pub progress: Option<ProgressHandle>,
-}
-
-impl Default for StageOptions {
-    fn default() -> Self {
-        StageOptions {
-            require_all_regions: false,
-            multipart_threshold: 16 << 20,
-            sending: None,
-            part_size: 8 << 20,
-            part_concurrency: 2,
-            memory_budget: 64 << 20,
-            progress: None,
-        }
-    }
-}
 
 /// How many regions finished their upload, and how many of them hold the artifact.
 #[derive(Debug, Clone, Copy, Default)]
 struct Tally {
     finished: usize,
     held: usize,
-}
-
-/// What to stage: a file, the name to save for it, its digests when known, its parts
-/// when they were uploaded ahead, and who stages it (see `ownership`).
-pub struct StageSource<'a> {
-    pub path: &'a Path,
-    pub file_name: Option<String>,
-    pub digests: Option<FileDigests>,
-    pub ahead: Option<UploadedAhead>,
-    pub stager: Stager,
-}
-
-impl<'a> StageSource<'a> {
-    /// The file at `path`, its own name saved when `save_filename`, by a new stager.
-    pub fn of(path: &'a Path, save_filename: bool) -> Result<Self, Error> {
-        let file_name = if save_filename {
-            let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
-                Error::io(
-                    format!("staging {}", path.display()),
-                    std::io::Error::other("the path has no usable file name"),
-                )
-            })?;
-            Some(name.to_string())
-        } else {
-            None
-        };
-        Ok(StageSource {
-            path,
-            file_name,
-            digests: None,
-            ahead: None,
-            stager: Stager::default(),
-        })
-    }
-}
-
-/// The parts of a large file uploaded to each region before its stage, without the
-/// completion that publishes them. The mount uploads ahead when rsync closes its
-/// temporary file, so that the rename that stages it only completes the uploads.
-#[derive(Debug, Clone, Default)]
-pub struct UploadedAhead {
-    key: String,
-    md5_hex: String,
-    size: u64,
-    /// The stage id its object carries once completed: only that stage completes it.
-    stager_id: String,
-    /// Region -> (upload id, parts).
-    regions: HashMap<String, (String, Vec<CompletedPart>)>,
-}
-
-impl UploadedAhead {
-    /// How many regions hold every part.
-    pub fn regions(&self) -> usize {
-        self.regions.len()
-    }
-
-    /// The id of the stage that may complete it (`StageSource::stager`).
-    pub fn stager_id(&self) -> &str {
-        &self.stager_id
-    }
 }
 
 impl Session {
@@ -269,7 +177,7 @@ impl Session {
         let plan = RegionPlan {
             ahead: std::sync::Mutex::new(ahead),
             dry_run: self.read_only(),
-            stager: source.stager,
+            ownership: Ownership::new(source.stager),
             ..RegionPlan::new(
                 self,
                 &key,
@@ -348,7 +256,12 @@ impl Session {
         let outcomes = if self.read_only() || reached {
             outcomes
         } else {
-            let withdrawn = join_all(self.stores().iter().map(|s| plan.withdraw(s.as_ref()))).await;
+            let withdrawn = join_all(
+                self.stores()
+                    .iter()
+                    .map(|s| plan.ownership.withdraw(self, s.as_ref(), &key)),
+            )
+            .await;
             let regions = self.regions().into_iter();
             outcomes
                 .into_iter()
@@ -371,7 +284,7 @@ impl Session {
             size: prepared.size,
             dry_run: self.read_only(),
             regions: self.regions().into_iter().zip(outcomes).collect(),
-            stager: plan.stager.id.clone(),
+            stager: plan.ownership.stager.id.clone(),
             left_behind,
         };
         // One line per stage, whatever the outcome: what, how large, how long, where.
@@ -416,7 +329,7 @@ impl Session {
         let key = artifact_key(&configuration.bucket_key_prefix, project, version);
         let metadata = Metadata::new();
         let plan = RegionPlan {
-            stager: source.stager,
+            ownership: Ownership::new(source.stager),
             ..RegionPlan::new(
                 self,
                 &key,
@@ -442,7 +355,7 @@ impl Session {
             }
         }))
         .await;
-        let stager_id = plan.stager.id.clone();
+        let stager_id = plan.ownership.stager.id.clone();
         Ok(Some(UploadedAhead {
             key,
             md5_hex: prepared.md5_hex.clone(),

@@ -23,15 +23,11 @@
 //!   an object from one still running.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
-use bytes::Bytes;
-
-use crate::digest::Md5;
 use crate::protocol::names::metadata_key;
-use crate::storage::{ObjectInfo, PutOptions, RegionStore};
-
-use super::digests::base64_of;
-use super::region::{Refusal, RegionPlan};
+use crate::protocol::session::Session;
+use crate::storage::{ObjectInfo, RegionStore};
 
 /// The user-metadata entry (S3 `x-amz-meta-startifact-stage`) naming the stage that
 /// created an object.
@@ -73,7 +69,7 @@ impl Stager {
     }
 
     /// Whether one of this stager's earlier stages created the object.
-    pub(super) fn left_earlier(&self, info: &ObjectInfo) -> bool {
+    pub fn left_earlier(&self, info: &ObjectInfo) -> bool {
         Stager::id_of(info).is_some_and(|id| self.earlier.iter().any(|e| e == id))
     }
 }
@@ -86,7 +82,7 @@ pub fn new_stage_id() -> String {
 /// The objects a stage sent to one region (created, or maybe created: an answer that
 /// never came).
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct SentObjects {
+struct SentObjects {
     artifact: bool,
     metadata: bool,
 }
@@ -101,7 +97,22 @@ enum Found {
     Kept(String),
 }
 
-impl RegionPlan<'_> {
+/// One stage's claim on what it creates: its stager, and what it sent to each region
+/// (what it removes again if it fails).
+#[derive(Debug, Default)]
+pub(super) struct Ownership {
+    pub(super) stager: Stager,
+    sent: Mutex<HashMap<String, SentObjects>>,
+}
+
+impl Ownership {
+    pub(super) fn new(stager: Stager) -> Self {
+        Ownership {
+            stager,
+            sent: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// The user metadata of an object this stage creates: its id, with `extra`.
     pub(super) fn owned_metadata(&self, extra: &[(&str, &str)]) -> HashMap<String, String> {
         let mut entries = HashMap::from([(STAGE_METADATA_KEY.to_string(), self.stager.id.clone())]);
@@ -122,88 +133,34 @@ impl RegionPlan<'_> {
         }
     }
 
-    /// Puts our metadata object where the artifact is absent or our own earlier
-    /// stage's: created if missing; a copy already there with our metadata is taken as
-    /// it is; one an earlier stage of ours left is replaced; any other is another
-    /// stager's (`Taken`). Without metadata, a metadata object there must be absent,
-    /// empty, or our earlier stage's (then removed): an artifact is never put beside
-    /// another's metadata.
-    pub(super) async fn place_metadata(
-        &self,
-        store: &dyn RegionStore,
-        bucket: &str,
-    ) -> Result<(), Refusal> {
-        let key = metadata_key(self.key);
-        if let Some(body) = &self.metadata_bytes {
-            self.note_sent(store.region(), false);
-            match self.put_metadata(store, bucket, body, None).await {
-                Err(e) if e.is_precondition_failed() => {}
-                other => return other.map_err(|e| e.to_string().into()),
-            }
-        }
-        let info = match store.head_object(bucket, &key).await {
-            Ok(info) => info,
-            Err(e) if e.is_not_found() && self.metadata_bytes.is_none() => return Ok(()),
-            Err(e) => return Err(e.to_string().into()),
-        };
-        let same = self.check_existing_metadata(store, bucket).await;
-        if same.is_ok() || !self.stager.left_earlier(&info) {
-            return same;
-        }
-        let etag = info.etag.as_deref().unwrap_or_default();
-        let written = match &self.metadata_bytes {
-            Some(body) => self.put_metadata(store, bucket, body, Some(etag)).await,
-            None => store.delete_object(bucket, &key, Some(etag)).await,
-        };
-        written.map_err(|e| {
-            format!("{key} was left by an earlier stage of ours, and could not be replaced: {e}")
-                .into()
-        })
-    }
-
-    async fn put_metadata(
-        &self,
-        store: &dyn RegionStore,
-        bucket: &str,
-        body: &Bytes,
-        replacing: Option<&str>,
-    ) -> Result<(), crate::storage::StorageError> {
-        let options = PutOptions {
-            content_md5: Some(base64_of(&Md5::digest(body))),
-            body_crc64: None,
-            if_none_match: replacing.is_none(),
-            if_match: replacing.map(str::to_string),
-            user_metadata: self.owned_metadata(&[]),
-        };
-        store
-            .put_object(bucket, &metadata_key(self.key), body.clone(), &options)
-            .await
-    }
-
-    /// Removes an artifact with other bytes that an earlier stage of ours left
-    /// (`If-Match` on the ETag seen), so that this stage can put its own.
+    /// Removes the artifact at `key` with other bytes that an earlier stage of ours
+    /// left (`If-Match` on the ETag seen), so that this stage can put its own.
     pub(super) async fn remove_earlier_artifact(
         &self,
         store: &dyn RegionStore,
         bucket: &str,
+        key: &str,
         info: &ObjectInfo,
-    ) -> Result<(), Refusal> {
+    ) -> Result<(), String> {
         let etag = info.etag.as_deref().unwrap_or_default();
-        match store.delete_object(bucket, self.key, Some(etag)).await {
+        match store.delete_object(bucket, key, Some(etag)).await {
             Ok(()) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(format!(
-                "{} was left by an earlier stage of ours with other bytes, and could not be removed: {e}",
-                self.key
-            )
-            .into()),
+                "{key} was left by an earlier stage of ours with other bytes, and could not be removed: {e}"
+            )),
         }
     }
 
-    /// After a stage that never reached a majority: removes from the region what this
-    /// stage created there (see the module's comment). Returns whether the artifact was
-    /// removed, and what of ours stays, each with why.
-    pub(super) async fn withdraw(&self, store: &dyn RegionStore) -> (bool, Vec<String>) {
+    /// After a stage of the artifact at `key` that never reached a majority: removes
+    /// from the region what this stage created there (see the module's comment).
+    /// Returns whether the artifact was removed, and what of ours stays, each with why.
+    pub(super) async fn withdraw(
+        &self,
+        session: &Session,
+        store: &dyn RegionStore,
+        key: &str,
+    ) -> (bool, Vec<String>) {
         let region = store.region();
         let sent = self
             .sent
@@ -215,11 +172,11 @@ impl RegionPlan<'_> {
         if !sent.artifact && !sent.metadata {
             return (false, Vec::new());
         }
-        let meta_key = metadata_key(self.key);
-        let bucket = match self.session.bucket(store).await {
+        let meta_key = metadata_key(key);
+        let bucket = match session.bucket(store).await {
             Ok(bucket) => bucket,
             Err(e) => {
-                let keys: Vec<&str> = [(sent.artifact, self.key), (sent.metadata, &meta_key)]
+                let keys: Vec<&str> = [(sent.artifact, key), (sent.metadata, &meta_key)]
                     .into_iter()
                     .filter_map(|(sent, key)| sent.then_some(key))
                     .collect();
@@ -228,9 +185,9 @@ impl RegionPlan<'_> {
             }
         };
         let artifact = if sent.artifact {
-            self.remove_own(store, &bucket, self.key).await
+            self.remove_own(store, &bucket, key).await
         } else {
-            match store.head_object(&bucket, self.key).await {
+            match store.head_object(&bucket, key).await {
                 Err(e) if e.is_not_found() => Found::Absent,
                 Err(e) => Found::Kept(format!("could not be checked: {e}")),
                 Ok(_) => Found::NotOurs,
@@ -238,7 +195,7 @@ impl RegionPlan<'_> {
         };
         let mut left = Vec::new();
         if let Found::Kept(why) = &artifact {
-            left.extend(self.left(region, &[self.key], why));
+            left.extend(self.left(region, &[key], why));
         }
         if sent.metadata {
             let metadata = match &artifact {
@@ -247,7 +204,7 @@ impl RegionPlan<'_> {
                 Found::NotOurs | Found::Kept(_) => {
                     match store.head_object(&bucket, &meta_key).await {
                         Ok(info) if self.stager.created(&info) => {
-                            Found::Kept(format!("kept beside {}, which stays", self.key))
+                            Found::Kept(format!("kept beside {}, which stays", key))
                         }
                         _ => Found::NotOurs,
                     }

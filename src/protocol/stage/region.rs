@@ -1,8 +1,9 @@
-//! One region's part of a stage: its bucket and whether the key is there, the upload
-//! (in one request or in parts, or completing parts uploaded ahead), the check of an
-//! artifact already there, and the forward-only move of `latest` (which the stage asks
-//! for only once a majority holds the artifact). Which objects are the stage's own, and
-//! their removal when it fails, are `ownership`'s.
+//! One region's part of a stage: its bucket and whether the key is there, the metadata
+//! object placed first (never beside another's), the upload (in one request or in
+//! parts, or completing parts uploaded ahead), the check of an artifact already there,
+//! and the forward-only move of `latest` (which the stage asks for only once a majority
+//! holds the artifact). Which objects are the stage's own, and their removal when it
+//! fails, are `ownership`'s: a plan holds its `Ownership`, which knows nothing of plans.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,11 +20,14 @@ use crate::storage::{
     CompletedPart, ObjectInfo, PutOptions, RegionStore, StorageError, MD5_METADATA_KEY,
 };
 
-use super::digests::Prepared;
-use super::ownership::{SentObjects, Stager};
+use crate::digest::Md5;
+
+use super::digests::{base64_of, Prepared};
+use super::options::StageOptions;
+use super::ownership::Ownership;
 use super::parts::SharedParts;
 use super::sending::{place, Method, Sent};
-use super::{LatestChange, RegionOutcome, StageOptions};
+use crate::protocol::stage_report::{LatestChange, RegionOutcome};
 
 /// Why a region did not take the artifact.
 pub(super) enum Refusal {
@@ -42,7 +46,7 @@ impl From<String> for Refusal {
 pub(super) struct RegionPlan<'a> {
     pub(super) session: &'a Session,
     /// Parts uploaded ahead, by region: completed instead of uploaded again.
-    pub(super) ahead: std::sync::Mutex<HashMap<String, (String, Vec<CompletedPart>)>>,
+    pub(super) ahead: Mutex<HashMap<String, (String, Vec<CompletedPart>)>>,
     pub(super) key: &'a str,
     pub(super) metadata: &'a Metadata,
     pub(super) metadata_bytes: Option<Bytes>,
@@ -53,10 +57,9 @@ pub(super) struct RegionPlan<'a> {
     pub(super) parts: SharedParts,
     pub(super) options: &'a StageOptions,
     pub(super) dry_run: bool,
-    /// The id this stage's objects carry, and its stager's earlier ones.
-    pub(super) stager: Stager,
-    /// What was sent to each region: what a failed stage removes (see `ownership`).
-    pub(super) sent: Mutex<HashMap<String, SentObjects>>,
+    /// The id this stage's objects carry, its stager's earlier ones, and what was sent
+    /// to each region: what a failed stage removes (see `ownership`).
+    pub(super) ownership: Ownership,
 }
 
 impl<'a> RegionPlan<'a> {
@@ -74,7 +77,7 @@ impl<'a> RegionPlan<'a> {
     ) -> Self {
         RegionPlan {
             session,
-            ahead: std::sync::Mutex::new(HashMap::new()),
+            ahead: Mutex::new(HashMap::new()),
             key,
             metadata,
             metadata_bytes: metadata::encode(metadata).map(Bytes::from),
@@ -89,8 +92,7 @@ impl<'a> RegionPlan<'a> {
             ),
             options,
             dry_run: false,
-            stager: Stager::default(),
-            sent: Mutex::new(HashMap::new()),
+            ownership: Ownership::default(),
         }
     }
 }
@@ -147,7 +149,7 @@ impl RegionPlan<'_> {
             )));
         }
         if let Some(info) = present {
-            if !self.stager.left_earlier(&info) {
+            if !self.ownership.stager.left_earlier(&info) {
                 self.check_existing(store, &bucket).await?;
                 return Ok(RegionOutcome::AlreadyHeld(LatestChange::Untouched));
             }
@@ -156,14 +158,16 @@ impl RegionPlan<'_> {
                 self.place_metadata(store, &bucket).await?;
                 return Ok(RegionOutcome::AlreadyHeld(LatestChange::Untouched));
             }
-            self.remove_earlier_artifact(store, &bucket, &info).await?;
+            self.ownership
+                .remove_earlier_artifact(store, &bucket, self.key, &info)
+                .await?;
         }
         if self.dry_run {
             return Ok(RegionOutcome::WouldStage);
         }
         // The metadata first: an artifact is never put beside another's metadata.
         self.place_metadata(store, &bucket).await?;
-        self.note_sent(region, true);
+        self.ownership.note_sent(region, true);
         match self.upload(store, &bucket).await {
             Ok(()) => {}
             Err(e) if e.is_precondition_failed() => {
@@ -218,7 +222,8 @@ impl RegionPlan<'_> {
     }
 
     fn user_metadata(&self) -> HashMap<String, String> {
-        self.owned_metadata(&[(MD5_METADATA_KEY, &self.prepared.md5_hex)])
+        self.ownership
+            .owned_metadata(&[(MD5_METADATA_KEY, &self.prepared.md5_hex)])
     }
 
     pub(super) fn take_ahead(&self, region: &str) -> Option<(String, Vec<CompletedPart>)> {
@@ -445,6 +450,64 @@ impl RegionPlan<'_> {
             )));
         }
         Ok(())
+    }
+
+    /// Puts our metadata object where the artifact is absent or our own earlier
+    /// stage's: created if missing; a copy already there with our metadata is taken as
+    /// it is; one an earlier stage of ours left is replaced; any other is another
+    /// stager's (`Taken`). Without metadata, a metadata object there must be absent,
+    /// empty, or our earlier stage's (then removed): an artifact is never put beside
+    /// another's metadata.
+    pub(super) async fn place_metadata(
+        &self,
+        store: &dyn RegionStore,
+        bucket: &str,
+    ) -> Result<(), Refusal> {
+        let key = metadata_key(self.key);
+        if let Some(body) = &self.metadata_bytes {
+            self.ownership.note_sent(store.region(), false);
+            match self.put_metadata(store, bucket, body, None).await {
+                Err(e) if e.is_precondition_failed() => {}
+                other => return other.map_err(|e| e.to_string().into()),
+            }
+        }
+        let info = match store.head_object(bucket, &key).await {
+            Ok(info) => info,
+            Err(e) if e.is_not_found() && self.metadata_bytes.is_none() => return Ok(()),
+            Err(e) => return Err(e.to_string().into()),
+        };
+        let same = self.check_existing_metadata(store, bucket).await;
+        if same.is_ok() || !self.ownership.stager.left_earlier(&info) {
+            return same;
+        }
+        let etag = info.etag.as_deref().unwrap_or_default();
+        let written = match &self.metadata_bytes {
+            Some(body) => self.put_metadata(store, bucket, body, Some(etag)).await,
+            None => store.delete_object(bucket, &key, Some(etag)).await,
+        };
+        written.map_err(|e| {
+            format!("{key} was left by an earlier stage of ours, and could not be replaced: {e}")
+                .into()
+        })
+    }
+
+    async fn put_metadata(
+        &self,
+        store: &dyn RegionStore,
+        bucket: &str,
+        body: &Bytes,
+        replacing: Option<&str>,
+    ) -> Result<(), crate::storage::StorageError> {
+        let options = PutOptions {
+            content_md5: Some(base64_of(&Md5::digest(body))),
+            body_crc64: None,
+            if_none_match: replacing.is_none(),
+            if_match: replacing.map(str::to_string),
+            user_metadata: self.ownership.owned_metadata(&[]),
+        };
+        store
+            .put_object(bucket, &metadata_key(self.key), body.clone(), &options)
+            .await
     }
 
     /// Once a majority holds the artifact: checks again that this region holds our

@@ -9,7 +9,8 @@ use bytes::Bytes;
 
 use crate::digest::{Beside, Crc64, Md5};
 
-use super::digests::{FileDigests, PartHashes, IN_MEMORY_LIMIT};
+use super::digests::{FileDigests, IN_MEMORY_LIMIT};
+use crate::digest::PartHashes;
 
 /// Bytes hashed in the write path before the hashing moves to a thread beside it.
 const HASH_BESIDE_AFTER: u64 = 4 << 20;

@@ -11,37 +11,32 @@
 //! buckets, parameters) is the protocol's business, written through this seam. A region
 //! whose folder is missing answers as a region that is down, which is also how tests
 //! stop one.
+//!
+//! This file holds the store as a whole and the trait's calls, each handed to the
+//! module that does it: `region` (one region's folder), `objects`, `multipart`,
+//! `parameters`, over `files` (the file work under them all).
 
+mod files;
 pub(crate) mod layout;
 mod multipart;
 mod objects;
 mod parameters;
+mod region;
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::path::Path;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{
-    CompletedPart, ErrorKind, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore,
-    StorageError,
+use super::error::StorageError;
+use super::store::{
+    CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore,
 };
 
-/// Counts of the requests a local region served, for tests and benchmarks.
-#[derive(Debug, Default)]
-pub struct RequestCounters {
-    pub get_object: AtomicU64,
-    pub get_object_bytes: AtomicU64,
-    pub head_object: AtomicU64,
-    pub put_object: AtomicU64,
-    pub list_objects: AtomicU64,
-    pub get_parameter: AtomicU64,
-}
+pub use region::{LocalRegion, RequestCounters};
 
 /// The local store as a whole: a folder of regions.
 pub struct LocalStore;
@@ -69,143 +64,6 @@ impl LocalStore {
         }
         regions.sort();
         Ok(regions)
-    }
-}
-
-/// One region of the local store.
-#[derive(Debug, Clone)]
-pub struct LocalRegion {
-    region: String,
-    root: PathBuf,
-    /// `file://` and the region's folder, as `s3_endpoint` names it.
-    endpoint: String,
-    counters: Arc<RequestCounters>,
-}
-
-fn io_error(what: &str, err: io::Error) -> StorageError {
-    let kind = match err.kind() {
-        io::ErrorKind::NotFound => ErrorKind::NotFound,
-        // A key longer than a file name may be (S3 takes 1,024 bytes) cannot be in the
-        // store: absent, as S3 would say, never a region that is down.
-        io::ErrorKind::InvalidFilename => {
-            return StorageError::not_found(format!("{what}: too long for the local store"))
-                .with_source(err)
-        }
-        io::ErrorKind::PermissionDenied => ErrorKind::AccessDenied,
-        io::ErrorKind::AlreadyExists => {
-            return StorageError::precondition_failed(format!("{what}: already exists"))
-                .with_source(err)
-        }
-        _ => ErrorKind::Io,
-    };
-    StorageError::new(kind, what).with_source(err)
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
-) -> Result<T, StorageError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| StorageError::other("local store task failed").with_source(e))?
-}
-
-/// Every file under `dir`, at any depth; a missing `dir` holds none.
-fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> io::Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            walk(&entry.path(), found)?;
-        } else if kind.is_file() {
-            found.push(entry.path());
-        }
-    }
-    Ok(())
-}
-
-/// Moves a temporary file into place; with `exclusive`, fails if `dest` exists.
-fn place(temporary: &Path, dest: &Path, exclusive: bool) -> io::Result<()> {
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    if exclusive {
-        let linked = std::fs::hard_link(temporary, dest);
-        let _ = std::fs::remove_file(temporary);
-        linked
-    } else {
-        std::fs::rename(temporary, dest)
-    }
-}
-
-impl LocalRegion {
-    pub fn new(store: &Path, region: &str) -> Self {
-        let root = store.join(region);
-        LocalRegion {
-            region: region.to_string(),
-            endpoint: format!("file://{}", root.display()),
-            root,
-            counters: Arc::new(RequestCounters::default()),
-        }
-    }
-
-    /// Creates a bucket (buckets are made by the user, never by Startifact), and the
-    /// region's folder with it.
-    pub fn create_bucket(&self, bucket: &str) -> io::Result<()> {
-        std::fs::create_dir_all(self.bucket_root(bucket))
-    }
-
-    pub fn counters(&self) -> Arc<RequestCounters> {
-        Arc::clone(&self.counters)
-    }
-
-    fn bucket_root(&self, bucket: &str) -> PathBuf {
-        self.root.join("buckets").join(bucket)
-    }
-
-    fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
-    }
-
-    /// The region answers only while its folder exists.
-    fn check_up(&self) -> Result<(), StorageError> {
-        if self.root.is_dir() {
-            Ok(())
-        } else {
-            Err(StorageError::unavailable(format!(
-                "local region {} has no folder at {}",
-                self.region,
-                self.root.display()
-            )))
-        }
-    }
-
-    fn existing_bucket(&self, bucket: &str) -> Result<PathBuf, StorageError> {
-        self.check_up()?;
-        let root = self.bucket_root(bucket);
-        if root.is_dir() {
-            Ok(root)
-        } else {
-            Err(StorageError::not_found(format!(
-                "NoSuchBucket: {bucket} in {}",
-                self.region
-            )))
-        }
-    }
-
-    /// Writes `body` to a new temporary file in this region and returns its path.
-    fn write_temporary(&self, body: &[u8]) -> io::Result<PathBuf> {
-        let dir = self.tmp_dir();
-        std::fs::create_dir_all(&dir)?;
-        let path = dir.join(format!(".tmp-{:016x}", rand::random::<u64>()));
-        let mut file = std::fs::File::create(&path)?;
-        file.write_all(body)?;
-        file.sync_data()?;
-        Ok(path)
     }
 }
 

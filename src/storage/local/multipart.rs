@@ -12,10 +12,12 @@ use base64::Engine;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::files::{blocking, io_error};
 use super::layout::path_of;
 use super::objects::{commit, Sidecar};
-use super::{blocking, io_error, LocalRegion};
-use crate::storage::{CompletedPart, StorageError};
+use super::region::LocalRegion;
+use crate::storage::error::StorageError;
+use crate::storage::store::CompletedPart;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct UploadManifest {

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -17,9 +17,11 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use super::files::{blocking, io_error, place, walk};
 use super::layout::{name_of, path_of, sidecar_of};
-use super::{blocking, io_error, place, walk, LocalRegion};
-use crate::storage::{ObjectInfo, ObjectStream, ObjectSummary, PutOptions, StorageError};
+use super::region::LocalRegion;
+use crate::storage::error::StorageError;
+use crate::storage::store::{ObjectInfo, ObjectStream, ObjectSummary, PutOptions};
 
 const READ_CHUNK: usize = 1 << 20;
 
@@ -230,28 +232,9 @@ pub(super) async fn put(
     body: Bytes,
     options: &PutOptions,
 ) -> Result<(), StorageError> {
-    local.counters.put_object.fetch_add(1, Ordering::Relaxed);
-    let bucket_root = local.existing_bucket(bucket)?;
-    let this = local.clone();
-    let key = key.to_string();
-    let options = options.clone();
-    blocking(move || {
-        let what = format!("s3://{}/{key} in {}", bucket_root.display(), this.region);
-        let digest = Md5::digest(&body);
-        check_content_md5(&what, &digest, &options)?;
-        check_preconditions(&what, &path_of(&bucket_root, &key), &options)?;
-        let temporary = this
-            .write_temporary(&body)
-            .map_err(|e| io_error(&what, e))?;
-        let sidecar = whole_object_sidecar(&digest, &options);
-        commit(
-            &this,
-            &bucket_root,
-            &key,
-            &temporary,
-            &sidecar,
-            options.if_none_match,
-        )
+    put_with(local, bucket, key, options, move |this, what| {
+        let temporary = this.write_temporary(&body).map_err(|e| io_error(what, e))?;
+        Ok((temporary, Md5::digest(&body)))
     })
     .await
 }
@@ -279,15 +262,9 @@ pub(super) async fn put_file(
     source: &Path,
     options: &PutOptions,
 ) -> Result<(), StorageError> {
-    local.counters.put_object.fetch_add(1, Ordering::Relaxed);
-    let bucket_root = local.existing_bucket(bucket)?;
-    let this = local.clone();
-    let key = key.to_string();
     let source = source.to_path_buf();
-    let options = options.clone();
-    blocking(move || {
-        let what = format!("s3://{}/{key} in {}", bucket_root.display(), this.region);
-        let temporary = this.write_temporary(&[]).map_err(|e| io_error(&what, e))?;
+    put_with(local, bucket, key, options, move |this, what| {
+        let temporary = this.write_temporary(&[]).map_err(|e| io_error(what, e))?;
         let copied = (|| -> io::Result<_> {
             let mut input = std::fs::File::open(&source)?;
             let mut output = std::fs::OpenOptions::new().append(true).open(&temporary)?;
@@ -304,18 +281,38 @@ pub(super) async fn put_file(
             output.sync_data()?;
             Ok(hasher.finalize())
         })();
-        let digest = match copied {
-            Ok(digest) => digest,
+        match copied {
+            Ok(digest) => Ok((temporary, digest)),
             Err(e) => {
                 let _ = std::fs::remove_file(&temporary);
-                return Err(io_error(&what, e));
+                Err(io_error(what, e))
             }
-        };
-        if let Err(e) = check_content_md5(&what, &digest, &options) {
-            let _ = std::fs::remove_file(&temporary);
-            return Err(e);
         }
-        if let Err(e) = check_preconditions(&what, &path_of(&bucket_root, &key), &options) {
+    })
+    .await
+}
+
+/// Both puts: `write` makes the temporary file holding the body and answers it with the
+/// body's MD5; then the body is checked as S3 checks it (Content-MD5, `If-None-Match`,
+/// `If-Match`), and stored, or the temporary file removed.
+async fn put_with(
+    local: &LocalRegion,
+    bucket: &str,
+    key: &str,
+    options: &PutOptions,
+    write: impl FnOnce(&LocalRegion, &str) -> Result<(PathBuf, [u8; 16]), StorageError> + Send + 'static,
+) -> Result<(), StorageError> {
+    local.counters.put_object.fetch_add(1, Ordering::Relaxed);
+    let bucket_root = local.existing_bucket(bucket)?;
+    let this = local.clone();
+    let key = key.to_string();
+    let options = options.clone();
+    blocking(move || {
+        let what = format!("s3://{}/{key} in {}", bucket_root.display(), this.region);
+        let (temporary, digest) = write(&this, &what)?;
+        let checked = check_content_md5(&what, &digest, &options)
+            .and_then(|()| check_preconditions(&what, &path_of(&bucket_root, &key), &options));
+        if let Err(e) = checked {
             let _ = std::fs::remove_file(&temporary);
             return Err(e);
         }

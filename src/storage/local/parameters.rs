@@ -6,9 +6,10 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
+use super::files::{blocking, io_error, place, walk};
 use super::layout::{name_of, path_of};
-use super::{blocking, io_error, place, walk, LocalRegion};
-use crate::storage::StorageError;
+use super::region::LocalRegion;
+use crate::storage::error::StorageError;
 
 fn parameters_root(local: &LocalRegion) -> PathBuf {
     local.root.join("parameters")
