@@ -112,8 +112,24 @@ impl Staging {
         folders.versions.remove(&key(project, version));
         drop(folders);
         self.spool.remove_version(project, version)?;
+        self.drop_unmade_project(project);
         self.write_status();
         Ok(())
+    }
+
+    /// Removes the spool's folder of a project that holds no staging version and was
+    /// not made by `mkdir` (the folder made with its first staging version), so that
+    /// the next start does not show a project this mount no longer showed. A folder
+    /// that cannot be removed is logged: the version it held is gone all the same.
+    fn drop_unmade_project(&self, project: &str) {
+        let folders = lock(&self.folders);
+        let held = folders.versions.keys().any(|(p, _)| p == project);
+        if held || folders.projects.contains(project) {
+            return;
+        }
+        if let Err(e) = self.spool.remove_project(project) {
+            tracing::warn!(project, "the staging folder of the project stays: {e}");
+        }
     }
 
     pub fn create_subfolder(&self, project: &str, version: &str, name: &str) -> FsResult<()> {
@@ -167,6 +183,7 @@ impl Staging {
             .is_some();
         if removed {
             self.spool.remove_version(project, version)?;
+            self.drop_unmade_project(project);
             self.write_status();
         }
         Ok(())

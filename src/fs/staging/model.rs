@@ -37,7 +37,8 @@ pub struct VersionView {
 #[derive(Default)]
 pub(super) struct Folders {
     /// Project folders made by `mkdir` (kept while they hold staging versions or
-    /// until `rmdir`).
+    /// until `rmdir`; across restarts too, marked so in the spool). The folder of any
+    /// other project goes with the last staging version it holds.
     pub(super) projects: BTreeSet<String>,
     pub(super) versions: BTreeMap<(String, String), StagingVersion>,
 }

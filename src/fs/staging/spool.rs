@@ -6,7 +6,8 @@
 //! STAGING_DIR/
 //!   @lock                        held by the daemon using the spool, with its PID (`spool_lock`)
 //!   status.json                  every entry below and its state, for people and scripts
-//!   {project}/                   a staging project folder (mkdir of a new project)
+//!   {project}/                   the staging versions of a project
+//!     @made-by-mkdir             there when the project folder was made by `mkdir`
 //!     {version}/                 a staging version folder
 //!       state.json               names, attributes and the file's state
 //!       data                     the file's bytes
@@ -40,6 +41,10 @@ pub const DEFAULT_STAGING_SIZE: u64 = 10 << 30;
 const STATE_FILE: &str = "state.json";
 const DATA_FILE: &str = "data";
 const STATUS_FILE: &str = "status.json";
+/// In a project's folder made by `mkdir` (which stays until `rmdir`): the folder of a
+/// project that only holds staging versions goes with the last of them, so the next
+/// start must tell the two apart. `@` is in no project name nor version.
+const MADE_BY_MKDIR: &str = "@made-by-mkdir";
 
 /// Where the file of a staging version stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,8 +220,10 @@ pub struct Spool {
 impl Spool {
     /// Opens (creating) the spool folder, refusing one that is not private (see
     /// `PrivateDir`) or that another daemon holds (see `SpoolLock`: refused before
-    /// anything in it is read), and reads what it holds; its folders and files are
-    /// tightened to `0700` and `0600` on the way.
+    /// anything in it is read), and reads what it holds: its staging versions, and
+    /// the projects whose folder was made by `mkdir` (marked so, or left empty by an
+    /// older daemon, which did not mark them); its folders and files are tightened
+    /// to `0700` and `0600` on the way.
     pub fn open(
         root: &Path,
         limit: u64,
@@ -242,11 +249,18 @@ impl Spool {
                     continue;
                 }
             };
-            projects.push(project_name.clone());
-            for version in project_dir.entries()? {
+            let entries = project_dir.entries()?;
+            let marked = entries.iter().any(|e| e.name == MADE_BY_MKDIR);
+            if marked || entries.is_empty() {
+                projects.push(project_name.clone());
+            }
+            for version in entries {
                 let Some(version_name) = version.name.to_str().map(str::to_string) else {
                     continue;
                 };
+                if version_name == MADE_BY_MKDIR {
+                    continue;
+                }
                 let place = project_dir.path().join(&version_name);
                 let found = project_dir
                     .folder(&version_name, false)
@@ -315,15 +329,28 @@ impl Spool {
         self.root.folder(project, false)?.folder(version, false)
     }
 
+    /// Makes a project's folder, marked as made by `mkdir`.
     pub fn create_project(&self, project: &str) -> FsResult<()> {
         self.root
             .folder(project, true)
-            .map(drop)
+            .and_then(|dir| match dir.create_new(MADE_BY_MKDIR) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                made => made.map(drop),
+            })
             .map_err(|e| io_error(self.root().join(project).display(), e))
     }
 
     /// Removes a project's folder once it holds no staging version.
     pub fn remove_project(&self, project: &str) -> FsResult<()> {
+        let unmarked = match self.root.folder(project, false) {
+            Ok(dir) => dir.remove_file(MADE_BY_MKDIR),
+            Err(e) => Err(e),
+        };
+        match unmarked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(self.root().join(project).display(), e)),
+        }
         match self.root.remove_folder(project) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -537,6 +564,30 @@ mod tests {
         assert_eq!(spool.used(), 60);
         spool.remove_version("P", "1.0.0").unwrap();
         assert_eq!(spool.used(), 0);
+    }
+
+    #[test]
+    fn only_project_folders_made_by_mkdir_are_taken_up_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, _, _) = Spool::open(dir.path(), 100).unwrap();
+        spool.create_project("Made").unwrap();
+        spool.create_project("Made").unwrap();
+        spool
+            .create_version("Made", "1.0.0", &VersionState::default())
+            .unwrap();
+        spool
+            .create_version("Implicit", "1.0.0", &VersionState::default())
+            .unwrap();
+        std::fs::create_dir(dir.path().join("Older")).unwrap();
+        drop(spool);
+
+        let (spool, versions, mut projects) = Spool::open(dir.path(), 100).unwrap();
+        projects.sort();
+        assert_eq!(projects, ["Made", "Older"]);
+        assert_eq!(versions.len(), 2, "{versions:?}");
+        spool.remove_version("Made", "1.0.0").unwrap();
+        spool.remove_project("Made").unwrap();
+        assert!(!dir.path().join("Made").exists());
     }
 
     #[test]

@@ -14,14 +14,15 @@
 //! sequences it found, shrunk, kept as tests).
 //!
 //! `PROPTEST_CASES` runs more cases than the few each `cargo test --lib` runs; a failure
-//! prints the shortest sequence of steps that still fails, to be kept in `regressions`.
+//! prints the shortest sequence of steps that still fails, to be kept in `regressions`,
+//! and its seed is saved to be replayed first at every run (see the property below).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 use semver::Version;
 
 use super::fixture::{Fixture, CURRENT_BYTES, OLD_BYTES, PROJECT, REGIONS};
@@ -402,9 +403,18 @@ mod regressions;
 
 #[test]
 fn the_namespace_behaves_as_its_reference_model_after_every_step() {
+    // A failure's seed is saved, once shrunk, in
+    // `proptest-regressions/fs/tests/reference_model/mod.txt` at the top of the
+    // package (beside `src/`, as the file's path below `src/`), and every later run
+    // replays the seeds that file holds before any new case. Commit the file when it
+    // appears, with the shrunk sequence kept as a test in `regressions`. The runner
+    // is made by hand here (not by `proptest!`), so it is told this file's path.
     let config = Config {
         cases: cases(),
-        failure_persistence: None,
+        source_file: Some(file!()),
+        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel(
+            "proptest-regressions",
+        ))),
         ..Config::default()
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

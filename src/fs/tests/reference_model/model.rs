@@ -69,13 +69,13 @@ pub(super) struct Project {
     /// The versions the mount's listing holds, kept for its TTL (`None`: read at the
     /// next look, by the majority rule: see `Project::listed`).
     pub(super) listing: Option<BTreeSet<Version>>,
-    /// Made by `mkdir` in this mount.
+    /// Made by `mkdir` of the project in this mount or a mount before a restart of
+    /// the daemon (the spool marks its folder so): it stays until `rmdir`, or until
+    /// the last of its versions the spool drops because every region holds it. The
+    /// folder the spool made for a project with its first staging version goes with
+    /// the last version it held (`rmdir`, a yank, a stage to every region), so the
+    /// next start shows no project this mount did not show.
     pub(super) made_here: bool,
-    /// The spool holds a folder of the project: made by `mkdir` of the project or of
-    /// its first staging version; it goes with the last version of the project the
-    /// spool drops because every region holds it (not at `rmdir` of a staging
-    /// version, nor at a yank), and the next start takes it up as made by `mkdir`.
-    pub(super) in_spool: bool,
     /// Yanked (through this mount or by another tool): held by no region but those
     /// that missed the yank (`leftovers`).
     pub(super) yanked: BTreeSet<Version>,
@@ -115,7 +115,6 @@ impl Project {
         self.awaiting.remove(version);
         if self.staging.is_empty() && self.awaiting.is_empty() {
             self.made_here = false;
-            self.in_spool = false;
         }
     }
 
@@ -288,7 +287,6 @@ impl Model {
         }
         let p = self.project_mut(name);
         p.made_here = true;
-        p.in_spool = true;
         Ok(())
     }
 
@@ -305,7 +303,6 @@ impl Model {
             return Err(libc::EEXIST);
         }
         p.staging.insert(v, Staging::default());
-        p.in_spool = true;
         Ok(())
     }
 

@@ -166,8 +166,8 @@ impl Model {
     /// nothing: it pins each version at its next lookup and reads `latest` again, a
     /// version it kept pinned though gone is gone for it (unless a region still holds
     /// a copy, or another tool's yank awaits its second run), and it no longer knows
-    /// what it yanked. The spool's entries, folders and files are kept, and each
-    /// project folder it holds is taken up as made by `mkdir`.
+    /// what it yanked. The spool's entries, folders and files are kept, and so are
+    /// the project folders made by `mkdir` (`Project::made_here`).
     pub(super) fn restart_daemon(&mut self) -> bool {
         let busy = self.projects.values().any(|p| {
             !p.pending_yanks.is_empty()
@@ -189,7 +189,6 @@ impl Model {
             p.ghosts
                 .retain(|v| leftovers.contains_key(v) || elsewhere.contains(v));
             p.yanked_here.clear();
-            p.made_here = p.in_spool;
             self.read_latest_again(&name);
         }
         true
