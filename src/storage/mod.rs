@@ -18,6 +18,8 @@ mod error;
 pub mod health;
 pub mod local;
 pub mod options;
+#[cfg(test)]
+pub mod test_stores;
 pub mod trust;
 
 use std::collections::HashMap;
