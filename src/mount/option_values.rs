@@ -489,7 +489,10 @@ mod tests {
 
     #[test]
     fn a_part_size_is_a_size_of_at_least_one_part() {
-        assert_eq!(Size::<AnySize>::parse("cache_size", Some("1M")), Ok(1 << 20));
+        assert_eq!(
+            Size::<AnySize>::parse("cache_size", Some("1M")),
+            Ok(1 << 20)
+        );
         assert_eq!(PartSize::parse("part_size", Some("8M")), Ok(8 << 20));
         assert_eq!(PartSize::from_flag("--part-size", "5M".into()), Ok(5 << 20));
         assert_eq!(
