@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::storage::local::LocalRegion;
-use crate::storage::test_stores::{Call, Hook, Hooked};
+use crate::storage::store_tests::{Call, Hook, Hooked};
 
 /// What the fake region answers to `get_parameter`.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -19,7 +19,7 @@ pub mod health;
 pub mod local;
 pub mod options;
 #[cfg(test)]
-pub mod test_stores;
+pub mod store_tests;
 pub mod trust;
 
 use std::collections::HashMap;

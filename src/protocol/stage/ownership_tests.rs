@@ -15,7 +15,7 @@ use crate::protocol::metadata::{self, Metadata};
 use crate::protocol::setup::{set_up_local_store, LOCAL_BUCKET};
 use crate::protocol::{Error, RegionOutcome, Session, StageReport, StageSource, Stager};
 use crate::storage::local::LocalRegion;
-use crate::storage::test_stores::{Call, Hook, Hooked, Op};
+use crate::storage::store_tests::{Call, Hook, Hooked, Op};
 use crate::storage::{Backend, ObjectInfo, PutOptions, RegionStore, StorageError};
 
 use super::STAGE_METADATA_KEY;

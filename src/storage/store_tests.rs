@@ -1,6 +1,7 @@
-//! For tests: a region store that passes every call on to a real one, with a hook
-//! that a test writes to fail chosen calls before they go through (a region down, a
-//! permission refused, a hung request) or to act after they succeed (a peer's write).
+//! The region stores of the unit tests: one that passes every call on to a real store,
+//! with a hook that a test writes to fail chosen calls before they go through (a region
+//! down, a permission refused, a hung request) or to act after they succeed (a peer's
+//! write). Test code, named `_tests` as test code is.
 
 use std::collections::HashMap;
 use std::ops::Range;
