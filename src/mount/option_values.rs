@@ -4,6 +4,7 @@
 //! names its kind in `super::declaration`; nothing here knows any one option.
 
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -159,16 +160,6 @@ fn parse_number(key: &str, text: &str) -> Result<u32, String> {
     text.trim()
         .parse()
         .map_err(|_| format!("{key}={text:?} is not a number"))
-}
-
-fn parse_part_size(text: &str) -> Result<u64, String> {
-    let size = parse_size(text)?;
-    if size < MIN_PART_SIZE {
-        return Err(format!(
-            "part size {text:?} is under S3's smallest part, 5M"
-        ));
-    }
-    Ok(size)
 }
 
 /// A size as written: the largest suffix that divides it (`10G`, `8M`, `512`).
@@ -373,39 +364,57 @@ impl Kind for Seconds {
     }
 }
 
-/// A size in bytes, with K/M/G/T suffixes.
-pub struct Size;
+/// A size in bytes, with K/M/G/T suffixes, of the sizes `B` allows.
+pub struct Size<B = AnySize>(PhantomData<B>);
 
-impl Kind for Size {
-    type Value = u64;
-    type Flag = String;
+/// The part size of multipart uploads: a size of at least S3's smallest part.
+pub type PartSize = Size<AtLeastOnePart>;
 
-    fn parse(key: &str, value: Option<&str>) -> Result<u64, String> {
-        parse_size(&text(key, value)?)
-    }
+/// Which sizes a `Size` allows.
+pub trait SizeBound {
+    /// `size`, as `text` wrote it, or why it is not allowed.
+    fn check(text: &str, size: u64) -> Result<u64, String>;
+}
 
-    fn from_flag(_flag: &str, value: String) -> Result<u64, String> {
-        parse_size(&value)
-    }
+/// Every size.
+pub struct AnySize;
 
-    fn show(value: &u64) -> String {
-        show_size(*value)
+impl SizeBound for AnySize {
+    fn check(_text: &str, size: u64) -> Result<u64, String> {
+        Ok(size)
     }
 }
 
-/// The part size of multipart uploads: a size of at least S3's smallest part.
-pub struct PartSize;
+/// No size under S3's smallest part.
+pub struct AtLeastOnePart;
 
-impl Kind for PartSize {
+impl SizeBound for AtLeastOnePart {
+    fn check(text: &str, size: u64) -> Result<u64, String> {
+        if size < MIN_PART_SIZE {
+            return Err(format!(
+                "part size {text:?} is under S3's smallest part, 5M"
+            ));
+        }
+        Ok(size)
+    }
+}
+
+impl<B: SizeBound> Size<B> {
+    fn read(text: &str) -> Result<u64, String> {
+        B::check(text, parse_size(text)?)
+    }
+}
+
+impl<B: SizeBound> Kind for Size<B> {
     type Value = u64;
     type Flag = String;
 
     fn parse(key: &str, value: Option<&str>) -> Result<u64, String> {
-        parse_part_size(&text(key, value)?)
+        Self::read(&text(key, value)?)
     }
 
     fn from_flag(_flag: &str, value: String) -> Result<u64, String> {
-        parse_part_size(&value)
+        Self::read(&value)
     }
 
     fn show(value: &u64) -> String {
@@ -476,6 +485,21 @@ mod tests {
         assert_eq!(show_size(3 << 10), "3K");
         assert_eq!(show_size(0), "0");
         assert_eq!(show_size(5), "5");
+    }
+
+    #[test]
+    fn a_part_size_is_a_size_of_at_least_one_part() {
+        assert_eq!(
+            Size::<AnySize>::parse("cache_size", Some("1M")),
+            Ok(1 << 20)
+        );
+        assert_eq!(PartSize::parse("part_size", Some("8M")), Ok(8 << 20));
+        assert_eq!(PartSize::from_flag("--part-size", "5M".into()), Ok(5 << 20));
+        assert_eq!(
+            PartSize::parse("part_size", Some("1M")),
+            Err("part size \"1M\" is under S3's smallest part, 5M".to_string())
+        );
+        assert_eq!(PartSize::show(&(16 << 20)), "16M");
     }
 
     #[test]

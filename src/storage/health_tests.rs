@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::*;
+use crate::storage::local::LocalRegion;
+use crate::storage::store_tests::{Call, Hook, Hooked};
 
 /// What the fake region answers to `get_parameter`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -15,133 +17,56 @@ enum Answer {
     Hung,
 }
 
+/// A local region holding the parameter `p` = `value`, behind a fake that answers
+/// as the test sets.
+type FakeRegion = Hooked<LocalRegion, Fake>;
+
 #[derive(Debug)]
-struct FakeRegion {
-    region: String,
+struct Fake {
     answer: Mutex<Answer>,
     calls: AtomicUsize,
-}
-
-impl FakeRegion {
-    fn new(region: &str, answer: Answer) -> Arc<FakeRegion> {
-        Arc::new(FakeRegion {
-            region: region.to_string(),
-            answer: Mutex::new(answer),
-            calls: AtomicUsize::new(0),
-        })
-    }
-
-    fn set(&self, answer: Answer) {
-        *self.answer.lock().unwrap() = answer;
-    }
-
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
-
-fn unused<T>() -> Result<T, StorageError> {
-    Err(StorageError::other("not used by these tests"))
+    /// The local region's store, removed with it.
+    _dir: tempfile::TempDir,
 }
 
 #[async_trait]
-impl RegionStore for FakeRegion {
-    fn region(&self) -> &str {
-        &self.region
-    }
-    async fn get_parameter(&self, name: &str) -> Result<String, StorageError> {
+impl Hook for Fake {
+    async fn before(&self, call: Call<'_>) -> Result<(), StorageError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let answer = *self.answer.lock().unwrap();
         match answer {
-            Answer::Value => Ok("value".into()),
-            Answer::Missing => Err(StorageError::not_found(name)),
-            Answer::Denied => Err(StorageError::access_denied(name)),
+            Answer::Value => Ok(()),
+            Answer::Missing => Err(StorageError::not_found(call.name)),
+            Answer::Denied => Err(StorageError::access_denied(call.name)),
             Answer::Down => Err(StorageError::unavailable("connection refused")),
             Answer::Hung => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
-                Err(StorageError::timeout(name))
+                Err(StorageError::timeout(call.name))
             }
         }
     }
-    async fn put_parameter(&self, _: &str, _: &str) -> Result<(), StorageError> {
-        unused()
+}
+
+async fn fake_region(region: &str, answer: Answer) -> Arc<FakeRegion> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join(region)).unwrap();
+    let local = LocalRegion::new(dir.path(), region);
+    local.put_parameter("p", "value").await.unwrap();
+    let fake = Fake {
+        answer: Mutex::new(answer),
+        calls: AtomicUsize::new(0),
+        _dir: dir,
+    };
+    Arc::new(Hooked::new(local, fake))
+}
+
+impl FakeRegion {
+    fn set(&self, answer: Answer) {
+        *self.hook.answer.lock().unwrap() = answer;
     }
-    async fn delete_parameter(&self, _: &str) -> Result<(), StorageError> {
-        unused()
-    }
-    async fn list_parameters(&self, _: &str) -> Result<Vec<(String, String)>, StorageError> {
-        unused()
-    }
-    async fn head_object(&self, _: &str, _: &str) -> Result<ObjectInfo, StorageError> {
-        unused()
-    }
-    async fn get_object(
-        &self,
-        _: &str,
-        _: &str,
-        _: Option<Range<u64>>,
-        _: Option<&str>,
-    ) -> Result<ObjectStream, StorageError> {
-        unused()
-    }
-    async fn put_object(
-        &self,
-        _: &str,
-        _: &str,
-        _: Bytes,
-        _: &PutOptions,
-    ) -> Result<(), StorageError> {
-        unused()
-    }
-    async fn put_object_from_file(
-        &self,
-        _: &str,
-        _: &str,
-        _: &std::path::Path,
-        _: &PutOptions,
-    ) -> Result<(), StorageError> {
-        unused()
-    }
-    async fn first_part_size(&self, _: &str, _: &str) -> Result<Option<u64>, StorageError> {
-        unused()
-    }
-    async fn list_objects(&self, _: &str, _: &str) -> Result<Vec<ObjectSummary>, StorageError> {
-        unused()
-    }
-    async fn delete_object(&self, _: &str, _: &str, _: Option<&str>) -> Result<(), StorageError> {
-        unused()
-    }
-    async fn create_multipart_upload(
-        &self,
-        _: &str,
-        _: &str,
-        _: &HashMap<String, String>,
-    ) -> Result<String, StorageError> {
-        unused()
-    }
-    async fn upload_part(
-        &self,
-        _: &str,
-        _: &str,
-        _: &str,
-        _: i32,
-        _: Bytes,
-        _: &str,
-    ) -> Result<CompletedPart, StorageError> {
-        unused()
-    }
-    async fn complete_multipart_upload(
-        &self,
-        _: &str,
-        _: &str,
-        _: &str,
-        _: &[CompletedPart],
-        _: bool,
-    ) -> Result<(), StorageError> {
-        unused()
-    }
-    async fn abort_multipart_upload(&self, _: &str, _: &str, _: &str) -> Result<(), StorageError> {
-        unused()
+
+    fn calls(&self) -> usize {
+        self.hook.calls.load(Ordering::SeqCst)
     }
 }
 
@@ -154,16 +79,15 @@ fn policy(first_backoff: Duration) -> BreakerPolicy {
 }
 
 /// A board over three fake regions answering as given.
-fn three_regions(
+async fn three_regions(
     answers: [Answer; 3],
     backoff: Duration,
 ) -> (HealthBoard, Vec<Arc<FakeRegion>>, Vec<Arc<dyn RegionStore>>) {
     let board = HealthBoard::new(policy(backoff));
-    let fakes: Vec<_> = ["r1", "r2", "r3"]
-        .iter()
-        .zip(answers)
-        .map(|(name, answer)| FakeRegion::new(name, answer))
-        .collect();
+    let mut fakes = Vec::new();
+    for (name, answer) in ["r1", "r2", "r3"].iter().zip(answers) {
+        fakes.push(fake_region(name, answer).await);
+    }
     let guarded = fakes
         .iter()
         .map(|fake| board.guard(fake.clone() as Arc<dyn RegionStore>))
@@ -184,7 +108,8 @@ async fn a_region_that_keeps_failing_is_refused_at_once_without_being_asked() {
     let (board, fakes, stores) = three_regions(
         [Answer::Down, Answer::Value, Answer::Value],
         Duration::from_secs(60),
-    );
+    )
+    .await;
     for _ in 0..3 {
         assert!(stores[0].get_parameter("p").await.is_err());
     }
@@ -217,7 +142,8 @@ async fn not_found_and_access_denied_are_answers_and_never_open_the_breaker() {
     let (board, fakes, stores) = three_regions(
         [Answer::Missing, Answer::Denied, Answer::Value],
         Duration::from_secs(60),
-    );
+    )
+    .await;
     for _ in 0..10 {
         assert!(stores[0]
             .get_parameter("p")
@@ -245,7 +171,8 @@ async fn open_regions_are_still_tried_when_the_others_cannot_make_a_majority() {
     let (board, fakes, stores) = three_regions(
         [Answer::Down, Answer::Down, Answer::Value],
         Duration::from_secs(60),
-    );
+    )
+    .await;
     for _ in 0..3 {
         let _ = stores[0].get_parameter("p").await;
         let _ = stores[1].get_parameter("p").await;
@@ -269,7 +196,8 @@ async fn after_the_backoff_one_probe_goes_through_and_its_success_closes_the_bre
     let (board, fakes, stores) = three_regions(
         [Answer::Down, Answer::Value, Answer::Value],
         Duration::from_millis(50),
-    );
+    )
+    .await;
     for _ in 0..3 {
         let _ = stores[0].get_parameter("p").await;
     }
@@ -294,7 +222,8 @@ async fn a_failed_probe_opens_the_breaker_for_twice_as_long() {
     let (board, fakes, stores) = three_regions(
         [Answer::Down, Answer::Value, Answer::Value],
         Duration::from_millis(50),
-    );
+    )
+    .await;
     for _ in 0..3 {
         let _ = stores[0].get_parameter("p").await;
     }
@@ -310,7 +239,8 @@ async fn a_cancelled_probe_lets_the_next_request_probe() {
     let (board, fakes, stores) = three_regions(
         [Answer::Down, Answer::Value, Answer::Value],
         Duration::from_millis(20),
-    );
+    )
+    .await;
     for _ in 0..3 {
         let _ = stores[0].get_parameter("p").await;
     }
@@ -350,7 +280,8 @@ async fn each_failed_request_is_one_line_with_the_region_and_the_reason() {
     let (_board, _fakes, stores) = three_regions(
         [Answer::Down, Answer::Denied, Answer::Missing],
         Duration::from_secs(60),
-    );
+    )
+    .await;
     for store in &stores {
         assert!(store.get_parameter("p").await.is_err());
     }

@@ -20,6 +20,8 @@ pub mod health;
 pub mod local;
 pub mod options;
 mod store;
+#[cfg(test)]
+pub mod store_tests;
 pub mod trust;
 
 pub use backend::Backend;

@@ -35,6 +35,91 @@ fn state_of(mount: &Mount, p: &str, version: &str) -> Option<String> {
     status_of(mount, p, version).map(|e| e["state"].as_str().unwrap_or("").to_string())
 }
 
+/// `cp` into the mount while a region is down: it succeeds, and the version awaits repair.
+fn cp_awaiting_repair(world: &World, mount: &Mount, p: &str, version: &str, content: &[u8]) {
+    let (code, err) = cp(world, mount, p, version, content);
+    assert_eq!(code, 0, "{err}\n{}", mount.log());
+    assert_eq!(
+        state_of(mount, p, version).as_deref(),
+        Some("awaiting-repair")
+    );
+}
+
+/// Regions 1 and 2, down together: a stage then reaches region 0 only, a minority.
+struct TwoDown([Outage; 2]);
+
+impl TwoDown {
+    /// Prepares the outages; call before anything starts in the world.
+    fn of(world: &mut World) -> TwoDown {
+        TwoDown([Outage::of(world, REGIONS[1]), Outage::of(world, REGIONS[2])])
+    }
+
+    fn begin(&self) {
+        self.0.iter().for_each(Outage::begin);
+    }
+
+    fn end(&self) {
+        self.0.iter().for_each(Outage::end);
+    }
+}
+
+/// `startifact P 4.0.0 --stage` of the bytes `four`, with `lang` as its metadata if
+/// given: (exit code, stdout, stderr).
+fn cli_stage_four(world: &World, p: &str, lang: Option<&str>) -> (i32, String, String) {
+    let file = world.file("4.0.0.bin", b"four");
+    let mut command = world.cli();
+    command.args([p, "4.0.0", "--stage"]).arg(&file);
+    if let Some(lang) = lang {
+        command.args(["--metadata", &format!("lang={lang}")]);
+    }
+    run(&mut command)
+}
+
+/// `cp` of `five` into `{p}/5.0.0` with a minority up: EIO.
+fn cp_five_fails(world: &World, mount: &Mount, p: &str) {
+    let (code, err) = cp(world, mount, p, "5.0.0", b"five");
+    assert_ne!(code, 0, "cp to one region of three succeeded");
+    assert!(err.contains("Input/output error"), "{err}");
+}
+
+/// The mount's `{p}/5.0.0`, made with `user.lang=rust`.
+fn folder_five_in_rust(mount: &Mount, p: &str) -> std::path::PathBuf {
+    let folder = mount.join(&format!("{p}/5.0.0"));
+    std::fs::create_dir_all(&folder).unwrap();
+    setxattr(&folder, "user.lang", b"rust").unwrap();
+    folder
+}
+
+/// After a failed stage of `{p}@4.0.0` by the CLI and of `{p}/5.0.0` (`folder`) by the
+/// mount, every region up again: a retry of each with `lang=cobol` stages to all three,
+/// and every reader, the Python tool asking region 0 included (on moto), reads `cobol`.
+async fn retries_with_cobol_take_every_region(
+    world: &World,
+    mount: &Mount,
+    p: &str,
+    folder: &std::path::Path,
+) {
+    let (code, out, err) = cli_stage_four(world, p, Some("cobol"));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.is_empty(), "a region refused the retry: {err}");
+    setxattr(folder, "user.lang", b"cobol").unwrap();
+    let (code, _, err) = run(Command::new("touch").arg(folder.join("app.bin")));
+    assert_eq!(code, 0, "the mount's retry: {err}\n{}", mount.log());
+    assert_eq!(status_of(mount, p, "5.0.0"), None, "{}", mount.log());
+    for version in ["4.0.0", "5.0.0"] {
+        let cobol = Some("cobol".to_string());
+        assert_eq!(
+            lang_in_each_region(world, p, version).await,
+            [cobol.clone(), cobol.clone(), cobol],
+            "{version}"
+        );
+        if matches!(world.kind, Kind::Moto { .. }) {
+            let info = python_info_in(world, REGIONS[0], p, version);
+            assert!(info.contains("= cobol") && !info.contains("rust"), "{info}");
+        }
+    }
+}
+
 /// Waits until every region holds `{p}@{version}` and the mount's spool entry is gone.
 async fn assert_repaired(world: &World, mount: &Mount, p: &str, version: &str, bound: Duration) {
     let key = format!("{p}@{version}");
@@ -56,12 +141,7 @@ async fn a_rollback_made_while_a_region_was_down_survives_its_repair(mut world: 
     cli_stage(&world, &p, "1.0.0", b"one", &[]);
     let mount = Mount::start(&world, &[]);
     outage.begin();
-    let (code, err) = cp(&world, &mount, &p, "2.0.0", &random_bytes(40_000, 1));
-    assert_eq!(code, 0, "{err}\n{}", mount.log());
-    assert_eq!(
-        state_of(&mount, &p, "2.0.0").as_deref(),
-        Some("awaiting-repair")
-    );
+    cp_awaiting_repair(&world, &mount, &p, "2.0.0", &random_bytes(40_000, 1));
     let (code, _, err) = run(Command::new("ln")
         .args(["-sfn", "1.0.0"])
         .arg(mount.join(&format!("{p}/latest"))));
@@ -85,12 +165,7 @@ async fn a_version_yanked_while_its_stager_was_stopped_stays_yanked_at_its_resta
     let mut mount = Mount::start(&world, &[]);
     outage.begin();
     let content = random_bytes(30_000, 2);
-    let (code, err) = cp(&world, &mount, &p, "3.0.0", &content);
-    assert_eq!(code, 0, "{err}\n{}", mount.log());
-    assert_eq!(
-        state_of(&mount, &p, "3.0.0").as_deref(),
-        Some("awaiting-repair")
-    );
+    cp_awaiting_repair(&world, &mount, &p, "3.0.0", &content);
     assert_eq!(mount.stop(), Some(0));
     outage.end();
     // Another host yanks it, every region up.
@@ -134,28 +209,18 @@ async fn a_version_yanked_while_its_stager_was_stopped_stays_yanked_at_its_resta
 on_both_backends!(a_version_yanked_while_its_stager_was_stopped_stays_yanked_at_its_restart);
 
 async fn a_stage_that_reaches_a_minority_moves_latest_nowhere(mut world: World) {
-    let outages = [
-        Outage::of(&mut world, REGIONS[1]),
-        Outage::of(&mut world, REGIONS[2]),
-    ];
+    let two_down = TwoDown::of(&mut world);
     let p = project(&world, "Minority");
     cli_stage(&world, &p, "1.0.0", b"one", &[]);
     let mount = Mount::start(&world, &[]);
     // The staging folder first: with two regions of three down, whether 5.0.0 exists
     // cannot be told, so `mkdir` then answers EIO.
     std::fs::create_dir(mount.join(&format!("{p}/5.0.0"))).unwrap();
-    for outage in &outages {
-        outage.begin();
-    }
-    let file = world.file("4.0.0.bin", b"four");
-    let (code, _, err) = run(world.cli().args([&p, "4.0.0", "--stage"]).arg(&file));
+    two_down.begin();
+    let (code, _, err) = cli_stage_four(&world, &p, None);
     assert_eq!(code, 1, "the CLI's stage to one region of three: {err}");
-    let (code, err) = cp(&world, &mount, &p, "5.0.0", b"five");
-    assert_ne!(code, 0, "cp to one region of three succeeded");
-    assert!(err.contains("Input/output error"), "{err}");
-    for outage in &outages {
-        outage.end();
-    }
+    cp_five_fails(&world, &mount, &p);
+    two_down.end();
     // The one region reached still names 1.0.0: no quorum read, whoever it asks first,
     // is sent to a version a majority lacks.
     for (region, value) in latest_in_each_region(&world, &p).await {
@@ -173,21 +238,13 @@ on_both_backends!(a_stage_that_reaches_a_minority_moves_latest_nowhere);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_tool_reads_the_old_latest_after_a_failed_minority_stage() {
     let mut world = World::moto(Default::default()).await;
-    let outages = [
-        Outage::of(&mut world, REGIONS[1]),
-        Outage::of(&mut world, REGIONS[2]),
-    ];
+    let two_down = TwoDown::of(&mut world);
     let p = project(&world, "PyMinority");
     cli_stage(&world, &p, "1.0.0", b"one", &[]);
-    for outage in &outages {
-        outage.begin();
-    }
-    let file = world.file("4.0.0.bin", b"four");
-    let (code, _, _) = run(world.cli().args([&p, "4.0.0", "--stage"]).arg(&file));
+    two_down.begin();
+    let (code, _, _) = cli_stage_four(&world, &p, None);
     assert_eq!(code, 1);
-    for outage in &outages {
-        outage.end();
-    }
+    two_down.end();
     // The Python tool shuffles the regions: ask it several times.
     for _ in 0..4 {
         let (code, out, err) = run(world.python().args([&p, "--info"]));
@@ -363,31 +420,14 @@ fn python_info_in(world: &World, region: &str, p: &str, version: &str) -> String
 async fn a_failed_stage_leaves_nothing_and_a_retry_with_other_metadata_takes_every_region(
     mut world: World,
 ) {
-    let outages = [
-        Outage::of(&mut world, REGIONS[1]),
-        Outage::of(&mut world, REGIONS[2]),
-    ];
+    let two_down = TwoDown::of(&mut world);
     let p = project(&world, "Withdrawn");
     let mount = Mount::start(&world, &[]);
-    let folder = mount.join(&format!("{p}/5.0.0"));
-    std::fs::create_dir_all(&folder).unwrap();
-    setxattr(&folder, "user.lang", b"rust").unwrap();
-    for outage in &outages {
-        outage.begin();
-    }
-    let file = world.file("4.0.0.bin", b"four");
-    let stage = |lang: &str| {
-        run(world
-            .cli()
-            .args([&p, "4.0.0", "--stage"])
-            .arg(&file)
-            .args(["--metadata", &format!("lang={lang}")]))
-    };
-    let (code, _, cli_err) = stage("rust");
+    let folder = folder_five_in_rust(&mount, &p);
+    two_down.begin();
+    let (code, _, cli_err) = cli_stage_four(&world, &p, Some("rust"));
     assert_eq!(code, 1, "the CLI's stage to one region of three: {cli_err}");
-    let (code, err) = cp(&world, &mount, &p, "5.0.0", b"five");
-    assert_ne!(code, 0, "cp to one region of three succeeded");
-    assert!(err.contains("Input/output error"), "{err}");
+    cp_five_fails(&world, &mount, &p);
     for version in ["4.0.0", "5.0.0"] {
         for key in [format!("{p}@{version}"), format!("{p}@{version}/metadata")] {
             assert_eq!(
@@ -400,29 +440,8 @@ async fn a_failed_stage_leaves_nothing_and_a_retry_with_other_metadata_takes_eve
         }
     }
     assert!(cli_err.contains("removed again"), "{cli_err}");
-    for outage in &outages {
-        outage.end();
-    }
-
-    let (code, out, err) = stage("cobol");
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(err.is_empty(), "a region refused the retry: {err}");
-    setxattr(&folder, "user.lang", b"cobol").unwrap();
-    let (code, _, err) = run(Command::new("touch").arg(folder.join("app.bin")));
-    assert_eq!(code, 0, "the mount's retry: {err}\n{}", mount.log());
-    assert_eq!(status_of(&mount, &p, "5.0.0"), None, "{}", mount.log());
-    for version in ["4.0.0", "5.0.0"] {
-        let cobol = Some("cobol".to_string());
-        assert_eq!(
-            lang_in_each_region(&world, &p, version).await,
-            [cobol.clone(), cobol.clone(), cobol],
-            "{version}"
-        );
-        if matches!(world.kind, Kind::Moto { .. }) {
-            let info = python_info_in(&world, REGIONS[0], &p, version);
-            assert!(info.contains("= cobol") && !info.contains("rust"), "{info}");
-        }
-    }
+    two_down.end();
+    retries_with_cobol_take_every_region(&world, &mount, &p, &folder).await;
 }
 on_both_backends!(a_failed_stage_leaves_nothing_and_a_retry_with_other_metadata_takes_every_region);
 
@@ -435,35 +454,19 @@ on_both_backends!(a_failed_stage_leaves_nothing_and_a_retry_with_other_metadata_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_failed_stage_could_not_remove_is_reported_and_taken_up_by_its_retry() {
     let (mut world, proxy) = proxied_moto(WorldOptions::default(), &[REGIONS[0]]).await;
-    let outages = [
-        Outage::of(&mut world, REGIONS[1]),
-        Outage::of(&mut world, REGIONS[2]),
-    ];
+    let two_down = TwoDown::of(&mut world);
     proxy.set_deny_deletes(true);
     let p = project(&world, "LeftBehind");
     let mount = Mount::start(&world, &[]);
-    let folder = mount.join(&format!("{p}/5.0.0"));
-    std::fs::create_dir_all(&folder).unwrap();
-    setxattr(&folder, "user.lang", b"rust").unwrap();
-    for outage in &outages {
-        outage.begin();
-    }
-    let file = world.file("4.0.0.bin", b"four");
-    let stage = |lang: &str| {
-        run(world
-            .cli()
-            .args([&p, "4.0.0", "--stage"])
-            .arg(&file)
-            .args(["--metadata", &format!("lang={lang}")]))
-    };
-    let (code, _, err) = stage("rust");
+    let folder = folder_five_in_rust(&mount, &p);
+    two_down.begin();
+    let (code, _, err) = cli_stage_four(&world, &p, Some("rust"));
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("left behind") && err.contains(&format!("{p}@4.0.0/metadata")),
         "{err}"
     );
-    let (code, err) = cp(&world, &mount, &p, "5.0.0", b"five");
-    assert!(code != 0 && err.contains("Input/output error"), "{err}");
+    cp_five_fails(&world, &mount, &p);
     let entry = status_of(&mount, &p, "5.0.0").unwrap();
     assert_eq!(entry["state"], "failed", "{entry}");
     assert!(
@@ -474,25 +477,6 @@ async fn what_a_failed_stage_could_not_remove_is_reported_and_taken_up_by_its_re
         let key = format!("{p}@{version}/metadata");
         assert!(object_in(&world, REGIONS[0], &key).await.is_some(), "{key}");
     }
-    for outage in &outages {
-        outage.end();
-    }
-
-    let (code, out, err) = stage("cobol");
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(err.is_empty(), "a region refused the retry: {err}");
-    setxattr(&folder, "user.lang", b"cobol").unwrap();
-    let (code, _, err) = run(Command::new("touch").arg(folder.join("app.bin")));
-    assert_eq!(code, 0, "the mount's retry: {err}\n{}", mount.log());
-    assert_eq!(status_of(&mount, &p, "5.0.0"), None, "{}", mount.log());
-    for version in ["4.0.0", "5.0.0"] {
-        let cobol = Some("cobol".to_string());
-        assert_eq!(
-            lang_in_each_region(&world, &p, version).await,
-            [cobol.clone(), cobol.clone(), cobol],
-            "{version}"
-        );
-        let info = python_info_in(&world, REGIONS[0], &p, version);
-        assert!(info.contains("= cobol") && !info.contains("rust"), "{info}");
-    }
+    two_down.end();
+    retries_with_cobol_take_every_region(&world, &mount, &p, &folder).await;
 }

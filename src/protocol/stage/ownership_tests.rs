@@ -3,8 +3,6 @@
 //! scripts (down, deletes refused, an object written over ours right after our upload).
 
 use std::collections::HashMap;
-use std::ops::Range;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -17,10 +15,8 @@ use crate::protocol::metadata::{self, Metadata};
 use crate::protocol::setup::{set_up_local_store, LOCAL_BUCKET};
 use crate::protocol::{Error, RegionOutcome, Session, StageReport, StageSource, Stager};
 use crate::storage::local::LocalRegion;
-use crate::storage::{
-    Backend, CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore,
-    StorageError,
-};
+use crate::storage::store_tests::{Call, Hook, Hooked, Op};
+use crate::storage::{Backend, ObjectInfo, PutOptions, RegionStore, StorageError};
 
 use super::STAGE_METADATA_KEY;
 
@@ -29,172 +25,40 @@ const KEY: &str = "App@4.0.0";
 const META: &str = "App@4.0.0/metadata";
 
 /// A local region whose faults the test scripts.
-#[derive(Debug)]
-struct Scripted {
-    inner: LocalRegion,
+type Scripted = Hooked<LocalRegion, Script>;
+
+/// The faults of one region.
+#[derive(Debug, Default)]
+struct Script {
     down: AtomicBool,
     refuse_deletes: AtomicBool,
     /// Written over the artifact by "a peer" right after our upload of it succeeds.
     overwrite_artifact: Mutex<Option<Bytes>>,
 }
 
-impl Scripted {
-    fn up(&self) -> Result<(), StorageError> {
-        match self.down.load(Ordering::SeqCst) {
-            true => Err(StorageError::unavailable("scripted outage")),
-            false => Ok(()),
+#[async_trait]
+impl Hook for Script {
+    async fn before(&self, call: Call<'_>) -> Result<(), StorageError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StorageError::unavailable("scripted outage"));
         }
+        if call.op == Op::DeleteObject && self.refuse_deletes.load(Ordering::SeqCst) {
+            return Err(StorageError::access_denied("scripted: s3:DeleteObject"));
+        }
+        Ok(())
     }
 
-    async fn after_artifact_upload(&self, bucket: &str, key: &str) {
-        if key != KEY {
+    async fn after(&self, inner: &dyn RegionStore, call: Call<'_>) {
+        if !call.op.writes_object() || call.name != KEY {
             return;
         }
         let peer = self.overwrite_artifact.lock().unwrap().take();
-        if let Some(body) = peer {
-            self.inner
-                .put_object(bucket, key, body, &PutOptions::default())
+        if let (Some(body), Some(bucket)) = (peer, call.bucket) {
+            inner
+                .put_object(bucket, KEY, body, &PutOptions::default())
                 .await
                 .unwrap();
         }
-    }
-}
-
-#[async_trait]
-impl RegionStore for Scripted {
-    fn region(&self) -> &str {
-        self.inner.region()
-    }
-    async fn get_parameter(&self, name: &str) -> Result<String, StorageError> {
-        self.up()?;
-        self.inner.get_parameter(name).await
-    }
-    async fn put_parameter(&self, name: &str, value: &str) -> Result<(), StorageError> {
-        self.up()?;
-        self.inner.put_parameter(name, value).await
-    }
-    async fn delete_parameter(&self, name: &str) -> Result<(), StorageError> {
-        self.up()?;
-        self.inner.delete_parameter(name).await
-    }
-    async fn list_parameters(&self, path: &str) -> Result<Vec<(String, String)>, StorageError> {
-        self.up()?;
-        self.inner.list_parameters(path).await
-    }
-    async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectInfo, StorageError> {
-        self.up()?;
-        self.inner.head_object(bucket, key).await
-    }
-    async fn get_object(
-        &self,
-        bucket: &str,
-        key: &str,
-        range: Option<Range<u64>>,
-        if_match: Option<&str>,
-    ) -> Result<ObjectStream, StorageError> {
-        self.up()?;
-        self.inner.get_object(bucket, key, range, if_match).await
-    }
-    async fn put_object(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: Bytes,
-        options: &PutOptions,
-    ) -> Result<(), StorageError> {
-        self.up()?;
-        self.inner.put_object(bucket, key, body, options).await?;
-        self.after_artifact_upload(bucket, key).await;
-        Ok(())
-    }
-    async fn put_object_from_file(
-        &self,
-        bucket: &str,
-        key: &str,
-        path: &Path,
-        options: &PutOptions,
-    ) -> Result<(), StorageError> {
-        self.up()?;
-        self.inner
-            .put_object_from_file(bucket, key, path, options)
-            .await?;
-        self.after_artifact_upload(bucket, key).await;
-        Ok(())
-    }
-    async fn first_part_size(&self, bucket: &str, key: &str) -> Result<Option<u64>, StorageError> {
-        self.up()?;
-        self.inner.first_part_size(bucket, key).await
-    }
-    async fn list_objects(
-        &self,
-        bucket: &str,
-        prefix: &str,
-    ) -> Result<Vec<ObjectSummary>, StorageError> {
-        self.up()?;
-        self.inner.list_objects(bucket, prefix).await
-    }
-    async fn delete_object(
-        &self,
-        bucket: &str,
-        key: &str,
-        if_match: Option<&str>,
-    ) -> Result<(), StorageError> {
-        self.up()?;
-        if self.refuse_deletes.load(Ordering::SeqCst) {
-            return Err(StorageError::access_denied("scripted: s3:DeleteObject"));
-        }
-        self.inner.delete_object(bucket, key, if_match).await
-    }
-    async fn create_multipart_upload(
-        &self,
-        bucket: &str,
-        key: &str,
-        user_metadata: &HashMap<String, String>,
-    ) -> Result<String, StorageError> {
-        self.up()?;
-        self.inner
-            .create_multipart_upload(bucket, key, user_metadata)
-            .await
-    }
-    async fn upload_part(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-        part_number: i32,
-        body: Bytes,
-        content_md5: &str,
-    ) -> Result<CompletedPart, StorageError> {
-        self.up()?;
-        self.inner
-            .upload_part(bucket, key, upload_id, part_number, body, content_md5)
-            .await
-    }
-    async fn complete_multipart_upload(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-        parts: &[CompletedPart],
-        if_none_match: bool,
-    ) -> Result<(), StorageError> {
-        self.up()?;
-        self.inner
-            .complete_multipart_upload(bucket, key, upload_id, parts, if_none_match)
-            .await?;
-        self.after_artifact_upload(bucket, key).await;
-        Ok(())
-    }
-    async fn abort_multipart_upload(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-    ) -> Result<(), StorageError> {
-        self.up()?;
-        self.inner
-            .abort_multipart_upload(bucket, key, upload_id)
-            .await
     }
 }
 
@@ -217,12 +81,10 @@ impl Store {
         let regions: Vec<Arc<Scripted>> = REGIONS
             .iter()
             .map(|region| {
-                Arc::new(Scripted {
-                    inner: LocalRegion::new(&store, region),
-                    down: AtomicBool::new(false),
-                    refuse_deletes: AtomicBool::new(false),
-                    overwrite_artifact: Mutex::new(None),
-                })
+                Arc::new(Hooked::new(
+                    LocalRegion::new(&store, region),
+                    Script::default(),
+                ))
             })
             .collect();
         let stores = regions
@@ -248,7 +110,7 @@ impl Store {
     /// Takes regions r1 and r2 down (true) or brings them back.
     fn two_down(&self, down: bool) {
         for region in &self.regions[1..] {
-            region.down.store(down, Ordering::SeqCst);
+            region.hook.down.store(down, Ordering::SeqCst);
         }
     }
 
@@ -351,7 +213,7 @@ async fn objects_found_already_there_are_never_removed() {
 #[tokio::test]
 async fn an_artifact_a_peer_wrote_over_ours_is_never_removed() {
     let s = Store::new().await;
-    *s.regions[0].overwrite_artifact.lock().unwrap() = Some(Bytes::from_static(b"peer's"));
+    *s.regions[0].hook.overwrite_artifact.lock().unwrap() = Some(Bytes::from_static(b"peer's"));
     s.two_down(true);
     let report = failed(s.stage(Stager::default(), Some("rust")).await);
     assert!(
@@ -378,7 +240,10 @@ async fn an_artifact_a_peer_wrote_over_ours_is_never_removed() {
 #[tokio::test]
 async fn a_removal_that_fails_is_reported_and_only_a_retry_told_of_it_takes_it_up() {
     let s = Store::new().await;
-    s.regions[0].refuse_deletes.store(true, Ordering::SeqCst);
+    s.regions[0]
+        .hook
+        .refuse_deletes
+        .store(true, Ordering::SeqCst);
     s.two_down(true);
     let first = failed(s.stage(Stager::default(), Some("rust")).await);
     assert!(first.regions[0].1.holds(), "{first:?}");
@@ -405,7 +270,10 @@ async fn a_removal_that_fails_is_reported_and_only_a_retry_told_of_it_takes_it_u
 
     // The retry told of it takes it up: r0 then holds the retry's metadata.
     let s = Store::new().await;
-    s.regions[0].refuse_deletes.store(true, Ordering::SeqCst);
+    s.regions[0]
+        .hook
+        .refuse_deletes
+        .store(true, Ordering::SeqCst);
     s.two_down(true);
     let first = failed(s.stage(Stager::default(), Some("rust")).await);
     s.two_down(false);

@@ -2,7 +2,7 @@
 //! flipped, the connection dropped half way, or half the body with headers that agree.
 
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -89,25 +89,20 @@ impl Body for Damaged {
                 BodyFault::Corrupt | BodyFault::Shorten => None,
             });
         }
-        let frame = match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
-            Some(Ok(frame)) => frame,
-            other => return Poll::Ready(other),
-        };
-        let data = match frame.into_data() {
-            Ok(data) => data,
-            Err(frame) => return Poll::Ready(Some(Ok(frame))),
-        };
-        let keep = data.len().min((this.stop - this.at) as usize);
-        let mut data = data.slice(..keep).to_vec();
-        if this.fault == BodyFault::Corrupt {
-            for (i, byte) in data.iter_mut().enumerate() {
-                if (this.at + i as u64) % 4096 == 0 {
-                    *byte ^= 0xff;
+        let (fault, at, stop) = (this.fault, &mut this.at, this.stop);
+        super::frames::poll_data(Pin::new(&mut this.inner), cx, |data| {
+            let keep = data.len().min((stop - *at) as usize);
+            let mut data = data.slice(..keep).to_vec();
+            if fault == BodyFault::Corrupt {
+                for (i, byte) in data.iter_mut().enumerate() {
+                    if (*at + i as u64) % 4096 == 0 {
+                        *byte ^= 0xff;
+                    }
                 }
             }
-        }
-        this.at += keep as u64;
-        Poll::Ready(Some(Ok(Frame::data(Bytes::from(data)))))
+            *at += keep as u64;
+            Bytes::from(data)
+        })
     }
 
     fn is_end_stream(&self) -> bool {

@@ -7,6 +7,7 @@
 pub mod backends;
 pub mod body_fault;
 pub mod files;
+pub mod frames;
 pub mod moto;
 pub mod mount;
 pub mod proxy;

@@ -574,23 +574,24 @@ impl Body for Tap {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        let polled = ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        match &polled {
-            Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
-                    if let Some(md5) = this.md5.as_mut() {
-                        md5.update(data);
-                    }
-                    lock(&this.rec).body_len += data.len();
+        let (md5, rec) = (&mut this.md5, &this.rec);
+        let polled = ready!(super::frames::poll_data(
+            Pin::new(&mut this.inner),
+            cx,
+            |data| {
+                if let Some(md5) = md5.as_mut() {
+                    md5.update(&data);
                 }
-                if this.inner.is_end_stream() {
-                    this.finish();
-                }
+                lock(rec).body_len += data.len();
+                data
             }
+        ));
+        match &polled {
+            Some(Ok(_)) if this.inner.is_end_stream() => this.finish(),
             None => this.finish(),
-            Some(Err(_)) => {}
+            Some(_) => {}
         }
-        Poll::Ready(polled.map(|frame| frame.map_err(BoxError::from)))
+        Poll::Ready(polled)
     }
 
     fn is_end_stream(&self) -> bool {

@@ -75,15 +75,16 @@ impl Body for Paced {
             ready!(sleep.as_mut().poll(cx));
             this.sleep = None;
         }
-        let polled = ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        if let Some(data) = polled.as_ref().and_then(|f| f.as_ref().ok()?.data_ref()) {
-            this.sent += data.len() as u64;
-            let due = this.started + Duration::from_secs_f64(this.sent as f64 / this.rate as f64);
+        let (started, rate) = (this.started, this.rate);
+        let (sent, sleep) = (&mut this.sent, &mut this.sleep);
+        super::frames::poll_data(Pin::new(&mut this.inner), cx, |data| {
+            *sent += data.len() as u64;
+            let due = started + Duration::from_secs_f64(*sent as f64 / rate as f64);
             if due > Instant::now() {
-                this.sleep = Some(Box::pin(tokio::time::sleep_until(due)));
+                *sleep = Some(Box::pin(tokio::time::sleep_until(due)));
             }
-        }
-        Poll::Ready(polled)
+            data
+        })
     }
 
     fn is_end_stream(&self) -> bool {
