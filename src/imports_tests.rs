@@ -367,3 +367,30 @@ fn the_check_reads_use_trees_and_finds_what_it_looks_for() {
         "pub(restricted) fn f() {} pub(restricted) struct S;"
     );
 }
+
+#[test]
+fn the_architecture_page_names_every_folder_and_every_module_of_fs() {
+    let page =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/ARCHITECTURE.md"))
+            .unwrap();
+    let mut unnamed = Vec::new();
+    for (module, path) in modules() {
+        let named = match module.as_slice() {
+            // Every folder of `src` and of `src/fs` (`src/fs/calls`, as `calls/`).
+            [top] if path.ends_with("mod.rs") => page.contains(&format!("src/{top}")),
+            [fs, wing] if fs == "fs" && path.ends_with("mod.rs") => {
+                page.contains(&format!("{wing}/"))
+            }
+            // Every module at the root of `src/fs` (`stat.rs`).
+            [fs, file] if fs == "fs" => page.contains(&format!("{file}.rs")),
+            _ => true,
+        };
+        if !named {
+            unnamed.push(module.join("::"));
+        }
+    }
+    assert!(
+        unnamed.is_empty(),
+        "docs/ARCHITECTURE.md does not name {unnamed:?}"
+    );
+}
