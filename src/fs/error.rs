@@ -74,6 +74,13 @@ impl FsError {
         self
     }
 
+    /// The same, for an error already shared (one failure that several callers meet):
+    /// kept as itself, not behind another `Arc`, so that it downcasts to its own type.
+    pub fn with_shared_source(mut self, source: Arc<dyn std::error::Error + Send + Sync>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(FsErrorKind::NotFound, message)
     }

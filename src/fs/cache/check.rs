@@ -7,14 +7,24 @@ use std::os::unix::fs::FileExt;
 
 use crate::digest::{Md5, PartHashes};
 
+use super::error::CacheError;
 use crate::fs::pinned::PinnedVersion;
 
 /// Checks a cached file against the version the mount pinned: its size, then its MD5
 /// when the store gives one, else its multipart ETag.
-pub(super) fn matches_store(file: &std::fs::File, pinned: &PinnedVersion) -> Result<(), String> {
-    let size = file.metadata().map_err(|e| e.to_string())?.len();
+pub(super) fn matches_store(
+    file: &std::fs::File,
+    pinned: &PinnedVersion,
+) -> Result<(), CacheError> {
+    let size = file
+        .metadata()
+        .map_err(|source| CacheError::Read { source })?
+        .len();
     if size != pinned.copies.size {
-        return Err(format!("{size} bytes, not {}", pinned.copies.size));
+        return Err(CacheError::Size {
+            expected: pinned.copies.size,
+            got: size,
+        });
     }
     if let Some(expected) = &pinned.copies.md5 {
         let mut hasher = Md5::new();
@@ -22,11 +32,14 @@ pub(super) fn matches_store(file: &std::fs::File, pinned: &PinnedVersion) -> Res
         let md5 = hex::encode(hasher.finalize());
         return match md5 == *expected {
             true => Ok(()),
-            false => Err(format!("MD5 {md5}, not {expected}")),
+            false => Err(CacheError::Md5 {
+                expected: expected.clone(),
+                got: md5,
+            }),
         };
     }
     let Some((expected, parts)) = pinned.copies.etag.as_deref().and_then(multipart_etag) else {
-        return Err("the store gives no MD5 to check it against".into());
+        return Err(CacheError::NothingToCheckAgainst);
     };
     let mut candidates: Vec<PartHashes> = part_sizes(size, parts)
         .into_iter()
@@ -42,13 +55,11 @@ pub(super) fn matches_store(file: &std::fs::File, pinned: &PinnedVersion) -> Res
         .any(|c| c.multipart_etag() == (expected.clone(), parts))
     {
         true => Ok(()),
-        false => Err(format!(
-            "no usual part size gives its multipart ETag {expected}-{parts}"
-        )),
+        false => Err(CacheError::MultipartEtag { expected, parts }),
     }
 }
 
-fn read_all(file: &std::fs::File, mut take: impl FnMut(&[u8])) -> Result<(), String> {
+fn read_all(file: &std::fs::File, mut take: impl FnMut(&[u8])) -> Result<(), CacheError> {
     let mut buffer = vec![0u8; 1 << 20];
     let mut at = 0u64;
     loop {
@@ -59,7 +70,7 @@ fn read_all(file: &std::fs::File, mut take: impl FnMut(&[u8])) -> Result<(), Str
                 at += n as u64;
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("reading the cache: {e}")),
+            Err(source) => return Err(CacheError::Read { source }),
         }
     }
 }
@@ -138,9 +149,26 @@ mod tests {
         assert!(matches_store(&file, &pinned(14, &etag, Some(md5.clone()))).is_ok());
         let (_dir, evil) = file_of(b"EVIL! artifact");
         let e = matches_store(&evil, &pinned(14, &etag, Some(md5.clone()))).unwrap_err();
-        assert!(e.contains("MD5"), "{e}");
+        let got = hex::encode(Md5::digest(b"EVIL! artifact"));
+        assert!(
+            matches!(&e, CacheError::Md5 { expected, got: g } if *expected == md5 && *g == got),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), format!("MD5 {got}, not {md5}"));
+        let e = matches_store(&file, &pinned(15, &etag, Some(md5.clone()))).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                CacheError::Size {
+                    expected: 15,
+                    got: 14
+                }
+            ),
+            "{e:?}"
+        );
         // No MD5 and no multipart ETag: nothing to check against, so not served.
-        assert!(matches_store(&file, &pinned(14, "\"opaque\"", None)).is_err());
+        let e = matches_store(&file, &pinned(14, "\"opaque\"", None)).unwrap_err();
+        assert!(matches!(e, CacheError::NothingToCheckAgainst), "{e:?}");
     }
 
     #[test]
@@ -158,7 +186,11 @@ mod tests {
         let mut damaged = bytes.clone();
         damaged[part as usize + 10] ^= 1;
         let (_dir, file) = file_of(&damaged);
-        assert!(matches_store(&file, &pinned(size, &etag, None)).is_err());
+        let e = matches_store(&file, &pinned(size, &etag, None)).unwrap_err();
+        assert!(
+            matches!(e, CacheError::MultipartEtag { parts: 2, .. }),
+            "{e:?}"
+        );
         assert_eq!(
             multipart_etag("\"ABCDEF0123456789abcdef0123456789-3\"")
                 .unwrap()

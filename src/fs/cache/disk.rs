@@ -37,6 +37,7 @@ use crate::protocol::copies::Copies;
 use crate::protocol::Session;
 
 use super::check::matches_store;
+use super::error::CacheError;
 use crate::fs::error::{FsError, FsResult};
 use crate::fs::host::private_dir::{Access, PrivateDir};
 use crate::fs::pinned::PinnedVersion;
@@ -115,11 +116,12 @@ impl Record {
 }
 
 /// How far a fetch into the cache has come.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum Progress {
     Bytes(u64),
     Done,
-    Failed(String),
+    /// Shared by every reader of the entry.
+    Failed(Arc<CacheError>),
 }
 
 /// One cached artifact, complete or arriving.
@@ -132,7 +134,7 @@ pub struct CachedFile {
 impl CachedFile {
     /// Whether the whole artifact is here and passed its check.
     pub fn is_checked(&self) -> bool {
-        *self.progress.borrow() == Progress::Done
+        matches!(*self.progress.borrow(), Progress::Done)
     }
 
     /// A descriptor of the cache file for the kernel to read this artifact from
@@ -170,7 +172,10 @@ impl CachedFile {
             match &*progress.borrow_and_update() {
                 Progress::Done => break,
                 Progress::Bytes(have) if *have >= end && end < self.size => break,
-                Progress::Failed(reason) => return Err(FsError::unavailable(reason.clone())),
+                Progress::Failed(reason) => {
+                    return Err(FsError::unavailable(reason.to_string())
+                        .with_shared_source(Arc::clone(reason) as _))
+                }
                 Progress::Bytes(_) => {}
             }
             if progress.changed().await.is_err() {
@@ -180,7 +185,7 @@ impl CachedFile {
         let mut buffer = vec![0u8; (end - offset) as usize];
         self.file
             .read_exact_at(&mut buffer, offset)
-            .map_err(|e| FsError::unavailable(format!("reading the cache: {e}")))?;
+            .map_err(|e| FsError::unavailable(format!("reading the cache: {e}")).with_source(e))?;
         Ok(bytes::Bytes::from(buffer))
     }
 }
@@ -344,11 +349,11 @@ impl DiskCache {
         pinned: &Arc<PinnedVersion>,
         record: Option<Record>,
         verified: bool,
-    ) -> Result<std::fs::File, String> {
+    ) -> Result<std::fs::File, CacheError> {
         match record {
             Some(record) if record.describes(pinned) => {}
-            Some(_) => return Err("its record is of another object".into()),
-            None => return Err("it has no record".into()),
+            Some(_) => return Err(CacheError::RecordOfAnother),
+            None => return Err(CacheError::NoRecord),
         }
         let dir = Arc::clone(&self.dir);
         let data = format!("{name}.data");
@@ -356,14 +361,17 @@ impl DiskCache {
         tokio::task::spawn_blocking(move || {
             let file = dir
                 .open_file(&data, Access::Read)
-                .map_err(|e| e.to_string())?;
+                .map_err(|source| CacheError::Open {
+                    path: dir.path().join(&data),
+                    source,
+                })?;
             if !verified {
                 matches_store(&file, &pinned)?;
             }
             Ok(file)
         })
         .await
-        .map_err(|e| format!("the check stopped: {e}"))?
+        .map_err(|source| CacheError::CheckStopped { source })?
     }
 
     fn forget(&self, name: &str) {
@@ -393,6 +401,7 @@ impl DiskCache {
                 "{what} {}: {e}",
                 self.dir.path().join(&part).display()
             ))
+            .with_source(e)
         };
         let writer = self
             .dir
@@ -424,7 +433,7 @@ impl DiskCache {
                     tracing::warn!(key = %fetch.pinned.copies.key, "fetching into the cache failed: {reason}");
                     let _ = fetch.dir.remove_file(format!("{}.part", fetch.name));
                     cache.abandon(&fetch.pinned);
-                    let _ = sender.send(Progress::Failed(reason));
+                    let _ = sender.send(Progress::Failed(Arc::new(reason)));
                 }
             }
         });
@@ -491,15 +500,15 @@ impl Fetch {
         &self,
         mut writer: std::fs::File,
         progress: &watch::Sender<Progress>,
-    ) -> Result<(), String> {
+    ) -> Result<(), CacheError> {
         let pinned = &self.pinned;
         let mut hasher = Md5::new();
         let mut read = pinned.copies.read(&self.session, None);
         while let Some(piece) = read.next().await {
-            let piece = piece.map_err(|e| e.to_string())?;
+            let piece = piece?;
             writer
                 .write_all(&piece.bytes)
-                .map_err(|e| format!("writing the cache: {e}"))?;
+                .map_err(|source| CacheError::Write { source })?;
             hasher.update(&piece.bytes);
             let _ = progress.send(Progress::Bytes(read.position()));
         }
@@ -509,25 +518,30 @@ impl Fetch {
             if *expected != md5 {
                 // The next open fetches from the other regions of the majority first.
                 pinned.copies.suspects.add(&served);
-                return Err(format!(
-                    "{} arrived with MD5 {md5}, not {expected}, from {}",
-                    pinned.copies.key,
-                    served.join(", ")
-                ));
+                return Err(CacheError::Arrived {
+                    key: pinned.copies.key.clone(),
+                    expected: expected.clone(),
+                    got: md5,
+                    served,
+                });
             }
         }
         writer
             .sync_all()
-            .map_err(|e| format!("writing the cache: {e}"))?;
-        let record = serde_json::to_vec(&Record::of(pinned)).map_err(|e| e.to_string())?;
+            .map_err(|source| CacheError::Write { source })?;
+        let record = serde_json::to_vec(&Record::of(pinned))
+            .map_err(|source| CacheError::EncodeRecord { source })?;
         let json = format!("{}.json", self.name);
         self.dir
             .replace(&json, &record)
-            .map_err(|e| format!("writing {}: {e}", self.dir.path().join(&json).display()))?;
+            .map_err(|source| CacheError::WriteRecord {
+                path: self.dir.path().join(&json),
+                source,
+            })?;
         self.dir
             .rename(format!("{}.part", self.name), format!("{}.data", self.name))
             .and_then(|()| self.dir.sync())
-            .map_err(|e| format!("filing the cache entry: {e}"))?;
+            .map_err(|source| CacheError::File { source })?;
         Ok(())
     }
 }

@@ -126,15 +126,16 @@ impl ArtifactFs {
             }
         }
         self.handle_closed(spooled);
-        if let Closer::Failed(reason) = closer {
+        if let Closer::Failed(failed) = closer {
             self.open_files
                 .update_flight(project, version, |flight| flight.abandoned = true);
             tracing::warn!(
                 project,
                 version,
                 file = file.name,
-                "not staged, kept in the spool: {reason}"
+                "not staged, kept in the spool: {failed}"
             );
+            let reason = failed.to_string();
             return staging.set_status(project, version, FileStatus::Abandoned { reason });
         }
         if self.held_by_writers_tree(project, version, &flight.writers) {

@@ -24,9 +24,18 @@ pub enum Closer {
     /// Running (an ordinary `close`), or exiting with status 0.
     Finished,
     /// Exiting by a signal or with a non-zero status: what it wrote may be incomplete.
-    Failed(String),
+    Failed(WriterFailed),
     /// Gone or unreadable: nothing to go by.
     Unknown,
+}
+
+/// How the writer of a file ended, when what it wrote may be cut short.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WriterFailed {
+    #[error("its writer (pid {pid}) was killed by signal {signal}")]
+    Killed { pid: u32, signal: i32 },
+    #[error("its writer (pid {pid}) exited with status {status}")]
+    Exited { pid: u32, status: i32 },
 }
 
 /// The process (thread group) of a thread.
@@ -87,15 +96,9 @@ pub fn closer(pid: u32, inode: u64, folder: &str, name: &str) -> Closer {
         return Closer::Unknown;
     };
     match exit_of(&stat) {
-        Some(Exit::Signal(signal)) => {
-            return Closer::Failed(format!(
-                "its writer (pid {pid}) was killed by signal {signal}"
-            ))
-        }
+        Some(Exit::Signal(signal)) => return Closer::Failed(WriterFailed::Killed { pid, signal }),
         Some(Exit::Status(status)) if status != 0 => {
-            return Closer::Failed(format!(
-                "its writer (pid {pid}) exited with status {status}"
-            ))
+            return Closer::Failed(WriterFailed::Exited { pid, status })
         }
         Some(Exit::Status(_)) => return Closer::Finished,
         None => {}

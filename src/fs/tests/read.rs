@@ -91,6 +91,35 @@ async fn the_last_read_of_a_whole_file_that_fails_its_md5_is_eio() {
 }
 
 #[tokio::test]
+async fn a_cache_fill_that_fails_its_md5_is_eio_and_keeps_both_digests() {
+    use crate::fs::cache::CacheError;
+    use std::error::Error as _;
+    let f = Fixture::new().await.with_cache(1 << 20);
+    damage_everywhere(&f, "SugarWater@1.0.0");
+    let opened = open(&f, "SugarWater/1.0.0/dist.txt").await;
+    let failed = f.fs.read(opened, 0, 1 << 20).await.unwrap_err();
+    f.fs.release(opened);
+    assert_eq!(failed.errno(), libc::EIO);
+    let cause = failed.source().and_then(|s| s.downcast_ref::<CacheError>());
+    let Some(CacheError::Arrived {
+        expected,
+        got,
+        served,
+        ..
+    }) = cause
+    else {
+        panic!("the cause is lost: {failed:?}");
+    };
+    assert_eq!(
+        *expected,
+        hex::encode(crate::digest::Md5::digest(CURRENT_BYTES))
+    );
+    assert_ne!(got, expected);
+    assert!(!served.is_empty());
+    assert!(failed.message.contains("arrived with MD5"), "{failed}");
+}
+
+#[tokio::test]
 async fn after_a_whole_read_fails_its_md5_the_next_open_reads_from_another_region() {
     let f = Fixture::new().await;
     let inode = f.inode("SugarWater/1.0.0/dist.txt").await;
