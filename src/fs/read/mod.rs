@@ -85,9 +85,29 @@ pub struct FileReader {
     whole: Option<Box<WholeRead>>,
     /// Why the bytes read whole failed their check: every later read of the handle
     /// answers EIO too (the kernel retries a failed read-ahead with reads of its own).
-    failed: Option<String>,
+    failed: Option<Arc<Mismatch>>,
     /// The regions whose bytes this handle consumed in order.
     served: Served,
+}
+
+/// Bytes read whole that do not match the MD5 the version was pinned with.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the bytes of {key} read from {} do not match their MD5 (pinned {expected}, read {got})",
+    regions.join(", ")
+)]
+pub struct Mismatch {
+    pub key: String,
+    /// The regions that served them.
+    pub regions: Vec<String>,
+    pub expected: String,
+    pub got: String,
+}
+
+impl Mismatch {
+    fn to_fs_error(self: &Arc<Self>) -> FsError {
+        FsError::unavailable(self.to_string()).with_shared_source(Arc::clone(self) as _)
+    }
 }
 
 impl FileReader {
@@ -116,8 +136,8 @@ impl FileReader {
 
     /// Reads up to `size` bytes at `offset` (fewer only at the end of the file).
     pub async fn read(&mut self, offset: u64, size: u32) -> FsResult<Bytes> {
-        if let Some(reason) = &self.failed {
-            return Err(FsError::unavailable(reason.clone()));
+        if let Some(mismatch) = &self.failed {
+            return Err(mismatch.to_fs_error());
         }
         let file_size = self.pinned.copies.size;
         if offset >= file_size || size == 0 {
@@ -186,13 +206,15 @@ impl FileReader {
                      the last read answers EIO, and the next open asks the other regions first"
                 );
                 self.pinned.copies.suspects.add(&served);
-                let reason = format!(
-                    "the bytes of {} read from {} do not match their MD5",
-                    self.pinned.copies.key,
-                    served.join(", ")
-                );
-                self.failed = Some(reason.clone());
-                Err(FsError::unavailable(reason))
+                let mismatch = Arc::new(Mismatch {
+                    key: self.pinned.copies.key.clone(),
+                    regions: served,
+                    expected: expected.to_string(),
+                    got: md5,
+                });
+                let error = mismatch.to_fs_error();
+                self.failed = Some(mismatch);
+                Err(error)
             }
             _ => {
                 self.shared.mark_verified(&self.pinned);
