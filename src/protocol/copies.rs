@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures::StreamExt;
 
-use crate::storage::{ObjectStream, RegionStore};
+use crate::storage::{ObjectStream, RegionStore, StorageError};
 
 use super::census::{Content, Majority};
 use super::session::Session;
@@ -141,22 +141,19 @@ impl Copies {
         &self,
         store: &dyn RegionStore,
         bucket: &str,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, EtagError> {
         if self.holders.is_empty() {
             return Ok(self.etag.clone());
         }
         if let Some(holder) = self.holders.iter().find(|h| h.region == store.region()) {
             return Ok(holder.etag.clone());
         }
-        let info = store
-            .head_object(bucket, &self.key)
-            .await
-            .map_err(|e| e.to_string())?;
+        let info = store.head_object(bucket, &self.key).await?;
         let theirs = Content::of(&info);
         if theirs == self.content() && !matches!(theirs, Content::Size { .. }) {
             Ok(info.etag)
         } else {
-            Err(format!("its copy holds other bytes ({theirs})"))
+            Err(EtagError::OtherBytes(theirs))
         }
     }
 
@@ -195,6 +192,15 @@ pub struct Piece {
     /// The first bytes of a request: the time waited for them is the request's, not
     /// the body's.
     pub first: bool,
+}
+
+/// Why a region's copy is not asked for the content (`Copies::etag_for`).
+#[derive(Debug, thiserror::Error)]
+pub enum EtagError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("its copy holds other bytes ({0})")]
+    OtherBytes(Content),
 }
 
 /// No region could serve the rest of a range.

@@ -7,6 +7,7 @@
 //! against the source's afterwards.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use crate::digest::{Crc64, Md5};
 use base64::Engine;
@@ -38,10 +39,23 @@ pub(super) enum CopyError {
     #[error("{0}")]
     Storage(#[from] StorageError),
     /// The target took other bytes meanwhile (a racing stager): a conflict.
-    #[error("{0}")]
+    #[error("conflict: {0}")]
     Conflict(String),
+    /// The bytes read or written are not the source's: our own check, said in words.
     #[error("{0}")]
     Failed(String),
+    #[error("cannot make a temporary file in {}: {source}", .dir.display())]
+    Scratch {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Copies `key` from `from` to `to`, expecting the source to have `etag`.
@@ -108,14 +122,15 @@ async fn copy_whole(
     key: &str,
     info: &ObjectInfo,
 ) -> Result<(), CopyError> {
-    let (scratch, file) = Scratch::new().map_err(|e| {
-        CopyError::Failed(format!(
-            "cannot make a temporary file in {}: {e}",
-            std::env::temp_dir().display()
-        ))
+    let (scratch, file) = Scratch::new().map_err(|source| CopyError::Scratch {
+        dir: std::env::temp_dir(),
+        source,
     })?;
     let path = scratch.path();
-    let io = |e: std::io::Error| CopyError::Failed(format!("{}: {e}", path.display()));
+    let io = |source: std::io::Error| CopyError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut file = tokio::fs::File::from_std(file);
     let mut stream = from
         .store

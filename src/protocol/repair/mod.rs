@@ -5,6 +5,7 @@
 //! then each version's metadata and artifact, then `latest`.
 
 mod copy;
+pub mod failure;
 pub mod plan;
 pub mod ruling;
 mod scratch;
@@ -14,7 +15,8 @@ use futures::future::join_all;
 
 use super::error::Error;
 use super::session::Session;
-use copy::{copy_object, Copied, CopyError, End};
+use copy::{copy_object, Copied, End};
+use failure::Failure;
 use plan::{plan_configuration, plan_project, Action, Part, Plan};
 use ruling::Content;
 use survey::Survey;
@@ -160,7 +162,7 @@ impl Session {
         let store_of = |region: &str| {
             survey
                 .region(region)
-                .ok_or_else(|| format!("{region} is not one of the session's regions"))
+                .ok_or_else(|| Failure::NotARegion(region.to_string()))
         };
         let result = match action {
             Action::WriteConfiguration { region, value } => match store_of(region) {
@@ -169,7 +171,7 @@ impl Session {
                     .put_parameter(self.configuration_parameter(), value)
                     .await
                     .map(|()| Outcome::Done)
-                    .map_err(|e| e.to_string()),
+                    .map_err(Failure::from),
                 Err(why) => Err(why),
             },
             Action::Copy {
@@ -188,9 +190,10 @@ impl Session {
                 content,
             } => {
                 if !self.held_by_majority(survey, key, content).await {
-                    Err(format!(
-                        "{project}@{to} is not held by a majority of the regions: latest not moved"
-                    ))
+                    Err(Failure::NoMajority {
+                        project: project.clone(),
+                        version: to.clone(),
+                    })
                 } else {
                     match store_of(region) {
                         Ok(view) => {
@@ -202,7 +205,7 @@ impl Session {
                 }
             }
         };
-        result.unwrap_or_else(Outcome::Failed)
+        result.unwrap_or_else(|failure| Outcome::Failed(failure.to_string()))
     }
 
     async fn apply_copy(
@@ -212,14 +215,15 @@ impl Session {
         from: &str,
         to: &str,
         content: &Content,
-    ) -> Result<Outcome, String> {
+    ) -> Result<Outcome, Failure> {
         let (Some(source), Some(target)) = (survey.region(from), survey.region(to)) else {
-            return Err(format!(
-                "{from} or {to} is not one of the session's regions"
-            ));
+            return Err(Failure::NotRegions {
+                from: from.to_string(),
+                to: to.to_string(),
+            });
         };
         let (Ok(from_bucket), Ok(to_bucket)) = (&source.bucket, &target.bucket) else {
-            return Err("a bucket is unknown".into());
+            return Err(Failure::BucketUnknown);
         };
         let copied = copy_object(
             End {
@@ -234,11 +238,9 @@ impl Session {
             content.etag.as_deref(),
         )
         .await;
-        match copied {
-            Ok(Copied::Written) => Ok(Outcome::Done),
-            Ok(Copied::AlreadyThere) => Ok(Outcome::AlreadyDone),
-            Err(CopyError::Conflict(why)) => Err(format!("conflict: {why}")),
-            Err(e) => Err(e.to_string()),
+        match copied? {
+            Copied::Written => Ok(Outcome::Done),
+            Copied::AlreadyThere => Ok(Outcome::AlreadyDone),
         }
     }
 
@@ -266,32 +268,28 @@ impl Session {
         project: &str,
         from: Option<&semver::Version>,
         to: &semver::Version,
-    ) -> Result<Outcome, String> {
-        let prefix = &self
-            .ready_configuration()
-            .await
-            .map_err(|e| e.to_string())?
-            .parameter_name_prefix;
+    ) -> Result<Outcome, Failure> {
+        let prefix = &self.ready_configuration().await?.parameter_name_prefix;
         let name = super::names::latest_parameter_name(prefix, project);
         let now = match store.get_parameter(&name).await {
             Ok(text) => semver::Version::parse(text.trim()).ok(),
             Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         };
         if now.as_ref() == Some(to) {
             return Ok(Outcome::AlreadyDone);
         }
         if now.as_ref() != from {
-            return Err(format!(
-                "{name} in {} changed meanwhile (now {}): left for the next repair",
-                store.region(),
-                now.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
-            ));
+            return Err(Failure::ChangedMeanwhile {
+                name,
+                region: store.region().to_string(),
+                now,
+            });
         }
         store
             .put_parameter(&name, &to.to_string())
             .await
             .map(|()| Outcome::Done)
-            .map_err(|e| e.to_string())
+            .map_err(Failure::from)
     }
 }

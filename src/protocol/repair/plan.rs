@@ -26,7 +26,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use semver::Version;
 
+use super::failure::LatestUnreadable;
 use super::ruling::{decide, Content, Decision, Held, Ruling};
+use crate::storage::StorageError;
 
 /// Which object of a version a copy is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,12 +72,12 @@ pub struct Plan {
 }
 
 /// What the regions of one project answered.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct ProjectAnswers {
     /// Per version: the artifact's and the metadata object's answers, per region.
     pub versions: BTreeMap<String, VersionAnswers>,
     /// Per region: the `latest` parameter (`Ok(None)` when it does not exist).
-    pub latest: Vec<(String, Result<Option<Version>, String>)>,
+    pub latest: Vec<(String, Result<Option<Version>, LatestUnreadable>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -89,7 +91,10 @@ pub struct VersionAnswers {
 
 /// Plans the configuration parameter: `answers` is each region's value (`Ok(None)`
 /// when missing).
-pub fn plan_configuration(answers: &[(String, Result<Option<String>, String>)], plan: &mut Plan) {
+pub fn plan_configuration(
+    answers: &[(String, Result<Option<String>, StorageError>)],
+    plan: &mut Plan,
+) {
     let values: BTreeSet<&String> = answers
         .iter()
         .filter_map(|(_, a)| a.as_ref().ok().and_then(Option::as_ref))
@@ -252,7 +257,7 @@ fn plan_latest(
                     plan.problems.push(format!(
                         "{project} latest: {region} could not be read: {why}"
                     ));
-                    Claim::Unreadable(why.clone())
+                    Claim::Unreadable(why.to_string())
                 }
             };
             (region.clone(), claim)

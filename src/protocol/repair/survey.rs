@@ -8,13 +8,14 @@ use std::sync::Arc;
 use futures::future::join_all;
 use semver::Version;
 
-use crate::storage::{ObjectSummary, RegionStore};
+use crate::storage::{ObjectSummary, RegionStore, StorageError};
 
 use super::super::error::Error;
 use super::super::names::{
     artifact_key, latest_parameter_name, metadata_key, validate_project_name, versions_prefix,
 };
 use super::super::session::Session;
+use super::failure::{LatestUnreadable, Unusable};
 use super::plan::{ProjectAnswers, VersionAnswers};
 use super::ruling::Held;
 
@@ -22,14 +23,14 @@ use super::ruling::Held;
 /// used.
 pub(super) struct RegionView {
     pub store: Arc<dyn RegionStore>,
-    pub bucket: Result<String, String>,
-    pub objects: Result<HashMap<String, ObjectSummary>, String>,
+    pub bucket: Result<String, Arc<Unusable>>,
+    pub objects: Result<HashMap<String, ObjectSummary>, Arc<Unusable>>,
 }
 
 /// Everything read.
 pub(super) struct Survey {
     pub regions: Vec<RegionView>,
-    pub configuration: Vec<(String, Result<Option<String>, String>)>,
+    pub configuration: Vec<(String, Result<Option<String>, StorageError>)>,
     pub projects: BTreeMap<String, ProjectAnswers>,
     pub problems: Vec<String>,
 }
@@ -120,11 +121,15 @@ pub(super) async fn survey(session: &Session, project: Option<&str>) -> Result<S
             let parameter = parameter.clone();
             async move {
                 let answer = match store.get_parameter(&parameter).await {
-                    Ok(text) => Version::parse(text.trim())
-                        .map(Some)
-                        .map_err(|e| format!("{parameter} holds {text:?}, not a version: {e}")),
+                    Ok(text) => Version::parse(text.trim()).map(Some).map_err(|source| {
+                        LatestUnreadable::NotAVersion {
+                            parameter: parameter.clone(),
+                            text,
+                            source,
+                        }
+                    }),
                     Err(e) if e.is_not_found() => Ok(None),
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(e.into()),
                 };
                 (store.region().to_string(), answer)
             }
@@ -140,7 +145,9 @@ pub(super) async fn survey(session: &Session, project: Option<&str>) -> Result<S
     })
 }
 
-async fn read_configurations(session: &Session) -> Vec<(String, Result<Option<String>, String>)> {
+async fn read_configurations(
+    session: &Session,
+) -> Vec<(String, Result<Option<String>, StorageError>)> {
     let name = session.configuration_parameter().to_string();
     join_all(session.stores().iter().map(|store| {
         let name = name.clone();
@@ -148,7 +155,7 @@ async fn read_configurations(session: &Session) -> Vec<(String, Result<Option<St
             let answer = match store.get_parameter(&name).await {
                 Ok(value) => Ok(Some(value)),
                 Err(e) if e.is_not_found() => Ok(None),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e),
             };
             (store.region().to_string(), answer)
         }
@@ -163,20 +170,32 @@ async fn view_region(
     prefix: &str,
 ) -> RegionView {
     let region = store.region().to_string();
-    let bucket = session.bucket(store.as_ref()).await.map_err(|e| match e {
-        Error::Parameter { source, .. } if source.is_not_found() => format!(
-            "the bucket-name parameter {bucket_name_param} does not exist in {region}; create the bucket and the parameter (repair never creates buckets)"
-        ),
-        other => other.to_string(),
+    let bucket = session.bucket(store.as_ref()).await.map_err(|e| {
+        Arc::new(match e {
+            Error::Parameter { ref source, .. } if source.is_not_found() => {
+                Unusable::NoBucketParameter {
+                    parameter: bucket_name_param.to_string(),
+                    region: region.clone(),
+                    source: e,
+                }
+            }
+            other => Unusable::Bucket(other),
+        })
     });
     let objects = match &bucket {
-        Err(why) => Err(why.clone()),
+        Err(why) => Err(Arc::clone(why)),
         Ok(bucket) => match store.list_objects(bucket, prefix).await {
             Ok(objects) => Ok(objects.into_iter().map(|o| (o.key.clone(), o)).collect()),
-            Err(e) if e.is_not_found() => Err(format!(
-                "the bucket {bucket} does not exist in {region}; create it (repair never creates buckets)"
-            )),
-            Err(e) => Err(format!("cannot list s3://{bucket}/{prefix}: {e}")),
+            Err(source) if source.is_not_found() => Err(Arc::new(Unusable::NoBucket {
+                bucket: bucket.clone(),
+                region,
+                source,
+            })),
+            Err(source) => Err(Arc::new(Unusable::Listing {
+                bucket: bucket.clone(),
+                prefix: prefix.to_string(),
+                source,
+            })),
         },
     };
     RegionView {
@@ -217,7 +236,7 @@ fn held_everywhere(views: &[RegionView], key: &str) -> Vec<(String, Held)> {
         .iter()
         .map(|view| {
             let held = match &view.objects {
-                Err(why) => Held::Unknown(why.clone()),
+                Err(why) => Held::Unknown(why.to_string()),
                 Ok(objects) => match objects.get(key) {
                     Some(o) => Held::Object {
                         size: o.size,

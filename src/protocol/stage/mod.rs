@@ -33,6 +33,7 @@ mod digests;
 mod options;
 mod ownership;
 mod parts;
+mod refusal;
 mod region;
 mod sending;
 mod source;

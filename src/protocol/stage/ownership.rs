@@ -29,6 +29,8 @@ use crate::protocol::names::metadata_key;
 use crate::protocol::session::Session;
 use crate::storage::{ObjectInfo, RegionStore};
 
+use super::refusal::RegionError;
+
 /// The user-metadata entry (S3 `x-amz-meta-startifact-stage`) naming the stage that
 /// created an object.
 pub const STAGE_METADATA_KEY: &str = "startifact-stage";
@@ -141,14 +143,15 @@ impl Ownership {
         bucket: &str,
         key: &str,
         info: &ObjectInfo,
-    ) -> Result<(), String> {
+    ) -> Result<(), RegionError> {
         let etag = info.etag.as_deref().unwrap_or_default();
         match store.delete_object(bucket, key, Some(etag)).await {
             Ok(()) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(format!(
-                "{key} was left by an earlier stage of ours with other bytes, and could not be removed: {e}"
-            )),
+            Err(source) => Err(RegionError::NotRemoved {
+                key: key.to_string(),
+                source,
+            }),
         }
     }
 

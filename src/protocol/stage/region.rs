@@ -13,6 +13,7 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use semver::Version;
 
+use crate::protocol::error::Error;
 use crate::protocol::metadata::{self, Metadata};
 use crate::protocol::names::metadata_key;
 use crate::protocol::session::Session;
@@ -26,21 +27,9 @@ use super::digests::{base64_of, Prepared};
 use super::options::StageOptions;
 use super::ownership::Ownership;
 use super::parts::SharedParts;
+use super::refusal::{Refusal, RegionError};
 use super::sending::{place, Method, Sent};
 use crate::protocol::stage_report::{LatestChange, RegionOutcome};
-
-/// Why a region did not take the artifact.
-pub(super) enum Refusal {
-    /// The key holds other bytes or metadata.
-    Taken(String),
-    Failed(String),
-}
-
-impl From<String> for Refusal {
-    fn from(reason: String) -> Self {
-        Refusal::Failed(reason)
-    }
-}
 
 /// Everything one region's stage needs.
 pub(super) struct RegionPlan<'a> {
@@ -102,7 +91,7 @@ impl RegionPlan<'_> {
         let outcome = match self.try_run(store).await {
             Ok(outcome) => outcome,
             Err(Refusal::Taken(reason)) => RegionOutcome::Taken(reason),
-            Err(Refusal::Failed(reason)) => RegionOutcome::Failed(reason),
+            Err(Refusal::Failed(error)) => RegionOutcome::Failed(error.to_string()),
         };
         if let Some(progress) = &self.options.progress {
             let ok = !matches!(outcome, RegionOutcome::Taken(_) | RegionOutcome::Failed(_));
@@ -122,20 +111,17 @@ impl RegionPlan<'_> {
     async fn bucket_and_presence(
         &self,
         store: &dyn RegionStore,
-    ) -> Result<(String, Option<ObjectInfo>), String> {
-        let bucket = self
-            .session
-            .bucket(store)
-            .await
-            .map_err(|e| e.to_string())?;
+    ) -> Result<(String, Option<ObjectInfo>), RegionError> {
+        let bucket = self.session.bucket(store).await?;
         match store.head_object(&bucket, self.key).await {
             Ok(info) => Ok((bucket, Some(info))),
             Err(e) if e.is_not_found() => Ok((bucket, None)),
-            Err(e) => Err(format!(
-                "Failed to discover if s3:/{bucket}/{} exists in {}: {e}",
-                self.key,
-                store.region()
-            )),
+            Err(source) => Err(RegionError::Presence {
+                bucket,
+                key: self.key.to_string(),
+                region: store.region().to_string(),
+                source,
+            }),
         }
     }
 
@@ -175,7 +161,7 @@ impl RegionPlan<'_> {
                 self.check_existing(store, &bucket).await?;
                 return Ok(RegionOutcome::AlreadyHeld(LatestChange::Untouched));
             }
-            Err(e) => return Err(e.to_string().into()),
+            Err(e) => return Err(e.into()),
         }
         Ok(RegionOutcome::Staged(LatestChange::Untouched))
     }
@@ -349,7 +335,7 @@ impl RegionPlan<'_> {
     pub(super) async fn upload_without_completing(
         &self,
         store: &dyn RegionStore,
-    ) -> Result<Option<(String, Vec<CompletedPart>)>, String> {
+    ) -> Result<Option<(String, Vec<CompletedPart>)>, RegionError> {
         if self.method(store) == Method::OneRequest {
             return Ok(None);
         }
@@ -359,13 +345,12 @@ impl RegionPlan<'_> {
         }
         let upload_id = store
             .create_multipart_upload(&bucket, self.key, &self.user_metadata())
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         match self.upload_parts(store, &bucket, &upload_id).await {
             Ok(parts) => Ok(Some((upload_id, parts))),
             Err(e) => {
                 self.abandon(store, &bucket, &upload_id).await;
-                Err(e.to_string())
+                Err(e.into())
             }
         }
     }
@@ -409,10 +394,7 @@ impl RegionPlan<'_> {
     /// An artifact already in the region counts as held only with our MD5 and metadata.
     async fn check_existing(&self, store: &dyn RegionStore, bucket: &str) -> Result<(), Refusal> {
         let region = store.region();
-        let info = store
-            .head_object(bucket, self.key)
-            .await
-            .map_err(|e| e.to_string())?;
+        let info = store.head_object(bucket, self.key).await?;
         match info.known_md5() {
             Some(md5) if md5 == self.prepared.md5_hex => {}
             Some(md5) => {
@@ -439,9 +421,9 @@ impl RegionPlan<'_> {
         let region = store.region();
         let metadata_key = metadata_key(self.key);
         let existing = match metadata::read_bounded(store, bucket, &metadata_key).await {
-            Ok(bytes) => metadata::decode(&metadata_key, &bytes).map_err(|e| e.to_string())?,
+            Ok(bytes) => metadata::decode(&metadata_key, &bytes)?,
             Err(e) if e.is_not_found() => Metadata::new(),
-            Err(e) => return Err(e.to_string().into()),
+            Err(e) => return Err(e.into()),
         };
         if &existing != self.metadata {
             return Err(Refusal::Taken(format!(
@@ -468,13 +450,13 @@ impl RegionPlan<'_> {
             self.ownership.note_sent(store.region(), false);
             match self.put_metadata(store, bucket, body, None).await {
                 Err(e) if e.is_precondition_failed() => {}
-                other => return other.map_err(|e| e.to_string().into()),
+                other => return other.map_err(Refusal::from),
             }
         }
         let info = match store.head_object(bucket, &key).await {
             Ok(info) => info,
             Err(e) if e.is_not_found() && self.metadata_bytes.is_none() => return Ok(()),
-            Err(e) => return Err(e.to_string().into()),
+            Err(e) => return Err(e.into()),
         };
         let same = self.check_existing_metadata(store, bucket).await;
         if same.is_ok() || !self.ownership.stager.left_earlier(&info) {
@@ -485,10 +467,7 @@ impl RegionPlan<'_> {
             Some(body) => self.put_metadata(store, bucket, body, Some(etag)).await,
             None => store.delete_object(bucket, &key, Some(etag)).await,
         };
-        written.map_err(|e| {
-            format!("{key} was left by an earlier stage of ours, and could not be replaced: {e}")
-                .into()
-        })
+        written.map_err(|source| RegionError::NotReplaced { key, source }.into())
     }
 
     async fn put_metadata(
@@ -497,7 +476,7 @@ impl RegionPlan<'_> {
         bucket: &str,
         body: &Bytes,
         replacing: Option<&str>,
-    ) -> Result<(), crate::storage::StorageError> {
+    ) -> Result<(), StorageError> {
         let options = PutOptions {
             content_md5: Some(base64_of(&Md5::digest(body))),
             body_crc64: None,
@@ -531,14 +510,14 @@ impl RegionPlan<'_> {
     async fn move_latest(&self, store: &dyn RegionStore) -> LatestChange {
         match self.try_move_latest(store).await {
             Ok(change) => change,
-            Err(reason) => {
-                tracing::warn!(region = store.region(), "{reason}");
-                LatestChange::Failed(reason)
+            Err(error) => {
+                tracing::warn!(region = store.region(), "{error}");
+                LatestChange::Failed(error.to_string())
             }
         }
     }
 
-    async fn try_move_latest(&self, store: &dyn RegionStore) -> Result<LatestChange, String> {
+    async fn try_move_latest(&self, store: &dyn RegionStore) -> Result<LatestChange, Error> {
         let name = &self.latest_parameter;
         let change = match store.get_parameter(name).await {
             Ok(text) => match Version::parse(text.trim()) {
@@ -560,11 +539,10 @@ impl RegionPlan<'_> {
         store
             .put_parameter(name, &self.version.to_string())
             .await
-            .map_err(|e| {
-                format!(
-                    "Failed to interact with parameter {name} in {}: {e}",
-                    store.region()
-                )
+            .map_err(|source| Error::Parameter {
+                name: name.clone(),
+                region: store.region().to_string(),
+                source,
             })?;
         Ok(change)
     }
