@@ -27,7 +27,7 @@ use super::digests::{base64_of, Prepared};
 use super::options::StageOptions;
 use super::ownership::Ownership;
 use super::parts::SharedParts;
-use super::refusal::{Refusal, RegionError};
+use super::refusal::{Existing, Refusal, RegionError, Taken};
 use super::sending::{place, Method, Sent};
 use crate::protocol::stage_report::{LatestChange, RegionOutcome};
 
@@ -90,7 +90,7 @@ impl RegionPlan<'_> {
     pub(super) async fn run(&self, store: &dyn RegionStore) -> RegionOutcome {
         let outcome = match self.try_run(store).await {
             Ok(outcome) => outcome,
-            Err(Refusal::Taken(reason)) => RegionOutcome::Taken(reason),
+            Err(Refusal::Taken(taken)) => RegionOutcome::Taken(taken.to_string()),
             Err(Refusal::Failed(error)) => RegionOutcome::Failed(error.to_string()),
         };
         if let Some(progress) = &self.options.progress {
@@ -129,10 +129,7 @@ impl RegionPlan<'_> {
         let region = store.region();
         let (bucket, present) = self.bucket_and_presence(store).await?;
         if present.is_some() && self.dry_run {
-            return Err(Refusal::Taken(format!(
-                "{} exists in {bucket} in {region}",
-                self.key
-            )));
+            return Err(Taken::Exists(self.existing(store, &bucket)).into());
         }
         if let Some(info) = present {
             if !self.ownership.stager.left_earlier(&info) {
@@ -393,24 +390,28 @@ impl RegionPlan<'_> {
 
     /// An artifact already in the region counts as held only with our MD5 and metadata.
     async fn check_existing(&self, store: &dyn RegionStore, bucket: &str) -> Result<(), Refusal> {
-        let region = store.region();
         let info = store.head_object(bucket, self.key).await?;
         match info.known_md5() {
             Some(md5) if md5 == self.prepared.md5_hex => {}
-            Some(md5) => {
-                return Err(Refusal::Taken(format!(
-                    "{} exists in {bucket} in {region} with other content (MD5 {md5}, ours {})",
-                    self.key, self.prepared.md5_hex
-                )))
+            Some(theirs) => {
+                return Err(Taken::OtherContent {
+                    at: self.existing(store, bucket),
+                    theirs,
+                    ours: self.prepared.md5_hex.clone(),
+                }
+                .into())
             }
-            None => {
-                return Err(Refusal::Taken(format!(
-                    "{} exists in {bucket} in {region} and its MD5 cannot be known to compare",
-                    self.key
-                )))
-            }
+            None => return Err(Taken::UnknownContent(self.existing(store, bucket)).into()),
         }
         self.check_existing_metadata(store, bucket).await
+    }
+
+    fn existing(&self, store: &dyn RegionStore, bucket: &str) -> Existing {
+        Existing {
+            key: self.key.to_string(),
+            bucket: bucket.to_string(),
+            region: store.region().to_string(),
+        }
     }
 
     pub(super) async fn check_existing_metadata(
@@ -418,7 +419,6 @@ impl RegionPlan<'_> {
         store: &dyn RegionStore,
         bucket: &str,
     ) -> Result<(), Refusal> {
-        let region = store.region();
         let metadata_key = metadata_key(self.key);
         let existing = match metadata::read_bounded(store, bucket, &metadata_key).await {
             Ok(bytes) => metadata::decode(&metadata_key, &bytes)?,
@@ -426,10 +426,7 @@ impl RegionPlan<'_> {
             Err(e) => return Err(e.into()),
         };
         if &existing != self.metadata {
-            return Err(Refusal::Taken(format!(
-                "{} exists in {bucket} in {region} with other metadata",
-                self.key
-            )));
+            return Err(Taken::OtherMetadata(self.existing(store, bucket)).into());
         }
         Ok(())
     }
