@@ -13,11 +13,11 @@ QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
   RUNS=${RUNS:-2} SIZES=${SIZES:-20MB} VERSIONS=${VERSIONS:-1000}
   CALLS=${CALLS:-200} LS_CALLS=${LS_CALLS:-10} RANDOM_READS=${RANDOM_READS:-50}
-  OUT_DIR=${OUT_DIR:-bench/quick}
+  LOAD_SIZE=${LOAD_SIZE:-10MB} OUT_DIR=${OUT_DIR:-bench/quick}
 else
   RUNS=${RUNS:-5} SIZES=${SIZES:-200MB 1GiB} VERSIONS=${VERSIONS:-10000}
   CALLS=${CALLS:-1000} LS_CALLS=${LS_CALLS:-50} RANDOM_READS=${RANDOM_READS:-100}
-  OUT_DIR=${OUT_DIR:-bench}
+  LOAD_SIZE=${LOAD_SIZE:-100MB} OUT_DIR=${OUT_DIR:-bench}
 fi
 S3S=${S3S:-1}
 TIMEOUT=${TIMEOUT:-900}   # seconds any one timed command may take
@@ -42,6 +42,7 @@ for size in $SIZES; do bytes_of "$size" >/dev/null; done
 LARGEST=$(for size in $SIZES; do printf '%s %s\n' "$(bytes_of "$size")" "$size"; done | sort -n | tail -n 1 | cut -d' ' -f2)
 RANDOM_SIZE=${RANDOM_SIZE:-$LARGEST}
 bytes_of "$RANDOM_SIZE" >/dev/null
+bytes_of "$LOAD_SIZE" >/dev/null   # the artifacts of the load phase
 
 # --- scratch folder and hermetic environment -----------------------------------------
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/startifact-bench.XXXXXX")"
@@ -109,17 +110,50 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
 # Runs "$@" with the time limit, its output appended to the log file $LOG; prints its
 # seconds. Fails (status 1) when the command fails. read_timed: the same, with the
 # standard output thrown away (the bytes a read prints).
-timed() {
-  local t0 t1 log="${LOG:-$TMP/logs/commands.log}"
-  local limit=(timeout -k 10 "$TIMEOUT")
+# It runs in a subshell of its own, so that bash's `times` (the user and system CPU of
+# the children the shell waited for, with everything they waited for in turn) counts
+# this command's processes only: their CPU seconds go to $CPU_FILE (see last_cpu).
+CPU_FILE="$TMP/cpu"
+timed() (
+  t0="" t1="" log="${LOG:-$TMP/logs/commands.log}"
+  limit=(timeout -k 10 "$TIMEOUT")
   # timeout(1) cannot run a shell function: those keep their own limits.
   if declare -F "$1" >/dev/null; then limit=(); fi
   t0=$(now_ns)
-  "${limit[@]}" "$@" </dev/null >>"${TIMED_OUT:-$log}" 2>>"$log" || return 1
+  times >"$CPU_FILE.0"
+  "${limit[@]}" "$@" </dev/null >>"${TIMED_OUT:-$log}" 2>>"$log" || exit 1
+  times >"$CPU_FILE.1"
   t1=$(now_ns)
+  children_cpu "$CPU_FILE.0" "$CPU_FILE.1" >"$CPU_FILE"
   secs "$t0" "$t1"
-}
+)
 read_timed() { TIMED_OUT=/dev/null timed "$@"; }
+
+# children_cpu BEFORE AFTER: the children's CPU seconds (user + system) between two
+# outputs of `times` (its second line, as "0m1.234s 0m0.056s").
+children_cpu() {
+  awk 'function s(x) { split(x, p, "m"); sub("s", "", p[2]); return p[1] * 60 + p[2] }
+       FNR == 2 { c[FILENAME == ARGV[1] ? 0 : 1] = s($1) + s($2) }
+       END { printf "%.3f", c[1] - c[0] }' "$1" "$2"
+}
+# The CPU seconds of what the last timed call ran (and what it waited for).
+last_cpu() { cat "$CPU_FILE"; }
+
+# The CPU seconds (user + system, all threads) process PID has used so far: fields 14
+# and 15 of /proc/PID/stat, in clock ticks. cpu_since PID BEFORE: those since BEFORE.
+CLK_TCK=$(getconf CLK_TCK)
+proc_cpu() {
+  local stat
+  stat=$(<"/proc/$1/stat") || return 1
+  # The name (field 2) is in parentheses and may hold spaces: count from after it.
+  stat=${stat##*) }
+  awk -v tck="$CLK_TCK" '{ printf "%.3f", ($12 + $13) / tck }' <<<"$stat"
+}
+cpu_since() {
+  local now
+  now=$(proc_cpu "$1") || return 1
+  awk -v a="$2" -v b="$now" 'BEGIN { printf "%.3f", b - a }'
+}
 
 # measure KEY WHAT COMMAND...: times COMMAND (output thrown away) and records its seconds
 # as KEY for the current server, or records KEY as failed at WHAT.
@@ -127,6 +161,31 @@ measure() {
   local key=$1 what=$2 t
   shift 2
   if t=$(read_timed "$@"); then record "$key" "$SERVER" s "$t"; else record_fail "$key" "$SERVER" "$what"; fi
+}
+# measure_cpu KEY WHAT COMMAND...: measure, and the CPU seconds of COMMAND's processes
+# as cpu.KEY.
+measure_cpu() {
+  local key=$1 what=$2 t
+  shift 2
+  if t=$(read_timed "$@"); then
+    record "$key" "$SERVER" s "$t"
+    record "cpu.$key" "$SERVER" s "$(last_cpu)"
+  else
+    record_fail "$key" "$SERVER" "$what"
+  fi
+}
+# measure_daemon KEY WHAT PID COMMAND...: measure, and the CPU seconds process PID (a
+# mount's daemon) used while COMMAND ran as cpu.KEY.
+measure_daemon() {
+  local key=$1 what=$2 pid=$3 t c0 c
+  shift 3
+  c0=$(proc_cpu "$pid") || c0=""
+  if t=$(read_timed "$@"); then
+    record "$key" "$SERVER" s "$t"
+    if [ -n "$c0" ] && c=$(cpu_since "$pid" "$c0"); then record "cpu.$key" "$SERVER" s "$c"; fi
+  else
+    record_fail "$key" "$SERVER" "$what"
+  fi
 }
 
 # Writes dirty pages, then drops the page cache, dentries and inodes of the whole machine.

@@ -4,7 +4,11 @@
 # phase_read SERVER: cold sequential reads of each of SIZES, one region. Every round reads
 # the artifact once with each tool, each after the page cache was dropped and on a fresh
 # mount: a signed raw GET (curl, the limit), `cat` through our mount, `cat` through
-# `rclone mount` and through s3fs-fuse, and the Python tool's --download.
+# `rclone mount` and through s3fs-fuse, and the Python tool's --download. Beside each
+# time, the CPU seconds it cost (cpu.read.SIZE.TOOL): curl's and the Python tool's own
+# (bash's `times`), and for the mounts their daemon's (/proc/PID/stat, read just before
+# and just after the timed cat, so the mount's start is not counted; the cat's own CPU
+# is not counted either).
 #
 # phase_cache: warm re-read of an artifact that our mount keeps in its --cache-dir,
 # against `cat` of the same file on local disk, with the page cache dropped and warm.
@@ -40,16 +44,18 @@ staged_artifact() {
 
 # One cold read with each tool; records read.SIZE.TOOL.
 read_round() {
-  local size=$1 file=$2 version=$3 round=$4 key="Read@$3" t bucket=bench-us-east-1
+  local size=$1 file=$2 version=$3 round=$4 key="Read@$3" t c0 c bucket=bench-us-east-1
   local url="$S3_URL/$bucket/$key"
 
   drop_caches
-  measure "read.$size.get" "curl GET $url" s3_curl us-east-1 -o /dev/null "$url"
+  measure_cpu "read.$size.get" "curl GET $url" s3_curl us-east-1 -o /dev/null "$url"
 
   if mount_ours; then
     drop_caches
+    c0=$(proc_cpu "$DAEMON_PID") || c0=""
     if t=$(read_timed cat "$MNT/Read/$version/$key"); then
       record "read.$size.cat" "$SERVER" s "$t"
+      if [ -n "$c0" ] && c=$(cpu_since "$DAEMON_PID" "$c0"); then record "cpu.read.$size.cat" "$SERVER" s "$c"; fi
       record "mem.read.$size" "$SERVER" MiB "$(daemon_hwm_mib)"
       if [ "$round" = 1 ] && ! timeout "$TIMEOUT" cmp -s "$file" "$MNT/Read/$version/$key"; then
         record_fail "read.$size.cat" "$SERVER" "the bytes read through the mount differ"
@@ -66,7 +72,7 @@ read_round() {
   for peer in rclone s3fs; do
     if "mount_$peer" "$bucket"; then
       drop_caches
-      measure "read.$size.$peer" "cat through $peer" cat "$PEER_MNT/$key"
+      measure_daemon "read.$size.$peer" "cat through $peer" "$PEER_PID" cat "$PEER_MNT/$key"
       if [ "$round" = 1 ] && ! timeout "$TIMEOUT" cmp -s "$file" "$PEER_MNT/$key"; then
         record_fail "read.$size.$peer" "$SERVER" "the bytes read through $peer differ"
       fi
@@ -77,7 +83,7 @@ read_round() {
   done
 
   drop_caches
-  measure "read.$size.python" "startifact --download" "$PEER" Read "$version" --download "$TMP/files/download"
+  measure_cpu "read.$size.python" "startifact --download" "$PEER" Read "$version" --download "$TMP/files/download"
   if [ "$round" = 1 ] && ! cmp -s "$file" "$TMP/files/download"; then
     record_fail "read.$size.python" "$SERVER" "the downloaded bytes differ"
   fi

@@ -5,16 +5,16 @@
 # OUT_DIR/results.png and prints the figures and the targets, met or short.
 #
 #   bash bench/run.sh                     # everything (2-3 hours on 2 cores)
-#   bash bench/run.sh read stage          # some phases: read cache stage metadata random
+#   bash bench/run.sh read stage          # some phases: read cache stage load metadata random
 #   QUICK=1 bash bench/run.sh             # a smoke run: 2 rounds, 20 MB, 1,000 versions
 #
-# Knobs: RUNS, SIZES, VERSIONS, CALLS, LS_CALLS, RANDOM_READS, RANDOM_SIZE, S3S, QUICK,
+# Knobs: RUNS, SIZES, VERSIONS, CALLS, LS_CALLS, RANDOM_READS, RANDOM_SIZE, LOAD_SIZE, S3S, QUICK,
 # TIMEOUT, OUT_DIR, KEEP_LOGS, BIN_DIR, CARGO_TARGET_DIR, STARTIFACT_TEST_VENV, BENCH_VENV
 # (see bench/README.md).
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_PHASES=(read cache stage metadata random)
+ALL_PHASES=(read cache stage load metadata random)
 PHASES=("$@")
 [ "${#PHASES[@]}" -gt 0 ] || PHASES=("${ALL_PHASES[@]}")
 for phase in "${PHASES[@]}"; do
@@ -33,6 +33,8 @@ source bench/mounts.sh
 source bench/read.sh
 # shellcheck source=bench/stage.sh
 source bench/stage.sh
+# shellcheck source=bench/load.sh
+source bench/load.sh
 # shellcheck source=bench/metadata.sh
 source bench/metadata.sh
 # shellcheck source=bench/random.sh
@@ -44,7 +46,7 @@ if [ "$S3S" = 1 ] && start_s3s; then SERVERS+=(s3s); fi
 
 # --- what the results say about the machine and the tools ----------------------------
 note date "$(date -u '+%Y-%m-%d %H:%M UTC')"
-note command "$(printf '%s ' "QUICK=$QUICK RUNS=$RUNS SIZES='$SIZES' VERSIONS=$VERSIONS CALLS=$CALLS LS_CALLS=$LS_CALLS RANDOM_READS=$RANDOM_READS RANDOM_SIZE=$RANDOM_SIZE S3S=$S3S" bash bench/run.sh "${PHASES[@]}")"
+note command "$(printf '%s ' "QUICK=$QUICK RUNS=$RUNS SIZES='$SIZES' VERSIONS=$VERSIONS CALLS=$CALLS LS_CALLS=$LS_CALLS RANDOM_READS=$RANDOM_READS RANDOM_SIZE=$RANDOM_SIZE LOAD_SIZE=$LOAD_SIZE S3S=$S3S" bash bench/run.sh "${PHASES[@]}")"
 if [ "$QUICK" = 1 ]; then note warning "QUICK=1: a smoke run of the harness, not the benchmark"
 elif [ "$RUNS" -lt 5 ]; then note warning "RUNS=$RUNS: the issue asks for the median of at least 5 runs"; fi
 note machine "nproc $(nproc), $(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) memory, $(uname -sr), $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
@@ -59,6 +61,7 @@ note rclone "$(rclone version 2>/dev/null | head -n 1)"
 note "s3fs-fuse" "$(s3fs --version 2>/dev/null | head -n 1)"
 note curl "$(curl --version | head -n 1 | cut -d' ' -f1-2)"
 note "page cache" "dropped (echo 3 > /proc/sys/vm/drop_caches) before every cold read and random-read round; the staged file stays cached"
+note CPU "user + system seconds per GiB of the artifact (of the 8 in the load phase): of curl, our CLI and the Python tool, their own processes (bash's times); of cat, cp and rsync through a mount, the mount's daemon (/proc/PID/stat, clock tick 1/$CLK_TCK s, read just before and after the timed command)"
 
 # --- the phases, on each server where they mean something ------------------------------
 for server in "${SERVERS[@]}"; do

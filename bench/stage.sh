@@ -11,14 +11,19 @@
 # cache throughout. Every stage is checked (each region holds the object at full size)
 # and then deleted, so that the servers do not fill the disk. On s3s-fs the mount cannot
 # stage: it saves the file name as a K/metadata object beside K, which s3s-fs (one path
-# per key) cannot hold.
+# per key) cannot hold. Beside each time, the CPU seconds it cost (cpu.stage.SIZE.TOOL):
+# for our CLI, the Python tool and curl, their processes' own (bash's `times`); for
+# cp, rsync and cp1, the mount's daemon's (/proc/PID/stat, just before and just after
+# the timed copy: the mount's start and the copying tool's own CPU are not counted).
 STAGE_REGIONS=us-east-1,us-west-2,eu-west-2
 
-# records stage.SIZE.METHOD when every region holds KEY at BYTES, else a failure.
+# checked FIGURE KEY BYTES SECONDS [CPU]: records FIGURE (stage.SIZE.METHOD), and CPU
+# as cpu.FIGURE, when every region holds KEY at BYTES, else a failure.
 checked() {
-  local figure=$1 key=$2 bytes=$3 t=$4
+  local figure=$1 key=$2 bytes=$3 t=$4 cpu=${5:-}
   if "$PY" bench/py/world.py check "$STAGE_REGIONS" "$bytes" "$key" >>"$TMP/logs/world.log" 2>&1; then
     record "$figure" "$SERVER" s "$t"
+    if [ -n "$cpu" ]; then record "cpu.$figure" "$SERVER" s "$cpu"; fi
   else
     record_fail "$figure" "$SERVER" "not in every region at full size after the stage"
   fi
@@ -29,7 +34,7 @@ checked() {
 # staging folder stays from one mount to the next, as a host's does: with it what the
 # daemons learned of each region (sending.json).
 stage_through() {
-  local tool=$1 size=$2 bytes=$3 file=$4 version=$5 t=""
+  local tool=$1 size=$2 bytes=$3 file=$4 version=$5 t="" c0 cpu
   shift 5
   if ! mount_ours --staging-dir "$TMP/staging" "$@"; then
     record_fail "stage.$size.$tool" "$SERVER" "startifact-fs did not mount"
@@ -38,11 +43,14 @@ stage_through() {
   if ! timeout 60 mkdir "$MNT/Stage/$version"; then
     record_fail "stage.$size.$tool" "$SERVER" "mkdir in the mount"
   else
+    c0=$(proc_cpu "$DAEMON_PID") || c0=""
     case "$tool" in
       cp|cp1) t=$(timed cp "$file" "$MNT/Stage/$version/") || t="";;
       rsync) t=$(timed rsync -a "$file" "$MNT/Stage/$version/") || t="";;
     esac
-    if [ -n "$t" ]; then checked "stage.$size.$tool" "Stage@$version" "$bytes" "$t"
+    cpu=""
+    if [ -n "$c0" ]; then cpu=$(cpu_since "$DAEMON_PID" "$c0") || cpu=""; fi
+    if [ -n "$t" ]; then checked "stage.$size.$tool" "Stage@$version" "$bytes" "$t" "$cpu"
     else record_fail "stage.$size.$tool" "$SERVER" "$tool into the mount"; fi
     record "mem.stage.$size.$tool" "$SERVER" MiB "$(daemon_hwm_mib)"
   fi
@@ -80,13 +88,13 @@ phase_stage() {
       say "staging, $size to $STAGE_REGIONS, $SERVER, round $round/$RUNS"
       version="$n.$round"
       if t=$(timed "$PEER" Stage "$version.1" --stage "$file"); then
-        checked "stage.$size.python" "Stage@$version.1" "$bytes" "$t"
+        checked "stage.$size.python" "Stage@$version.1" "$bytes" "$t" "$(last_cpu)"
       else record_fail "stage.$size.python" "$SERVER" "startifact --stage"; fi
       if t=$(timed "$CLI" Stage "$version.2" --stage "$file"); then
-        checked "stage.$size.cli" "Stage@$version.2" "$bytes" "$t"
+        checked "stage.$size.cli" "Stage@$version.2" "$bytes" "$t" "$(last_cpu)"
       else record_fail "stage.$size.cli" "$SERVER" "our startifact --stage"; fi
       if t=$(timed "$CLI" Stage "$version.5" --stage "$file" --multipart-threshold 5G); then
-        checked "stage.$size.cli1" "Stage@$version.5" "$bytes" "$t"
+        checked "stage.$size.cli1" "Stage@$version.5" "$bytes" "$t" "$(last_cpu)"
       else record_fail "stage.$size.cli1" "$SERVER" "our startifact --stage --multipart-threshold 5G"; fi
       forget "$STAGE_REGIONS" "Stage@$version.1" "Stage@$version.2" "Stage@$version.5"
 
@@ -102,9 +110,10 @@ phase_stage() {
 
       if t=$(timed s3_curl us-east-1 -o /dev/null -T "$file" "$S3_URL/bench-us-east-1/raw-$version"); then
         record "stage.$size.put1" "$SERVER" s "$t"
+        record "cpu.stage.$size.put1" "$SERVER" s "$(last_cpu)"
       else record_fail "stage.$size.put1" "$SERVER" "curl PUT"; fi
       if t=$(timed put_all "$file" "raw3-$version"); then
-        checked "stage.$size.put3" "raw3-$version" "$bytes" "$t"
+        checked "stage.$size.put3" "raw3-$version" "$bytes" "$t" "$(last_cpu)"
       else record_fail "stage.$size.put3" "$SERVER" "three curl PUTs"; fi
       forget "$STAGE_REGIONS" "raw-$version" "raw3-$version"
     done

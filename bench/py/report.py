@@ -59,7 +59,7 @@ class Figure:
             return f"many versions: {call}" + (f", {parts[2]}" if len(parts) > 2 else "")
         if parts[0] == "random":
             return f"random 4 KiB reads, {parts[1]}"
-        return self.key
+        return describe_more(parts) or self.key
 
 
 def load(path):
@@ -221,6 +221,99 @@ def markdown(header, rows):
     return "\n".join(lines)
 
 
+# --- CPU seconds per GiB, and the load phase: kept apart from the rest -----------------
+
+LOAD_READERS = 8  # the artifacts bench/load.sh reads at once
+LOAD_LABELS = {
+    "get8": f"{LOAD_READERS} raw GETs at once (curl, signed)",
+    "cat8": f"{LOAD_READERS} cats through our mount at once",
+    "seq8": f"{LOAD_READERS} cats through our mount, one after another",
+    "vs-get": f"{LOAD_READERS} raw GETs at once / {LOAD_READERS} cats at once (each round's ratio)",
+    "vs-seq": f"{LOAD_READERS} cats one after another / {LOAD_READERS} at once (each round's ratio)",
+}
+CPU_HEADER = "CPU s/GiB: median (min-max)"
+LOAD_COMMANDS = """\
+load (LOAD_READERS = 8 artifacts of LOAD_SIZE, each its own version; page cache dropped before each batch):
+  the curl GET above of each artifact, all 8 at once (timed: the whole batch)
+  startifact-fs -f aws MNT;  cat MNT/Load/V1/Load@V1 & ... cat MNT/Load/V8/Load@V8 & wait   (cmp of each in round 1)
+  startifact-fs -f aws MNT;  cat MNT/Load/V1/Load@V1; ... cat MNT/Load/V8/Load@V8   (one after another)
+CPU (user + system seconds, per GiB of the artifact; of the 8 artifacts in the load phase):
+  curl, our startifact, the Python startifact: their processes' own (bash's times, children)
+  a mount's cat, cp, rsync: its daemon's, utime + stime in /proc/PID/stat just before and after
+"""
+
+
+def describe_more(parts):
+    """The words for the cpu.* and load.* figures (None for any other)."""
+    if parts[0] == "cpu" and len(parts) > 1:
+        return "CPU seconds: " + Figure(".".join(parts[1:]), "").describe()
+    if parts[0] == "load" and len(parts) == 3:
+        return f"{LOAD_READERS} cold reads of {parts[1]} each: {LOAD_LABELS.get(parts[2], parts[2])}"
+    return None
+
+
+def size_bytes(size):
+    """Bytes in a size as bench/common.sh writes it (200MB, 1GiB), None if it is none."""
+    for unit, scale in (("MiB", 2**20), ("GiB", 2**30), ("MB", 10**6), ("GB", 10**9)):
+        if size.endswith(unit) and size[: -len(unit)].isdigit():
+            return int(size[: -len(unit)]) * scale
+    return None
+
+
+def cpu_per_gib(figures):
+    """{(KEY, SERVER): CPU seconds per GiB of each run} of each figure KEY with a cpu.KEY."""
+    out = {}
+    for (key, server), f in figures.items():
+        parts = key.split(".")
+        if parts[0] != "cpu" or len(parts) < 4 or not f.values:
+            continue
+        n = size_bytes(parts[2])
+        if n is None:
+            continue
+        gib = n * (LOAD_READERS if parts[1] == "load" else 1) / 2**30
+        out[(key[4:], server)] = [v / gib for v in f.values]
+    return out
+
+
+def figure_rows_with_cpu(figures):
+    """figure_rows of every figure but the cpu.* ones, each with its CPU seconds per GiB
+    (median, min and max of the runs) beside the unit."""
+    per_gib = cpu_per_gib(figures)
+    out = []
+    for k, f in figures.items():
+        if k[0].startswith("cpu."):
+            continue
+        v = per_gib.get(k)
+        cell = f"{fmt(statistics.median(v))} ({fmt(min(v))}-{fmt(max(v))})" if v else ""
+        # One figure at a time, so that each of its rows gets its own cell.
+        out += [row[:-1] + (cell,) + row[-1:] for row in figure_rows(OrderedDict([(k, f)]))]
+    return out
+
+
+def load_targets(figures):
+    """The load phase's targets, as targets() gives its rows: 8 cats at once ≥0.9x the
+    aggregate of 8 raw GETs at once, and no slower than the 8 one after another (each the
+    median of the rounds' ratios). The daemon's memory is among targets()' mem.* rows."""
+    rows = []
+    cases = OrderedDict(((k.split(".")[1], s), None) for (k, s) in figures if k.startswith("load."))
+    for size, server in cases:
+        for name, key, limit, how in (
+            (f"{LOAD_READERS} cold cats of {size} at once: ≥0.9x the aggregate of {LOAD_READERS} raw GETs at once",
+             "vs-get", 0.9, f"{LOAD_READERS} GETs / {LOAD_READERS} cats (median of the rounds)"),
+            (f"{LOAD_READERS} cold cats of {size} at once: no slower than one after another",
+             "vs-seq", 1.0, "one after another / at once (median of the rounds)"),
+        ):
+            f = figures.get((f"load.{size}.{key}", server))
+            value = f.median() if f is not None and f.ok else None
+            status = "failed" if value is None else "met" if value >= limit else "short"
+            failed = sum(len(figures[(f"load.{size}.{t}", server)].failures) for t in ("get8", "cat8", "seq8")
+                         if (f"load.{size}.{t}", server) in figures)
+            if failed and value is not None:
+                status += f" ({failed} runs failed)"
+            rows.append((name, server, how, value, ">=", limit, status))
+    return rows
+
+
 def chart(target_rows, path):
     shown = [r for r in target_rows if r[3] is not None and r[3] > 0]
     if not shown:
@@ -252,20 +345,20 @@ def main():
     if os.path.exists(notes_path):
         with open(notes_path) as f:
             notes = [line.rstrip("\n").split("\t", 1) for line in f if "\t" in line]
-    target_rows = targets(figures)
-    fig_rows = figure_rows(figures)
+    target_rows = targets(figures) + load_targets(figures)
+    fig_rows = figure_rows_with_cpu(figures)
     os.makedirs(out_dir, exist_ok=True)
     has_chart = chart(target_rows, os.path.join(out_dir, "results.png"))
 
     t_header = ["target", "server", "ratio", "value", "target", "status"]
     t_rows = [(r[0], r[1], r[2], fmt(r[3]), f"{r[4]} {r[5]:g}", r[6]) for r in target_rows]
-    f_header = ["figure", "server", "median", "min", "max", "runs", "unit", "note"]
+    f_header = ["figure", "server", "median", "min", "max", "runs", "unit", CPU_HEADER, "note"]
     with open(os.path.join(out_dir, "RESULTS.md"), "w") as out:
         out.write("# Benchmark results\n\nGenerated by `bench/run.sh` (see `bench/README.md` for what each "
                   "figure measures). Each figure is the median of its runs, with min and max.\n\n")
         out.write("## Machine, versions, settings\n\n")
         out.write("\n".join(f"- {name}: {text}" for name, text in notes) + "\n\n")
-        out.write("## Commands\n\n```\n" + COMMANDS + "```\n\n")
+        out.write("## Commands\n\n```\n" + COMMANDS + LOAD_COMMANDS + "```\n\n")
         out.write("## Targets\n\n" + markdown(t_header, t_rows) + "\n\n")
         if has_chart:
             out.write("![each target's figure relative to its limit](results.png)\n\n")
