@@ -11,6 +11,7 @@
 //! - `cli`: the `startifact` command line, a thin layer over `protocol`.
 
 pub mod arguments;
+pub mod checksum;
 pub mod cli;
 pub mod digest;
 pub mod fs;

@@ -12,6 +12,8 @@ use crate::storage::{RegionStore, StorageError};
 
 use super::census::{Answer, Census, Content, Location, Majority, Verdict};
 use super::error::Error;
+use crate::checksum::Checksum;
+
 use super::metadata::{self, usable_filename, Metadata};
 use super::names::{artifact_key, metadata_key};
 use super::progress::ProgressHandle;
@@ -20,10 +22,11 @@ use super::session::Session;
 /// How a download was checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verification {
-    /// The MD5 of what was written equals the object's known MD5.
-    Md5(String),
-    /// The object's MD5 cannot be known (multipart without our record, KMS): the size
-    /// matched.
+    /// What was written has the checksum the object carries (see `crate::checksum`:
+    /// our recorded CRC-64/NVME, the server's own CRC, else the MD5).
+    Checked(Checksum),
+    /// The object carries no checksum (a multipart upload without our record or a
+    /// server CRC, KMS without either): the size matched.
     SizeOnly(u64),
 }
 

@@ -20,6 +20,7 @@ fn info(size: u64, etag: &str, recorded_md5: Option<&str>) -> ObjectInfo {
             .unwrap_or_default(),
         server_side_encryption: None,
         customer_key_encrypted: false,
+        server_checksum: None,
     }
 }
 

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures::StreamExt;
 
+use crate::checksum::Checksum;
 use crate::storage::{ObjectStream, RegionStore, StorageError};
 
 use super::census::{Content, Majority};
@@ -56,6 +57,9 @@ pub struct Copies {
     pub etag: Option<String>,
     /// The MD5 when it can be known without reading (see `ObjectInfo::known_md5`).
     pub md5: Option<String>,
+    /// What a whole read is checked against (see `ObjectInfo::check`); `None`: the
+    /// size only.
+    pub check: Option<Checksum>,
     /// The first region of the majority (in session order), and its bucket.
     pub region: String,
     pub bucket: String,
@@ -75,6 +79,7 @@ impl Copies {
             size: first.info.size,
             etag: first.info.etag.clone(),
             md5: first.info.known_md5(),
+            check: first.info.check(),
             region: first.region.clone(),
             bucket: first.bucket.clone(),
             holders: majority

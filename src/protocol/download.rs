@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::digest::Md5;
+use crate::checksum::Running;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::artifact::{Artifact, Download, Verification};
@@ -101,14 +101,16 @@ impl Artifact {
             progress.begin(copies.size, std::slice::from_ref(&copies.region));
         }
         let mut read = copies.read(self.session(), None);
-        let mut hasher = Md5::new();
+        let mut running = copies.check.map(|check| Running::new(check.algorithm()));
         while let Some(piece) = read.next().await {
             let piece = piece.map_err(|unserved| Error::NoRegionsAvailable {
                 regions: copies.holders.iter().map(|h| h.region.clone()).collect(),
                 reasons: unserved.reasons,
                 denied: false,
             })?;
-            hasher.update(&piece.bytes);
+            if let Some(running) = &mut running {
+                running.update(&piece.bytes);
+            }
             writer
                 .write_all(&piece.bytes)
                 .await
@@ -122,19 +124,18 @@ impl Artifact {
             .await
             .map_err(|e| Error::io("writing the download", e))?;
         let regions = read.served().to_vec();
-        let actual = hex::encode(hasher.finalize());
-        let verification = match &copies.md5 {
-            Some(expected) if *expected != actual => {
+        let verification = match (copies.check, running.map(Running::finish)) {
+            (Some(expected), Some(actual)) if expected != actual => {
                 copies.suspects.add(&regions);
                 return Err(Error::Integrity {
-                    what: format!("MD5 of {}", copies.key),
+                    what: format!("{} of {}", expected.algorithm().name(), copies.key),
                     region: regions.join(", "),
-                    expected: expected.clone(),
-                    actual,
+                    expected: expected.hex(),
+                    actual: actual.hex(),
                 });
             }
-            Some(_) => Verification::Md5(actual),
-            None => Verification::SizeOnly(copies.size),
+            (Some(expected), Some(_)) => Verification::Checked(expected),
+            _ => Verification::SizeOnly(copies.size),
         };
         Ok(Download {
             key: copies.key.clone(),

@@ -33,6 +33,7 @@ use super::options::{OptionsError, StorageOptions};
 use super::store::{
     CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore,
 };
+use crate::checksum::{Algorithm, Checksum};
 
 /// Loads the shared AWS configuration once; regions are then cheap to add. The
 /// options' profile and shared files stand in for `AWS_PROFILE`,
@@ -163,6 +164,13 @@ impl AwsRegion {
         if let Some(md5) = &options.content_md5 {
             request = request.content_md5(md5);
         }
+        if let Some(crc) = options.body_crc64 {
+            // S3 checks the body against it before it stores the object, and keeps it as
+            // the object's own checksum; given here, the SDK computes none.
+            request = request
+                .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc64Nvme)
+                .checksum_crc64_nvme(Checksum::Crc64Nvme(crc).to_s3());
+        }
         if options.if_none_match {
             request = request.if_none_match("*");
         }
@@ -283,6 +291,8 @@ impl RegionStore for AwsRegion {
             .head_object()
             .bucket(bucket)
             .key(key)
+            // The server's own whole-object CRC, where it keeps one (see `server_checksum`).
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
             .send()
             .await
             .map_err(|e| classify(self.what("HeadObject", &format!("s3://{bucket}/{key}")), e))?;
@@ -293,6 +303,14 @@ impl RegionStore for AwsRegion {
             user_metadata: out.metadata.unwrap_or_default(),
             server_side_encryption: out.server_side_encryption.map(|s| s.as_str().to_string()),
             customer_key_encrypted: out.sse_customer_algorithm.is_some(),
+            server_checksum: Checksum::of_s3_head(
+                out.checksum_type.as_ref().map(|t| t.as_str()),
+                [
+                    (Algorithm::Crc64Nvme, out.checksum_crc64_nvme.as_deref()),
+                    (Algorithm::Crc32c, out.checksum_crc32_c.as_deref()),
+                    (Algorithm::Crc32, out.checksum_crc32.as_deref()),
+                ],
+            ),
         })
     }
 
@@ -331,6 +349,8 @@ impl RegionStore for AwsRegion {
             user_metadata: out.metadata.unwrap_or_default(),
             server_side_encryption: out.server_side_encryption.map(|s| s.as_str().to_string()),
             customer_key_encrypted: out.sse_customer_algorithm.is_some(),
+            // A GET does not ask for it: the SDK would check a ranged body against it.
+            server_checksum: None,
         };
         let body = futures::stream::unfold(Some(out.body), move |body| {
             let what = what.clone();

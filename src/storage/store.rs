@@ -13,6 +13,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 use super::error::StorageError;
+use crate::checksum::{Checksum, CRC64_METADATA_KEY};
 
 /// Name of the user-metadata entry (S3 `x-amz-meta-...`) where our stager records the
 /// artifact's MD5 as 32 lowercase hex digits, so multipart objects can be verified too.
@@ -31,6 +32,10 @@ pub struct ObjectInfo {
     pub server_side_encryption: Option<String>,
     /// Set when the object is encrypted with a customer-provided key (SSE-C).
     pub customer_key_encrypted: bool,
+    /// A whole-object CRC the server keeps itself (S3: `x-amz-checksum-*` of the
+    /// `FULL_OBJECT` type, asked with the checksum mode on); `None` where it keeps none
+    /// or keeps only part checksums (the `COMPOSITE` type).
+    pub server_checksum: Option<Checksum>,
 }
 
 impl ObjectInfo {
@@ -53,6 +58,26 @@ impl ObjectInfo {
         }
         let etag = self.etag.as_deref()?.trim_matches('"');
         is_md5_hex(etag).then(|| etag.to_ascii_lowercase())
+    }
+}
+
+impl ObjectInfo {
+    /// What the bytes are checked against when read whole (see `crate::checksum`): the
+    /// CRC-64/NVME our stager recorded, else the server's own whole-object CRC, else
+    /// the MD5 when it is known; `None`: the size only.
+    pub fn check(&self) -> Option<Checksum> {
+        if let Some(recorded) = self
+            .user_metadata
+            .get(CRC64_METADATA_KEY)
+            .and_then(|text| Checksum::from_recorded_crc64(text))
+        {
+            return Some(recorded);
+        }
+        if let Some(kept) = self.server_checksum {
+            return Some(kept);
+        }
+        let md5 = self.known_md5()?;
+        Checksum::from_text(&format!("md5:{md5}"))
     }
 }
 
@@ -215,6 +240,7 @@ mod tests {
             user_metadata: HashMap::new(),
             server_side_encryption: None,
             customer_key_encrypted: false,
+            server_checksum: None,
         }
     }
 
@@ -239,6 +265,28 @@ mod tests {
         let mut ssec = info("\"0123456789abcdef0123456789abcdef\"");
         ssec.customer_key_encrypted = true;
         assert_eq!(ssec.known_md5(), None);
+    }
+
+    #[test]
+    fn the_check_is_our_crc_then_the_servers_then_the_md5() {
+        let md5 = "0123456789abcdef0123456789abcdef";
+        let mut object = info(&format!("\"{md5}\""));
+        assert_eq!(object.check().map(|c| c.hex()), Some(md5.to_string()));
+        object.server_checksum = Some(Checksum::Crc32(7));
+        assert_eq!(object.check(), Some(Checksum::Crc32(7)));
+        object
+            .user_metadata
+            .insert(CRC64_METADATA_KEY.into(), "00000000000000ff".into());
+        assert_eq!(object.check(), Some(Checksum::Crc64Nvme(255)));
+        // A record that is not 16 hex digits is not ours: the next check stands.
+        object
+            .user_metadata
+            .insert(CRC64_METADATA_KEY.into(), "ff".into());
+        assert_eq!(object.check(), Some(Checksum::Crc32(7)));
+        let mut bare = info("\"0123456789abcdef0123456789abcdef-3\"");
+        assert_eq!(bare.check(), None);
+        bare.customer_key_encrypted = true;
+        assert_eq!(bare.check(), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::process::Command;
 
 use bytes::Bytes;
 use semver::Version;
+use startifact::checksum::{Algorithm, Checksum};
 use startifact::protocol::Metadata;
 use startifact::storage::PutOptions;
 
@@ -273,7 +274,7 @@ async fn a_mount_read_answers_eio_when_no_region_serves_the_whole_body() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_streamed_read_of_bytes_that_fail_their_md5_ends_in_eio_and_keeps_none() {
+async fn a_streamed_read_of_bytes_that_fail_their_checksum_ends_in_eio_and_keeps_none() {
     let (world, proxies) = World::moto_behind_proxies().await;
     let bytes = random_bytes(3 << 20, 9);
     let p = staged(&world, "Streamed", &["1.0.0"], &bytes).await;
@@ -302,7 +303,7 @@ async fn a_streamed_read_of_bytes_that_fail_their_md5_ends_in_eio_and_keeps_none
 /// reads it whole from another region of the majority, with no page of the damaged
 /// read kept; so with a cache, where the damaged fetch is not filed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn after_a_read_fails_its_md5_the_next_open_reads_from_another_region() {
+async fn after_a_read_fails_its_checksum_the_next_open_reads_from_another_region() {
     let (world, proxies) = World::moto_behind_proxies().await;
     let bytes = random_bytes(3 << 20, 11);
     let p = staged(&world, "Suspect", &["1.0.0", "2.0.0"], &bytes).await;
@@ -338,7 +339,7 @@ async fn after_a_read_fails_its_md5_the_next_open_reads_from_another_region() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cached_mount_answers_eio_for_bytes_that_fail_their_md5_and_keeps_none() {
+async fn a_cached_mount_answers_eio_for_bytes_that_fail_their_checksum_and_keeps_none() {
     let (world, proxies) = World::moto_behind_proxies().await;
     let bytes = random_bytes(3 << 20, 6);
     let p = staged(&world, "Cached", &["1.0.0"], &bytes).await;
@@ -349,7 +350,11 @@ async fn a_cached_mount_answers_eio_for_bytes_that_fail_their_md5_and_keeps_none
     let (_, errno) = read_through(&path);
     assert_eq!(errno, Some(libc::EIO), "{}", mount.log());
     assert!(faulted(&proxies) > 0);
-    assert!(mount.log().contains("arrived with MD5"), "{}", mount.log());
+    assert!(
+        mount.log().contains("arrived with CRC-64/NVME"),
+        "{}",
+        mount.log()
+    );
     let kept: Vec<_> = std::fs::read_dir(&cache)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -504,6 +509,33 @@ async fn the_mounts_uploads_carry_a_matching_content_md5_and_if_none_match() {
     assert_eq!(completions.len(), REGIONS.len());
     for completion in completions {
         assert_eq!(completion.header("if-none-match"), Some("*"));
+    }
+    // Each carries the whole artifact's CRC-64/NVME in its metadata, which reads check;
+    // a PUT in one request sends it as S3's own checksum too, which S3 checks.
+    let crc = |content: &[u8]| Checksum::of(Algorithm::Crc64Nvme, content);
+    for put in of("1.0.0", "PUT", "") {
+        assert_eq!(
+            put.header("x-amz-checksum-crc64nvme"),
+            Some(crc(&small).to_s3().as_str()),
+            "{put:#?}"
+        );
+        assert_eq!(
+            put.header("x-amz-sdk-checksum-algorithm"),
+            Some("CRC64NVME")
+        );
+        assert_eq!(
+            put.header("x-amz-meta-startifact-crc64nvme"),
+            Some(crc(&small).hex().as_str())
+        );
+    }
+    let creations = of("2.0.0", "POST", "uploads");
+    assert_eq!(creations.len(), REGIONS.len());
+    for creation in creations {
+        assert_eq!(
+            creation.header("x-amz-meta-startifact-crc64nvme"),
+            Some(crc(&large).hex().as_str()),
+            "{creation:#?}"
+        );
     }
     for (version, content) in [("1.0.0", &small), ("2.0.0", &large)] {
         let out = world.scratch.path().join(format!("{version}.out"));

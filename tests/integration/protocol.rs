@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use futures::StreamExt;
+use startifact::checksum::{Algorithm, Checksum};
 use startifact::protocol::{
     python_dumps, read_latest, Error, LatestChange, Metadata, RegionOutcome, StageOptions,
     Verification,
@@ -106,7 +107,10 @@ async fn stages_to_the_format_keys(world: World) {
     );
     assert_eq!(std::fs::read(folder.join("dist.tar.gz")).unwrap(), content);
     assert!(
-        matches!(download.verification, Verification::Md5(_)),
+        matches!(
+            download.verification,
+            Verification::Checked(Checksum::Crc64Nvme(_))
+        ),
         "{download:?}"
     );
     assert_eq!(download.key, key);
@@ -399,6 +403,11 @@ async fn large_files_go_in_verified_parts(world: World) {
         info.known_md5(),
         Some(format!("{:x}", md5::Md5::digest(&content)))
     );
+    // An upload in parts carries the whole artifact's CRC-64/NVME, recorded by us.
+    assert_eq!(
+        info.check(),
+        Some(Checksum::of(Algorithm::Crc64Nvme, &content))
+    );
     let out = world.dir("out").join("big");
     let download = session
         .get("Big", None)
@@ -407,7 +416,10 @@ async fn large_files_go_in_verified_parts(world: World) {
         .download_to_path(&out)
         .await
         .unwrap();
-    assert!(matches!(download.verification, Verification::Md5(_)));
+    assert!(matches!(
+        download.verification,
+        Verification::Checked(Checksum::Crc64Nvme(_))
+    ));
     assert_eq!(std::fs::read(out).unwrap(), content);
 }
 on_both_backends!(large_files_go_in_verified_parts);

@@ -1,17 +1,19 @@
 //! Whether a cached copy is the version the mount pinned from the regions: its size,
-//! then its MD5 when the store gives one (`startifact-md5`, or a plain ETag), else its
-//! multipart ETag, recomputed for the part sizes uploaders use. The cache's own record
+//! then the checksum the store gives (`crate::checksum`: our recorded CRC-64/NVME, the
+//! server's own CRC, the MD5), else its multipart ETag, recomputed for the part sizes
+//! uploaders use. The cache's own record
 //! is never the reference: whoever could write the bytes could write the record too.
 
 use std::os::unix::fs::FileExt;
 
-use crate::digest::{Md5, PartHashes};
+use crate::checksum::Running;
+use crate::digest::PartHashes;
 
 use super::error::CacheError;
 use crate::fs::pinned::PinnedVersion;
 
-/// Checks a cached file against the version the mount pinned: its size, then its MD5
-/// when the store gives one, else its multipart ETag.
+/// Checks a cached file against the version the mount pinned: its size, then its
+/// checksum when the store gives one, else its multipart ETag.
 pub(super) fn matches_store(
     file: &std::fs::File,
     pinned: &PinnedVersion,
@@ -26,16 +28,13 @@ pub(super) fn matches_store(
             got: size,
         });
     }
-    if let Some(expected) = &pinned.copies.md5 {
-        let mut hasher = Md5::new();
-        read_all(file, |chunk| hasher.update(chunk))?;
-        let md5 = hex::encode(hasher.finalize());
-        return match md5 == *expected {
+    if let Some(expected) = pinned.copies.check {
+        let mut running = Running::new(expected.algorithm());
+        read_all(file, |chunk| running.update(chunk))?;
+        let got = running.finish();
+        return match got == expected {
             true => Ok(()),
-            false => Err(CacheError::Md5 {
-                expected: expected.clone(),
-                got: md5,
-            }),
+            false => Err(CacheError::Checksum { expected, got }),
         };
     }
     let Some((expected, parts)) = pinned.copies.etag.as_deref().and_then(multipart_etag) else {
@@ -105,10 +104,15 @@ fn part_sizes(size: u64, parts: u64) -> Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checksum::Checksum;
+    use crate::digest::Md5;
     use semver::Version;
     use std::time::SystemTime;
 
     fn pinned(bytes_len: u64, etag: &str, md5: Option<String>) -> PinnedVersion {
+        let check = md5
+            .as_deref()
+            .and_then(|md5| Checksum::from_text(&format!("md5:{md5}")));
         PinnedVersion {
             project: "P".into(),
             version: Version::new(1, 0, 0),
@@ -117,6 +121,7 @@ mod tests {
                 size: bytes_len,
                 etag: Some(etag.into()),
                 md5,
+                check,
                 region: "r".into(),
                 bucket: "b".into(),
                 holders: vec![crate::protocol::copies::Holder {
@@ -151,10 +156,10 @@ mod tests {
         let e = matches_store(&evil, &pinned(14, &etag, Some(md5.clone()))).unwrap_err();
         let got = hex::encode(Md5::digest(b"EVIL! artifact"));
         assert!(
-            matches!(&e, CacheError::Md5 { expected, got: g } if *expected == md5 && *g == got),
+            matches!(&e, CacheError::Checksum { expected, got: g } if expected.hex() == md5 && g.hex() == got),
             "{e:?}"
         );
-        assert_eq!(e.to_string(), format!("MD5 {got}, not {md5}"));
+        assert_eq!(e.to_string(), format!("MD5 {got}, not MD5 {md5}"));
         let e = matches_store(&file, &pinned(15, &etag, Some(md5.clone()))).unwrap_err();
         assert!(
             matches!(

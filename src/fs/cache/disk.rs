@@ -4,7 +4,8 @@
 //! hold it (`Copies::read`: each asked for its own copy's ETag, the next one taking over
 //! where one fails) into `{dir}/{entry}.part`; readers are served from that file as soon as the
 //! bytes they ask for have arrived, so a cold `cat` runs at the speed of one download.
-//! Once complete and verified (its MD5 when it can be known, else its size) the file is
+//! Once complete and verified (its checksum when it carries one, see `crate::checksum`,
+//! else its size) the file is
 //! renamed `{entry}.data` and a record `{entry}.json` beside it keeps what the mount
 //! pinned (size, ETag, metadata...), so a cached version stays readable when every region
 //! is down, across restarts too. Entries are evicted least recently used beyond the size
@@ -13,8 +14,8 @@
 //! What is on disk is never trusted on its own word. The folder is private
 //! (`PrivateDir`: `0700`, files `0600`, nothing opened through a link), and before a
 //! cached copy is first used in a daemon's life its bytes are checked against the
-//! version the mount pinned from the regions: its size, and its MD5 (`startifact-md5`
-//! or a plain ETag) or else its multipart ETag. A copy that fails, or that the store
+//! version the mount pinned from the regions: its size, and its checksum (our recorded
+//! CRC-64/NVME, the server's CRC, the MD5) or else its multipart ETag. A copy that fails, or that the store
 //! gives nothing to check against, is dropped and fetched again, never served. Only
 //! when no region answers does the pinned version itself come from the record (that is
 //! what lets a cached version outlive the regions); the folder being private is then
@@ -27,6 +28,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use crate::checksum::{Checksum, Running};
 use crate::digest::Md5;
 use lru::LruCache;
 use semver::Version;
@@ -51,6 +53,9 @@ struct Record {
     size: u64,
     etag: Option<String>,
     md5: Option<String>,
+    /// `crc64nvme:…` (see `Checksum::to_text`); records written before it have none.
+    #[serde(default)]
+    check: Option<String>,
     mtime_seconds: u64,
     region: String,
     bucket: String,
@@ -70,6 +75,7 @@ impl Record {
             size: pinned.copies.size,
             etag: pinned.copies.etag.clone(),
             md5: pinned.copies.md5.clone(),
+            check: pinned.copies.check.map(|check| check.to_text()),
             mtime_seconds: pinned
                 .mtime
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -90,7 +96,11 @@ impl Record {
             (Some(ours), Some(theirs)) => ours == theirs,
             _ => self.etag == pinned.copies.etag,
         };
-        self.key == pinned.copies.key && self.size == pinned.copies.size && same_bytes
+        let same_check = match (self.check.as_deref(), pinned.copies.check) {
+            (Some(ours), Some(theirs)) => Checksum::from_text(ours) == Some(theirs),
+            _ => true,
+        };
+        self.key == pinned.copies.key && self.size == pinned.copies.size && same_bytes && same_check
     }
 
     fn pinned(&self) -> Option<PinnedVersion> {
@@ -102,6 +112,7 @@ impl Record {
                 size: self.size,
                 etag: self.etag.clone(),
                 md5: self.md5.clone(),
+                check: self.check.as_deref().and_then(Checksum::from_text),
                 region: self.region.clone(),
                 bucket: self.bucket.clone(),
                 holders: Vec::new(),
@@ -502,26 +513,28 @@ impl Fetch {
         progress: &watch::Sender<Progress>,
     ) -> Result<(), CacheError> {
         let pinned = &self.pinned;
-        let mut hasher = Md5::new();
+        let expected = pinned.copies.check;
+        let mut running = expected.map(|check| Running::new(check.algorithm()));
         let mut read = pinned.copies.read(&self.session, None);
         while let Some(piece) = read.next().await {
             let piece = piece?;
             writer
                 .write_all(&piece.bytes)
                 .map_err(|source| CacheError::Write { source })?;
-            hasher.update(&piece.bytes);
+            if let Some(running) = &mut running {
+                running.update(&piece.bytes);
+            }
             let _ = progress.send(Progress::Bytes(read.position()));
         }
         let served = read.served().to_vec();
-        let md5 = hex::encode(hasher.finalize());
-        if let Some(expected) = &pinned.copies.md5 {
-            if *expected != md5 {
+        if let (Some(expected), Some(got)) = (expected, running.map(Running::finish)) {
+            if expected != got {
                 // The next open fetches from the other regions of the majority first.
                 pinned.copies.suspects.add(&served);
                 return Err(CacheError::Arrived {
                     key: pinned.copies.key.clone(),
-                    expected: expected.clone(),
-                    got: md5,
+                    expected,
+                    got,
                     served,
                 });
             }

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use crate::checksum::Checksum;
 use crate::protocol::copies::Unserved;
 
 #[derive(Debug, thiserror::Error)]
@@ -12,11 +13,11 @@ pub enum CacheError {
     // The check of a complete entry before it is first served.
     #[error("{got} bytes, not {expected}")]
     Size { expected: u64, got: u64 },
-    #[error("MD5 {got}, not {expected}")]
-    Md5 { expected: String, got: String },
+    #[error("{got}, not {expected}")]
+    Checksum { expected: Checksum, got: Checksum },
     #[error("no usual part size gives its multipart ETag {expected}-{parts}")]
     MultipartEtag { expected: String, parts: u64 },
-    #[error("the store gives no MD5 to check it against")]
+    #[error("the store gives no checksum to check it against")]
     NothingToCheckAgainst,
     #[error("its record is of another object")]
     RecordOfAnother,
@@ -38,12 +39,12 @@ pub enum CacheError {
     Unserved(#[from] Unserved),
     #[error("writing the cache: {source}")]
     Write { source: std::io::Error },
-    /// The whole artifact arrived, but not with the MD5 the store gives.
-    #[error("{key} arrived with MD5 {got}, not {expected}, from {}", served.join(", "))]
+    /// The whole artifact arrived, but not with the checksum the store gives.
+    #[error("{key} arrived with {got}, not {expected}, from {}", served.join(", "))]
     Arrived {
         key: String,
-        expected: String,
-        got: String,
+        expected: Checksum,
+        got: Checksum,
         /// The regions that served its bytes.
         served: Vec<String>,
     },

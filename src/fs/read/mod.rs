@@ -19,8 +19,9 @@
 //!
 //! A handle that reads its file from the first byte to the last in order (what `cat`,
 //! `cp` and `rsync` do) hashes the bytes as they go out, and its last read answers EIO
-//! when they do not match the MD5 the version was pinned with (its size alone when the
-//! store gives no MD5), as does every later read of that handle. Bytes before the last
+//! when they do not match the checksum the version was pinned with (see
+//! `crate::checksum`: a CRC, else the MD5; its size alone when the store gives none),
+//! as does every later read of that handle. Bytes before the last
 //! read cannot be taken back, so the kernel
 //! keeps the pages of a streamed file across opens only once some handle has read it
 //! whole and its check passed (`ReadShared::is_verified`): the pages of a failed read
@@ -47,6 +48,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::checksum::Checksum;
 use crate::protocol::Session;
 
 use super::error::{FsError, FsResult};
@@ -90,18 +92,18 @@ pub struct FileReader {
     served: Served,
 }
 
-/// Bytes read whole that do not match the MD5 the version was pinned with.
+/// Bytes read whole that do not match the checksum the version was pinned with.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the bytes of {key} read from {} do not match their MD5 (pinned {expected}, read {got})",
+    "the bytes of {key} read from {} do not match their checksum (pinned {expected}, read {got})",
     regions.join(", ")
 )]
 pub struct Mismatch {
     pub key: String,
     /// The regions that served them.
     pub regions: Vec<String>,
-    pub expected: String,
-    pub got: String,
+    pub expected: Checksum,
+    pub got: Checksum,
 }
 
 impl Mismatch {
@@ -114,6 +116,7 @@ impl FileReader {
     pub fn new(pinned: Arc<PinnedVersion>, session: Session, shared: Arc<ReadShared>) -> Self {
         let next_size = shared.options.first_request;
         let lanes = Lanes::new(shared.options.max_streams);
+        let algorithm = pinned.copies.check.map(|check| check.algorithm());
         FileReader {
             pinned,
             session,
@@ -128,7 +131,7 @@ impl FileReader {
             next_size,
             lanes,
             parts_from: u64::MAX,
-            whole: Some(Box::new(WholeRead::new())),
+            whole: Some(Box::new(WholeRead::new(algorithm))),
             failed: None,
             served: Served::default(),
         }
@@ -174,7 +177,7 @@ impl FileReader {
     }
 
     /// At the last read of the file: when every byte went out in order, checks them
-    /// against the pinned MD5 before the last ones go.
+    /// against the pinned checksum before the last ones go.
     async fn check_whole_read(&mut self) -> FsResult<()> {
         let size = self.pinned.copies.size;
         if self.whole.is_none() {
@@ -190,11 +193,11 @@ impl FileReader {
         if whole.hashed != size {
             return Ok(());
         }
-        let Some(md5) = whole.finish().await.map(hex::encode) else {
+        let Ok(got) = whole.finish().await else {
             return Err(FsError::unavailable("the bytes read could not be checked"));
         };
-        match self.pinned.copies.md5.as_deref() {
-            Some(expected) if expected != md5 => {
+        match (self.pinned.copies.check, got) {
+            (Some(expected), Some(got)) if expected != got => {
                 let served: Vec<String> = match self.served.lock() {
                     Ok(served) => served.iter().cloned().collect(),
                     Err(_) => Vec::new(),
@@ -202,15 +205,15 @@ impl FileReader {
                 tracing::error!(
                     key = %self.pinned.copies.key,
                     regions = %served.join(","),
-                    "the bytes read have MD5 {md5}, the version was pinned with {expected}: \
+                    "the bytes read have {got}, the version was pinned with {expected}: \
                      the last read answers EIO, and the next open asks the other regions first"
                 );
                 self.pinned.copies.suspects.add(&served);
                 let mismatch = Arc::new(Mismatch {
                     key: self.pinned.copies.key.clone(),
                     regions: served,
-                    expected: expected.to_string(),
-                    got: md5,
+                    expected,
+                    got,
                 });
                 let error = mismatch.to_fs_error();
                 self.failed = Some(mismatch);

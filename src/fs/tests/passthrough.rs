@@ -78,7 +78,7 @@ async fn streamed_artifacts_and_staging_files_offer_no_file() {
 }
 
 #[tokio::test]
-async fn a_cached_copy_that_fails_its_md5_is_never_offered() {
+async fn a_cached_copy_that_fails_its_checksum_is_never_offered() {
     let f = Fixture::new().await.with_cache(1 << 20);
     for region in REGIONS {
         let file = layout::path_of(

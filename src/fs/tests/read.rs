@@ -72,7 +72,7 @@ fn damage_in(f: &Fixture, regions: &[&str], key: &str) {
 }
 
 #[tokio::test]
-async fn the_last_read_of_a_whole_file_that_fails_its_md5_is_eio() {
+async fn the_last_read_of_a_whole_file_that_fails_its_checksum_is_eio() {
     let f = Fixture::new().await;
     damage_everywhere(&f, "SugarWater@1.0.0");
     let inode = f.inode("SugarWater/1.0.0/dist.txt").await;
@@ -91,7 +91,7 @@ async fn the_last_read_of_a_whole_file_that_fails_its_md5_is_eio() {
 }
 
 #[tokio::test]
-async fn a_cache_fill_that_fails_its_md5_is_eio_and_keeps_both_digests() {
+async fn a_cache_fill_that_fails_its_checksum_is_eio_and_keeps_both_digests() {
     use crate::fs::cache::CacheError;
     use std::error::Error as _;
     let f = Fixture::new().await.with_cache(1 << 20);
@@ -110,17 +110,21 @@ async fn a_cache_fill_that_fails_its_md5_is_eio_and_keeps_both_digests() {
     else {
         panic!("the cause is lost: {failed:?}");
     };
+    // Staged by this tool: the check is the CRC-64/NVME it recorded.
     assert_eq!(
         *expected,
-        hex::encode(crate::digest::Md5::digest(CURRENT_BYTES))
+        crate::checksum::Checksum::of(crate::checksum::Algorithm::Crc64Nvme, CURRENT_BYTES)
     );
     assert_ne!(got, expected);
     assert!(!served.is_empty());
-    assert!(failed.message.contains("arrived with MD5"), "{failed}");
+    assert!(
+        failed.message.contains("arrived with CRC-64/NVME"),
+        "{failed}"
+    );
 }
 
 #[tokio::test]
-async fn after_a_whole_read_fails_its_md5_the_next_open_reads_from_another_region() {
+async fn after_a_whole_read_fails_its_checksum_the_next_open_reads_from_another_region() {
     let f = Fixture::new().await;
     let inode = f.inode("SugarWater/1.0.0/dist.txt").await;
     let pinned = String::from_utf8(f.xattr(inode, "user.startifact:region").await).unwrap();

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use crate::checksum::{Algorithm, Checksum, Running};
 use crate::digest::{Crc64, Md5};
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
@@ -138,18 +139,31 @@ async fn copy_whole(
         .await?;
     let mut hasher = Md5::new();
     let mut crc = Crc64::new();
+    // The check the object carries, unless it is one of the two taken anyway.
+    let mut other = info
+        .check()
+        .filter(|c| !matches!(c.algorithm(), Algorithm::Md5 | Algorithm::Crc64Nvme))
+        .map(|c| Running::new(c.algorithm()));
     let mut size = 0u64;
     while let Some(chunk) = stream.body.next().await {
         let chunk = chunk?;
         hasher.update(&chunk);
         crc.update(&chunk);
+        if let Some(other) = &mut other {
+            other.update(&chunk);
+        }
         size += chunk.len() as u64;
         file.write_all(&chunk).await.map_err(io)?;
     }
     file.flush().await.map_err(io)?;
     drop(file);
     let digest = hasher.finalize();
-    check_read(from, key, info, size, &hex::encode(digest))?;
+    let got = match info.check().map(|c| c.algorithm()) {
+        Some(Algorithm::Md5) => Some(Checksum::Md5(digest)),
+        Some(Algorithm::Crc64Nvme) => Some(Checksum::Crc64Nvme(crc.finalize())),
+        _ => other.map(Running::finish),
+    };
+    check_read(from, key, info, size, got)?;
     let options = PutOptions {
         content_md5: Some(base64::engine::general_purpose::STANDARD.encode(digest)),
         body_crc64: Some(crc.finalize()),
@@ -164,13 +178,14 @@ async fn copy_whole(
     Ok(())
 }
 
-/// The source's size and, where known, its MD5 must match what was read.
+/// The source's size and, where it carries one, its checksum (`ObjectInfo::check`) must
+/// match what was read (`got`: the same algorithm's, over every byte).
 fn check_read(
     from: &End<'_>,
     key: &str,
     info: &ObjectInfo,
     size: u64,
-    md5: &str,
+    got: Option<Checksum>,
 ) -> Result<(), CopyError> {
     if size != info.size {
         return Err(CopyError::Failed(format!(
@@ -179,10 +194,10 @@ fn check_read(
             info.size
         )));
     }
-    if let Some(expected) = info.known_md5() {
-        if expected != md5 {
+    if let (Some(expected), Some(got)) = (info.check(), got) {
+        if expected != got {
             return Err(CopyError::Failed(format!(
-                "the MD5 of {key} read from {} is {md5}, expected {expected}",
+                "{key} read from {} has {got}, expected {expected}",
                 from.store.region()
             )));
         }
@@ -259,7 +274,7 @@ async fn upload_parts(
     upload_id: &str,
     ranges: &[(u64, u64)],
 ) -> Result<Vec<CompletedPart>, CopyError> {
-    let mut whole = Md5::new();
+    let mut whole = info.check().map(|c| Running::new(c.algorithm()));
     let mut completed = Vec::with_capacity(ranges.len());
     for (index, (start, end)) in ranges.iter().enumerate() {
         let mut stream = from
@@ -279,7 +294,9 @@ async fn upload_parts(
                 end - start
             )));
         }
-        whole.update(&body);
+        if let Some(whole) = &mut whole {
+            whole.update(&body);
+        }
         let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body));
         let body: Bytes = body.freeze();
         let part = to
@@ -293,7 +310,7 @@ async fn upload_parts(
         key,
         info,
         ranges.last().map_or(0, |r| r.1),
-        &hex::encode(whole.finalize()),
+        whole.map(Running::finish),
     )?;
     Ok(completed)
 }

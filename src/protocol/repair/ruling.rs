@@ -93,6 +93,7 @@ pub fn decide(key: &str, answers: &[(String, Held)]) -> Ruling {
                         .collect(),
                     server_side_encryption: None,
                     customer_key_encrypted: false,
+                    server_checksum: None,
                 },
             }),
             Held::Absent => Answer::Absent {

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use semver::Version;
 
+use crate::checksum::{Checksum, CRC64_METADATA_KEY};
 use crate::protocol::error::Error;
 use crate::protocol::metadata::{self, Metadata};
 use crate::protocol::names::metadata_key;
@@ -204,9 +205,16 @@ impl RegionPlan<'_> {
         }
     }
 
+    /// Who staged it, and the whole artifact's MD5 and CRC-64/NVME (the CRC is what a
+    /// whole read is checked against: see `crate::checksum`).
     fn user_metadata(&self) -> HashMap<String, String> {
-        self.ownership
-            .owned_metadata(&[(MD5_METADATA_KEY, &self.prepared.md5_hex)])
+        self.ownership.owned_metadata(&[
+            (MD5_METADATA_KEY, &self.prepared.md5_hex),
+            (
+                CRC64_METADATA_KEY,
+                &Checksum::recorded_crc64(self.prepared.crc64),
+            ),
+        ])
     }
 
     pub(super) fn take_ahead(&self, region: &str) -> Option<(String, Vec<CompletedPart>)> {

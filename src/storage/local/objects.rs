@@ -62,6 +62,7 @@ fn info_of(file: &Path) -> io::Result<ObjectInfo> {
         user_metadata: sidecar.user_metadata,
         server_side_encryption: None,
         customer_key_encrypted: false,
+        server_checksum: None,
     })
 }
 
