@@ -10,8 +10,12 @@
 # cold listing, the same listing straight from the server with boto3 (ListObjectsV2, every
 # page; the keys include the metadata objects on moto) shows what the server costs, and
 # the same warm listing of a local folder of as many entries shows what listing that
-# many names costs without FUSE (the bound of the warm ls).
+# many names costs without FUSE (the bound of the warm ls). Then PROCESSES (16)
+# processes at once each do CALLS x (readlink of latest, stat of the latest version's
+# file), each call timed (warm; p50 and p99 over every process's calls), and the same
+# on the local folder (its latest, and a local file).
 SEEDED=" "
+PROCESSES=${PROCESSES:-16}
 
 phase_metadata() {
   local latest file round line metadata=()
@@ -37,6 +41,7 @@ phase_metadata() {
     mkdir -p "$TMP/local-listing"
     (cd "$TMP/local-listing" && seq -f '1.0.%.0f' 0 $((VERSIONS - 1)) | xargs mkdir && ln -s "$latest" latest)
   fi
+  [ -e "$TMP/local-file" ] || echo "version $latest" >"$TMP/local-file"
   for round in $(seq "$RUNS"); do
     say "metadata, $VERSIONS versions, $SERVER, round $round/$RUNS"
     if ! mount_ours; then
@@ -48,6 +53,12 @@ phase_metadata() {
       while read -r line; do record "meta.${line% *}" "$SERVER" ms "${line#* }"; done <"$TMP/probe.out"
     else
       record_fail meta.ls-cold "$SERVER" "probe.py meta"
+    fi
+    if "$PY" bench/py/probe.py parallel "$MNT/Meta" "$MNT/Meta/$latest/$file" "$CALLS" "$PROCESSES" \
+      "$TMP/local-listing" "$TMP/local-file" >"$TMP/probe.out" 2>>"$TMP/logs/probe.log"; then
+      while read -r line; do record "meta.${line% *}" "$SERVER" ms "${line#* }"; done <"$TMP/probe.out"
+    else
+      record_fail "meta.readlink$PROCESSES" "$SERVER" "probe.py parallel"
     fi
     record mem.meta "$SERVER" MiB "$(daemon_hwm_mib)"
     unmount_ours

@@ -8,6 +8,12 @@ in milliseconds. Used by bench/metadata.sh and bench/random.sh.
       after one untimed call: ls-cold, ls-warm.p50/p99, readlink.p50/p99, stat.p50/p99;
       and LS_CALLS x os.listdir(LOCAL_DIR), a local folder of as many entries (what
       listing that many names costs in Python without FUSE): ls-local.p50/p99
+  probe.py parallel PROJECT_DIR FILE CALLS PROCESSES [LOCAL_PROJECT_DIR LOCAL_FILE]
+      PROCESSES processes at once (started together, each after one untimed call of
+      each), each doing CALLS x (os.readlink(PROJECT_DIR/latest), then os.stat(FILE)),
+      each call timed on its own; the samples of all processes together:
+      readlinkN.p50/p99, statN.p50/p99 (N = PROCESSES); and the same on a local folder
+      (LOCAL_PROJECT_DIR holding latest, LOCAL_FILE a file): readlinkN-local, statN-local
   probe.py pread FILE LOCAL READS SEED
       READS x os.pread of 4 KiB at random offsets (random.Random(SEED)) on one open fd;
       each read is compared with the same range of the local copy LOCAL: p50, p99
@@ -53,6 +59,55 @@ def meta(project_dir, file, ls_calls, calls, local_dir=None):
     show("stat", timed(lambda: os.stat(file), calls))
 
 
+def _worker(project_dir, file, calls, start, out):
+    latest = os.path.join(project_dir, "latest")
+    os.readlink(latest)
+    os.stat(file)
+    start.wait()
+    links, stats = [], []
+    for _ in range(calls):
+        t0 = perf_counter_ns()
+        os.readlink(latest)
+        t1 = perf_counter_ns()
+        os.stat(file)
+        t2 = perf_counter_ns()
+        links.append((t1 - t0) / 1e6)
+        stats.append((t2 - t1) / 1e6)
+    out.put((links, stats))
+
+
+def parallel_case(project_dir, file, calls, processes):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(processes)
+    out = context.Queue()
+    workers = [context.Process(target=_worker, args=(project_dir, file, calls, start, out))
+               for _ in range(processes)]
+    for w in workers:
+        w.start()
+    links, stats = [], []
+    for _ in workers:
+        got_links, got_stats = out.get()
+        links += got_links
+        stats += got_stats
+    for w in workers:
+        w.join()
+        if w.exitcode != 0:
+            sys.exit(f"a process of the parallel case failed ({w.exitcode})")
+    return links, stats
+
+
+def parallel(project_dir, file, calls, processes, local_dir=None, local_file=None):
+    links, stats = parallel_case(project_dir, file, calls, processes)
+    show(f"readlink{processes}", links)
+    show(f"stat{processes}", stats)
+    if local_dir is not None:
+        links, stats = parallel_case(local_dir, local_file, calls, processes)
+        show(f"readlink{processes}-local", links)
+        show(f"stat{processes}-local", stats)
+
+
 def pread(file, local, reads, seed):
     size = os.stat(local).st_size
     block = 4096
@@ -80,6 +135,9 @@ if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "meta":
         meta(args[0], args[1], int(args[2]), int(args[3]), args[4] if len(args) > 4 else None)
+    elif mode == "parallel":
+        parallel(args[0], args[1], int(args[2]), int(args[3]),
+                 args[4] if len(args) > 4 else None, args[5] if len(args) > 5 else None)
     elif mode == "pread":
         pread(args[0], args[1], int(args[2]), int(args[3]))
     else:

@@ -69,16 +69,28 @@ impl<K: Hash + Eq + Clone, V: Clone> Bounded<K, V> {
         self.get_or_expired(key).unwrap_or(None)
     }
 
-    /// The value kept for `key` within the TTL (as recently used); an older one stays,
-    /// for the `insert` that replaces it to report as `previous`.
-    pub(crate) fn fresh<Q>(&self, key: &Q) -> Option<V>
+    /// The value kept for `key` within the TTL (as recently used), with how much longer
+    /// it is trusted; an older one stays, for the `insert` that replaces it to report as
+    /// `previous`.
+    pub(crate) fn fresh_for<Q>(&self, key: &Q) -> Option<(V, Duration)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        lock(&self.entries).get(key).and_then(|(at, value)| {
+            let left = self.ttl.checked_sub(at.elapsed())?;
+            (!left.is_zero()).then(|| (value.clone(), left))
+        })
+    }
+
+    /// The value kept for `key`, however old (not counted as a use).
+    pub(crate) fn peek<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         lock(&self.entries)
-            .get(key)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .peek(key)
             .map(|(_, value)| value.clone())
     }
 
@@ -144,11 +156,24 @@ mod tests {
         map.insert("old", 1);
         std::thread::sleep(Duration::from_millis(30));
         map.insert("new", 2);
-        assert_eq!(map.fresh("old"), None);
-        assert_eq!(map.len(), 2, "fresh leaves it for its replacement");
+        assert_eq!(map.fresh_for("old"), None);
+        assert_eq!(map.len(), 2, "fresh_for leaves it for its replacement");
         assert_eq!(map.get_or_expired("old"), Err(1));
         assert_eq!(map.get_or_expired("old"), Ok(None));
         assert_eq!(map.get("new"), Some(2));
         assert_eq!(map.len(), 1);
+    }
+
+    #[test]
+    fn fresh_for_says_how_long_an_entry_is_still_trusted_and_peek_sees_any_age() {
+        let map = Bounded::new(10, Duration::from_millis(200));
+        map.insert("a", 1);
+        let (value, left) = map.fresh_for("a").unwrap();
+        assert_eq!(value, 1);
+        assert!(left <= Duration::from_millis(200) && left > Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(210));
+        assert_eq!(map.fresh_for("a"), None);
+        assert_eq!(map.peek("a"), Some(1), "kept for its replacement");
+        assert_eq!(map.peek("b"), None);
     }
 }

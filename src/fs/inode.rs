@@ -18,8 +18,12 @@ pub enum Node {
     Root,
     /// `MOUNT/{project}/`
     Project(String),
-    /// `MOUNT/{project}/latest`, a symlink to the latest version's folder.
-    Latest(String),
+    /// `MOUNT/{project}/latest` while it points at a version: (project, version). Each
+    /// target is a symlink of its own, as `ln -sfn` makes on a local disk, so what the
+    /// kernel keeps of one (its target, its size) never changes; when `latest` moves,
+    /// the name leads to another. `None`: the name listed before its target was read
+    /// (only ever a listing's inode number, never a lookup's answer).
+    Latest(String, Option<String>),
     /// `MOUNT/{project}/{version}/`
     Version(String, String),
     /// The artifact file in `MOUNT/{project}/{version}/`.

@@ -21,6 +21,7 @@ use crate::fs::{ArtifactFs, DiskCache};
 
 use super::access::Access;
 use super::fuse::FuseAdapter;
+use super::invalidations::Invalidations;
 use super::notify;
 use super::options::{MountArgs, MountConfig, Source};
 use super::staging_folder::{self, check_private_folder, StagingFolder};
@@ -324,15 +325,18 @@ fn run(
             .push(fuser::MountOption::DefaultPermissions);
     }
     let access = Access::new(unsafe { libc::geteuid() }, fs.options().uid, config.stagers);
-    let adapter = FuseAdapter::new(Arc::clone(&fs), runtime.handle().clone(), access);
+    let (invalidations, teller) = Invalidations::new();
+    let invalidations = Arc::new(invalidations);
+    let adapter = FuseAdapter::new(
+        Arc::clone(&fs),
+        runtime.handle().clone(),
+        access,
+        Arc::clone(&invalidations),
+    );
     let session = mount_session(adapter, mountpoint, &fuse_config, config)?;
-    let notifier = session.notifier();
-    fs.set_invalidator(Box::new(move |inode| {
-        // Told from a blocking thread: the kernel may hold locks while it waits.
-        let notifier = notifier.clone();
-        std::thread::spawn(move || {
-            let _ = notifier.inval_inode(fuser::INodeNo(inode), 0, 0);
-        });
+    teller.start(session.notifier());
+    fs.set_invalidator(Box::new(move |parent, name| {
+        invalidations.forget(parent, name)
     }));
     let background = session
         .spawn()

@@ -22,6 +22,7 @@ use tracing::Instrument;
 
 use super::access::Access;
 use super::folders::Folders;
+use super::invalidations::Invalidations;
 use super::passthrough::Passthrough;
 use super::translate::{
     answer_empty, answer_entry, attribute_name, errno, file_attr, file_type, open_flags, utf8,
@@ -35,16 +36,23 @@ pub struct FuseAdapter {
     access: Access,
     passthrough: Arc<Passthrough>,
     folders: Arc<Folders>,
+    invalidations: Arc<Invalidations>,
 }
 
 impl FuseAdapter {
-    pub fn new(fs: Arc<ArtifactFs>, runtime: tokio::runtime::Handle, access: Access) -> Self {
+    pub fn new(
+        fs: Arc<ArtifactFs>,
+        runtime: tokio::runtime::Handle,
+        access: Access,
+        invalidations: Arc<Invalidations>,
+    ) -> Self {
         FuseAdapter {
             fs,
             runtime,
             access,
             passthrough: Arc::new(Passthrough::new()),
             folders: Arc::new(Folders::new()),
+            invalidations,
         }
     }
 
@@ -105,10 +113,19 @@ impl Filesystem for FuseAdapter {
             .set_max_write(1 << 20)
             .or_else(|max| config.set_max_write(max));
         self.passthrough.init(config, self.fs.may_pass_through());
+        // The kernel keeps each symlink's target: a `latest` is a symlink per target
+        // (see `crate::fs::Node::Latest`), so what it keeps never goes stale.
+        if config
+            .add_capabilities(fuser::InitFlags::FUSE_CACHE_SYMLINKS)
+            .is_err()
+        {
+            tracing::debug!("the kernel does not keep symlink targets: each readlink asks");
+        }
         Ok(())
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        tracing::debug!(parent = parent.0, ?name, "lookup");
         let name = utf8(name);
         self.spawn(|fs| async move {
             let result = async { fs.lookup(parent.0, &name?).await }.await;
@@ -117,6 +134,7 @@ impl Filesystem for FuseAdapter {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        tracing::debug!(inode = ino.0, "getattr");
         self.spawn(|fs| async move {
             match fs.getattr(ino.0).await {
                 Ok(entry) => reply.attr(&entry.ttl, &file_attr(&entry.attr)),
@@ -170,6 +188,7 @@ impl Filesystem for FuseAdapter {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        tracing::debug!(inode = ino.0, "readlink");
         self.spawn(|fs| async move {
             match fs.readlink(ino.0).await {
                 Ok(target) => reply.data(target.as_bytes()),
@@ -221,8 +240,12 @@ impl Filesystem for FuseAdapter {
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let caller = allowed!(self, req, reply, "unlink");
         let (name, pid) = (utf8(name), req.pid());
+        let invalidations = Arc::clone(&self.invalidations);
         self.spawn_as(caller, move |fs| async move {
+            let since = invalidations.queued();
             let result = async { fs.unlink(parent.0, &name?, pid).await }.await;
+            // A yank of the latest version moved `latest` back.
+            invalidations.told_since(since).await;
             answer_empty(reply, "unlink", result);
         });
     }
@@ -269,12 +292,17 @@ impl Filesystem for FuseAdapter {
         let caller = allowed!(self, req, reply, "rename");
         let names = utf8(name).and_then(|name| Ok((name, utf8(newname)?)));
         let pid = req.pid();
+        let invalidations = Arc::clone(&self.invalidations);
         self.spawn_as(caller, move |fs| async move {
+            let since = invalidations.queued();
             let result = async {
                 let (name, newname) = names?;
                 fs.rename(parent.0, &name, newparent.0, &newname, pid).await
             }
             .await;
+            // The rename that stages a file (rsync's) may move `latest`; one over
+            // `latest` itself tells nothing (the kernel moves the name by itself).
+            invalidations.told_since(since).await;
             answer_empty(reply, "rename", result);
         });
     }
@@ -386,8 +414,13 @@ impl Filesystem for FuseAdapter {
         // The errno of the stage that runs here is what close() returns.
         let caller = Caller::new(req.uid(), req.gid(), req.pid());
         let pid = caller.pid;
+        let invalidations = Arc::clone(&self.invalidations);
         self.spawn_as(caller, move |fs| async move {
-            answer_empty(reply, "close", fs.flush(fh.0, pid).await);
+            let since = invalidations.queued();
+            let result = fs.flush(fh.0, pid).await;
+            // A stage moves `latest`: the caller's next readlink sees it.
+            invalidations.told_since(since).await;
+            answer_empty(reply, "close", result);
         });
     }
 

@@ -9,6 +9,7 @@ mod flags;
 mod folders;
 pub mod fuse;
 mod help;
+mod invalidations;
 mod logging;
 mod notify;
 pub mod option_spec;

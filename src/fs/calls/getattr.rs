@@ -29,13 +29,32 @@ pub const STATFS_BLOCK_SIZE: u32 = 4096;
 impl ArtifactFs {
     fn entry_for(&self, node: &Node, attr: Attr) -> Entry {
         let ttl = match node {
-            // Staging nodes change under the mount's own hand: asked every time.
-            Node::Subfolder(..) => Duration::ZERO,
+            // Staging nodes change under the mount's own hand: asked every time. So is
+            // a symlink made to be renamed over `latest`: once renamed, the kernel asks
+            // for `latest` again at once, and finds the symlink of its new target.
+            Node::Subfolder(..) | Node::PendingLink(..) => Duration::ZERO,
             Node::Version(p, v) | Node::File(p, v) if self.is_staging(p, v) => Duration::ZERO,
-            Node::Version(..) | Node::File(..) => self.options.immutable_ttl,
+            // A `latest` of a known target never changes (when `latest` moves, the name
+            // leads to another symlink: see `latest_entry` for how long the name holds).
+            Node::Version(..) | Node::File(..) | Node::Latest(_, Some(_)) => {
+                self.options.immutable_ttl
+            }
             _ => self.options.metadata_ttl,
         };
         Entry { attr, ttl }
+    }
+
+    /// The entry of the name `latest` of a project: the symlink of its current target,
+    /// which the kernel may keep for as long as this mount trusts that target (so it asks
+    /// again when the mount reads it again: a move by another tool or mount shows within
+    /// `metadata_ttl`).
+    pub(in crate::fs) async fn latest_entry(&self, project: String) -> FsResult<Entry> {
+        let (version, left) = self.namespace.latest_for(&project).await?;
+        let mut entry = self
+            .entry(Node::Latest(project, Some(version.to_string())))
+            .await?;
+        entry.ttl = left;
+        Ok(entry)
     }
 
     pub(in crate::fs) async fn entry(&self, node: Node) -> FsResult<Entry> {
@@ -54,7 +73,11 @@ impl ArtifactFs {
                     .ok_or_else(|| FsError::not_found(format!("no folder {name}")))?;
                 self.ownership.writable_directory(inode, view.created)
             }
-            Node::Latest(project) => {
+            Node::Latest(_, Some(target)) => {
+                self.ownership
+                    .symlink(inode, target.len() as u64, self.mounted_at)
+            }
+            Node::Latest(project, None) => {
                 let target = self.namespace.latest_of(project).await?.to_string();
                 self.ownership
                     .symlink(inode, target.len() as u64, self.mounted_at)

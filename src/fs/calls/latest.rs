@@ -48,7 +48,10 @@ impl ArtifactFs {
 
     pub async fn readlink(&self, inode: u64) -> FsResult<String> {
         match self.node(inode)? {
-            Node::Latest(project) => Ok(self.namespace.latest_of(&project).await?.to_string()),
+            Node::Latest(_, Some(target)) => Ok(target),
+            Node::Latest(project, None) => {
+                Ok(self.namespace.latest_of(&project).await?.to_string())
+            }
             Node::PendingLink(project, name) => self.pending_target(&project, &name).await,
             _ => Err(FsError::new(FsErrorKind::Invalid, "not a symlink")),
         }
@@ -101,7 +104,7 @@ impl ArtifactFs {
                 staging.align_latest_later(project);
             }
         }
-        self.namespace.remember_latest(project, &version);
+        self.namespace.latest_moved_here(project, &version);
         Ok(())
     }
 
@@ -124,7 +127,7 @@ impl ArtifactFs {
                 ));
             }
             self.move_latest(&project, &version).await?;
-            return self.entry(Node::Latest(project)).await;
+            return self.latest_entry(project).await;
         }
         if parse_version_name(name).is_some() {
             return Err(FsError::new(

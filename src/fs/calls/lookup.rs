@@ -59,7 +59,7 @@ impl ArtifactFs {
                         "{project}/latest is being replaced"
                     )));
                 }
-                Node::Latest(project)
+                return self.latest_entry(project).await;
             }
             Node::Project(project) if self.pending_link(&project, name).is_some() => {
                 Node::PendingLink(project, name.to_string())
@@ -91,7 +91,7 @@ impl ArtifactFs {
                     .lookup_staging(view, project, version, Some(folder), name)
                     .await;
             }
-            Node::Latest(_) | Node::File(..) | Node::PendingLink(..) => {
+            Node::Latest(..) | Node::File(..) | Node::PendingLink(..) => {
                 return Err(FsError::new(FsErrorKind::NotDirectory, "not a folder"))
             }
         };
@@ -124,17 +124,26 @@ impl ArtifactFs {
         )))
     }
 
-    /// A project folder's entries: `latest` when it has one, then the versions.
+    /// The inode a listing gives `latest`: the symlink of the target this mount last
+    /// saw, else the name's own (no region is asked for it).
+    fn listed_latest(&self, project: &str) -> u64 {
+        let target = self.namespace.latest_known(project).map(|v| v.to_string());
+        self.namespace
+            .inode_of(&Node::Latest(project.to_string(), target))
+    }
+
+    /// A project folder's entries: `latest` (as inode `latest`) when it has one, then
+    /// the versions.
     fn project_entries(
         &self,
         project: &str,
-        has_latest: bool,
+        latest: Option<u64>,
         versions: impl ExactSizeIterator<Item = Version>,
     ) -> Arc<[DirEntry]> {
         let mut entries = Vec::with_capacity(versions.len() + 1);
-        if has_latest {
+        if let Some(inode) = latest {
             entries.push(DirEntry {
-                inode: self.namespace.inode_of(&Node::Latest(project.to_string())),
+                inode,
                 name: "latest".into(),
                 kind: FileKind::Symlink,
             });
@@ -194,17 +203,22 @@ impl ArtifactFs {
                     })
                     .unwrap_or_default();
                 if staging_versions.is_empty() && !listing.versions.is_empty() {
-                    let entries = listing.entries.get_or_init(|| {
-                        self.project_entries(&project, true, listing.versions.iter().cloned())
-                    });
-                    return Ok(Arc::clone(entries));
+                    let latest = self.listed_latest(&project);
+                    return Ok(listing.entries(latest, || {
+                        self.project_entries(
+                            &project,
+                            Some(latest),
+                            listing.versions.iter().cloned(),
+                        )
+                    }));
                 }
                 let has_latest = !listing.versions.is_empty()
                     || self.namespace.latest_of(&project).await.is_ok();
+                let latest = has_latest.then(|| self.listed_latest(&project));
                 let mut versions = listing.versions.clone();
                 versions.extend(staging_versions);
                 crate::protocol::sort_versions(&mut versions);
-                Ok(self.project_entries(&project, has_latest, versions.into_iter()))
+                Ok(self.project_entries(&project, latest, versions.into_iter()))
             }
             Node::Version(project, version) => {
                 if let Some(view) = self.staging_view(&project, &version) {
@@ -246,7 +260,7 @@ impl ArtifactFs {
                     .into_iter()
                     .collect())
             }
-            Node::Latest(_) | Node::File(..) | Node::PendingLink(..) => {
+            Node::Latest(..) | Node::File(..) | Node::PendingLink(..) => {
                 Err(FsError::new(FsErrorKind::NotDirectory, "not a folder"))
             }
         }

@@ -26,7 +26,7 @@ impl ArtifactFs {
             Node::Root | Node::Project(_) | Node::Version(..) | Node::Subfolder(..) => {
                 return Err(FsError::new(FsErrorKind::IsDirectory, "a folder"))
             }
-            Node::Latest(_) | Node::PendingLink(..) => {
+            Node::Latest(..) | Node::PendingLink(..) => {
                 return Err(FsError::new(FsErrorKind::Invalid, "a symlink"))
             }
         };

@@ -38,18 +38,44 @@ pub const VERSION_LISTINGS: usize = 256;
 
 /// How many projects' `latest` are kept (each trusted for `metadata_ttl`): only
 /// projects that exist have one, each ~400 bytes at the longest name, so ~1.6 MiB.
-/// One dropped is read again; the kernel's copy of the symlink lives no longer than
-/// the same TTL, so a change it misses is one the TTL already allows.
+/// One dropped is read again; the kernel keeps the name `latest` no longer than what
+/// was left of the TTL when it was told (each target is a symlink of its own, see
+/// `Node::Latest`), so a change it misses is one the TTL already allows.
 pub const LATEST_VERSIONS: usize = 4_096;
 
-/// Called with the inode of a `latest` whose target changed, so the kernel drops it.
-pub type Invalidator = Box<dyn Fn(u64) + Send + Sync>;
+/// Called with a folder's inode and a name in it that the kernel must forget at once
+/// (`latest` of a project, when this mount learns that it moved).
+pub type Invalidator = Box<dyn Fn(u64, &str) + Send + Sync>;
 
 /// A project's versions as listed, and the folder entries made of them (built at the
-/// first `readdir` that needs them, then shared while the listing is fresh).
+/// first `readdir` that needs them, then shared while the listing is fresh and
+/// `latest` points at the same version).
 pub struct VersionListing {
     pub versions: Vec<Version>,
-    pub entries: OnceLock<Arc<[DirEntry]>>,
+    entries: Mutex<Option<(u64, Arc<[DirEntry]>)>>,
+}
+
+impl VersionListing {
+    fn new(versions: Vec<Version>) -> Self {
+        VersionListing {
+            versions,
+            entries: Mutex::new(None),
+        }
+    }
+
+    /// The folder entries, `latest` as inode `latest`: those built before for the same
+    /// inode, else `build`'s.
+    pub fn entries(&self, latest: u64, build: impl FnOnce() -> Arc<[DirEntry]>) -> Arc<[DirEntry]> {
+        let mut kept = lock(&self.entries);
+        match kept.as_ref() {
+            Some((inode, entries)) if *inode == latest => Arc::clone(entries),
+            _ => {
+                let entries = build();
+                *kept = Some((latest, Arc::clone(&entries)));
+                entries
+            }
+        }
+    }
 }
 
 /// Something cached since `at`.
@@ -204,15 +230,26 @@ impl Namespace {
 
     /// What `latest` of a project points at, read by the quorum, kept for the TTL.
     pub async fn latest_of(&self, project: &str) -> FsResult<Version> {
-        if let Some(cached) = self.latest.fresh(project) {
-            return Ok(cached);
+        Ok(self.latest_for(project).await?.0)
+    }
+
+    /// What `latest` of a project points at, and how much longer that is trusted: what
+    /// the kernel may keep the name for, so that it asks again when this mount does.
+    pub async fn latest_for(&self, project: &str) -> FsResult<(Version, Duration)> {
+        if let Some(kept) = self.latest.fresh_for(project) {
+            return Ok(kept);
         }
         let version = read_latest(&self.session, project).await?.version;
         self.remember_latest(project, &version);
-        Ok(version)
+        Ok((version, self.ttl))
     }
 
-    /// Keeps what `latest` points at; when that changed, the kernel forgets its copy.
+    /// What `latest` was last seen pointing at, however long ago (no region asked).
+    pub fn latest_known(&self, project: &str) -> Option<Version> {
+        self.latest.peek(project)
+    }
+
+    /// Keeps what `latest` points at; when that changed, the kernel forgets the name.
     pub fn remember_latest(&self, project: &str, version: &Version) {
         let previous = self
             .latest
@@ -223,9 +260,18 @@ impl Namespace {
         }
     }
 
+    /// `latest` moved by this mount's `symlink` or `rename`: the kernel made the new
+    /// name itself, so it is not told to forget it.
+    pub fn latest_moved_here(&self, project: &str, version: &Version) {
+        self.latest.insert(project.to_string(), version.clone());
+    }
+
     fn invalidate_latest(&self, project: &str) {
         if let Some(invalidate) = self.invalidator.get() {
-            invalidate(self.inodes.inode_of(&Node::Latest(project.to_string())));
+            invalidate(
+                self.inodes.inode_of(&Node::Project(project.to_string())),
+                "latest",
+            );
         }
     }
 
@@ -242,10 +288,7 @@ impl Namespace {
             Err(e) if e.is_denied_everywhere() => Vec::new(),
             Err(e) => return Err(e.into()),
         };
-        let listing = Arc::new(VersionListing {
-            versions,
-            entries: OnceLock::new(),
-        });
+        let listing = Arc::new(VersionListing::new(versions));
         self.versions
             .insert(project.to_string(), Arc::clone(&listing));
         Ok(listing)
@@ -357,9 +400,10 @@ impl Namespace {
         self.versions.remove(project);
         *lock(&self.projects) = None;
         lock(&self.pinned).remove(&(project.to_string(), version.to_string()));
-        if self.latest.remove(project).is_some() {
-            self.invalidate_latest(project);
-        }
+        // The kernel may keep the name longer than this mount kept its target (one
+        // pushed out by the bound): it is told either way.
+        self.latest.remove(project);
+        self.invalidate_latest(project);
     }
 
     fn fresh<T>(&self, timed: &Timed<T>) -> bool {

@@ -246,3 +246,82 @@ async fn the_latest_kept_are_bounded_and_one_dropped_is_read_again() {
     }
     assert_eq!(latest(&f).await, "0.9.0");
 }
+
+fn ttl(seconds: u64) -> FsOptions {
+    FsOptions {
+        metadata_ttl: std::time::Duration::from_secs(seconds),
+        ..FsOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn each_target_of_latest_is_a_symlink_of_its_own_that_never_changes() {
+    let f = Fixture::with(ttl(0), Some(1 << 20)).await;
+    let before = f.lookup("SugarWater/latest").await.unwrap();
+    // Another tool moves it (to a longer name, so a stale size would cut the target).
+    f.stage_elsewhere(&semver::Version::new(1, 10, 0), b"newer")
+        .await;
+    let after = f.lookup("SugarWater/latest").await.unwrap();
+    assert_ne!(before.attr.inode, after.attr.inode, "a symlink per target");
+    assert_eq!(f.fs.readlink(after.attr.inode).await.unwrap(), "1.10.0");
+    assert_eq!(after.attr.size, 6);
+    // What the kernel keeps of the first is still true of it.
+    assert_eq!(f.fs.readlink(before.attr.inode).await.unwrap(), "1.0.0");
+    let kept = f.fs.getattr(before.attr.inode).await.unwrap();
+    assert_eq!(kept.attr.size, 5);
+    assert_eq!(
+        kept.ttl,
+        FsOptions::default().immutable_ttl,
+        "never changes"
+    );
+    // The listing names the symlink of the target last seen.
+    let project = f.inode(PROJECT).await;
+    let listed = f.fs.readdir(project).await.unwrap();
+    let latest = listed.iter().find(|e| e.name == "latest").unwrap();
+    assert_eq!(latest.inode, after.attr.inode);
+}
+
+#[tokio::test]
+async fn the_kernel_keeps_the_name_latest_only_while_the_mount_trusts_its_target() {
+    let f = Fixture::with(ttl(60), Some(1 << 20)).await;
+    let first = f.lookup("SugarWater/latest").await.unwrap();
+    assert!(first.ttl <= std::time::Duration::from_secs(60));
+    assert!(first.ttl > std::time::Duration::from_secs(50));
+    let again = f.lookup("SugarWater/latest").await.unwrap();
+    assert_eq!(again.attr.inode, first.attr.inode);
+    assert!(again.ttl <= first.ttl, "what is left of the same TTL");
+    // With no TTL the kernel keeps nothing.
+    let f = Fixture::with(ttl(0), Some(1 << 20)).await;
+    let entry = f.lookup("SugarWater/latest").await.unwrap();
+    assert_eq!(entry.ttl, std::time::Duration::ZERO);
+}
+
+#[tokio::test]
+async fn a_move_the_mount_learns_of_tells_the_kernel_to_forget_latest() {
+    let f = Fixture::with(ttl(0), Some(1 << 20)).await;
+    let told = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = std::sync::Arc::clone(&told);
+    f.fs.set_invalidator(Box::new(move |parent, name| {
+        kept.lock().unwrap().push((parent, name.to_string()));
+    }));
+    let project = f.inode(PROJECT).await;
+    let forgotten = || told.lock().unwrap().clone();
+    let name = vec![(project, "latest".to_string())];
+    assert_eq!(latest(&f).await, "1.0.0");
+    assert!(forgotten().is_empty(), "nothing moved: {:?}", forgotten());
+    // Moved through the mount with `ln -sfn`: the kernel made the new name itself.
+    ln_sfn(&f, "0.9.0").await.unwrap();
+    assert!(forgotten().is_empty(), "{:?}", forgotten());
+    // Moved by another tool, seen when read again.
+    f.other_session()
+        .await
+        .set_latest(PROJECT, &semver::Version::new(1, 0, 0))
+        .await
+        .unwrap();
+    assert_eq!(latest(&f).await, "1.0.0");
+    assert_eq!(forgotten(), name);
+    // Moved by a stage through the mount.
+    f.cp("1.1.0", "app.tar", b"new").await.unwrap();
+    assert_eq!(forgotten(), [name.clone(), name].concat());
+    assert_eq!(latest(&f).await, "1.1.0");
+}

@@ -14,6 +14,7 @@ mod daemon;
 mod failover;
 mod getxattr;
 mod in_flight;
+mod kernel_cache;
 mod latest_refusals;
 mod latest_symlink;
 mod lookup;
