@@ -6,7 +6,7 @@
 //! server); else a whole-object CRC the server itself keeps (S3's CRC-64/NVME, CRC32 or
 //! CRC32C, returned by `HeadObject` with the checksum mode on; boto3 sends CRC32 by
 //! default); else the MD5 (`startifact-md5`, or a plain ETag); else nothing but the size.
-//! A CRC costs a few milliseconds a gigabyte with carry-less multiplication, where MD5
+//! A CRC (carry-less multiplication in SIMD) runs many times faster than MD5, which
 //! runs at about 700 MB/s on one core and in order: so the check is no longer what
 //! bounds a read. CRCs of pieces combine (`Checksum::combine`), so pieces computed
 //! apart can be checked as one object.
@@ -219,14 +219,14 @@ fn hex_bytes(text: &str) -> Option<Vec<u8>> {
 pub struct Running(State);
 
 enum State {
-    Crc(Algorithm, crc_fast::Digest),
+    Crc(Algorithm, Box<crc_fast::Digest>),
     Md5(Md5),
 }
 
 impl Running {
     pub fn new(algorithm: Algorithm) -> Running {
         Running(match algorithm.crc() {
-            Some(crc) => State::Crc(algorithm, crc_fast::Digest::new(crc)),
+            Some(crc) => State::Crc(algorithm, Box::new(crc_fast::Digest::new(crc))),
             None => State::Md5(Md5::new()),
         })
     }
@@ -245,7 +245,7 @@ impl Running {
         }
     }
 
-    /// Whether it runs at memory speed (a CRC), so that it may run in the read path.
+    /// Whether it is a CRC, fast enough to run in the read path.
     pub fn is_fast(&self) -> bool {
         matches!(self.0, State::Crc(..))
     }

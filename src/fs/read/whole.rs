@@ -1,6 +1,6 @@
 //! The checksum of the bytes a handle hands out from the first byte in order, so its
 //! last read can check them (see `crate::checksum` for which one a version carries). A
-//! CRC runs at memory speed, so it is taken in the read path. MD5 (the objects that carry
+//! CRC runs many times faster than MD5, so it is taken in the read path. MD5 (the objects that carry
 //! nothing better: the Python tool's, older ones) runs at about 700 MB/s, slower than a
 //! read on loopback: once a file proves long, it moves to a thread of its own, fed
 //! through a bounded channel, so it runs beside the reads instead of inside each. A
