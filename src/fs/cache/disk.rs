@@ -5,21 +5,20 @@
 //! where one fails) into `{dir}/{entry}.part`; readers are served from that file as soon as the
 //! bytes they ask for have arrived, so a cold `cat` runs at the speed of one download.
 //! Once complete and verified (its checksum when it carries one, see `crate::checksum`,
-//! else its size) the file is
-//! renamed `{entry}.data` and a record `{entry}.json` beside it keeps what the mount
-//! pinned (size, ETag, metadata...), so a cached version stays readable when every region
-//! is down, across restarts too. Entries are evicted least recently used beyond the size
-//! limit; an artifact larger than the limit is not cached.
+//! else its size) the file is renamed `{entry}.data` and a record `{entry}.json` beside
+//! it keeps what the mount pinned (size, ETag, metadata...), so a cached version stays
+//! readable when every region is down, across restarts too. Entries are evicted least
+//! recently used beyond the size limit; an artifact larger than the limit is not cached.
 //!
 //! What is on disk is never trusted on its own word. The folder is private
 //! (`PrivateDir`: `0700`, files `0600`, nothing opened through a link), and before a
 //! cached copy is first used in a daemon's life its bytes are checked against the
 //! version the mount pinned from the regions: its size, and its checksum (our recorded
-//! CRC-64/NVME, the server's CRC, the MD5) or else its multipart ETag. A copy that fails, or that the store
-//! gives nothing to check against, is dropped and fetched again, never served. Only
-//! when no region answers does the pinned version itself come from the record (that is
-//! what lets a cached version outlive the regions); the folder being private is then
-//! what keeps the record honest.
+//! CRC-64/NVME, the server's CRC, the MD5) or else its multipart ETag. A copy that
+//! fails, or that the store gives nothing to check against, is dropped and fetched
+//! again, never served. Only when no region answers does the pinned version itself come
+//! from the record (that is what lets a cached version outlive the regions); the folder
+//! being private is then what keeps the record honest.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
