@@ -108,6 +108,11 @@ impl Checksum {
         Checksum::from_bytes(algorithm, &bytes)
     }
 
+    /// An MD5 given as 32 hex digits (`startifact-md5`, a plain ETag).
+    pub fn from_md5_hex(text: &str) -> Option<Checksum> {
+        Checksum::from_bytes(Algorithm::Md5, &hex_bytes(text)?)
+    }
+
     /// What our stager recorded in the user metadata: 16 hex digits.
     pub fn from_recorded_crc64(text: &str) -> Option<Checksum> {
         if text.len() != 16 {

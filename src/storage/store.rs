@@ -76,8 +76,7 @@ impl ObjectInfo {
         if let Some(kept) = self.server_checksum {
             return Some(kept);
         }
-        let md5 = self.known_md5()?;
-        Checksum::from_text(&format!("md5:{md5}"))
+        Checksum::from_md5_hex(&self.known_md5()?)
     }
 }
 

@@ -110,9 +110,7 @@ mod tests {
     use std::time::SystemTime;
 
     fn pinned(bytes_len: u64, etag: &str, md5: Option<String>) -> PinnedVersion {
-        let check = md5
-            .as_deref()
-            .and_then(|md5| Checksum::from_text(&format!("md5:{md5}")));
+        let check = md5.as_deref().and_then(Checksum::from_md5_hex);
         PinnedVersion {
             project: "P".into(),
             version: Version::new(1, 0, 0),

@@ -139,11 +139,12 @@ async fn copy_whole(
         .await?;
     let mut hasher = Md5::new();
     let mut crc = Crc64::new();
-    // The check the object carries, unless it is one of the two taken anyway.
-    let mut other = info
-        .check()
-        .filter(|c| !matches!(c.algorithm(), Algorithm::Md5 | Algorithm::Crc64Nvme))
-        .map(|c| Running::new(c.algorithm()));
+    // The check the object carries, computed apart unless it is one of the two taken
+    // anyway.
+    let algorithm = info.check().map(|c| c.algorithm());
+    let mut other = algorithm
+        .filter(|a| !matches!(a, Algorithm::Md5 | Algorithm::Crc64Nvme))
+        .map(Running::new);
     let mut size = 0u64;
     while let Some(chunk) = stream.body.next().await {
         let chunk = chunk?;
@@ -158,7 +159,7 @@ async fn copy_whole(
     file.flush().await.map_err(io)?;
     drop(file);
     let digest = hasher.finalize();
-    let got = match info.check().map(|c| c.algorithm()) {
+    let got = match algorithm {
         Some(Algorithm::Md5) => Some(Checksum::Md5(digest)),
         Some(Algorithm::Crc64Nvme) => Some(Checksum::Crc64Nvme(crc.finalize())),
         _ => other.map(Running::finish),
