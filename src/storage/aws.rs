@@ -30,6 +30,7 @@ use super::aws_errors::classify;
 use super::checked_file::{checked_file_body, Expected};
 use super::error::{ErrorKind, StorageError};
 use super::options::{OptionsError, StorageOptions};
+use super::server_name::ServerName;
 use super::store::{
     CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore,
 };
@@ -78,6 +79,7 @@ fn env_has_custom_endpoint() -> bool {
 pub struct AwsRegion {
     region: String,
     s3_endpoint: Option<String>,
+    server_name: ServerName,
     s3: aws_sdk_s3::Client,
     ssm: aws_sdk_ssm::Client,
     options: StorageOptions,
@@ -103,9 +105,11 @@ impl AwsRegion {
             .grace_period(options.stall_grace_period)
             .build();
         let endpoint = options.region_endpoints.get(region);
+        let server_name = ServerName::default();
 
         let mut s3 = aws_sdk_s3::config::Builder::from(sdk_config)
             .region(Region::new(region.to_string()))
+            .interceptor(server_name.clone())
             .timeout_config(timeouts.clone())
             .retry_config(retries.clone())
             .stalled_stream_protection(stalls.clone())
@@ -144,6 +148,7 @@ impl AwsRegion {
         AwsRegion {
             region: region.to_string(),
             s3_endpoint,
+            server_name,
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
             ssm: aws_sdk_ssm::Client::from_conf(ssm.build()),
             options: options.clone(),
@@ -227,6 +232,10 @@ impl RegionStore for AwsRegion {
 
     fn s3_endpoint(&self) -> Option<&str> {
         self.s3_endpoint.as_deref()
+    }
+
+    fn server_name(&self) -> Option<String> {
+        self.server_name.get()
     }
 
     async fn get_parameter(&self, name: &str) -> Result<String, StorageError> {

@@ -318,6 +318,10 @@ impl RegionStore for GuardedRegion {
         self.store.s3_endpoint()
     }
 
+    fn server_name(&self) -> Option<String> {
+        self.store.server_name()
+    }
+
     async fn get_parameter(&self, name: &str) -> Result<String, StorageError> {
         self.call(self.store.get_parameter(name)).await
     }

@@ -19,6 +19,7 @@ mod error;
 pub mod health;
 pub mod local;
 pub mod options;
+mod server_name;
 mod store;
 #[cfg(test)]
 pub mod store_tests;

@@ -136,6 +136,12 @@ pub trait RegionStore: Send + Sync + Debug {
         None
     }
 
+    /// The name the S3 server gave itself (its `Server` header, `AmazonS3` on Amazon
+    /// S3) in the last answer that carried one; `None` before any.
+    fn server_name(&self) -> Option<String> {
+        None
+    }
+
     /// A parameter's value; `NotFound` when it does not exist.
     async fn get_parameter(&self, name: &str) -> Result<String, StorageError>;
     /// Writes a String parameter, overwriting it.

@@ -117,6 +117,9 @@ impl<S: RegionStore, H: Hook> RegionStore for Hooked<S, H> {
     fn s3_endpoint(&self) -> Option<&str> {
         self.inner.s3_endpoint()
     }
+    fn server_name(&self) -> Option<String> {
+        self.inner.server_name()
+    }
     async fn get_parameter(&self, name: &str) -> Result<String, StorageError> {
         let call = Call::parameter(Op::GetParameter, name);
         self.around(call, self.inner.get_parameter(name)).await

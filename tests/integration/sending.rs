@@ -1,9 +1,11 @@
-//! How large files go to each region when no `--multipart-threshold` is given: in parts at
-//! first; in one request a region once a region's completions were seen to take a large
-//! share of its stage (a server copying every byte again, as moto and s3s-fs do), and
-//! back to parts where one request proved slower. The figures survive the process (the
-//! CLI's state folder, the mount's staging folder). Seen on the wire through a proxy
-//! that makes the completion, or the parts, slow.
+//! How large files go to each region when no `--multipart-threshold` is given: at first,
+//! in parts to Amazon S3 (here: moto behind a proxy that names the server `AmazonS3`, as
+//! S3 does) and in one request to any other server; in one request once a region's
+//! completions were seen to take a large share of its stage (a server copying every
+//! byte again, as moto and s3s-fs do), and back to parts where one request proved
+//! slower. The figures survive the process (the CLI's state folder, the mount's staging
+//! folder). Seen on the wire through a proxy that makes the completion, or the parts,
+//! slow.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -61,6 +63,7 @@ async fn stage(world: &World, p: &str, version: &str, file: &std::path::Path, o:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_region_whose_completion_copies_the_bytes_is_sent_one_request_next() {
     let (world, proxy) = proxied_moto(WorldOptions::default(), &REGIONS).await;
+    proxy.set_server_name(Some("AmazonS3"));
     let p = project(&world, "Learn");
     let file = world.file("twelve", &random_bytes(12 << 20, 61));
     let learned = Arc::new(SendingCosts::in_memory());
@@ -93,9 +96,31 @@ async fn a_region_whose_completion_copies_the_bytes_is_sent_one_request_next() {
     }
 }
 
+// moto as itself (its `Server` header is not S3's): the first stage of a fresh process
+// already goes in one request a region, and so do the next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_other_than_s3_is_sent_one_request_from_the_first_stage() {
+    let (world, proxy) = proxied_moto(WorldOptions::default(), &REGIONS).await;
+    let p = project(&world, "NotS3");
+    let file = world.file("twelve", &random_bytes(12 << 20, 65));
+    let adaptive = options(Some(Arc::new(SendingCosts::in_memory())));
+    for version in ["1.0.0", "1.0.1"] {
+        stage(&world, &p, version, &file, &adaptive).await;
+        assert_eq!(ways(&proxy, &format!("{p}@{version}")), (3, 0), "{version}");
+    }
+    // The same server named `AmazonS3`, to a process that learned nothing: parts.
+    proxy.set_server_name(Some("AmazonS3"));
+    let fresh = options(Some(Arc::new(SendingCosts::in_memory())));
+    stage(&world, &p, "1.0.2", &file, &fresh).await;
+    assert_eq!(ways(&proxy, &format!("{p}@1.0.2")), (0, 9));
+    let (bytes, _) = crate::support::staging::downloaded(&world, &p, "1.0.0").await;
+    assert_eq!(bytes.len(), 12 << 20);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn where_each_connection_is_slow_parts_stay() {
     let (world, proxy) = proxied_moto(WorldOptions::default(), &REGIONS).await;
+    proxy.set_server_name(Some("AmazonS3"));
     let p = project(&world, "Keep");
     // 20 MiB in four 5 MiB parts, two at once a region.
     let file = world.file("twenty", &random_bytes(20 << 20, 62));
@@ -118,6 +143,7 @@ async fn where_each_connection_is_slow_parts_stay() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_remembers_across_runs_and_an_explicit_threshold_overrides_it() {
     let (world, proxy) = proxied_moto(WorldOptions::default(), &REGIONS).await;
+    proxy.set_server_name(Some("AmazonS3"));
     let p = project(&world, "CliLearn");
     // Above the CLI's 16 MiB threshold: 8 MiB parts, three a region.
     let file = world.file("twenty", &random_bytes(20 << 20, 63));
@@ -147,6 +173,7 @@ async fn the_cli_remembers_across_runs_and_an_explicit_threshold_overrides_it() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mount_remembers_in_its_staging_folder() {
     let (world, proxy) = proxied_moto(WorldOptions::default(), &REGIONS).await;
+    proxy.set_server_name(Some("AmazonS3"));
     let p = project(&world, "MountLearn");
     let source = world.file("twenty.bin", &random_bytes(20 << 20, 64));
     let cp = |mount: &Mount, version: &str| {

@@ -1,10 +1,14 @@
 //! How many ranged GETs one sequential read keeps in flight, found by measuring.
 //!
-//! A read starts as one long GET. Once it has received `probe_after` bytes, its rate
-//! (bytes over the time spent waiting for them, not for the reader) decides: at or
-//! above `parallel_below` one stream is fast enough, and stays alone (a server that pays
-//! for the whole object on every ranged GET, as moto does, is never asked twice). Below
-//! it, the rest of the file is cut into parts fetched by `max` GETs at once, and what
+//! A read starts as one long GET. Once it has received `probe_after` bytes, what the
+//! server gives the whole daemon decides (the rates of all its GETs to that server
+//! added up, this one's being bytes over the time spent waiting for them, not for the
+//! reader; see `server_pace`): at or above `parallel_below` the server is fast enough,
+//! and the stream stays alone (a server that pays for the whole object on every ranged
+//! GET, as moto does, is never asked twice; a stream slowed by the daemon's other
+//! streams is not a slow server). Below it, the rest of the file is cut into parts
+//! fetched by up to `max` GETs at once (fewer when other readers share the server's
+//! bound of GETs in flight, and none when its share is one GET), and what
 //! they give together is weighed against the one stream: at least `GAIN` times as much
 //! and they stay; less, and the streams do not add up (a server bounded in total), so
 //! the rest comes in one stream again. "Together" is the bytes of `max` parts over the
@@ -81,18 +85,29 @@ impl Lanes {
         self.state = State::Settled;
     }
 
-    /// The long GET ran at `rate`: true when the rest is to be cut into parts.
-    pub(super) fn measured(&mut self, rate: f64, parallel_below: f64) -> bool {
+    /// The long GET ran at `own` while the daemon's GETs to its server gave `together`
+    /// (its own included), and the reader may hope for `share` GETs at once (its share
+    /// of the server's bound): true when the rest is to be cut into parts, at most
+    /// `share` at once. A server that gives the daemon `parallel_below` is fast enough,
+    /// however its readers split it; with no room for a second GET, one it is.
+    pub(super) fn measured(
+        &mut self,
+        own: f64,
+        together: f64,
+        share: usize,
+        parallel_below: f64,
+    ) -> bool {
         if self.state != State::Probing {
             return false;
         }
-        if rate >= parallel_below {
+        let target = self.max.min(share);
+        if together >= parallel_below || target < 2 {
             self.state = State::Settled;
             return false;
         }
         self.state = State::Weighing;
-        self.alone = rate;
-        self.target = self.max;
+        self.alone = own;
+        self.target = target;
         true
     }
 
@@ -147,7 +162,7 @@ mod tests {
     fn a_fast_stream_stays_alone() {
         let mut lanes = Lanes::new(8);
         assert!(lanes.probing());
-        assert!(!lanes.measured(700.0 * MB, 256.0 * MB));
+        assert!(!lanes.measured(700.0 * MB, 700.0 * MB, 8, 256.0 * MB));
         assert!(!lanes.in_parts());
         assert_eq!(lanes.target(), 1);
         assert_eq!(lanes.finished(PART, Instant::now()), None);
@@ -158,7 +173,7 @@ mod tests {
     fn streams_that_add_up_stay_at_the_maximum() {
         let start = Instant::now();
         let mut lanes = Lanes::new(8);
-        assert!(lanes.measured(90.0 * MB, 256.0 * MB));
+        assert!(lanes.measured(90.0 * MB, 90.0 * MB, 8, 256.0 * MB));
         assert!(lanes.in_parts());
         assert_eq!(lanes.target(), 8);
         // Eight streams of 90 MB/s each.
@@ -176,7 +191,7 @@ mod tests {
         // 100 MB/s alone, 110 MB/s however many ask: not worth eight requests.
         let start = Instant::now();
         let mut lanes = Lanes::new(8);
-        assert!(lanes.measured(100.0 * MB, 256.0 * MB));
+        assert!(lanes.measured(100.0 * MB, 100.0 * MB, 8, 256.0 * MB));
         run(&mut lanes, start, 110.0 * MB);
         assert_eq!(lanes.target(), 1);
         assert!(!lanes.in_parts(), "the rest comes in one long GET");
@@ -186,7 +201,7 @@ mod tests {
     fn the_weighing_opens_at_the_first_part_and_spans_as_many_as_streams() {
         let start = Instant::now();
         let mut lanes = Lanes::new(4);
-        assert!(lanes.measured(100.0 * MB, 256.0 * MB));
+        assert!(lanes.measured(100.0 * MB, 100.0 * MB, 8, 256.0 * MB));
         // The first part took 2 s (its request, the others' start): it opens the window
         // and is not counted.
         assert_eq!(lanes.finished(PART, start + Duration::from_secs(2)), None);
@@ -209,7 +224,36 @@ mod tests {
     fn one_lane_at_most_never_probes() {
         let mut lanes = Lanes::new(1);
         assert!(!lanes.probing());
-        assert!(!lanes.measured(1.0, 256.0 * MB));
+        assert!(!lanes.measured(1.0, 1.0, 8, 256.0 * MB));
         assert_eq!(lanes.target(), 1);
+    }
+
+    #[test]
+    fn many_readers_slowed_by_each_other_do_not_cut() {
+        // Eight readers at once, each at 100 MB/s: the server gives the daemon 800 MB/s.
+        let mut lanes = Lanes::new(8);
+        assert!(!lanes.measured(100.0 * MB, 800.0 * MB, 2, 256.0 * MB));
+        assert!(!lanes.in_parts());
+        assert!(!lanes.probing());
+        assert_eq!(lanes.target(), 1);
+    }
+
+    #[test]
+    fn one_reader_slow_alone_cuts_into_as_many_as_the_bound_allows() {
+        let mut alone = Lanes::new(8);
+        assert!(alone.measured(30.0 * MB, 30.0 * MB, 16, 256.0 * MB));
+        assert_eq!(alone.target(), 8);
+        // Four slow readers share a bound of 16: four GETs each at most.
+        let mut shared = Lanes::new(8);
+        assert!(shared.measured(30.0 * MB, 120.0 * MB, 4, 256.0 * MB));
+        assert_eq!(shared.target(), 4);
+    }
+
+    #[test]
+    fn no_room_for_a_second_get_keeps_one() {
+        let mut lanes = Lanes::new(8);
+        assert!(!lanes.measured(10.0 * MB, 200.0 * MB, 1, 256.0 * MB));
+        assert_eq!(lanes.target(), 1);
+        assert!(!lanes.in_parts());
     }
 }

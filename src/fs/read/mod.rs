@@ -36,6 +36,7 @@
 //! kernel, so a budget spent by the others could otherwise stall them all.
 
 mod lanes;
+mod server_pace;
 mod shared;
 mod stream;
 mod whole;
@@ -81,6 +82,8 @@ pub struct FileReader {
     next_size: u64,
     /// How many GETs run at once.
     lanes: Lanes,
+    /// This handle among the daemon's readers of each server (`ServerPace`).
+    reader: u64,
     /// Where the parts begin, once the long GET was cut (`u64::MAX` before).
     parts_from: u64,
     /// Present while every byte consumed so far came in order from the first.
@@ -117,6 +120,7 @@ impl FileReader {
         let next_size = shared.options.first_request;
         let lanes = Lanes::new(shared.options.max_streams);
         let algorithm = pinned.copies.check.map(|check| check.algorithm());
+        let reader = shared.pace.reader_id();
         FileReader {
             pinned,
             session,
@@ -130,6 +134,7 @@ impl FileReader {
             next_request: 0,
             next_size,
             lanes,
+            reader,
             parts_from: u64::MAX,
             whole: Some(Box::new(WholeRead::new(algorithm))),
             failed: None,
@@ -277,7 +282,8 @@ impl FileReader {
     }
 
     /// Starts the next GET: the next part when fetching in parts (false when the budget
-    /// has no room for it while others run), else the next request.
+    /// or the server's bound of GETs in flight has no room for it while others run),
+    /// else the next request.
     fn start_stream(&mut self) -> bool {
         let options = &self.shared.options;
         let start = self.next_request;
@@ -290,6 +296,16 @@ impl FileReader {
         if start >= end {
             return false;
         }
+        let pace = &self.shared.pace;
+        let server = &self.pinned.copies.region;
+        let slot = match pace.enter(server, self.reader, self.lanes.in_parts()) {
+            Some(slot) => slot,
+            None if self.streams.is_empty() => match pace.enter(server, self.reader, false) {
+                Some(slot) => slot,
+                None => return false,
+            },
+            None => return false,
+        };
         let budget = if self.lanes.in_parts() {
             let permits = self.shared.permits_for(end - start);
             match Arc::clone(&self.shared.budget).try_acquire_many_owned(permits) {
@@ -307,6 +323,7 @@ impl FileReader {
             start..end,
             Arc::clone(&self.served),
             budget,
+            slot,
         ));
         self.next_request = end;
         // After the first request, the rest of the file.
@@ -353,25 +370,45 @@ impl FileReader {
         let Some((rate, received)) = long.rate(options.probe_after) else {
             return;
         };
+        let server = &self.pinned.copies.region;
+        let together = self.shared.pace.together(server, self.reader, rate);
         if size.saturating_sub(long.received) < options.part_size.saturating_mul(4) {
             self.lanes.settle();
             return;
         }
         // A fast start may be the server's read-ahead: one stream stays alone only once
         // it kept its pace over `probe_until`.
-        if rate >= options.parallel_below as f64 && received < options.probe_until {
+        if together.rate >= options.parallel_below as f64 && received < options.probe_until {
             return;
         }
-        if !self.lanes.measured(rate, options.parallel_below as f64) {
-            tracing::debug!(key = %self.pinned.copies.key, "one GET ran at {:.0} MB/s: it stays alone", rate / 1e6);
+        let share = self
+            .shared
+            .pace
+            .share(together.readers, options.max_streams);
+        if !self
+            .lanes
+            .measured(rate, together.rate, share, options.parallel_below as f64)
+        {
+            tracing::debug!(
+                key = %self.pinned.copies.key,
+                "one GET ran at {:.0} MB/s, the server's {} GETs from {} readers at {:.0} MB/s \
+                 together: it stays alone",
+                rate / 1e6,
+                together.gets,
+                together.readers,
+                together.rate / 1e6
+            );
         } else {
             self.next_request = long.cut(0);
             self.parts_from = self.next_request;
             tracing::debug!(
                 key = %self.pinned.copies.key,
-                "one GET ran at {:.0} MB/s: the rest from {} comes in parts of {} bytes, \
-                 {} at once",
+                "one GET ran at {:.0} MB/s, the server's {} GETs from {} readers at {:.0} MB/s \
+                 together: the rest from {} comes in parts of {} bytes, {} at once",
                 rate / 1e6,
+                together.gets,
+                together.readers,
+                together.rate / 1e6,
                 self.next_request,
                 options.part_size,
                 self.lanes.target()

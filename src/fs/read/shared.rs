@@ -1,6 +1,7 @@
 //! What every open handle's reader shares: the sizes of the read path, the memory
-//! budget of bytes held ahead of readers, the LRU of recent random-read blocks, and the
-//! objects read whole whose bytes passed their check.
+//! budget of bytes held ahead of readers, the GETs in flight to each server and their
+//! pace (`server_pace`), the LRU of recent random-read blocks, and the objects read
+//! whole whose bytes passed their check.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,8 @@ use lru::LruCache;
 use tokio::sync::Semaphore;
 
 use crate::fs::pinned::PinnedVersion;
+
+use super::server_pace::ServerPace;
 
 /// Sizes of the read path.
 #[derive(Debug, Clone)]
@@ -26,6 +29,9 @@ pub struct ReadOptions {
     pub part_size: u64,
     /// GETs one handle keeps in flight at most.
     pub max_streams: usize,
+    /// GETs in flight to one server past which no handle starts a part of a read cut
+    /// for speed (a handle's one GET is never held back).
+    pub max_gets_per_server: usize,
     /// Chunks each stream hands its reader ahead of the reads (a stream further ahead
     /// stops reading its body, and TCP holds its server back).
     pub chunks_ahead: usize,
@@ -52,6 +58,7 @@ impl Default for ReadOptions {
             parallel_below: 256 << 20,
             part_size: 8 << 20,
             max_streams: 8,
+            max_gets_per_server: 16,
             chunks_ahead: 4,
             chunk_size: 512 << 10,
             sequential_slack: 16 << 20,
@@ -70,12 +77,13 @@ const PERMIT_UNIT: u64 = 4096;
 /// dropped at its next open until it is read whole again).
 const VERIFIED_OBJECTS: usize = 65_536;
 
-/// What every reader shares: the memory budget, the LRU of recent blocks, and the
-/// objects read whole that passed their check.
+/// What every reader shares: the memory budget, the GETs in flight to each server, the
+/// LRU of recent blocks, and the objects read whole that passed their check.
 #[derive(Debug)]
 pub struct ReadShared {
     pub options: ReadOptions,
     pub(super) budget: Arc<Semaphore>,
+    pub(super) pace: Arc<ServerPace>,
     blocks: Mutex<LruCache<(String, u64), Bytes>>,
     verified: Mutex<LruCache<String, ()>>,
 }
@@ -86,6 +94,7 @@ impl ReadShared {
         let blocks = NonZeroUsize::new(options.cached_blocks.max(1)).unwrap_or(NonZeroUsize::MIN);
         ReadShared {
             budget: Arc::new(Semaphore::new(permits)),
+            pace: Arc::new(ServerPace::new(options.max_gets_per_server)),
             blocks: Mutex::new(LruCache::new(blocks)),
             verified: Mutex::new(LruCache::new(
                 NonZeroUsize::new(VERIFIED_OBJECTS).unwrap_or(NonZeroUsize::MIN),

@@ -2,7 +2,7 @@
 //! it arrives and hands it to the reader in chunks (the body's own frames, never
 //! copied), each holding its share of the memory budget, failing over to the next
 //! region mid-body. The reader may cut a stream short while it runs, and reads how
-//! fast the server sent it.
+//! fast the server sent it; so does the daemon's `ServerPace`, through the GET's slot.
 //!
 //! A reader waiting on its stream is never held back by the budget: the bytes other
 //! handles hold may belong to readers that wait, in the kernel, on the very page this
@@ -24,6 +24,7 @@ use crate::fs::error::{FsError, FsResult};
 use crate::fs::pinned::PinnedVersion;
 use crate::protocol::Session;
 
+use super::server_pace::GetSlot;
 use super::shared::ReadShared;
 
 /// Memory of the budget, released when the last byte it covers is consumed (`None`:
@@ -80,6 +81,7 @@ impl Stream {
         range: Range<u64>,
         served: Served,
         budget: Budget,
+        slot: GetSlot,
     ) -> Stream {
         let (sender, receiver) = mpsc::channel(shared.options.chunks_ahead.max(1));
         let progress = Arc::new(Mutex::new(Progress {
@@ -93,6 +95,7 @@ impl Stream {
         let link = Link {
             progress: Arc::clone(&progress),
             waiting: Arc::clone(&waiting),
+            slot,
         };
         let task = tokio::spawn(stream_range(
             pinned, session, shared, link, sender, served, budget,
@@ -144,10 +147,12 @@ impl Stream {
     }
 }
 
-/// The task's side of what it shares with its reader.
+/// The task's side of what it shares with its reader, and its GET's place among the
+/// daemon's GETs to its server (held until the task ends, where it tells its rate).
 struct Link {
     progress: Arc<Mutex<Progress>>,
     waiting: Arc<Notify>,
+    slot: GetSlot,
 }
 
 /// Marks the reader as waiting while it lives (a read given up mid-wait clears it too).
@@ -221,7 +226,11 @@ async fn stream_range(
     served: Served,
     budget: Budget,
 ) {
-    let Link { progress, waiting } = link;
+    let Link {
+        progress,
+        waiting,
+        slot,
+    } = link;
     let range = {
         let progress = progress.lock().unwrap_or_else(PoisonError::into_inner);
         progress.at..progress.end
@@ -273,6 +282,14 @@ async fn stream_range(
             }
         };
         if pending >= shared.options.chunk_size || (finished && pending > 0) {
+            let rate = {
+                let progress = progress.lock().unwrap_or_else(PoisonError::into_inner);
+                let seconds = progress.waited.as_secs_f64();
+                (seconds > 0.0).then(|| progress.received as f64 / seconds)
+            };
+            if let Some(rate) = rate {
+                slot.report(rate);
+            }
             let permit = match &budget {
                 Budget::Reserved(permit) => Some(Arc::clone(permit)),
                 Budget::PerChunk => match permit_for(&shared, &progress, &waiting, pending).await {

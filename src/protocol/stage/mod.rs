@@ -122,7 +122,8 @@ impl Session {
         };
         self.stores().iter().any(|store| {
             let place = sending::place(store.region(), store.s3_endpoint(), size);
-            costs.choose(&place, size) == Method::Parts
+            let first = sending::first_method(store.as_ref());
+            costs.choose(&place, size, first) == Method::Parts
         })
     }
 

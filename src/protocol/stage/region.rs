@@ -29,7 +29,7 @@ use super::options::StageOptions;
 use super::ownership::Ownership;
 use super::parts::SharedParts;
 use super::refusal::{Existing, Refusal, RegionError, Taken};
-use super::sending::{place, Method, Sent};
+use super::sending::{first_method, place, Method, Sent};
 use crate::protocol::stage_report::{LatestChange, RegionOutcome};
 
 /// Everything one region's stage needs.
@@ -311,6 +311,7 @@ impl RegionPlan<'_> {
             Some(costs) => costs.choose(
                 &place(store.region(), store.s3_endpoint(), self.prepared.size),
                 self.prepared.size,
+                first_method(store),
             ),
             None => Method::Parts,
         }
@@ -332,7 +333,7 @@ impl RegionPlan<'_> {
                 completion,
             };
             let place = place(store.region(), store.s3_endpoint(), sent.size);
-            costs.record(&place, sent);
+            costs.record(&place, sent, first_method(store));
         }
     }
 

@@ -8,9 +8,15 @@
 //! sending tells. So each region's seconds per GiB are kept for both ways (a moving
 //! average), with the share of the time in parts that the completion took:
 //!
-//! - nothing known: parts (what S3 rewards);
+//! - nothing known: what the server is tells the first way (`first_method`): parts on
+//!   Amazon S3 (a server that names itself `AmazonS3`, or before any answer an endpoint
+//!   of S3's own), one request on any other server (the S3-compatible servers seen,
+//!   moto and s3s-fs, copy the bytes at the completion, so the first stage of a fresh
+//!   mount or CLI is not the slow one there);
 //! - parts known, and their completion took at least `COPYING_SHARE` of the time: the
 //!   server copies the bytes again, so one request is tried;
+//! - one request known only: one request, and after `RETRY_AFTER` large stages, parts
+//!   once, so that a server that rewards parts is found out;
 //! - both known: the cheaper, and after `RETRY_AFTER` large stages one way, the other
 //!   once more, so that the choice follows a server that changed.
 //!
@@ -25,6 +31,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::storage::RegionStore;
 
 /// The largest object S3 takes in one request.
 pub const ONE_REQUEST_LIMIT: u64 = 5 << 30;
@@ -79,22 +87,28 @@ impl Costs {
         fine(self.one_request) && fine(self.parts) && fine(self.completion_share)
     }
 
-    /// The way this region's figures point to, before any retry of the other.
-    fn preferred(&self) -> Method {
+    /// The way this region's figures point to, before any retry of the other; `first`
+    /// when nothing is known.
+    fn preferred(&self, first: Method) -> Method {
         match (self.one_request, self.parts) {
             (Some(one), Some(parts)) if one < parts => Method::OneRequest,
             (Some(_), Some(_)) => Method::Parts,
             (None, Some(_)) if self.completion_share.unwrap_or(0.0) >= COPYING_SHARE => {
                 Method::OneRequest
             }
-            _ => Method::Parts,
+            (None, Some(_)) => Method::Parts,
+            (Some(_), None) => Method::OneRequest,
+            (None, None) => first,
         }
     }
 
-    fn choose(&self) -> Method {
-        let preferred = self.preferred();
-        let both_known = self.one_request.is_some() && self.parts.is_some();
-        if both_known && self.same_way >= RETRY_AFTER {
+    fn choose(&self, first: Method) -> Method {
+        let preferred = self.preferred(first);
+        // Once one request is known, the other way is tried again after a while. Parts
+        // known alone are not second-guessed: one request of a large file to S3 is the
+        // slow way.
+        let other_worth_trying = self.one_request.is_some();
+        if other_worth_trying && self.same_way >= RETRY_AFTER {
             match preferred {
                 Method::OneRequest => Method::Parts,
                 Method::Parts => Method::OneRequest,
@@ -104,11 +118,11 @@ impl Costs {
         }
     }
 
-    fn record(&mut self, sent: &Sent) {
+    fn record(&mut self, sent: &Sent, first: Method) {
         if sent.size == 0 {
             return;
         }
-        let preferred = self.preferred();
+        let preferred = self.preferred(first);
         let per_gib = sent.took.as_secs_f64() * GIB / sent.size as f64;
         let average = |old: Option<f64>, new: f64| match old {
             Some(old) => old + NEWEST_WEIGHT * (new - old),
@@ -187,22 +201,22 @@ impl SendingCosts {
     }
 
     /// How `place` (see `place`) should be sent a file of `size` bytes, above the
-    /// multipart threshold.
-    pub fn choose(&self, place: &str, size: u64) -> Method {
+    /// multipart threshold; `first` (see `first_method`) while nothing is known of it.
+    pub fn choose(&self, place: &str, size: u64, first: Method) -> Method {
         if size > ONE_REQUEST_LIMIT {
             return Method::Parts;
         }
         self.saved()
             .regions
             .get(place)
-            .map_or(Method::Parts, Costs::choose)
+            .map_or(first, |costs| costs.choose(first))
     }
 
-    /// Learns from one region's upload.
-    pub fn record(&self, place: &str, sent: Sent) {
+    /// Learns from one region's upload (`first`: as given to `choose`).
+    pub fn record(&self, place: &str, sent: Sent, first: Method) {
         let mut saved = self.saved();
         let costs = saved.regions.entry(place.to_string()).or_default();
-        costs.record(&sent);
+        costs.record(&sent, first);
         self.changed
             .store(true, std::sync::atomic::Ordering::SeqCst);
         let way = match sent.method {
@@ -217,8 +231,53 @@ impl SendingCosts {
             seconds,
             completion,
             "sent {way}; next: {:?}",
-            costs.choose()
+            costs.choose(first)
         );
+    }
+}
+
+/// The way `store`'s region is first sent a large file, before anything is learned of
+/// it: parts on Amazon S3, one request on any other server (see `first_method_for`).
+pub fn first_method(store: &dyn RegionStore) -> Method {
+    first_method_for(store.s3_endpoint(), store.server_name().as_deref())
+}
+
+/// The way a server is first sent a large file: parts when it names itself `AmazonS3`
+/// (its `Server` header), one request when it names itself otherwise (the S3-compatible
+/// servers seen, moto and s3s-fs, copy the bytes again at the completion); before any
+/// answer, parts when `endpoint` is S3's (`None`, or a host under `amazonaws.com`, such
+/// as a VPC endpoint), one request elsewhere.
+fn first_method_for(endpoint: Option<&str>, server: Option<&str>) -> Method {
+    if let Some(server) = server {
+        return if server.eq_ignore_ascii_case("AmazonS3") {
+            Method::Parts
+        } else {
+            Method::OneRequest
+        };
+    }
+    let Some(endpoint) = endpoint else {
+        return Method::Parts;
+    };
+    let rest = endpoint
+        .split_once("://")
+        .map_or(endpoint, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    }
+    .trim_end_matches('.')
+    .to_ascii_lowercase();
+    let aws = ["amazonaws.com", "amazonaws.com.cn"]
+        .iter()
+        .any(|domain| host == *domain || host.ends_with(&format!(".{domain}")));
+    if aws {
+        Method::Parts
+    } else {
+        Method::OneRequest
     }
 }
 
@@ -256,48 +315,115 @@ mod tests {
     }
 
     #[test]
-    fn a_region_never_sent_to_gets_parts() {
+    fn a_region_never_sent_to_gets_the_first_method() {
         let costs = SendingCosts::in_memory();
-        assert_eq!(costs.choose(REGION, 1 << 30), Method::Parts);
+        assert_eq!(costs.choose(REGION, 1 << 30, Method::Parts), Method::Parts);
+        assert_eq!(
+            costs.choose(REGION, 1 << 30, Method::OneRequest),
+            Method::OneRequest
+        );
     }
 
     #[test]
     fn a_cheap_completion_keeps_parts() {
         let costs = SendingCosts::in_memory();
-        costs.record(REGION, sent(Method::Parts, 6.0, 0.3));
-        assert_eq!(costs.choose(REGION, 1 << 30), Method::Parts);
+        costs.record(REGION, sent(Method::Parts, 6.0, 0.3), Method::Parts);
+        assert_eq!(costs.choose(REGION, 1 << 30, Method::Parts), Method::Parts);
     }
 
     #[test]
     fn a_completion_that_copies_the_bytes_tries_one_request_then_keeps_the_cheaper() {
         let costs = SendingCosts::in_memory();
-        costs.record(REGION, sent(Method::Parts, 30.0, 8.0));
-        assert_eq!(costs.choose(REGION, 1 << 30), Method::OneRequest);
-        costs.record(REGION, sent(Method::OneRequest, 18.0, 0.0));
-        assert_eq!(costs.choose(REGION, 1 << 30), Method::OneRequest);
+        costs.record(REGION, sent(Method::Parts, 30.0, 8.0), Method::Parts);
+        assert_eq!(
+            costs.choose(REGION, 1 << 30, Method::Parts),
+            Method::OneRequest
+        );
+        costs.record(REGION, sent(Method::OneRequest, 18.0, 0.0), Method::Parts);
+        assert_eq!(
+            costs.choose(REGION, 1 << 30, Method::Parts),
+            Method::OneRequest
+        );
 
         // Where one request proves slower, parts come back.
         let other = "eu-west-2 aws";
-        costs.record(other, sent(Method::Parts, 6.0, 1.5));
-        assert_eq!(costs.choose(other, 1 << 30), Method::OneRequest);
-        costs.record(other, sent(Method::OneRequest, 12.0, 0.0));
-        assert_eq!(costs.choose(other, 1 << 30), Method::Parts);
+        costs.record(other, sent(Method::Parts, 6.0, 1.5), Method::Parts);
+        assert_eq!(
+            costs.choose(other, 1 << 30, Method::Parts),
+            Method::OneRequest
+        );
+        costs.record(other, sent(Method::OneRequest, 12.0, 0.0), Method::Parts);
+        assert_eq!(costs.choose(other, 1 << 30, Method::Parts), Method::Parts);
     }
 
     #[test]
     fn the_other_way_is_tried_again_after_a_while() {
         let costs = SendingCosts::in_memory();
-        costs.record(REGION, sent(Method::Parts, 30.0, 8.0));
-        costs.record(REGION, sent(Method::OneRequest, 18.0, 0.0));
+        costs.record(REGION, sent(Method::Parts, 30.0, 8.0), Method::Parts);
+        costs.record(REGION, sent(Method::OneRequest, 18.0, 0.0), Method::Parts);
         let mut ways = Vec::new();
         for _ in 0..(2 * RETRY_AFTER + 2) {
-            let way = costs.choose(REGION, 1 << 30);
+            let way = costs.choose(REGION, 1 << 30, Method::Parts);
             ways.push(way);
             let seconds = if way == Method::Parts { 30.0 } else { 18.0 };
-            costs.record(REGION, sent(way, seconds, 0.0));
+            costs.record(REGION, sent(way, seconds, 0.0), Method::Parts);
         }
         let parts = ways.iter().filter(|w| **w == Method::Parts).count();
         assert!((1..=3).contains(&parts), "{ways:?}");
+        assert_eq!(ways.last(), Some(&Method::OneRequest), "{ways:?}");
+    }
+
+    #[test]
+    fn s3_is_first_sent_parts_and_other_servers_one_request() {
+        for aws in [
+            None,
+            Some("https://s3.us-east-1.amazonaws.com"),
+            Some("https://bucket.vpce-1a2b.s3.us-east-1.vpce.amazonaws.com:443/"),
+            Some("https://s3.cn-north-1.amazonaws.com.cn"),
+            Some("HTTPS://S3.AMAZONAWS.COM."),
+        ] {
+            assert_eq!(first_method_for(aws, None), Method::Parts, "{aws:?}");
+        }
+        for other in [
+            Some("http://127.0.0.1:5000"),
+            Some("http://[::1]:9000"),
+            Some("https://minio.example.org"),
+            Some("https://amazonaws.com.evil.example"),
+            Some("https://user@notamazonaws.com/"),
+        ] {
+            assert_eq!(
+                first_method_for(other, None),
+                Method::OneRequest,
+                "{other:?}"
+            );
+        }
+        // What the server says it is outweighs where it is.
+        let moto = Some("http://127.0.0.1:5000");
+        assert_eq!(first_method_for(moto, Some("AmazonS3")), Method::Parts);
+        assert_eq!(first_method_for(None, Some("MinIO")), Method::OneRequest);
+        assert_eq!(
+            first_method_for(moto, Some("Werkzeug/3.1.3 Python/3.11.7")),
+            Method::OneRequest
+        );
+    }
+
+    #[test]
+    fn one_request_known_alone_stays_and_tries_parts_after_a_while() {
+        let costs = SendingCosts::in_memory();
+        let first = Method::OneRequest;
+        assert_eq!(costs.choose(REGION, 1 << 30, first), Method::OneRequest);
+        let mut ways = Vec::new();
+        for _ in 0..(RETRY_AFTER + 2) {
+            let way = costs.choose(REGION, 1 << 30, first);
+            ways.push(way);
+            let seconds = if way == Method::Parts { 30.0 } else { 18.0 };
+            costs.record(REGION, sent(way, seconds, 0.0), first);
+        }
+        assert_eq!(
+            ways[..RETRY_AFTER as usize],
+            [Method::OneRequest; RETRY_AFTER as usize]
+        );
+        assert!(ways.contains(&Method::Parts), "{ways:?}");
         assert_eq!(ways.last(), Some(&Method::OneRequest), "{ways:?}");
     }
 
@@ -322,19 +448,25 @@ mod tests {
     #[test]
     fn files_over_the_one_request_limit_always_go_in_parts() {
         let costs = SendingCosts::in_memory();
-        costs.record(REGION, sent(Method::Parts, 30.0, 8.0));
-        assert_eq!(costs.choose(REGION, ONE_REQUEST_LIMIT + 1), Method::Parts);
+        costs.record(REGION, sent(Method::Parts, 30.0, 8.0), Method::Parts);
+        assert_eq!(
+            costs.choose(REGION, ONE_REQUEST_LIMIT + 1, Method::OneRequest),
+            Method::Parts
+        );
     }
 
     #[test]
     fn figures_survive_a_restart_and_a_garbled_file_starts_again() {
         let costs = SendingCosts::in_memory();
-        costs.record(REGION, sent(Method::Parts, 30.0, 8.0));
+        costs.record(REGION, sent(Method::Parts, 30.0, 8.0), Method::Parts);
         let kept = costs.changes().unwrap();
         assert_eq!(costs.changes(), None, "nothing new to keep");
         let next = SendingCosts::in_memory();
         next.take_up(&kept, "test");
-        assert_eq!(next.choose(REGION, 1 << 30), Method::OneRequest);
+        assert_eq!(
+            next.choose(REGION, 1 << 30, Method::Parts),
+            Method::OneRequest
+        );
 
         for garbled in [
             &b"{\"regions\": 7"[..],
@@ -342,7 +474,7 @@ mod tests {
         ] {
             let next = SendingCosts::in_memory();
             next.take_up(garbled, "test");
-            assert_eq!(next.choose(REGION, 1 << 30), Method::Parts);
+            assert_eq!(next.choose(REGION, 1 << 30, Method::Parts), Method::Parts);
         }
     }
 }

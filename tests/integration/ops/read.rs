@@ -1,6 +1,6 @@
 //! read: exact bytes, through `latest` and by many readers at once; ranged GETs of only
-//! what is read, several at once on a slow connection; a hung region blocks no other
-//! call, and a read no region answers is EIO.
+//! what is read, several at once on a slow connection, one each for readers slowed only
+//! by each other; a hung region blocks no other call, and a read no region answers is EIO.
 
 use std::io::Read;
 use std::process::Command;
@@ -182,6 +182,59 @@ async fn a_slow_connection_has_the_rest_read_by_several_gets_at_once() {
     let at_once = proxy.most_paced_at_once();
     assert!(at_once >= 2, "at most {at_once} GETs flowed at once");
     assert!(at_once <= 8, "{at_once} GETs flowed at once");
+}
+
+// Readers slowed by each other are not readers of a slow server: six at once, each
+// answer paced to 64 MiB/s (384 MiB/s together, past the 256 MiB/s below which a read is
+// cut), read their different artifacts each in one GET (or its first 4 MiB and the
+// rest), not in parts that would share the same server among more GETs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_slowed_by_each_other_read_in_one_get_each() {
+    const READERS: u64 = 6;
+    let (world, proxy) = proxied_moto(WorldOptions::default(), &["us-east-1"]).await;
+    let p = project(&world, "Together");
+    let session = world.session_in(&["us-east-1"], false);
+    let mut expected = Vec::new();
+    for i in 0..READERS {
+        let content = random_bytes(44 << 20, 20 + i as u32);
+        expected.push(format!("{:x}", Md5::digest(&content)));
+        let file = world.file(&format!("artifact-{i}"), &content);
+        session
+            .stage(&p, &Version::new(1, 0, i), &file, Metadata::new(), false)
+            .await
+            .unwrap();
+    }
+    let mount = Mount::start(&world, &["--regions", "us-east-1", "-o", "metadata_ttl=60"]);
+    let paths: Vec<_> = (0..READERS)
+        .map(|i| mount.join(&format!("{p}/1.0.{i}/{p}@1.0.{i}")))
+        .collect();
+    for path in &paths {
+        assert!(path.exists(), "{path:?}");
+    }
+    proxy.set_pace(Some(64 << 20));
+    proxy.clear();
+    let readers: Vec<_> = paths
+        .iter()
+        .map(|path| {
+            Command::new("md5sum")
+                .arg(path)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, reader) in readers.into_iter().enumerate() {
+        let output = reader.wait_with_output().unwrap();
+        assert!(
+            String::from_utf8_lossy(&output.stdout).starts_with(&expected[i]),
+            "reader {i}: {output:?}"
+        );
+    }
+    for i in 0..READERS {
+        let (gets, bytes) = ranged_gets(&proxy, &format!("{p}@1.0.{i}"));
+        assert!(bytes >= 44 << 20, "artifact {i}: {bytes} bytes asked for");
+        assert!(gets <= 2, "artifact {i} was read in {gets} GETs");
+    }
 }
 
 /// Hangs the proxy and starts reading `path` in a thread; returns the reader once the

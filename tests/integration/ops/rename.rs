@@ -43,6 +43,9 @@ on_both_backends!(a_temporary_file_is_published_at_its_rename_only);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_temporary_files_parts_go_up_at_close_and_its_rename_only_completes_them() {
     let (world, proxy) = proxied_moto(WorldOptions::default(), &REGIONS).await;
+    // As on S3, which is sent parts from the first stage (moto itself would be sent
+    // one request).
+    proxy.set_server_name(Some("AmazonS3"));
     let p = project(&world, "Ahead");
     let mount = Mount::start(&world, &[]);
     let folder = mount.join(&format!("{p}/1.0.0"));

@@ -138,6 +138,8 @@ struct Shared {
     denied_ssm_parameters: Mutex<(Vec<String>, String)>,
     /// Requests of this method are answered this long after upstream answered.
     answer_delay: Mutex<Option<(Method, Duration)>>,
+    /// Answers from upstream carry this `Server` header instead of their own.
+    server_name: Mutex<Option<String>>,
     log: Mutex<Vec<Arc<Mutex<RecordedRequest>>>>,
 }
 
@@ -165,6 +167,7 @@ impl FaultProxy {
             denied_ssm: Mutex::new(Vec::new()),
             denied_ssm_parameters: Mutex::new((Vec::new(), String::new())),
             answer_delay: Mutex::new(None),
+            server_name: Mutex::new(None),
             log: Mutex::new(Vec::new()),
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
@@ -265,6 +268,11 @@ impl FaultProxy {
     }
 
     /// The most paced artifact answers that flowed at once since the last `clear`.
+    /// Answers name their server `name` (`AmazonS3`: as S3 does) instead of upstream's.
+    pub fn set_server_name(&self, name: Option<&str>) {
+        *lock(&self.shared.server_name) = name.map(str::to_string);
+    }
+
     pub fn most_paced_at_once(&self) -> usize {
         self.shared.flowing.most()
     }
@@ -480,6 +488,11 @@ async fn handle(sh: Arc<Shared>, client: Upstream, req: Request<Incoming>) -> An
     let (mut rparts, rbody) = resp.into_parts();
     rparts.version = client_version;
     strip_hop_by_hop(&mut rparts.headers);
+    if let Some(name) = lock(&sh.server_name).as_deref() {
+        if let Ok(value) = hyper::header::HeaderValue::from_str(name) {
+            rparts.headers.insert(hyper::header::SERVER, value);
+        }
+    }
     lock(&rec).status = Some(rparts.status.as_u16());
     let rbody = rbody.map_err(BoxError::from).boxed();
     let served = matches!(rparts.status, StatusCode::OK | StatusCode::PARTIAL_CONTENT);
