@@ -22,7 +22,6 @@ use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as S3CompletedPart};
 use bytes::Bytes;
 use futures::StreamExt;
 
@@ -32,7 +31,7 @@ use super::error::{ErrorKind, StorageError};
 use super::options::{OptionsError, StorageOptions};
 use super::server_name::ServerName;
 use super::store::{
-    CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore,
+    CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PartChecks, PutOptions, RegionStore,
 };
 use crate::checksum::{Algorithm, Checksum};
 
@@ -80,7 +79,7 @@ pub struct AwsRegion {
     region: String,
     s3_endpoint: Option<String>,
     server_name: ServerName,
-    s3: aws_sdk_s3::Client,
+    pub(super) s3: aws_sdk_s3::Client,
     ssm: aws_sdk_ssm::Client,
     options: StorageOptions,
 }
@@ -200,7 +199,7 @@ impl AwsRegion {
         Ok(())
     }
 
-    fn transfer_config(&self, size: u64) -> aws_sdk_s3::config::Builder {
+    pub(super) fn transfer_config(&self, size: u64) -> aws_sdk_s3::config::Builder {
         let timeout = self.options.transfer_timeout(size);
         aws_sdk_s3::config::Builder::default().timeout_config(
             TimeoutConfig::builder()
@@ -211,7 +210,7 @@ impl AwsRegion {
         )
     }
 
-    fn what(&self, verb: &str, target: &str) -> String {
+    pub(super) fn what(&self, verb: &str, target: &str) -> String {
         format!("{verb} {target} in {}", self.region)
     }
 }
@@ -487,18 +486,10 @@ impl RegionStore for AwsRegion {
         bucket: &str,
         key: &str,
         user_metadata: &HashMap<String, String>,
+        full_crc64: bool,
     ) -> Result<String, StorageError> {
-        let what = self.what("CreateMultipartUpload", &format!("s3://{bucket}/{key}"));
-        let mut request = self.s3.create_multipart_upload().bucket(bucket).key(key);
-        for (name, value) in user_metadata {
-            request = request.metadata(name, value);
-        }
-        let out = request
-            .send()
+        self.create_upload(bucket, key, user_metadata, full_crc64)
             .await
-            .map_err(|e| classify(what.clone(), e))?;
-        out.upload_id
-            .ok_or_else(|| StorageError::other(format!("{what}: no upload id in the answer")))
     }
 
     async fn upload_part(
@@ -508,33 +499,10 @@ impl RegionStore for AwsRegion {
         upload_id: &str,
         part_number: i32,
         body: Bytes,
-        content_md5: &str,
+        checks: &PartChecks,
     ) -> Result<CompletedPart, StorageError> {
-        let what = self.what(
-            &format!("UploadPart {part_number} of"),
-            &format!("s3://{bucket}/{key}"),
-        );
-        let size = bytes_len(&body);
-        let out = self
-            .s3
-            .upload_part()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(part_number)
-            .content_md5(content_md5)
-            .body(ByteStream::from(body))
-            .customize()
-            // Checked by its Content-MD5: see `send_put`.
-            .disable_payload_signing()
-            .config_override(self.transfer_config(size))
-            .send()
+        self.send_part(bucket, key, upload_id, part_number, body, checks)
             .await
-            .map_err(|e| classify(what.clone(), e))?;
-        let etag = out
-            .e_tag
-            .ok_or_else(|| StorageError::other(format!("{what}: no ETag in the answer")))?;
-        Ok(CompletedPart { part_number, etag })
     }
 
     async fn complete_multipart_upload(
@@ -544,44 +512,10 @@ impl RegionStore for AwsRegion {
         upload_id: &str,
         parts: &[CompletedPart],
         if_none_match: bool,
+        crc64: Option<u64>,
     ) -> Result<(), StorageError> {
-        let completed = CompletedMultipartUpload::builder()
-            .set_parts(Some(
-                parts
-                    .iter()
-                    .map(|p| {
-                        S3CompletedPart::builder()
-                            .part_number(p.part_number)
-                            .e_tag(&p.etag)
-                            .build()
-                    })
-                    .collect(),
-            ))
-            .build();
-        let mut request = self
-            .s3
-            .complete_multipart_upload()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(completed);
-        if if_none_match {
-            request = request.if_none_match("*");
-        }
-        // Completing assembles the parts server-side: allow it the time of a transfer.
-        let size = parts.len() as u64 * (8 << 20);
-        request
-            .customize()
-            .config_override(self.transfer_config(size))
-            .send()
+        self.complete_upload(bucket, key, upload_id, parts, if_none_match, crc64)
             .await
-            .map_err(|e| {
-                classify(
-                    self.what("CompleteMultipartUpload", &format!("s3://{bucket}/{key}")),
-                    e,
-                )
-            })?;
-        Ok(())
     }
 
     async fn abort_multipart_upload(

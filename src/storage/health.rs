@@ -29,7 +29,7 @@ use serde::Serialize;
 use super::breaker::{Admission, Breaker, BreakerPolicy, BreakerState, Transition};
 use super::error::{ErrorKind, StorageError};
 use super::store::{
-    CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore,
+    CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PartChecks, PutOptions, RegionStore,
 };
 
 /// The recent health of every region of a session; cheap to clone and share.
@@ -419,10 +419,11 @@ impl RegionStore for GuardedRegion {
         bucket: &str,
         key: &str,
         user_metadata: &HashMap<String, String>,
+        full_crc64: bool,
     ) -> Result<String, StorageError> {
         self.call(
             self.store
-                .create_multipart_upload(bucket, key, user_metadata),
+                .create_multipart_upload(bucket, key, user_metadata, full_crc64),
         )
         .await
     }
@@ -434,11 +435,11 @@ impl RegionStore for GuardedRegion {
         upload_id: &str,
         part_number: i32,
         body: Bytes,
-        content_md5: &str,
+        checks: &PartChecks,
     ) -> Result<CompletedPart, StorageError> {
         self.call(
             self.store
-                .upload_part(bucket, key, upload_id, part_number, body, content_md5),
+                .upload_part(bucket, key, upload_id, part_number, body, checks),
         )
         .await
     }
@@ -450,6 +451,7 @@ impl RegionStore for GuardedRegion {
         upload_id: &str,
         parts: &[CompletedPart],
         if_none_match: bool,
+        crc64: Option<u64>,
     ) -> Result<(), StorageError> {
         self.call(self.store.complete_multipart_upload(
             bucket,
@@ -457,6 +459,7 @@ impl RegionStore for GuardedRegion {
             upload_id,
             parts,
             if_none_match,
+            crc64,
         ))
         .await
     }

@@ -12,6 +12,7 @@
 
 pub mod aws;
 mod aws_errors;
+mod aws_multipart;
 mod backend;
 pub mod breaker;
 mod checked_file;
@@ -30,6 +31,6 @@ pub use error::{chain, ErrorKind, ServiceAnswer, StorageError};
 pub use health::{HealthBoard, RegionHealth};
 pub use options::StorageOptions;
 pub use store::{
-    CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore,
+    CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PartChecks, PutOptions, RegionStore,
     MD5_METADATA_KEY,
 };

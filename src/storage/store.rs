@@ -122,6 +122,18 @@ pub struct PutOptions {
 pub struct CompletedPart {
     pub part_number: i32,
     pub etag: String,
+    /// Its CRC-64/NVME, when it was sent with it (`PartChecks::crc64`).
+    pub crc64: Option<u64>,
+}
+
+/// What one part is sent with, for the server to check before it keeps the part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartChecks {
+    /// Base64 of the part's MD5 (`Content-MD5`).
+    pub content_md5: String,
+    /// The part's CRC-64/NVME, sent as S3's own checksum of the part: for an upload
+    /// created with `full_crc64`.
+    pub crc64: Option<u64>,
 }
 
 /// One region's parameters and objects.
@@ -198,14 +210,17 @@ pub trait RegionStore: Send + Sync + Debug {
         if_match: Option<&str>,
     ) -> Result<(), StorageError>;
 
-    /// Starts a multipart upload; returns its upload id.
+    /// Starts a multipart upload; returns its upload id. `full_crc64`: the upload is
+    /// checked by S3 as a whole, with a full-object CRC-64/NVME (each part is then sent
+    /// with its CRC, and the completion with the whole object's).
     async fn create_multipart_upload(
         &self,
         bucket: &str,
         key: &str,
         user_metadata: &HashMap<String, String>,
+        full_crc64: bool,
     ) -> Result<String, StorageError>;
-    /// Uploads one part (numbered from 1) with its Content-MD5.
+    /// Uploads one part (numbered from 1) with its checks.
     async fn upload_part(
         &self,
         bucket: &str,
@@ -213,9 +228,11 @@ pub trait RegionStore: Send + Sync + Debug {
         upload_id: &str,
         part_number: i32,
         body: Bytes,
-        content_md5: &str,
+        checks: &PartChecks,
     ) -> Result<CompletedPart, StorageError>;
-    /// Completes the upload, optionally only if the key does not exist yet.
+    /// Completes the upload, optionally only if the key does not exist yet; `crc64`: the
+    /// whole object's, for an upload created with `full_crc64` (S3 refuses to complete
+    /// when the parts do not make it).
     async fn complete_multipart_upload(
         &self,
         bucket: &str,
@@ -223,6 +240,7 @@ pub trait RegionStore: Send + Sync + Debug {
         upload_id: &str,
         parts: &[CompletedPart],
         if_none_match: bool,
+        crc64: Option<u64>,
     ) -> Result<(), StorageError>;
     /// Abandons the upload (best effort: stagers are usually not granted it).
     async fn abort_multipart_upload(

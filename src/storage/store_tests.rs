@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::storage::{
-    CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore, StorageError,
+    CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PartChecks, PutOptions, RegionStore,
+    StorageError,
 };
 
 /// Which operation a call is.
@@ -203,11 +204,12 @@ impl<S: RegionStore, H: Hook> RegionStore for Hooked<S, H> {
         bucket: &str,
         key: &str,
         user_metadata: &HashMap<String, String>,
+        full_crc64: bool,
     ) -> Result<String, StorageError> {
         let call = Call::object(Op::CreateMultipartUpload, bucket, key);
         let answer = self
             .inner
-            .create_multipart_upload(bucket, key, user_metadata);
+            .create_multipart_upload(bucket, key, user_metadata, full_crc64);
         self.around(call, answer).await
     }
     async fn upload_part(
@@ -217,12 +219,12 @@ impl<S: RegionStore, H: Hook> RegionStore for Hooked<S, H> {
         upload_id: &str,
         part_number: i32,
         body: Bytes,
-        content_md5: &str,
+        checks: &PartChecks,
     ) -> Result<CompletedPart, StorageError> {
         let call = Call::object(Op::UploadPart, bucket, key);
         let answer = self
             .inner
-            .upload_part(bucket, key, upload_id, part_number, body, content_md5);
+            .upload_part(bucket, key, upload_id, part_number, body, checks);
         self.around(call, answer).await
     }
     async fn complete_multipart_upload(
@@ -232,11 +234,17 @@ impl<S: RegionStore, H: Hook> RegionStore for Hooked<S, H> {
         upload_id: &str,
         parts: &[CompletedPart],
         if_none_match: bool,
+        crc64: Option<u64>,
     ) -> Result<(), StorageError> {
         let call = Call::object(Op::CompleteMultipartUpload, bucket, key);
-        let answer =
-            self.inner
-                .complete_multipart_upload(bucket, key, upload_id, parts, if_none_match);
+        let answer = self.inner.complete_multipart_upload(
+            bucket,
+            key,
+            upload_id,
+            parts,
+            if_none_match,
+            crc64,
+        );
         self.around(call, answer).await
     }
     async fn abort_multipart_upload(

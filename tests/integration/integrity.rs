@@ -530,6 +530,8 @@ async fn the_mounts_uploads_carry_a_matching_content_md5_and_if_none_match() {
             Some(crc(&small).hex().as_str())
         );
     }
+    // An upload in parts is checked by S3 as a whole: created with a full-object
+    // CRC-64/NVME, each part sent with its own CRC, the completion with the whole's.
     let creations = of("2.0.0", "POST", "uploads");
     assert_eq!(creations.len(), REGIONS.len());
     for creation in creations {
@@ -537,6 +539,37 @@ async fn the_mounts_uploads_carry_a_matching_content_md5_and_if_none_match() {
             creation.header("x-amz-meta-startifact-crc64nvme"),
             Some(crc(&large).hex().as_str()),
             "{creation:#?}"
+        );
+        assert_eq!(
+            creation.header("x-amz-checksum-algorithm"),
+            Some("CRC64NVME")
+        );
+        assert_eq!(creation.header("x-amz-checksum-type"), Some("FULL_OBJECT"));
+    }
+    for part in of("2.0.0", "PUT", "partNumber=") {
+        let number: usize = part
+            .path_and_query
+            .split(['?', '&'])
+            .find_map(|q| q.strip_prefix("partNumber="))
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        let start = (number - 1) * (5 << 20);
+        let end = (start + (5 << 20)).min(large.len());
+        assert_eq!(
+            part.header("x-amz-checksum-crc64nvme"),
+            Some(crc(&large[start..end]).to_s3().as_str()),
+            "{part:#?}"
+        );
+    }
+    for completion in of("2.0.0", "POST", "uploadId=") {
+        assert_eq!(
+            completion.header("x-amz-checksum-crc64nvme"),
+            Some(crc(&large).to_s3().as_str()),
+            "{completion:#?}"
+        );
+        assert_eq!(
+            completion.header("x-amz-checksum-type"),
+            Some("FULL_OBJECT")
         );
     }
     for (version, content) in [("1.0.0", &small), ("2.0.0", &large)] {

@@ -17,7 +17,9 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use super::scratch::Scratch;
-use crate::storage::{CompletedPart, ObjectInfo, PutOptions, RegionStore, StorageError};
+use crate::storage::{
+    CompletedPart, ObjectInfo, PartChecks, PutOptions, RegionStore, StorageError,
+};
 
 /// One end of a copy.
 pub(super) struct End<'a> {
@@ -244,13 +246,27 @@ async fn copy_in_parts(
             info.size
         ))
     })?;
-    // Multipart sources keep our stager's record of the whole MD5; carry it over.
+    // Multipart sources keep our stager's record of the whole MD5 (and CRC); carry it
+    // over. A source whose CRC-64/NVME is known has the copy checked by S3 as a whole.
     let metadata: HashMap<String, String> = info.user_metadata.clone();
+    let full_crc64 = match info.check() {
+        Some(Checksum::Crc64Nvme(crc)) => Some(crc),
+        _ => None,
+    };
     let upload_id = to
         .store
-        .create_multipart_upload(to.bucket, key, &metadata)
+        .create_multipart_upload(to.bucket, key, &metadata, full_crc64.is_some())
         .await?;
-    let result = upload_parts(from, to, key, info, &upload_id, &ranges).await;
+    let result = upload_parts(
+        from,
+        to,
+        key,
+        info,
+        &upload_id,
+        &ranges,
+        full_crc64.is_some(),
+    )
+    .await;
     let completed = match result {
         Ok(completed) => completed,
         Err(e) => {
@@ -262,7 +278,7 @@ async fn copy_in_parts(
         }
     };
     to.store
-        .complete_multipart_upload(to.bucket, key, &upload_id, &completed, true)
+        .complete_multipart_upload(to.bucket, key, &upload_id, &completed, true, full_crc64)
         .await?;
     Ok(())
 }
@@ -274,6 +290,7 @@ async fn upload_parts(
     info: &ObjectInfo,
     upload_id: &str,
     ranges: &[(u64, u64)],
+    with_crc64: bool,
 ) -> Result<Vec<CompletedPart>, CopyError> {
     let mut whole = info.check().map(|c| Running::new(c.algorithm()));
     let mut completed = Vec::with_capacity(ranges.len());
@@ -298,11 +315,14 @@ async fn upload_parts(
         if let Some(whole) = &mut whole {
             whole.update(&body);
         }
-        let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body));
+        let checks = PartChecks {
+            content_md5: base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body)),
+            crc64: with_crc64.then(|| Crc64::of(&body)),
+        };
         let body: Bytes = body.freeze();
         let part = to
             .store
-            .upload_part(to.bucket, key, upload_id, index as i32 + 1, body, &md5)
+            .upload_part(to.bucket, key, upload_id, index as i32 + 1, body, &checks)
             .await?;
         completed.push(part);
     }

@@ -18,7 +18,7 @@ use crate::digest::Crc64;
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
-use crate::storage::{ErrorKind, StorageError};
+use crate::storage::{ErrorKind, PartChecks, StorageError};
 
 use super::digests::PlannedPart;
 
@@ -79,12 +79,19 @@ impl SharedParts {
         }
     }
 
-    /// The parts, as (index, part number, length, Content-MD5).
-    pub(super) fn numbered(&self) -> Vec<(usize, i32, u64, String)> {
+    /// The parts, as (index, part number, length, checks: the Content-MD5 and CRC each
+    /// was hashed with).
+    pub(super) fn numbered(&self) -> Vec<(usize, i32, u64, PartChecks)> {
         self.layout
             .iter()
             .enumerate()
-            .map(|(index, part)| (index, index as i32 + 1, part.length, part.md5.clone()))
+            .map(|(index, part)| {
+                let checks = PartChecks {
+                    content_md5: part.md5.clone(),
+                    crc64: Some(part.crc64),
+                };
+                (index, index as i32 + 1, part.length, checks)
+            })
             .collect()
     }
 

@@ -227,7 +227,14 @@ impl RegionPlan<'_> {
     async fn upload(&self, store: &dyn RegionStore, bucket: &str) -> Result<(), StorageError> {
         if let Some((upload_id, parts)) = self.take_ahead(store.region()) {
             let completed = store
-                .complete_multipart_upload(bucket, self.key, &upload_id, &parts, true)
+                .complete_multipart_upload(
+                    bucket,
+                    self.key,
+                    &upload_id,
+                    &parts,
+                    true,
+                    Some(self.prepared.crc64),
+                )
                 .await;
             match completed {
                 Ok(()) => {
@@ -277,7 +284,7 @@ impl RegionPlan<'_> {
             return Ok(());
         }
         let upload_id = store
-            .create_multipart_upload(bucket, self.key, &self.user_metadata())
+            .create_multipart_upload(bucket, self.key, &self.user_metadata(), true)
             .await?;
         let result = self.upload_parts(store, bucket, &upload_id).await;
         let parts = match result {
@@ -289,7 +296,14 @@ impl RegionPlan<'_> {
         };
         let completing = Instant::now();
         let completed = store
-            .complete_multipart_upload(bucket, self.key, &upload_id, &parts, true)
+            .complete_multipart_upload(
+                bucket,
+                self.key,
+                &upload_id,
+                &parts,
+                true,
+                Some(self.prepared.crc64),
+            )
             .await;
         if completed.is_err() {
             self.abandon(store, bucket, &upload_id).await;
@@ -350,7 +364,7 @@ impl RegionPlan<'_> {
             return Ok(None);
         }
         let upload_id = store
-            .create_multipart_upload(&bucket, self.key, &self.user_metadata())
+            .create_multipart_upload(&bucket, self.key, &self.user_metadata(), true)
             .await?;
         match self.upload_parts(store, &bucket, &upload_id).await {
             Ok(parts) => Ok(Some((upload_id, parts))),
@@ -368,10 +382,10 @@ impl RegionPlan<'_> {
         upload_id: &str,
     ) -> Result<Vec<CompletedPart>, StorageError> {
         let mut parts: Vec<CompletedPart> = stream::iter(self.parts.numbered())
-            .map(|(index, number, length, md5)| async move {
+            .map(|(index, number, length, checks)| async move {
                 let body = self.parts.get(index).await?;
                 let part = store
-                    .upload_part(bucket, self.key, upload_id, number, body, &md5)
+                    .upload_part(bucket, self.key, upload_id, number, body, &checks)
                     .await?;
                 self.moved(store.region(), length);
                 Ok::<_, StorageError>(part)

@@ -33,7 +33,7 @@ use bytes::Bytes;
 
 use super::error::StorageError;
 use super::store::{
-    CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PutOptions, RegionStore,
+    CompletedPart, ObjectInfo, ObjectStream, ObjectSummary, PartChecks, PutOptions, RegionStore,
 };
 
 pub use region::{LocalRegion, RequestCounters};
@@ -153,6 +153,7 @@ impl RegionStore for LocalRegion {
         bucket: &str,
         key: &str,
         user_metadata: &HashMap<String, String>,
+        _full_crc64: bool,
     ) -> Result<String, StorageError> {
         multipart::create(self, bucket, key, user_metadata).await
     }
@@ -164,9 +165,9 @@ impl RegionStore for LocalRegion {
         upload_id: &str,
         part_number: i32,
         body: Bytes,
-        content_md5: &str,
+        checks: &PartChecks,
     ) -> Result<CompletedPart, StorageError> {
-        multipart::upload_part(self, upload_id, part_number, body, content_md5).await
+        multipart::upload_part(self, upload_id, part_number, body, checks).await
     }
 
     async fn complete_multipart_upload(
@@ -176,8 +177,9 @@ impl RegionStore for LocalRegion {
         upload_id: &str,
         parts: &[CompletedPart],
         if_none_match: bool,
+        crc64: Option<u64>,
     ) -> Result<(), StorageError> {
-        multipart::complete(self, bucket, key, upload_id, parts, if_none_match).await
+        multipart::complete(self, bucket, key, upload_id, parts, if_none_match, crc64).await
     }
 
     async fn abort_multipart_upload(

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
-use crate::digest::Md5;
+use crate::digest::{Crc64, Md5};
 use base64::Engine;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ use super::layout::path_of;
 use super::objects::{commit, Sidecar};
 use super::region::LocalRegion;
 use crate::storage::error::StorageError;
-use crate::storage::store::CompletedPart;
+use crate::storage::store::{CompletedPart, PartChecks};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct UploadManifest {
@@ -69,14 +69,14 @@ pub(super) async fn upload_part(
     upload_id: &str,
     part_number: i32,
     body: Bytes,
-    content_md5: &str,
+    checks: &PartChecks,
 ) -> Result<CompletedPart, StorageError> {
     local.check_up()?;
     if !(1..=10_000).contains(&part_number) {
         return Err(StorageError::invalid(format!("part number {part_number}")));
     }
     let dir = upload_dir(local, upload_id)?;
-    let content_md5 = content_md5.to_string();
+    let checks = checks.clone();
     let upload_id = upload_id.to_string();
     blocking(move || {
         if !dir.is_dir() {
@@ -85,15 +85,28 @@ pub(super) async fn upload_part(
             )));
         }
         let actual = md5_base64(&body);
-        if actual != content_md5 {
+        if actual != checks.content_md5 {
             return Err(StorageError::bad_digest(format!(
-                "part {part_number}: Content-MD5 {content_md5} but the body's MD5 is {actual}"
+                "part {part_number}: Content-MD5 {} but the body's MD5 is {actual}",
+                checks.content_md5
             )));
+        }
+        if let Some(crc64) = checks.crc64 {
+            let actual = Crc64::of(&body);
+            if actual != crc64 {
+                return Err(StorageError::bad_digest(format!(
+                    "part {part_number}: CRC-64/NVME {crc64:016x} but the body's is {actual:016x}"
+                )));
+            }
         }
         let etag = format!("\"{}\"", hex::encode(Md5::digest(&body)));
         std::fs::write(dir.join(format!("part-{part_number:05}")), &body)
             .map_err(|e| io_error("writing part", e))?;
-        Ok(CompletedPart { part_number, etag })
+        Ok(CompletedPart {
+            part_number,
+            etag,
+            crc64: checks.crc64,
+        })
     })
     .await
 }
@@ -105,6 +118,7 @@ pub(super) async fn complete(
     upload_id: &str,
     parts: &[CompletedPart],
     if_none_match: bool,
+    crc64: Option<u64>,
 ) -> Result<(), StorageError> {
     let bucket_root = local.existing_bucket(bucket)?;
     let dir = upload_dir(local, upload_id)?;
@@ -131,6 +145,7 @@ pub(super) async fn complete(
         let temporary = tmp.join(format!(".tmp-{:016x}", rand::random::<u64>()));
         let mut out = std::fs::File::create(&temporary).map_err(|e| io_error(&what, e))?;
         let mut digests = Vec::new();
+        let mut whole = Crc64::new();
         let mut part_size = None;
         for (index, part) in parts.iter().enumerate() {
             if part.part_number != index as i32 + 1 {
@@ -147,8 +162,18 @@ pub(super) async fn complete(
                 )));
             }
             digests.extend_from_slice(&digest);
+            whole.update(&body);
             part_size.get_or_insert(body.len() as u64);
             out.write_all(&body).map_err(|e| io_error(&what, e))?;
+        }
+        // As S3 does with a full-object checksum: parts that do not make the object
+        // given are not completed.
+        let actual = whole.finalize();
+        if let Some(expected) = crc64.filter(|expected| *expected != actual) {
+            let _ = std::fs::remove_file(&temporary);
+            return Err(StorageError::bad_digest(format!(
+                "{what}: the parts' CRC-64/NVME is {actual:016x}, not {expected:016x}"
+            )));
         }
         out.sync_data().map_err(|e| io_error(&what, e))?;
         drop(out);
@@ -177,5 +202,79 @@ pub(super) async fn abort(local: &LocalRegion, upload_id: &str) -> Result<(), St
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_error("aborting upload", e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::digest::Crc64;
+    use crate::storage::error::ErrorKind;
+    use crate::storage::local::LocalRegion;
+    use crate::storage::{PartChecks, RegionStore};
+
+    fn checks(body: &[u8], crc64: Option<u64>) -> PartChecks {
+        PartChecks {
+            content_md5: super::md5_base64(body),
+            crc64,
+        }
+    }
+
+    // As S3 does with a full-object CRC-64/NVME: a part that does not match its CRC is
+    // refused, and parts that do not make the whole object given are not completed.
+    #[tokio::test]
+    async fn parts_and_the_whole_are_checked_against_their_crcs() {
+        let dir = tempfile::tempdir().unwrap();
+        let region = LocalRegion::new(dir.path(), "r");
+        region.create_bucket("b").unwrap();
+        let first = vec![7u8; 5 << 20];
+        let second = b"the rest".to_vec();
+        let whole = Crc64::of([first.clone(), second.clone()].concat());
+        let metadata = Default::default();
+        let id = region
+            .create_multipart_upload("b", "k", &metadata, true)
+            .await
+            .unwrap();
+        let wrong = region
+            .upload_part(
+                "b",
+                "k",
+                &id,
+                1,
+                first.clone().into(),
+                &checks(&first, Some(1)),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(wrong.kind(), ErrorKind::BadDigest, "{wrong}");
+        let mut parts = Vec::new();
+        for (number, body) in [(1, &first), (2, &second)] {
+            let crc = Some(Crc64::of(body));
+            let part = region
+                .upload_part(
+                    "b",
+                    "k",
+                    &id,
+                    number,
+                    body.clone().into(),
+                    &checks(body, crc),
+                )
+                .await
+                .unwrap();
+            assert_eq!(part.crc64, crc);
+            parts.push(part);
+        }
+        let refused = region
+            .complete_multipart_upload("b", "k", &id, &parts, true, Some(whole ^ 1))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::BadDigest, "{refused}");
+        assert!(region.head_object("b", "k").await.is_err(), "nothing kept");
+        region
+            .complete_multipart_upload("b", "k", &id, &parts, true, Some(whole))
+            .await
+            .unwrap();
+        let info = region.head_object("b", "k").await.unwrap();
+        assert_eq!(info.size, (first.len() + second.len()) as u64);
+        assert!(info.etag.unwrap().ends_with("-2\""));
     }
 }
