@@ -49,18 +49,19 @@ const MMAP_THRESHOLD: libc::c_int = 2 << 20;
 
 /// Free memory at the top of a heap past this size is given back to the system.
 #[cfg(target_env = "gnu")]
-const TRIM_THRESHOLD: libc::c_int = 8 << 20;
+const TRIM_THRESHOLD: libc::c_int = 2 << 20;
 
 /// Memory freed is given back: glibc raises its mmap threshold each time a large block
 /// is freed, after which 8 MiB part buffers, allocated on many short-lived worker
 /// threads, land in per-thread heaps that keep them. A fixed threshold keeps them mapped
 /// on their own, so a 200 MB stage ends near where it started. It lies above 1 MiB, the
 /// largest read or write the kernel sends: a buffer of one (a read's answer joined from
-/// the body's frames, a write's bytes) comes from a heap, and a heap keeps up to 8 MiB
+/// the body's frames, a write's bytes) comes from a heap, and a heap keeps up to 2 MiB
 /// free at its top (glibc's default is 128 KiB), so that such buffers are not given
 /// back and faulted in again on every call. Measured on a cold `cat` of 200 MB from
-/// moto: the daemon's CPU went from 0.36-0.42 s to 0.22-0.28 s (most of it the kernel's
-/// page faults).
+/// moto: the daemon's CPU went from 0.36-0.42 s to 0.29-0.31 s (most of it the kernel's
+/// page faults). 8 MiB saved more (0.22-0.28 s) but took the peak of 8 readers at once
+/// past 128 MiB in one round of five.
 fn give_back_large_buffers() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only sets a tunable of the allocator, before any thread exists.
