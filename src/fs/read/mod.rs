@@ -298,13 +298,10 @@ impl FileReader {
         }
         let pace = &self.shared.pace;
         let server = &self.pinned.copies.region;
-        let slot = match pace.enter(server, self.reader, self.lanes.in_parts()) {
-            Some(slot) => slot,
-            None if self.streams.is_empty() => match pace.enter(server, self.reader, false) {
-                Some(slot) => slot,
-                None => return false,
-            },
-            None => return false,
+        // A reader with no GET in flight always gets one; a part only within the bound.
+        let part = self.lanes.in_parts() && !self.streams.is_empty();
+        let Some(slot) = pace.enter(server, self.reader, part) else {
+            return false;
         };
         let budget = if self.lanes.in_parts() {
             let permits = self.shared.permits_for(end - start);

@@ -226,16 +226,7 @@ impl RegionPlan<'_> {
 
     async fn upload(&self, store: &dyn RegionStore, bucket: &str) -> Result<(), StorageError> {
         if let Some((upload_id, parts)) = self.take_ahead(store.region()) {
-            let completed = store
-                .complete_multipart_upload(
-                    bucket,
-                    self.key,
-                    &upload_id,
-                    &parts,
-                    true,
-                    Some(self.prepared.crc64),
-                )
-                .await;
+            let completed = self.complete(store, bucket, &upload_id, &parts).await;
             match completed {
                 Ok(()) => {
                     self.moved(store.region(), self.prepared.size);
@@ -295,16 +286,7 @@ impl RegionPlan<'_> {
             }
         };
         let completing = Instant::now();
-        let completed = store
-            .complete_multipart_upload(
-                bucket,
-                self.key,
-                &upload_id,
-                &parts,
-                true,
-                Some(self.prepared.crc64),
-            )
-            .await;
+        let completed = self.complete(store, bucket, &upload_id, &parts).await;
         if completed.is_err() {
             self.abandon(store, bucket, &upload_id).await;
         } else {
@@ -395,6 +377,21 @@ impl RegionPlan<'_> {
             .await?;
         parts.sort_by_key(|p| p.part_number);
         Ok(parts)
+    }
+
+    /// Completes this stage's upload in parts, unless the key is taken, with the whole
+    /// file's CRC for S3 to check the parts against.
+    async fn complete(
+        &self,
+        store: &dyn RegionStore,
+        bucket: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<(), StorageError> {
+        let crc64 = Some(self.prepared.crc64);
+        store
+            .complete_multipart_upload(bucket, self.key, upload_id, parts, true, crc64)
+            .await
     }
 
     /// Best effort: stagers are usually not granted `s3:AbortMultipartUpload`, and a
